@@ -1,0 +1,377 @@
+//! `trm image build`: a Debian 12 base image made with debootstrap, with
+//! cloud-init fed from LXD config through NoCloud seed templates, so
+//! Terrarium works on hosts that cannot reach an image server.
+//!
+//! Two caches: the LXD image itself (by alias), and the tarballs under the
+//! cache directory, so a host whose LXD was reset imports without building.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lxd::Lxd;
+use crate::process::{tools, Cmd};
+
+const SUITE: &str = "bookworm";
+const PACKAGES: &[&str] = &[
+    "cloud-init",
+    "sudo",
+    "isc-dhcp-client",
+    "ifupdown",
+    "netbase",
+    "locales",
+    "ca-certificates",
+    "less",
+    "nano",
+];
+const LONG: Duration = Duration::from_secs(1800);
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub alias: String,
+    pub mirror: Option<String>,
+    pub cache_dir: PathBuf,
+    /// Build anew even when a cached image or tarball exists.
+    pub rebuild: bool,
+}
+
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("TRM_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/terrarium/images"))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub alias: String,
+    /// `reused` (already in LXD), `imported` (from cached tarballs) or `built`.
+    pub action: &'static str,
+    pub cache: String,
+    pub seconds: u64,
+}
+
+/// Plan-only description for `--dry-run`.
+pub fn plan(lxd: &Lxd, opts: &BuildOptions) -> Result<BuildReport> {
+    let action = if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
+        "reuse"
+    } else if !opts.rebuild && cached(opts).is_some() {
+        "import"
+    } else {
+        "build"
+    };
+    Ok(BuildReport {
+        alias: opts.alias.clone(),
+        action,
+        cache: cache_slot(opts).display().to_string(),
+        seconds: 0,
+    })
+}
+
+fn cache_slot(opts: &BuildOptions) -> PathBuf {
+    opts.cache_dir.join(opts.alias.replace('/', "_"))
+}
+
+fn cached(opts: &BuildOptions) -> Option<(PathBuf, PathBuf)> {
+    let slot = cache_slot(opts);
+    let (meta, rootfs) = (slot.join("meta.tar.gz"), slot.join("rootfs.tar.gz"));
+    (meta.is_file() && rootfs.is_file()).then_some((meta, rootfs))
+}
+
+/// Build (or reuse) the base image. `progress` hears each stage.
+pub fn build(lxd: &Lxd, opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<BuildReport> {
+    let started = Instant::now();
+    let report = |action| BuildReport {
+        alias: opts.alias.clone(),
+        action,
+        cache: cache_slot(opts).display().to_string(),
+        seconds: started.elapsed().as_secs(),
+    };
+    if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
+        return Ok(report("reused"));
+    }
+    if !opts.rebuild {
+        if let Some((meta, rootfs)) = cached(opts) {
+            progress("importing cached image tarballs");
+            lxd.import_image(&meta, &rootfs, &opts.alias)?;
+            return Ok(report("imported"));
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot("building an image (debootstrap)".into()));
+    }
+    for t in [tools::DEBOOTSTRAP, tools::CHROOT, tools::MOUNT, tools::UMOUNT, tools::TAR] {
+        t.resolve()?;
+    }
+    std::fs::create_dir_all(&opts.cache_dir)
+        .map_err(|e| Error::io(format!("creating {}", opts.cache_dir.display()), e))?;
+    // The work directory sits next to the cache so the final move is a rename.
+    let work = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&opts.cache_dir)
+        .map_err(|e| Error::io("creating a build directory", e))?;
+    let root = work.path().join("rootfs");
+    let mirror = match &opts.mirror {
+        Some(m) => m.clone(),
+        None => apt_mirror(),
+    };
+    progress(&format!("debootstrap {SUITE} from {mirror}"));
+    Cmd::tool(&tools::DEBOOTSTRAP)?
+        .args([
+            "--variant=minbase",
+            "--include=systemd-sysv,iproute2",
+            SUITE,
+        ])
+        .arg(&root)
+        .arg(&mirror)
+        .timeout(LONG)
+        .run()?;
+    progress("installing cloud-init, sudo and friends");
+    install_packages(&root)?;
+    configure_rootfs(&root)?;
+    progress("packing the image");
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&out).map_err(|e| Error::io("creating the output directory", e))?;
+    write_metadata(&work.path().join("meta"))?;
+    tar(&work.path().join("meta"), &out.join("meta.tar.gz"))?;
+    tar(&root, &out.join("rootfs.tar.gz"))?;
+    let slot = cache_slot(opts);
+    if slot.exists() {
+        std::fs::remove_dir_all(&slot)
+            .map_err(|e| Error::io(format!("replacing {}", slot.display()), e))?;
+    }
+    std::fs::rename(&out, &slot).map_err(|e| Error::io(format!("moving into {}", slot.display()), e))?;
+    progress("importing into LXD");
+    if opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
+        lxd.delete_image_alias(&opts.alias)?;
+    }
+    lxd.import_image(&slot.join("meta.tar.gz"), &slot.join("rootfs.tar.gz"), &opts.alias)?;
+    Ok(report("built"))
+}
+
+/// A mount that is undone however we leave.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Ok(c) = Cmd::tool(&tools::UMOUNT) {
+            let _ = c.arg("--lazy").arg(&self.0).run();
+        }
+    }
+}
+
+fn install_packages(root: &Path) -> Result<()> {
+    let proc_dir = root.join("proc");
+    Cmd::tool(&tools::MOUNT)?
+        .args(["-t", "proc", "proc"])
+        .arg(&proc_dir)
+        .run()?;
+    let _proc = Mounted(proc_dir);
+    // apt inside the chroot resolves the mirror with the host's resolver.
+    let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
+    let chroot = || -> Result<Cmd> {
+        Ok(Cmd::tool(&tools::CHROOT)?
+            .arg(root)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C")
+            .timeout(LONG))
+    };
+    // cloud-init cannot go in debootstrap's --include (a virtual-package
+    // dependency defeats its resolver), so it comes in a second step.
+    chroot()?
+        .args(["apt-get", "install", "-y", "--no-install-recommends"])
+        .args(PACKAGES)
+        .run()?;
+    write(root, "etc/locale.gen", "en_US.UTF-8 UTF-8\nC.UTF-8 UTF-8\n")?;
+    chroot()?.arg("locale-gen").run()?;
+    chroot()?.args(["apt-get", "clean"]).run()?;
+    Ok(())
+}
+
+fn write(root: &Path, rel: &str, text: &str) -> Result<()> {
+    let p = root.join(rel);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    }
+    std::fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))
+}
+
+fn configure_rootfs(root: &Path) -> Result<()> {
+    write(root, "etc/default/locale", "LANG=C.UTF-8\n")?;
+    // Only the NoCloud seed LXD writes; no network probing for clouds.
+    write(
+        root,
+        "etc/cloud/cloud.cfg.d/90_terrarium.cfg",
+        "datasource_list: [ NoCloud, None ]\n",
+    )?;
+    write(root, "etc/hostname", "terrarium\n")?;
+    // Each container gets its own identity on first boot.
+    write(root, "etc/machine-id", "")?;
+    write(root, "etc/resolv.conf", "")?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    if let Ok(entries) = std::fs::read_dir(root.join("var/lib/apt/lists")) {
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tar(dir: &Path, out: &Path) -> Result<()> {
+    Cmd::tool(&tools::TAR)?
+        .arg("-C")
+        .arg(dir)
+        .args(["--numeric-owner", "--xattrs", "-czf"])
+        .arg(out)
+        .arg(".")
+        .timeout(LONG)
+        .run()
+        .map(drop)
+}
+
+/// LXD image metadata: `metadata.yaml` (JSON is YAML) and the templates
+/// that put LXD's cloud-init keys into the NoCloud seed.
+fn write_metadata(dir: &Path) -> Result<()> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        other => other,
+    };
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let tpl = |name: &str, default: Option<&str>| {
+        let mut t = serde_json::json!({"when": ["create", "copy"], "template": name});
+        if let Some(d) = default {
+            t["properties"] = serde_json::json!({ "default": d });
+        }
+        t
+    };
+    const SEED: &str = "/var/lib/cloud/seed/nocloud-net";
+    let metadata = serde_json::json!({
+        "architecture": arch,
+        "creation_date": created,
+        "properties": {
+            "description": "Terrarium Debian 12 (bookworm) base",
+            "os": "debian",
+            "release": SUITE,
+            "variant": "terrarium",
+        },
+        "templates": {
+            "/etc/hostname": tpl("hostname.tpl", None),
+            "/etc/hosts": tpl("hosts.tpl", None),
+            format!("{SEED}/meta-data"): tpl("cloud-init-meta.tpl", None),
+            format!("{SEED}/user-data"): tpl("cloud-init-user.tpl", Some("#cloud-config\n{}\n")),
+            format!("{SEED}/vendor-data"): tpl("cloud-init-vendor.tpl", Some("#cloud-config\n{}\n")),
+            format!("{SEED}/network-config"): tpl("cloud-init-network.tpl", Some(DEFAULT_NETWORK)),
+        },
+    });
+    write(dir, "metadata.yaml", &serde_json::to_string_pretty(&metadata).expect("json"))?;
+    write(dir, "templates/hostname.tpl", "{{ container.name }}\n")?;
+    write(
+        dir,
+        "templates/hosts.tpl",
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{{ container.name }}\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    )?;
+    write(
+        dir,
+        "templates/cloud-init-meta.tpl",
+        "instance-id: {{ container.name }}\nlocal-hostname: {{ container.name }}\n{{ config_get(\"user.meta-data\", \"\") }}\n",
+    )?;
+    for (file, new_key, old_key) in [
+        ("cloud-init-user.tpl", "cloud-init.user-data", "user.user-data"),
+        ("cloud-init-vendor.tpl", "cloud-init.vendor-data", "user.vendor-data"),
+        ("cloud-init-network.tpl", "cloud-init.network-config", "user.network-config"),
+    ] {
+        write(dir, &format!("templates/{file}"), &seed_template(new_key, old_key))?;
+    }
+    Ok(())
+}
+
+const DEFAULT_NETWORK: &str = "version: 1\nconfig:\n  - type: physical\n    name: eth0\n    subnets:\n      - type: dhcp\n        control: auto\n";
+
+/// The current `cloud-init.*` key, else the older `user.*` one, else the
+/// template's default. No `\n` escapes in string literals: LXD's template
+/// engine rejects them, so defaults travel as template properties.
+fn seed_template(new_key: &str, old_key: &str) -> String {
+    format!(
+        "{{% if config_get(\"{new_key}\", \"\") != \"\" %}}{{{{ config_get(\"{new_key}\", \"\") }}}}\
+         {{% elif config_get(\"{old_key}\", \"\") != \"\" %}}{{{{ config_get(\"{old_key}\", \"\") }}}}\
+         {{% else %}}{{{{ properties.default }}}}{{% endif %}}\n"
+    )
+}
+
+/// The Debian mirror this host's apt already uses (deb822 or one-line
+/// sources), else deb.debian.org.
+pub fn apt_mirror() -> String {
+    let deb822 = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sources"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect::<Vec<_>>();
+    let one_line = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    mirror_from_sources(&deb822, &one_line).unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+fn mirror_from_sources(deb822: &[String], one_line: &str) -> Option<String> {
+    for text in deb822 {
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            let suites = field("Suites:").unwrap_or_default();
+            if suites.split_whitespace().any(|s| s == SUITE) {
+                if let Some(uri) = field("URIs:").and_then(|u| u.split_whitespace().next().map(String::from)) {
+                    return Some(uri);
+                }
+            }
+        }
+    }
+    one_line.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.first() == Some(&"deb") && f.iter().any(|x| *x == SUITE))
+            .then(|| f.iter().find(|x| x.contains("://")).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_is_read_from_deb822_then_one_line_sources() {
+        let deb822 = vec![
+            "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n\n\
+             Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+                .to_string(),
+        ];
+        assert_eq!(
+            mirror_from_sources(&deb822, "").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        assert_eq!(
+            mirror_from_sources(&[], "# c\ndeb [arch=amd64] http://m.example/debian bookworm main\n")
+                .as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(mirror_from_sources(&[], ""), None);
+    }
+
+    #[test]
+    fn seed_template_prefers_the_new_key_and_has_no_escapes() {
+        let t = seed_template("cloud-init.user-data", "user.user-data");
+        assert!(t.starts_with("{% if config_get(\"cloud-init.user-data\", \"\") != \"\" %}"));
+        assert!(t.contains("{{ properties.default }}"));
+        assert!(!t.contains("\\n"));
+    }
+}

@@ -1,0 +1,400 @@
+//! Instances as Terrarium shows and handles them: summaries for `list` and
+//! `info`, lifecycle that reports whether anything changed, launch that
+//! waits for cloud-init, and exec as the unprivileged `terrarium` user.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lxd::{ExecSpec, Instance, LaunchSpec, Lxd};
+use crate::names::validate_instance_name;
+use crate::output::{Human, Row};
+use crate::process::{exit_code_of, Cmd};
+use crate::time::rfc3339_utc;
+
+/// The account workloads run as inside a container.
+pub const USER: &str = "terrarium";
+pub const HOME: &str = "/home/terrarium";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub project: String,
+    pub state: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub profiles: Vec<String>,
+    /// First IPv4 of the LXD-managed NIC (never docker0 and the like).
+    pub ipv4: Option<String>,
+    pub image: String,
+    pub created_at: String,
+    pub snapshots: usize,
+}
+
+impl Summary {
+    pub fn of(i: &Instance, project: &str) -> Summary {
+        let c = &i.config;
+        let image = c
+            .get("image.description")
+            .cloned()
+            .or_else(|| {
+                let os = c.get("image.os")?;
+                Some(format!("{os} {}", c.get("image.release").map_or("", |s| s)).trim().to_string())
+            })
+            .unwrap_or_default();
+        Summary {
+            name: i.name.clone(),
+            project: if i.project.is_empty() { project.to_string() } else { i.project.clone() },
+            state: i.status.to_ascii_lowercase(),
+            kind: i.kind.clone(),
+            profiles: i.profiles.clone(),
+            ipv4: i.ipv4().into_iter().next(),
+            image,
+            created_at: rfc3339_utc(&i.created_at),
+            snapshots: i.snapshot_count(),
+        }
+    }
+}
+
+impl Row for Summary {
+    fn headers() -> &'static [&'static str] {
+        &["NAME", "STATE", "IPV4", "PROFILES", "IMAGE", "SNAPSHOTS", "CREATED"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.state.clone(),
+            self.ipv4.clone().unwrap_or_default(),
+            self.profiles.join(","),
+            self.image.clone(),
+            self.snapshots.to_string(),
+            self.created_at.clone(),
+        ]
+    }
+}
+
+impl Human for Summary {
+    fn human(&self) -> String {
+        let rows = [
+            ("name", self.name.clone()),
+            ("project", self.project.clone()),
+            ("state", self.state.clone()),
+            ("type", self.kind.clone()),
+            ("ipv4", self.ipv4.clone().unwrap_or_else(|| "-".into())),
+            ("profiles", self.profiles.join(", ")),
+            ("image", self.image.clone()),
+            ("created", self.created_at.clone()),
+            ("snapshots", self.snapshots.to_string()),
+        ];
+        rows.iter()
+            .map(|(k, v)| format!("{k:<10} {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
+    Ok(lxd
+        .instances()?
+        .iter()
+        .map(|i| Summary::of(i, lxd.project()))
+        .collect())
+}
+
+pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
+    validate_instance_name(name)?;
+    let i = lxd.query::<Instance>(&format!("/1.0/instances/{name}?recursion=2"))
+        .map_err(|e| if crate::lxd::is_not_found(&e) {
+            Error::NotFound { kind: "instance", name: name.to_string() }
+        } else { e })?;
+    Ok(Summary::of(&i, lxd.project()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+}
+
+/// What a lifecycle command did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub name: String,
+    pub action: Verb,
+    pub changed: bool,
+    pub dry_run: bool,
+    pub state_before: String,
+    pub detail: String,
+}
+
+impl Human for Change {
+    fn human(&self) -> String {
+        let verb = match self.action {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+            Verb::Delete => "delete",
+        };
+        match (self.dry_run, self.changed) {
+            (true, true) => format!("would {verb} {}: {}", self.name, self.detail),
+            (false, true) => format!("{verb}: {} ({})", self.name, self.detail),
+            (_, false) => format!("{}: nothing to do ({})", self.name, self.detail),
+        }
+    }
+}
+
+/// Plan a lifecycle change from the instance's current state; nothing is
+/// changed here. Refusals (a running instance to delete without force)
+/// are errors.
+pub fn plan_change(lxd: &Lxd, name: &str, verb: Verb, force: bool) -> Result<(Change, Instance)> {
+    validate_instance_name(name)?;
+    let i = lxd.instance(name)?;
+    let running = i.is_running();
+    let (changed, detail) = match verb {
+        Verb::Start if running => (false, "already running".to_string()),
+        Verb::Start => (true, "start the instance".into()),
+        Verb::Stop if !running => (false, format!("already {}", i.status.to_ascii_lowercase())),
+        Verb::Stop => (true, if force { "stop it forcibly" } else { "stop it cleanly" }.into()),
+        Verb::Restart if !running => {
+            return Err(Error::WrongState(format!(
+                "instance '{name}' is {}; use `trm start {name}`",
+                i.status.to_ascii_lowercase()
+            )))
+        }
+        Verb::Restart => (true, "restart the instance".into()),
+        Verb::Delete if running && !force => {
+            return Err(Error::WrongState(format!(
+                "instance '{name}' is running; stop it first or pass --force"
+            )))
+        }
+        Verb::Delete => {
+            let snaps = lxd
+                .query::<Vec<String>>(&format!("/1.0/instances/{name}/snapshots"))?
+                .len();
+            (
+                true,
+                format!(
+                    "delete the instance{} and its {snaps} snapshot(s); this cannot be undone",
+                    if running { " (running: it is stopped first)" } else { "" }
+                ),
+            )
+        }
+    };
+    Ok((
+        Change {
+            name: name.to_string(),
+            action: verb,
+            changed,
+            dry_run: false,
+            state_before: i.status.to_ascii_lowercase(),
+            detail,
+        },
+        i,
+    ))
+}
+
+pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
+    if !change.changed {
+        return Ok(());
+    }
+    match change.action {
+        Verb::Start => lxd.start(&change.name),
+        Verb::Stop => lxd.stop(&change.name, force),
+        Verb::Restart => lxd.restart(&change.name, force),
+        Verb::Delete => lxd.delete(&change.name, force),
+    }
+}
+
+/// Outcome of `trm launch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Launched {
+    #[serde(flatten)]
+    pub spec: LaunchSpec,
+    pub dry_run: bool,
+    /// `done`, `disabled` (image without cloud-init), `not_waited`.
+    pub cloud_init: String,
+    pub instance: Option<Summary>,
+}
+
+impl Human for Launched {
+    fn human(&self) -> String {
+        if self.dry_run {
+            return format!(
+                "would launch {} from {} with profiles [{}]",
+                self.spec.name,
+                self.spec.image,
+                self.spec.profiles.join(", ")
+            );
+        }
+        let mut s = format!("launched {} (cloud-init: {})", self.spec.name, self.cloud_init);
+        if let Some(i) = &self.instance {
+            s.push('\n');
+            s.push_str(&i.human());
+        }
+        s
+    }
+}
+
+pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
+    validate_instance_name(&spec.name)?;
+    for p in &spec.profiles {
+        if lxd.profile(p)?.is_none() {
+            return Err(Error::NotFound { kind: "profile", name: p.clone() });
+        }
+    }
+    match lxd.instance(&spec.name) {
+        Ok(_) => Err(Error::Usage(format!("instance '{}' already exists", spec.name))),
+        Err(Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Launch, then wait for cloud-init (unless `wait` is `None`).
+pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<Launched> {
+    lxd.launch(spec)?;
+    let cloud_init = match wait {
+        None => "not_waited".to_string(),
+        Some(t) => wait_cloud_init(lxd, &spec.name, t)?,
+    };
+    Ok(Launched {
+        spec: spec.clone(),
+        dry_run: false,
+        cloud_init,
+        instance: Some(info(lxd, &spec.name)?),
+    })
+}
+
+fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
+    let out = lxd.exec_output(name, &["cloud-init", "status", "--wait"], timeout)?;
+    match out.status.code() {
+        Some(0) => Ok("done".into()),
+        // 127: the image has no cloud-init; nothing to wait for.
+        Some(127) => Ok("disabled".into()),
+        _ => {
+            let long = lxd
+                .exec_output(name, &["cloud-init", "status", "--long"], Duration::from_secs(30))
+                .map(|o| o.stdout_str())
+                .unwrap_or_default();
+            let detail: Vec<&str> = long.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            Err(Error::WrongState(format!(
+                "cloud-init failed in '{name}': {}; the instance is running, inspect it with \
+                 `trm exec --root {name} -- cloud-init status --long`",
+                detail.join("; ")
+            )))
+        }
+    }
+}
+
+/// The `lxc exec` that runs `command` (a login shell when empty) as the
+/// `terrarium` user in its home with a login environment, or as root.
+pub fn exec_cmd(lxd: &Lxd, name: &str, command: &[String], root: bool) -> Result<Cmd> {
+    validate_instance_name(name)?;
+    let command = if command.is_empty() {
+        vec!["/bin/bash".to_string(), "-l".to_string()]
+    } else {
+        command.to_vec()
+    };
+    let spec = if root {
+        ExecSpec { command, ..ExecSpec::default() }
+    } else {
+        // setpriv (util-linux) switches to the user by name and builds the
+        // login environment (HOME, USER, LOGNAME, SHELL, PATH) from its
+        // passwd entry in the same exec: no second round trip to look up
+        // the uid.
+        let mut argv: Vec<String> = [
+            "setpriv",
+            "--reuid", USER,
+            "--regid", USER,
+            "--init-groups",
+            "--reset-env",
+            "--",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(command);
+        ExecSpec {
+            cwd: Some(HOME.into()),
+            command: argv,
+            ..ExecSpec::default()
+        }
+    };
+    Ok(lxd.exec_cmd(name, &spec))
+}
+
+/// Run `trm exec` attached to the terminal; returns the command's exit
+/// code. When it fails the way a missing instance, a stopped one or a
+/// missing user makes it fail, say which.
+pub fn exec(lxd: &Lxd, name: &str, command: &[String], root: bool) -> Result<i32> {
+    let status = exec_cmd(lxd, name, command, root)?.interactive()?;
+    let code = exit_code_of(&status);
+    if code == 1 {
+        diagnose_exec(lxd, name, root)?;
+    }
+    Ok(code)
+}
+
+fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
+    let i = lxd.instance(name)?;
+    if !i.is_running() {
+        return Err(Error::WrongState(format!(
+            "instance '{name}' is {}; start it with `trm start {name}`",
+            i.status.to_ascii_lowercase()
+        )));
+    }
+    if !root {
+        let out = lxd.exec_output(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
+        if out.status.code() == Some(2) {
+            return Err(Error::WrongState(format!(
+                "instance '{name}' has no '{USER}' user; use `trm exec --root {name}` \
+                 (launch with a Terrarium profile to get the user)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_takes_image_description_and_normalises_time() {
+        let i: Instance = serde_json::from_value(serde_json::json!({
+            "name": "web", "status": "Stopped", "type": "container",
+            "profiles": ["default"],
+            "config": {"image.description": "Terrarium Debian 12 (bookworm) base"},
+            "created_at": "2026-11-28T23:00:00.5+02:00",
+            "snapshots": [{}, {}]
+        }))
+        .unwrap();
+        let s = Summary::of(&i, "p");
+        assert_eq!(s.state, "stopped");
+        assert_eq!(s.created_at, "2026-11-28T21:00:00Z");
+        assert_eq!(s.snapshots, 2);
+        assert_eq!(s.ipv4, None);
+        assert_eq!(s.project, "p");
+    }
+
+    #[test]
+    fn exec_as_user_switches_by_name_in_the_same_exec() {
+        let lxd = Lxd::for_tests("/usr/bin/lxc", "p");
+        let argv = exec_cmd(&lxd, "web", &["id".into(), "-un".into()], false).unwrap().argv();
+        assert_eq!(
+            argv,
+            [
+                "/usr/bin/lxc", "exec", "--project", "p", "web", "--cwd", "/home/terrarium", "--",
+                "setpriv", "--reuid", "terrarium", "--regid", "terrarium", "--init-groups",
+                "--reset-env", "--", "id", "-un"
+            ]
+        );
+        let root = exec_cmd(&lxd, "web", &[], true).unwrap().argv();
+        assert_eq!(root[5..], ["--", "/bin/bash", "-l"]);
+        assert!(exec_cmd(&lxd, "-bad", &[], true).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Terrarium's core: the only code that talks to the outside world (LXD,
+//! host tools, files). The tool crates parse arguments, call in here, print.
+
+pub mod baseline;
+pub mod cli;
+pub mod confirm;
+pub mod error;
+pub mod fs;
+pub mod image;
+pub mod instances;
+pub mod lxd;
+pub mod names;
+pub mod net;
+pub mod output;
+pub mod process;
+pub mod profiles;
+pub mod settings;
+pub mod time;
+
+pub use error::{Error, Result};
+
+/// The Terrarium version every tool reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

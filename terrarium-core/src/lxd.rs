@@ -1,0 +1,599 @@
+//! The only place `lxc` (or `incus`) is run. Reads go through
+//! `lxc query` into typed structs; lifecycle goes through the CLI verbs,
+//! which wait for LXD's background operations. Everything is scoped to one
+//! LXD project.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::process::{tools, Cmd, Output};
+
+pub type Config = BTreeMap<String, String>;
+pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Replies from LXD are quick; a daemon that takes longer is not answering.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub environment: ServerEnvironment,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServerEnvironment {
+    #[serde(default)]
+    pub server_version: String,
+    #[serde(default)]
+    pub storage_supported_drivers: Vec<StorageDriver>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StorageDriver {
+    #[serde(rename = "Name")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    pub status: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    #[serde(default)]
+    pub config: Config,
+    #[serde(default)]
+    pub expanded_config: Config,
+    #[serde(default)]
+    pub expanded_devices: Devices,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub state: Option<InstanceState>,
+    #[serde(default)]
+    pub snapshots: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceState {
+    #[serde(default)]
+    pub network: Option<BTreeMap<String, NetworkState>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkState {
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Address {
+    pub family: String,
+    pub address: String,
+    #[serde(default)]
+    pub scope: String,
+}
+
+impl Instance {
+    pub fn is_running(&self) -> bool {
+        self.status.eq_ignore_ascii_case("running")
+    }
+
+    /// Names (inside the container) of the NICs LXD manages. Interfaces a
+    /// workload creates itself (`docker0`, `br-*`) are never among them.
+    pub fn managed_nic_names(&self) -> Vec<String> {
+        self.expanded_devices
+            .iter()
+            .filter(|(_, d)| d.get("type").map(String::as_str) == Some("nic"))
+            .map(|(dev, d)| d.get("name").cloned().unwrap_or_else(|| dev.clone()))
+            .collect()
+    }
+
+    /// Global IPv4 addresses of the LXD-managed NICs, sorted by NIC name.
+    pub fn ipv4(&self) -> Vec<String> {
+        let Some(net) = self.state.as_ref().and_then(|s| s.network.as_ref()) else {
+            return Vec::new();
+        };
+        let mut nics = self.managed_nic_names();
+        nics.sort();
+        nics.iter()
+            .filter_map(|n| net.get(n))
+            .flat_map(|s| &s.addresses)
+            .filter(|a| a.family == "inet" && a.scope == "global")
+            .map(|a| a.address.clone())
+            .collect()
+    }
+
+    pub fn snapshot_count(&self) -> usize {
+        self.snapshots.as_ref().map_or(0, Vec::len)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoragePool {
+    pub name: String,
+    pub driver: String,
+    #[serde(default)]
+    pub config: Config,
+    #[serde(default)]
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Network {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub managed: bool,
+    #[serde(default)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub config: Config,
+    #[serde(default)]
+    pub devices: Devices,
+    #[serde(default, skip_serializing)]
+    pub used_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Project {
+    pub name: String,
+    #[serde(default)]
+    pub config: Config,
+}
+
+/// What `trm launch` asks of LXD.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LaunchSpec {
+    pub name: String,
+    pub image: String,
+    pub profiles: Vec<String>,
+    pub config: Config,
+}
+
+/// How to run a command in an instance.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lxd {
+    cli: PathBuf,
+    project: String,
+}
+
+impl Lxd {
+    pub fn new(project: &str) -> Result<Lxd> {
+        Ok(Lxd {
+            cli: tools::LXC.resolve()?,
+            project: project.to_string(),
+        })
+    }
+
+    /// A client for a given CLI path, without looking it up (unit tests).
+    pub fn for_tests(cli: &str, project: &str) -> Lxd {
+        Lxd {
+            cli: cli.into(),
+            project: project.to_string(),
+        }
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The same client scoped to another project.
+    pub fn with_project(&self, project: &str) -> Lxd {
+        Lxd {
+            cli: self.cli.clone(),
+            project: project.to_string(),
+        }
+    }
+
+    fn cmd(&self) -> Cmd {
+        Cmd::new(&self.cli).timeout(QUERY_TIMEOUT)
+    }
+
+    /// A CLI verb scoped to our project.
+    fn verb(&self, verb: &str) -> Cmd {
+        self.cmd().arg(verb).args(["--project", &self.project])
+    }
+
+    /// `path` with our project added (`lxc query` has no `--project`).
+    fn scoped(&self, path: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}project={}", self.project)
+    }
+
+    fn run(&self, cmd: &Cmd) -> Result<Output> {
+        cmd.run().map_err(daemon_error)
+    }
+
+    pub fn query<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.query_unscoped(&self.scoped(path))
+    }
+
+    fn query_unscoped<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let cmd = self.cmd().args(["query", path]);
+        let out = self.run(&cmd)?;
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::parse(format!("LXD's answer to {path}"), e))
+    }
+
+    fn write(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<()> {
+        let cmd = self.cmd().args([
+            "query",
+            "--wait",
+            "-X",
+            method,
+            "-d",
+            &body.to_string(),
+            path,
+        ]);
+        self.run(&cmd).map(drop)
+    }
+
+    /// Is the daemon there and answering? Fails with instructions if not.
+    pub fn ping(&self) -> Result<Server> {
+        let cmd = self
+            .cmd()
+            .timeout(PING_TIMEOUT)
+            .args(["query", "/1.0"]);
+        let out = cmd.run().map_err(|e| {
+            Error::Unavailable(format!(
+                "the LXD daemon does not answer ({e}); start it with `systemctl start lxd` \
+                 (or `lxd --group root &` then `lxd waitready` where there is no systemd)"
+            ))
+        })?;
+        serde_json::from_slice(&out.stdout).map_err(|e| Error::parse("LXD's /1.0", e))
+    }
+
+    // ---- instances ----
+
+    pub fn instances(&self) -> Result<Vec<Instance>> {
+        self.query("/1.0/instances?recursion=2")
+    }
+
+    pub fn instance(&self, name: &str) -> Result<Instance> {
+        self.query(&format!("/1.0/instances/{name}?recursion=1"))
+            .map_err(|e| not_found(e, "instance", name))
+    }
+
+    pub fn launch(&self, spec: &LaunchSpec) -> Result<()> {
+        let mut cmd = self
+            .verb("launch")
+            .args([&spec.image, &spec.name])
+            .timeout(Duration::from_secs(600));
+        if spec.profiles.is_empty() {
+            cmd = cmd.arg("--no-profiles");
+        }
+        for p in &spec.profiles {
+            cmd = cmd.args(["--profile", p]);
+        }
+        for (k, v) in &spec.config {
+            cmd = cmd.args(["--config", &format!("{k}={v}")]);
+        }
+        self.run(&cmd).map(drop)
+    }
+
+    pub fn start(&self, name: &str) -> Result<()> {
+        self.run(&self.verb("start").arg(name)).map(drop)
+    }
+
+    pub fn stop(&self, name: &str, force: bool) -> Result<()> {
+        let mut cmd = self.verb("stop").arg(name);
+        if force {
+            cmd = cmd.arg("--force");
+        }
+        self.run(&cmd).map(drop)
+    }
+
+    pub fn restart(&self, name: &str, force: bool) -> Result<()> {
+        let mut cmd = self.verb("restart").arg(name);
+        if force {
+            cmd = cmd.arg("--force");
+        }
+        self.run(&cmd).map(drop)
+    }
+
+    pub fn delete(&self, name: &str, force: bool) -> Result<()> {
+        let mut cmd = self.verb("delete").arg(name);
+        if force {
+            cmd = cmd.arg("--force");
+        }
+        self.run(&cmd).map(drop)
+    }
+
+    /// The `lxc exec` command line for `spec`; the caller decides whether
+    /// to capture it, attach it to the terminal or exec into it.
+    pub fn exec_cmd(&self, name: &str, spec: &ExecSpec) -> Cmd {
+        let mut cmd = Cmd::new(&self.cli).args(["exec", "--project", &self.project, name]);
+        if let Some(u) = spec.user {
+            cmd = cmd.args(["--user", &u.to_string()]);
+        }
+        if let Some(g) = spec.group {
+            cmd = cmd.args(["--group", &g.to_string()]);
+        }
+        if let Some(cwd) = &spec.cwd {
+            cmd = cmd.args(["--cwd", cwd]);
+        }
+        for (k, v) in &spec.env {
+            cmd = cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        cmd.arg("--").args(&spec.command)
+    }
+
+    /// Run a command in the instance and capture its output (unchecked).
+    pub fn exec_output(&self, name: &str, command: &[&str], timeout: Duration) -> Result<Output> {
+        let spec = ExecSpec {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            ..ExecSpec::default()
+        };
+        self.exec_cmd(name, &spec).timeout(timeout).output()
+    }
+
+    // ---- server, projects, storage, networks, profiles ----
+
+    pub fn server(&self) -> Result<Server> {
+        self.query_unscoped("/1.0")
+    }
+
+    pub fn set_server_config(&self, key: &str, value: &str) -> Result<()> {
+        self.run(&self.cmd().args(["config", "set", key, value]))
+            .map(drop)
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        self.query_unscoped("/1.0/projects?recursion=1")
+    }
+
+    pub fn create_project(&self, name: &str, config: &Config) -> Result<()> {
+        self.write(
+            "POST",
+            "/1.0/projects",
+            &serde_json::json!({"name": name, "config": config}),
+        )
+    }
+
+    pub fn delete_project(&self, name: &str) -> Result<()> {
+        self.write("DELETE", &format!("/1.0/projects/{name}"), &serde_json::json!({}))
+    }
+
+    pub fn storage_pools(&self) -> Result<Vec<StoragePool>> {
+        self.query_unscoped("/1.0/storage-pools?recursion=1")
+    }
+
+    pub fn create_storage_pool(&self, name: &str, driver: &str, config: &Config) -> Result<()> {
+        self.write(
+            "POST",
+            "/1.0/storage-pools",
+            &serde_json::json!({"name": name, "driver": driver, "config": config}),
+        )
+    }
+
+    pub fn delete_storage_pool(&self, name: &str) -> Result<()> {
+        self.write("DELETE", &format!("/1.0/storage-pools/{name}"), &serde_json::json!({}))
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        self.query_unscoped("/1.0/networks?recursion=1")
+    }
+
+    pub fn create_network(&self, name: &str, config: &Config) -> Result<()> {
+        self.write(
+            "POST",
+            "/1.0/networks",
+            &serde_json::json!({"name": name, "type": "bridge", "config": config}),
+        )
+    }
+
+    /// Merge `config` into the network's configuration.
+    pub fn patch_network(&self, name: &str, config: &Config) -> Result<()> {
+        self.write(
+            "PATCH",
+            &format!("/1.0/networks/{name}"),
+            &serde_json::json!({ "config": config }),
+        )
+    }
+
+    pub fn delete_network(&self, name: &str) -> Result<()> {
+        self.write("DELETE", &format!("/1.0/networks/{name}"), &serde_json::json!({}))
+    }
+
+    pub fn profile(&self, name: &str) -> Result<Option<Profile>> {
+        match self.query::<Profile>(&format!("/1.0/profiles/{name}")) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create the profile or replace its config, devices and description.
+    pub fn put_profile(&self, profile: &Profile) -> Result<()> {
+        let body = serde_json::json!({
+            "description": profile.description,
+            "config": profile.config,
+            "devices": profile.devices,
+        });
+        if self.profile(&profile.name)?.is_some() {
+            self.write("PUT", &self.scoped(&format!("/1.0/profiles/{}", profile.name)), &body)
+        } else {
+            let mut body = body;
+            body["name"] = profile.name.clone().into();
+            self.write("POST", &self.scoped("/1.0/profiles"), &body)
+        }
+    }
+
+    // ---- images ----
+
+    pub fn image_alias_exists(&self, alias: &str) -> Result<bool> {
+        match self.query::<serde_json::Value>(&format!("/1.0/images/aliases/{alias}")) {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn delete_image_alias(&self, alias: &str) -> Result<()> {
+        self.run(&self.verb("image").args(["alias", "delete", alias]))
+            .map(drop)
+    }
+
+    /// Import a split image (metadata and rootfs tarballs) under `alias`.
+    pub fn import_image(&self, meta: &Path, rootfs: &Path, alias: &str) -> Result<()> {
+        let cmd = self
+            .verb("image")
+            .arg("import")
+            .arg(meta)
+            .arg(rootfs)
+            .args(["--alias", alias])
+            .timeout(Duration::from_secs(900));
+        self.run(&cmd).map(drop)
+    }
+}
+
+/// LXD says "not found" in a handful of ways; all mean the same to us.
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::NotFound { .. })
+        || matches!(e, Error::Command(f) if f.stderr_tail.to_ascii_lowercase().contains("not found"))
+}
+
+fn not_found(e: Error, kind: &'static str, name: &str) -> Error {
+    if is_not_found(&e) {
+        Error::NotFound {
+            kind,
+            name: name.to_string(),
+        }
+    } else {
+        e
+    }
+}
+
+/// A client that cannot reach the daemon's socket is a missing daemon, not
+/// a failed command.
+fn daemon_error(e: Error) -> Error {
+    match &e {
+        Error::Command(f)
+            if f.stderr_tail.contains("unix.socket")
+                && (f.stderr_tail.contains("connect:") || f.stderr_tail.contains("dial")) =>
+        {
+            Error::Unavailable(format!(
+                "the LXD daemon does not answer: {}",
+                f.stderr_tail
+            ))
+        }
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(json: serde_json::Value) -> Instance {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn ipv4_comes_only_from_lxd_managed_nics() {
+        let i = instance(serde_json::json!({
+            "name": "web", "status": "Running",
+            "expanded_devices": {
+                "eth0": {"type": "nic", "network": "trmbr0", "name": "eth0"},
+                "root": {"type": "disk", "path": "/"}
+            },
+            "state": {"network": {
+                "docker0": {"addresses": [{"family": "inet", "address": "172.17.0.1", "scope": "global"}]},
+                "eth0": {"addresses": [
+                    {"family": "inet6", "address": "fe80::1", "scope": "link"},
+                    {"family": "inet", "address": "10.87.0.5", "scope": "global"}
+                ]},
+                "lo": {"addresses": [{"family": "inet", "address": "127.0.0.1", "scope": "local"}]}
+            }}
+        }));
+        assert_eq!(i.ipv4(), vec!["10.87.0.5".to_string()]);
+        assert!(i.is_running());
+    }
+
+    #[test]
+    fn nic_renamed_inside_the_container_is_followed() {
+        let i = instance(serde_json::json!({
+            "name": "x", "status": "Running",
+            "expanded_devices": {"net": {"type": "nic", "name": "lan0"}},
+            "state": {"network": {"lan0": {"addresses": [{"family": "inet", "address": "10.0.0.9", "scope": "global"}]}}}
+        }));
+        assert_eq!(i.ipv4(), vec!["10.0.0.9".to_string()]);
+    }
+
+    #[test]
+    fn project_goes_into_the_query_path() {
+        let l = Lxd {
+            cli: "lxc".into(),
+            project: "trm-e2e".into(),
+        };
+        assert_eq!(l.scoped("/1.0/instances"), "/1.0/instances?project=trm-e2e");
+        assert_eq!(
+            l.scoped("/1.0/instances?recursion=2"),
+            "/1.0/instances?recursion=2&project=trm-e2e"
+        );
+    }
+
+    #[test]
+    fn exec_argv_is_built_without_a_shell() {
+        let l = Lxd {
+            cli: "/usr/bin/lxc".into(),
+            project: "p".into(),
+        };
+        let spec = ExecSpec {
+            user: Some(1000),
+            group: Some(1000),
+            cwd: Some("/home/terrarium".into()),
+            env: vec![("HOME".into(), "/home/terrarium".into())],
+            command: vec!["echo".into(), "a b; c".into()],
+        };
+        assert_eq!(
+            l.exec_cmd("web", &spec).argv(),
+            [
+                "/usr/bin/lxc", "exec", "--project", "p", "web", "--user", "1000", "--group",
+                "1000", "--cwd", "/home/terrarium", "--env", "HOME=/home/terrarium", "--",
+                "echo", "a b; c"
+            ]
+        );
+    }
+
+    #[test]
+    fn socket_errors_mean_the_daemon_is_missing() {
+        let e = daemon_error(Error::Command(crate::error::CommandFailure {
+            command_line: "lxc query /1.0".into(),
+            status: Some(1),
+            stderr_tail: "Error: Get \"http://unix.socket/1.0\": dial unix /var/lib/lxd/unix.socket: connect: no such file or directory".into(),
+        }));
+        assert_eq!(e.exit_code(), 69);
+    }
+}

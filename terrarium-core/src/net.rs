@@ -1,0 +1,153 @@
+//! IPv4 subnets for the private bridge: parsing, overlap, and choosing one
+//! that collides with no route this host already has.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::error::{Error, Result};
+
+/// An IPv4 network with a host address in it (`10.87.0.1/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(s: &str) -> Result<Subnet> {
+        let bad = |why: &str| Error::Usage(format!("invalid subnet '{s}': {why}"));
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected ADDRESS/PREFIX, e.g. 10.87.0.1/24"))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let prefix: u8 = p.parse().map_err(|_| bad("prefix is not a number"))?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad("prefix must be between 8 and 30"));
+        }
+        Ok(Subnet { addr, prefix })
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
+    }
+
+    pub fn network(&self) -> u32 {
+        u32::from(self.addr) & self.mask()
+    }
+
+    /// The bridge's own address: the one given, or the first host address
+    /// when the network address itself was given.
+    pub fn gateway(&self) -> Subnet {
+        if u32::from(self.addr) == self.network() {
+            Subnet {
+                addr: Ipv4Addr::from(self.network() + 1),
+                prefix: self.prefix,
+            }
+        } else {
+            *self
+        }
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let m = self.mask() & other.mask();
+        (u32::from(self.addr) & m) == (u32::from(other.addr) & m)
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.addr.is_private()
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Routes in the kernel's main table (from /proc/net/route), default route
+/// excluded: each is a network some interface already reaches.
+pub fn host_routes() -> Result<Vec<(String, Subnet)>> {
+    let text = std::fs::read_to_string("/proc/net/route")
+        .map_err(|e| Error::io("reading /proc/net/route", e))?;
+    Ok(parse_proc_route(&text))
+}
+
+fn parse_proc_route(text: &str) -> Vec<(String, Subnet)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // The file holds addresses in host (little-endian) byte order.
+            let prefix = u32::from_be(mask.to_le()).count_ones() as u8;
+            (prefix > 0).then(|| {
+                (
+                    f[0].to_string(),
+                    Subnet {
+                        addr: Ipv4Addr::from(u32::from_be(dest.to_le())),
+                        prefix,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// The first free /24 in 10.100.0.0–10.254.255.0 that overlaps nothing taken.
+pub fn choose_free(taken: &[Subnet]) -> Option<Subnet> {
+    (100u8..=254)
+        .flat_map(|b| (0u8..=255).map(move |c| Ipv4Addr::new(10, b, c, 1)))
+        .map(|addr| Subnet { addr, prefix: 24 })
+        .find(|s| !taken.iter().any(|t| t.overlaps(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_gateway() {
+        let s = Subnet::parse("10.87.0.0/24").unwrap();
+        assert_eq!(s.gateway().to_string(), "10.87.0.1/24");
+        assert_eq!(
+            Subnet::parse("10.87.0.1/24").unwrap().gateway().to_string(),
+            "10.87.0.1/24"
+        );
+        for bad in ["10.87.0.1", "10.87.0.300/24", "10.87.0.1/4", "x/24", "10.0.0.1/31"] {
+            let e = Subnet::parse(bad).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn overlap() {
+        let a = Subnet::parse("10.0.0.1/8").unwrap();
+        let b = Subnet::parse("10.100.3.1/24").unwrap();
+        let c = Subnet::parse("192.168.1.1/24").unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!b.overlaps(&c));
+    }
+
+    #[test]
+    fn proc_route_is_read_in_host_byte_order() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+lxdbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = parse_proc_route(text);
+        let shown: Vec<String> = routes.iter().map(|(i, s)| format!("{i} {s}")).collect();
+        assert_eq!(shown, ["eth0 192.0.2.0/24", "lxdbr0 10.100.0.0/24"]);
+    }
+
+    #[test]
+    fn chooses_a_subnet_that_collides_with_nothing() {
+        let taken = vec![
+            Subnet::parse("10.100.0.0/24").unwrap(),
+            Subnet::parse("10.100.1.0/23").unwrap(),
+        ];
+        assert_eq!(choose_free(&taken).unwrap().to_string(), "10.100.3.1/24");
+        let everything = vec![Subnet::parse("10.0.0.0/8").unwrap()];
+        assert!(choose_free(&everything).is_none());
+    }
+}

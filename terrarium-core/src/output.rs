@@ -1,0 +1,199 @@
+//! How every tool prints: JSON when stdout is not a terminal, a table when
+//! it is, `--format` to choose. Errors go to stderr (one JSON line in JSON
+//! modes). A closed pipe (`trm list | head -1`) ends the program quietly.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON document.
+    Json,
+    /// One JSON object per line (progress and items as they come).
+    Jsonl,
+    /// A table or readable text for people.
+    Human,
+}
+
+/// The shared `--format` option; flatten it into every tool's top-level args.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Output format [default: human on a terminal, json otherwise]
+    #[arg(long, value_enum, global = true, env = "TRM_FORMAT")]
+    pub format: Option<Format>,
+}
+
+impl OutputArgs {
+    pub fn printer(&self) -> Printer {
+        Printer {
+            format: self.format.unwrap_or_else(|| {
+                if std::io::stdout().is_terminal() {
+                    Format::Human
+                } else {
+                    Format::Json
+                }
+            }),
+        }
+    }
+}
+
+/// Something with a human rendering besides its JSON one.
+pub trait Human {
+    fn human(&self) -> String;
+}
+
+/// A row of a human table.
+pub trait Row {
+    fn headers() -> &'static [&'static str];
+    fn cells(&self) -> Vec<String>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub format: Format,
+}
+
+impl Printer {
+    pub fn is_human(&self) -> bool {
+        self.format == Format::Human
+    }
+
+    pub fn one<T: Serialize + Human>(&self, item: &T) {
+        let text = match self.format {
+            Format::Human => item.human(),
+            Format::Json => pretty(item),
+            Format::Jsonl => compact(item),
+        };
+        emit(&text);
+    }
+
+    pub fn list<T: Serialize + Row>(&self, items: &[T]) {
+        let text = match self.format {
+            Format::Human => table(T::headers(), items.iter().map(Row::cells).collect()),
+            Format::Json => pretty(&items),
+            Format::Jsonl => items.iter().map(compact).collect::<Vec<_>>().join("\n"),
+        };
+        emit(&text);
+    }
+
+    /// Print an error the way the format asks and return its exit code.
+    pub fn error(&self, err: &anyhow::Error) -> i32 {
+        let code = exit_code(err);
+        let kind = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<Error>())
+            .map(Error::kind)
+            .unwrap_or("failure");
+        let line = match self.format {
+            Format::Human => format!("error: {err:#}"),
+            _ => serde_json::json!({
+                "type": "error",
+                "kind": kind,
+                "message": format!("{err:#}"),
+                "exit_code": code,
+            })
+            .to_string(),
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+        code
+    }
+}
+
+/// The exit code for an error: the first typed core error in its chain
+/// decides; clap errors are usage; anything else is a plain failure.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for e in err.chain() {
+        if let Some(core) = e.downcast_ref::<Error>() {
+            return core.exit_code();
+        }
+        if e.downcast_ref::<clap::Error>().is_some() {
+            return crate::error::exit::USAGE;
+        }
+    }
+    crate::error::exit::FAILURE
+}
+
+fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("output types serialize")
+}
+
+fn compact<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("output types serialize")
+}
+
+/// Write to stdout; a reader that went away ends us with status 0, as a
+/// well-behaved filter does.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let res = if text.is_empty() {
+        Ok(())
+    } else {
+        writeln!(out, "{text}")
+    }
+    .and_then(|_| out.flush());
+    if let Err(e) = res {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        let _ = writeln!(std::io::stderr(), "error: writing output: {e}");
+        std::process::exit(crate::error::exit::FAILURE);
+    }
+}
+
+/// A plain aligned table; empty cells print as `-`.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|c| if c.is_empty() { "-".into() } else { c })
+                .collect()
+        })
+        .collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_and_marks_empty_cells() {
+        let t = table(
+            &["NAME", "IPV4"],
+            vec![
+                vec!["web".into(), "10.0.0.2".into()],
+                vec!["database".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "NAME      IPV4\nweb       10.0.0.2\ndatabase  -");
+    }
+
+    #[test]
+    fn exit_code_comes_from_the_typed_error_in_the_chain() {
+        let e = anyhow::Error::new(Error::LockBusy("x".into())).context("while doing y");
+        assert_eq!(exit_code(&e), 75);
+        assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+    }
+}

@@ -1,0 +1,405 @@
+//! The one way Terrarium runs other programs: by argv, never through a
+//! shell, with the exit status checked, a timeout, and children that die
+//! with us. Failures carry the command line and the tail of stderr.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::error::{CommandFailure, Error, Result};
+
+/// An outside program, found on PATH, overridable by an environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    /// Names tried in order; the first found wins.
+    pub names: &'static [&'static str],
+    /// Environment variable holding a name or path that replaces the search.
+    pub env: &'static str,
+    /// What to tell a user who lacks it.
+    pub hint: &'static str,
+}
+
+pub mod tools {
+    use super::Tool;
+    pub const LXC: Tool = Tool {
+        names: &["lxc", "incus"],
+        env: "TRM_LXC",
+        hint: "install LXD (`apt-get install lxd lxd-client`) or Incus",
+    };
+    pub const DEBOOTSTRAP: Tool = Tool {
+        names: &["debootstrap"],
+        env: "TRM_DEBOOTSTRAP",
+        hint: "install it with `apt-get install debootstrap`",
+    };
+    pub const CHROOT: Tool = Tool {
+        names: &["chroot"],
+        env: "TRM_CHROOT",
+        hint: "it is part of coreutils",
+    };
+    pub const MOUNT: Tool = Tool {
+        names: &["mount"],
+        env: "TRM_MOUNT",
+        hint: "it is part of util-linux (`apt-get install mount`)",
+    };
+    pub const UMOUNT: Tool = Tool {
+        names: &["umount"],
+        env: "TRM_UMOUNT",
+        hint: "it is part of util-linux (`apt-get install mount`)",
+    };
+    pub const TAR: Tool = Tool {
+        names: &["tar"],
+        env: "TRM_TAR",
+        hint: "install it with `apt-get install tar`",
+    };
+}
+
+impl Tool {
+    pub fn resolve(&self) -> Result<PathBuf> {
+        if let Some(v) = std::env::var_os(self.env).filter(|v| !v.is_empty()) {
+            return which::which(&v).map_err(|_| Error::ToolMissing {
+                tool: v.to_string_lossy().into_owned(),
+                hint: format!("{} names a program that was not found", self.env),
+            });
+        }
+        self.names
+            .iter()
+            .find_map(|n| which::which(n).ok())
+            .ok_or_else(|| Error::ToolMissing {
+                tool: self.names[0].to_string(),
+                hint: self.hint.to_string(),
+            })
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.resolve().is_ok()
+    }
+}
+
+/// Captured result of a finished command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+const STDERR_TAIL_LINES: usize = 8;
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    lines[start..].join(" | ")
+}
+
+/// A command to run. Build it, then `run` (checked), `output` (unchecked),
+/// `interactive` (inherits the terminal) or `exec` (replaces this process).
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            timeout: None,
+        }
+    }
+
+    pub fn tool(tool: &Tool) -> Result<Self> {
+        Ok(Cmd::new(tool.resolve()?))
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self
+    }
+
+    pub fn stdin_bytes(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.to_string_lossy().into_owned())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    /// The command line as a user could retype it (for messages only).
+    pub fn command_line(&self) -> String {
+        let mut v = self.argv();
+        if let Some(first) = v.first_mut() {
+            if let Some(name) = std::path::Path::new(first.as_str()).file_name() {
+                *first = name.to_string_lossy().into_owned();
+            }
+        }
+        v.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // kill the child when the thread that spawned it exits, so a killed
+        // `trm` never leaves an `lxc exec` or `debootstrap` behind.
+        unsafe {
+            c.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        c
+    }
+
+    fn spawn_error(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ToolMissing {
+                tool: self.program.to_string_lossy().into_owned(),
+                hint: "the program was not found".into(),
+            }
+        } else {
+            Error::io(format!("cannot run `{}`", self.command_line()), e)
+        }
+    }
+
+    /// Run with captured output; a non-zero status is not an error here.
+    pub fn output(&self) -> Result<Output> {
+        let mut c = self.command();
+        c.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| self.spawn_error(e))?;
+        let feeder = child.stdin.take().zip(self.stdin.clone()).map(|(mut w, data)| {
+            std::thread::spawn(move || {
+                // A child that exits without reading is not our failure.
+                let _ = w.write_all(&data);
+            })
+        });
+        let out_reader = reader(child.stdout.take());
+        let err_reader = reader(child.stderr.take());
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match self.timeout {
+            None => rx.recv().expect("waiter thread sends once"),
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = rx.recv();
+                    return Err(Error::Timeout {
+                        command_line: self.command_line(),
+                        seconds: t.as_secs(),
+                    });
+                }
+            },
+        }
+        .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line()), e))?;
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
+        Ok(Output {
+            status,
+            stdout: out_reader.join().unwrap_or_default(),
+            stderr: err_reader.join().unwrap_or_default(),
+        })
+    }
+
+    /// Run with captured output and fail on a non-zero status.
+    pub fn run(&self) -> Result<Output> {
+        let out = self.output()?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(self.failure(&out))
+        }
+    }
+
+    pub fn failure(&self, out: &Output) -> Error {
+        Error::Command(CommandFailure {
+            command_line: self.command_line(),
+            status: out.status.code(),
+            stderr_tail: tail(&out.stderr),
+        })
+    }
+
+    /// Run and parse stdout as JSON.
+    pub fn run_json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let out = self.run()?;
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| Error::parse(format!("output of `{}`", self.command_line()), e))
+    }
+
+    /// Run attached to our terminal and return its exit status. While it
+    /// runs we ignore the terminal's interrupt: the child gets it too, and
+    /// its exit status becomes ours.
+    pub fn interactive(&self) -> Result<ExitStatus> {
+        let mut child = self
+            .command()
+            .stdin(Stdio::inherit())
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        ignore_interrupts();
+        child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line()), e))
+    }
+
+    /// Replace this process with the command: the terminal, signals and exit
+    /// status then belong to it alone. Returns only on failure to start.
+    pub fn exec(&self) -> Error {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        self.spawn_error(c.exec())
+    }
+}
+
+fn ignore_interrupts() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN runs no handler code. Set after spawning, so the
+    // child keeps the default disposition.
+    unsafe {
+        let _ = signal(Signal::SIGINT, SigHandler::SigIgn);
+        let _ = signal(Signal::SIGQUIT, SigHandler::SigIgn);
+    }
+}
+
+/// Exit code a shell would report for this status (128+signal when killed).
+pub fn exit_code_of(status: &ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_carries_command_line_and_stderr_tail() {
+        let err = Cmd::new("sh")
+            .args(["-c", "echo boom >&2; exit 3"])
+            .run()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("sh -c 'echo boom >&2; exit 3'"), "{msg}");
+        assert!(msg.contains("status 3"), "{msg}");
+        assert!(msg.ends_with("boom"), "{msg}");
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn arguments_are_not_interpreted_by_a_shell() {
+        let out = Cmd::new("echo").arg("$(id) ; rm -rf /").run().unwrap();
+        assert_eq!(out.stdout_str(), "$(id) ; rm -rf /\n");
+    }
+
+    #[test]
+    fn timeout_kills_the_child() {
+        let start = std::time::Instant::now();
+        let err = Cmd::new("sleep")
+            .arg("30")
+            .timeout(Duration::from_millis(200))
+            .run()
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn stdin_is_fed() {
+        let out = Cmd::new("cat").stdin_bytes("hello").run().unwrap();
+        assert_eq!(out.stdout, b"hello");
+    }
+
+    #[test]
+    fn missing_program_is_tool_missing() {
+        let err = Cmd::new("/nonexistent/trm-nope").run().unwrap_err();
+        assert_eq!(err.exit_code(), 69);
+    }
+
+    #[test]
+    fn env_override_selects_the_tool() {
+        const T: Tool = Tool {
+            names: &["definitely-not-a-real-tool"],
+            env: "TRM_TEST_TOOL_OVERRIDE",
+            hint: "",
+        };
+        assert!(T.resolve().is_err());
+        std::env::set_var("TRM_TEST_TOOL_OVERRIDE", "true");
+        assert!(T.resolve().unwrap().ends_with("true"));
+        std::env::remove_var("TRM_TEST_TOOL_OVERRIDE");
+    }
+}

@@ -1,0 +1,99 @@
+//! Host settings in `/etc/terrarium/terrarium.toml` (`TRM_CONFIG_DIR`
+//! points elsewhere, for tests and non-default installs).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const FILE_NAME: &str = "terrarium.toml";
+pub const DEFAULT_IMAGE_ALIAS: &str = "terrarium/debian12";
+
+pub fn config_dir() -> PathBuf {
+    std::env::var_os("TRM_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/terrarium"))
+}
+
+pub fn config_path() -> PathBuf {
+    config_dir().join(FILE_NAME)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// LXD project Terrarium manages.
+    pub project: String,
+    pub storage_pool: String,
+    pub storage_driver: String,
+    pub bridge: String,
+    /// Gateway address with prefix, e.g. `10.87.0.1/24`.
+    pub subnet: String,
+    pub nat: bool,
+    /// Image `trm launch` uses when none is given.
+    pub image: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            project: "default".into(),
+            storage_pool: "terrarium".into(),
+            storage_driver: String::new(),
+            bridge: "trmbr0".into(),
+            subnet: String::new(),
+            nat: true,
+            image: DEFAULT_IMAGE_ALIAS.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The saved settings, or `None` when `trm init` has not run.
+    pub fn load() -> Result<Option<Settings>> {
+        let path = config_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::parse(path.display().to_string(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    pub fn load_or_default() -> Result<Settings> {
+        Ok(Self::load()?.unwrap_or_default())
+    }
+
+    pub fn render(&self) -> String {
+        format!(
+            "# Terrarium host settings, written by `trm init`.\n{}",
+            toml::to_string(self).expect("settings serialize")
+        )
+    }
+
+    pub fn save(&self) -> Result<()> {
+        crate::fs::atomic_write(&config_path(), self.render().as_bytes(), 0o644)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_round_trips() {
+        let s = Settings {
+            subnet: "10.87.0.1/24".into(),
+            ..Settings::default()
+        };
+        let back: Settings = toml::from_str(&s.render()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        assert!(toml::from_str::<Settings>("brige = \"x\"").is_err());
+    }
+}

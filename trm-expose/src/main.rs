@@ -1,0 +1,3 @@
+fn main() {
+    trm_expose::main()
+}

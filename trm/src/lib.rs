@@ -1,0 +1,384 @@
+//! `trm`: bring a host to the Terrarium baseline and manage containers.
+//! Argument parsing and glue only; the work happens in terrarium-core.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
+use serde::Serialize;
+use terrarium_core::baseline::{self, Action, InitOptions, Step};
+use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
+use terrarium_core::confirm::confirm;
+use terrarium_core::fs::{lock_wait, Lock};
+use terrarium_core::image::{self, BuildOptions, BuildReport};
+use terrarium_core::instances::{self, Verb};
+use terrarium_core::lxd::{LaunchSpec, Lxd};
+use terrarium_core::net::Subnet;
+use terrarium_core::output::{Human, Printer};
+use terrarium_core::settings::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trm",
+    version,
+    about = "Bring a host to the Terrarium baseline and manage its containers",
+    long_about = "Bring a host to the Terrarium baseline and manage its containers.\n\n\
+Output is JSON when stdout is not a terminal and a table when it is; \
+--format overrides. Errors go to stderr (one JSON line in JSON modes).",
+    after_help = after_help()
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring this host to the Terrarium baseline (idempotent)
+    ///
+    /// Checks that LXD answers, then creates what is missing: the storage
+    /// pool, the private bridge, LXD's API on loopback only, the Terrarium
+    /// profiles, and /etc/terrarium/terrarium.toml. A second run changes
+    /// nothing and says so.
+    Init(InitArgs),
+    /// Build and import the Debian 12 base image
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Launch a container and wait for cloud-init to finish
+    Launch(LaunchArgs),
+    /// Run a shell or a command in a container as the `terrarium` user
+    ///
+    /// The command runs in /home/terrarium with a login environment; its
+    /// exit status is trm's. --root runs as root instead, for recovery.
+    Exec(ExecArgs),
+    /// List containers
+    #[command(alias = "ls")]
+    List,
+    /// Show one container
+    Info {
+        name: String,
+    },
+    /// Start a container
+    Start(LifecycleArgs),
+    /// Stop a container
+    Stop(LifecycleArgs),
+    /// Restart a running container
+    Restart(LifecycleArgs),
+    /// Delete a container and its snapshots (asks first)
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Storage driver for a new pool [default: zfs if the kernel has it, else btrfs, else dir]
+    #[arg(long, value_parser = ["zfs", "btrfs", "dir", "lvm"])]
+    pub storage: Option<String>,
+    /// Size of a new loop-file pool (zfs, btrfs), e.g. 30GiB [default: LXD's choice]
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Name of the storage pool
+    #[arg(long, default_value = "terrarium")]
+    pub pool: String,
+    /// Name of the private bridge
+    #[arg(long, default_value = "trmbr0")]
+    pub bridge: String,
+    /// Bridge address and prefix, e.g. 10.87.0.1/24 [default: a free /24 in 10.100-254.x.0]
+    #[arg(long, value_parser = parse_subnet)]
+    pub subnet: Option<Subnet>,
+    /// Give containers no outbound NAT (they reach only the host and each other)
+    #[arg(long)]
+    pub no_nat: bool,
+    /// Image `trm launch` uses by default
+    #[arg(long, default_value = terrarium_core::settings::DEFAULT_IMAGE_ALIAS)]
+    pub image: String,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_subnet(s: &str) -> Result<Subnet, String> {
+    Subnet::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the base image with debootstrap and import it (cached)
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageBuildArgs {
+    /// Alias to import the image under
+    #[arg(long, default_value = terrarium_core::settings::DEFAULT_IMAGE_ALIAS)]
+    pub alias: String,
+    /// Debian mirror [default: the one in this host's apt sources]
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// Where built tarballs are kept for reuse
+    #[arg(long, env = "TRM_CACHE_DIR", default_value = "/var/cache/terrarium/images")]
+    pub cache_dir: PathBuf,
+    /// Build anew even if the image or cached tarballs exist
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Print what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LaunchArgs {
+    pub name: String,
+    /// Image alias or fingerprint [default: the image set by `trm init`]
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Profile to apply (repeat for several; order matters) [default: default]
+    #[arg(long = "profile", short = 'p')]
+    pub profiles: Vec<String>,
+    /// Instance config KEY=VALUE, e.g. cloud-init.user-data=... (repeatable)
+    #[arg(long = "config", short = 'c', value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Return once started, without waiting for cloud-init
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for cloud-init
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Print what would be launched; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    pub name: String,
+    /// Run as root (recovery) instead of the terrarium user
+    #[arg(long)]
+    pub root: bool,
+    /// The command and its arguments [default: a login shell]
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LifecycleArgs {
+    pub name: String,
+    /// Stop without waiting for a clean shutdown (stop, restart)
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    pub name: String,
+    /// Delete even if running (it is stopped first)
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
+    let project = cli.common.project()?;
+    let lxd = || Lxd::new(&project);
+    match cli.command {
+        Command::Init(a) => init(lxd()?, &project, a, out),
+        Command::Image(ImageCommand::Build(a)) => image_build(lxd()?, a, out),
+        Command::Launch(a) => launch(lxd()?, a, out),
+        Command::Exec(a) => Ok(instances::exec(&lxd()?, &a.name, &a.command, a.root)?),
+        Command::List => {
+            out.list(&instances::list(&lxd()?)?);
+            Ok(0)
+        }
+        Command::Info { name } => {
+            out.one(&instances::info(&lxd()?, &name)?);
+            Ok(0)
+        }
+        Command::Start(a) => lifecycle(lxd()?, Verb::Start, &a.name, a.force, a.dry_run, true, out),
+        Command::Stop(a) => lifecycle(lxd()?, Verb::Stop, &a.name, a.force, a.dry_run, true, out),
+        Command::Restart(a) => {
+            lifecycle(lxd()?, Verb::Restart, &a.name, a.force, a.dry_run, true, out)
+        }
+        Command::Delete(a) => lifecycle(lxd()?, Verb::Delete, &a.name, a.force, a.dry_run, a.yes, out),
+    }
+}
+
+#[derive(Serialize)]
+struct InitReport {
+    changed: bool,
+    dry_run: bool,
+    steps: Vec<Step>,
+}
+
+impl Human for InitReport {
+    fn human(&self) -> String {
+        let mut lines: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let mark = match (s.action, self.dry_run) {
+                    (Action::None, _) => "ok     ",
+                    (Action::Create, true) => "create?",
+                    (Action::Update, true) => "update?",
+                    (Action::Create, false) => "created",
+                    (Action::Update, false) => "updated",
+                };
+                format!("{mark}  {} {}: {}", s.resource.replace('_', " "), s.name, s.detail)
+            })
+            .collect();
+        lines.push(match (self.changed, self.dry_run) {
+            (false, _) => "Nothing to change: this host is at the Terrarium baseline.".into(),
+            (true, true) => "Dry run: nothing was changed.".into(),
+            (true, false) => "This host is now at the Terrarium baseline.".into(),
+        });
+        lines.join("\n")
+    }
+}
+
+fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i32> {
+    if !a.dry_run && !terrarium_core::fs::is_root() {
+        return Err(terrarium_core::Error::NotRoot("trm init".into()).into());
+    }
+    let _lock = (!a.dry_run)
+        .then(|| Lock::acquire("baseline", lock_wait()))
+        .transpose()?;
+    let opts = InitOptions {
+        project: project.to_string(),
+        pool: a.pool,
+        storage: a.storage,
+        size: a.size,
+        bridge: a.bridge,
+        subnet: a.subnet,
+        nat: !a.no_nat,
+        image: a.image,
+    };
+    let steps = baseline::plan(&lxd, &opts)?;
+    let changed = steps.iter().any(|s| s.action != Action::None);
+    if !a.dry_run {
+        baseline::apply(&lxd, &steps).context("applying the baseline")?;
+    }
+    out.one(&InitReport {
+        changed,
+        dry_run: a.dry_run,
+        steps,
+    });
+    Ok(0)
+}
+
+impl Human for BuildReportView {
+    fn human(&self) -> String {
+        let r = &self.0;
+        match r.action {
+            "reused" => format!("image {} already present; reused", r.alias),
+            "imported" => format!("image {} imported from {} in {}s", r.alias, r.cache, r.seconds),
+            "built" => format!("image {} built and imported in {}s (cached in {})", r.alias, r.seconds, r.cache),
+            other => format!("image {}: would {other} (cache {})", r.alias, r.cache),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct BuildReportView(BuildReport);
+
+fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32> {
+    let opts = BuildOptions {
+        alias: a.alias,
+        mirror: a.mirror,
+        cache_dir: a.cache_dir,
+        rebuild: a.rebuild,
+    };
+    lxd.ping()?;
+    if a.dry_run {
+        out.one(&BuildReportView(image::plan(&lxd, &opts)?));
+        return Ok(0);
+    }
+    let _lock = Lock::acquire(&format!("image-{}", opts.alias.replace('/', "_")), lock_wait())?;
+    let bar = spinner();
+    let report = image::build(&lxd, &opts, &mut |stage| bar.set_message(stage.to_string()))?;
+    bar.finish_and_clear();
+    out.one(&BuildReportView(report));
+    Ok(0)
+}
+
+/// A spinner on stderr; hidden when stderr is not a terminal.
+fn spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
+    let settings = Settings::load_or_default()?;
+    let spec = LaunchSpec {
+        name: a.name,
+        image: a.image.unwrap_or(settings.image),
+        profiles: if a.profiles.is_empty() { vec!["default".into()] } else { a.profiles },
+        config: a.config.into_iter().collect(),
+    };
+    instances::check_launch(&lxd, &spec)?;
+    if a.dry_run {
+        out.one(&instances::Launched {
+            spec,
+            dry_run: true,
+            cloud_init: "not_waited".into(),
+            instance: None,
+        });
+        return Ok(0);
+    }
+    let bar = spinner();
+    bar.set_message(format!("launching {}", spec.name));
+    let wait = (!a.no_wait).then(|| Duration::from_secs(a.timeout));
+    let launched = instances::launch(&lxd, &spec, wait);
+    bar.finish_and_clear();
+    out.one(&launched?);
+    Ok(0)
+}
+
+fn lifecycle(
+    lxd: Lxd,
+    verb: Verb,
+    name: &str,
+    force: bool,
+    dry_run: bool,
+    yes: bool,
+    out: Printer,
+) -> anyhow::Result<i32> {
+    let (mut change, _) = instances::plan_change(&lxd, name, verb, force)?;
+    change.dry_run = dry_run;
+    if !dry_run && change.changed {
+        if verb == Verb::Delete {
+            confirm(&format!("{name}: {}?", change.detail), yes)?;
+        }
+        instances::apply_change(&lxd, &change, force)?;
+    }
+    out.one(&change);
+    Ok(0)
+}
