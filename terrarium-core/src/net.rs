@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn overlap() {
         let a = Subnet::parse("10.0.0.1/8").unwrap();
-        let b = Subnet::parse("10.100.3.1/24").unwrap();
+        let b = Subnet::parse("10.100.2.1/24").unwrap();
         let c = Subnet::parse("192.168.1.1/24").unwrap();
         assert!(a.overlaps(&b) && b.overlaps(&a));
         assert!(!b.overlaps(&c));
@@ -146,7 +146,7 @@ lxdbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
             Subnet::parse("10.100.0.0/24").unwrap(),
             Subnet::parse("10.100.1.0/23").unwrap(),
         ];
-        assert_eq!(choose_free(&taken).unwrap().to_string(), "10.100.3.1/24");
+        assert_eq!(choose_free(&taken).unwrap().to_string(), "10.100.2.1/24");
         let everything = vec![Subnet::parse("10.0.0.0/8").unwrap()];
         assert!(choose_free(&everything).is_none());
     }
