@@ -14,6 +14,7 @@ use terrarium_core::fs::{lock_wait, Lock};
 use terrarium_core::image::{self, BuildOptions, BuildReport};
 use terrarium_core::instances::{self, Verb};
 use terrarium_core::lxd::{LaunchSpec, Lxd};
+use terrarium_core::names::validate_instance_name;
 use terrarium_core::net::Subnet;
 use terrarium_core::output::{Human, Printer};
 use terrarium_core::settings::Settings;
@@ -205,7 +206,24 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+impl Command {
+    /// The instance a command names, checked before LXD is asked anything.
+    fn instance_name(&self) -> Option<&str> {
+        match self {
+            Command::Launch(a) => Some(&a.name),
+            Command::Exec(a) => Some(&a.name),
+            Command::Info { name } => Some(name),
+            Command::Start(a) | Command::Stop(a) | Command::Restart(a) => Some(&a.name),
+            Command::Delete(a) => Some(&a.name),
+            Command::Init(_) | Command::Image(_) | Command::List => None,
+        }
+    }
+}
+
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
+    if let Some(name) = cli.command.instance_name() {
+        validate_instance_name(name)?;
+    }
     let project = cli.common.project()?;
     let lxd = || Lxd::new(&project);
     match cli.command {
