@@ -13,7 +13,7 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// LXD project to work in [default: the project `trm init` set up]
-    #[arg(long, global = true, env = "TRM_PROJECT")]
+    #[arg(long, global = true, env = "TRM_PROJECT", hide_env_values = true)]
     pub project: Option<String>,
 }
 

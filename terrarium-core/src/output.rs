@@ -22,7 +22,7 @@ pub enum Format {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct OutputArgs {
     /// Output format [default: human on a terminal, json otherwise]
-    #[arg(long, value_enum, global = true, env = "TRM_FORMAT")]
+    #[arg(long, value_enum, global = true, env = "TRM_FORMAT", hide_env_values = true)]
     pub format: Option<Format>,
 }
 

@@ -47,6 +47,11 @@ fn main() {
         return;
     }
     e2e::clean_lxd();
+    // `trm init` sets this server-wide key; put back what the host had.
+    let https_before = lxc_json("/1.0")["config"]["core.https_address"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let bed = Bed::new();
     let mut t = Runner::new();
 
@@ -251,5 +256,12 @@ fn main() {
     });
 
     e2e::clean_lxd();
+    if https_before != "127.0.0.1:8443" {
+        if https_before.is_empty() {
+            lxc(&["config", "unset", "core.https_address"]);
+        } else {
+            lxc(&["config", "set", "core.https_address", &https_before]);
+        }
+    }
     t.finish()
 }

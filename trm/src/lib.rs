@@ -125,7 +125,7 @@ pub struct ImageBuildArgs {
     #[arg(long)]
     pub mirror: Option<String>,
     /// Where built tarballs are kept for reuse
-    #[arg(long, env = "TRM_CACHE_DIR", default_value = "/var/cache/terrarium/images")]
+    #[arg(long, env = "TRM_CACHE_DIR", hide_env_values = true, default_value = "/var/cache/terrarium/images")]
     pub cache_dir: PathBuf,
     /// Build anew even if the image or cached tarballs exist
     #[arg(long)]

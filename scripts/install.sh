@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install Terrarium on a Debian 12 host and bring it to the baseline:
+# dependencies, release build, binaries and man pages, base image, `trm init`.
+# Extra arguments go to `trm init` (e.g. --storage dir --subnet 10.87.0.1/24).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup-host.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+PREFIX=${PREFIX:-/usr/local}
+echo "==> building (release)" >&2
+cargo build --release --locked --workspace --bins
+for bin in trm trm-expose trm-snap trm-harden trm-profile; do
+    install -D -m 0755 "target/release/$bin" "$PREFIX/bin/$bin"
+done
+install -d "$PREFIX/share/man/man1"
+install -m 0644 man/*.1 "$PREFIX/share/man/man1/"
+
+echo "==> base image" >&2
+"$PREFIX/bin/trm" image build --format human
+echo "==> trm init" >&2
+"$PREFIX/bin/trm" init --format human "$@"
