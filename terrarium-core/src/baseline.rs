@@ -85,7 +85,13 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
     if opts.project != "default" {
         let exists = lxd.projects()?.iter().any(|p| p.name == opts.project);
         steps.push(if exists {
-            step("project", &opts.project, Action::None, "present".into(), Op::Nothing)
+            step(
+                "project",
+                &opts.project,
+                Action::None,
+                "present".into(),
+                Op::Nothing,
+            )
         } else {
             // Own profiles and volumes, but the host's images: one base
             // image serves every project.
@@ -111,7 +117,11 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         .map(|d| d.name.clone())
         .collect();
     let pool_driver;
-    match lxd.storage_pools()?.into_iter().find(|p| p.name == opts.pool) {
+    match lxd
+        .storage_pools()?
+        .into_iter()
+        .find(|p| p.name == opts.pool)
+    {
         Some(pool) => {
             if let Some(want) = opts.storage.as_deref().filter(|w| *w != pool.driver) {
                 return Err(Error::Usage(format!(
@@ -149,7 +159,10 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
                 &opts.pool,
                 Action::Create,
                 detail,
-                Op::CreatePool { driver, config: cfg },
+                Op::CreatePool {
+                    driver,
+                    config: cfg,
+                },
             ));
         }
     }
@@ -181,10 +194,26 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
                 }
             }
             steps.push(if drift.is_empty() {
-                step("network", &opts.bridge, Action::None, format!("present ({live}, nat {nat})"), Op::Nothing)
+                step(
+                    "network",
+                    &opts.bridge,
+                    Action::None,
+                    format!("present ({live}, nat {nat})"),
+                    Op::Nothing,
+                )
             } else {
-                let detail = drift.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
-                step("network", &opts.bridge, Action::Update, detail, Op::PatchNetwork(drift))
+                let detail = drift
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                step(
+                    "network",
+                    &opts.bridge,
+                    Action::Update,
+                    detail,
+                    Op::PatchNetwork(drift),
+                )
             });
             live
         }
@@ -243,9 +272,19 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         .unwrap_or("")
         .to_string();
     steps.push(if live_https == HTTPS_ADDRESS {
-        step("server_config", "core.https_address", Action::None, HTTPS_ADDRESS.into(), Op::Nothing)
+        step(
+            "server_config",
+            "core.https_address",
+            Action::None,
+            HTTPS_ADDRESS.into(),
+            Op::Nothing,
+        )
     } else {
-        let was = if live_https.is_empty() { "unset".to_string() } else { live_https };
+        let was = if live_https.is_empty() {
+            "unset".to_string()
+        } else {
+            live_https
+        };
         step(
             "server_config",
             "core.https_address",
@@ -260,16 +299,23 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
 
     let want = profiles::default_profile(&opts.pool, &opts.bridge);
     // A project created by this very plan has no profiles to read yet.
-    let live = if steps.iter().any(|s| s.resource == "project" && s.action == Action::Create) {
+    let live = if steps
+        .iter()
+        .any(|s| s.resource == "project" && s.action == Action::Create)
+    {
         None
     } else {
         lxd.profile(&want.name)?
     };
     let name = want.name.clone();
     steps.push(match live {
-        Some(live) if profiles::satisfies(&live, &want) => {
-            step("profile", &name, Action::None, "in sync".into(), Op::Nothing)
-        }
+        Some(live) if profiles::satisfies(&live, &want) => step(
+            "profile",
+            &name,
+            Action::None,
+            "in sync".into(),
+            Op::Nothing,
+        ),
         Some(live) => step(
             "profile",
             &name,
@@ -310,7 +356,13 @@ fn settings_step(path: &Path, action: Action, s: Settings) -> Step {
     } else {
         Op::WriteSettings(Box::new(s))
     };
-    step("settings", &path.display().to_string(), action, "host settings".into(), op)
+    step(
+        "settings",
+        &path.display().to_string(),
+        action,
+        "host settings".into(),
+        op,
+    )
 }
 
 fn choose_driver(requested: Option<&str>, supported: &[String]) -> Result<String> {
@@ -342,7 +394,9 @@ pub fn apply(lxd: &Lxd, steps: &[Step]) -> Result<()> {
         match &s.op {
             Op::Nothing => {}
             Op::CreateProject(cfg) => lxd.create_project(&s.name, cfg)?,
-            Op::CreatePool { driver, config } => lxd.create_storage_pool(&s.name, driver, config)?,
+            Op::CreatePool { driver, config } => {
+                lxd.create_storage_pool(&s.name, driver, config)?
+            }
             Op::CreateNetwork(cfg) => lxd.create_network(&s.name, cfg)?,
             Op::PatchNetwork(cfg) => lxd.patch_network(&s.name, cfg)?,
             Op::SetServer { key, value } => lxd.set_server_config(key, value)?,
@@ -361,11 +415,20 @@ mod tests {
     fn driver_preference_and_validation() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(choose_driver(None, &s(&["btrfs", "dir"])).unwrap(), "btrfs");
-        assert_eq!(choose_driver(None, &s(&["zfs", "btrfs", "dir"])).unwrap(), "zfs");
+        assert_eq!(
+            choose_driver(None, &s(&["zfs", "btrfs", "dir"])).unwrap(),
+            "zfs"
+        );
         assert_eq!(choose_driver(None, &s(&["dir"])).unwrap(), "dir");
-        assert_eq!(choose_driver(Some("dir"), &s(&["btrfs", "dir"])).unwrap(), "dir");
+        assert_eq!(
+            choose_driver(Some("dir"), &s(&["btrfs", "dir"])).unwrap(),
+            "dir"
+        );
         let e = choose_driver(Some("zfs"), &s(&["btrfs", "dir"])).unwrap_err();
-        assert!(e.to_string().contains("cannot use storage driver 'zfs'"), "{e}");
+        assert!(
+            e.to_string().contains("cannot use storage driver 'zfs'"),
+            "{e}"
+        );
         assert!(choose_driver(Some("ext4"), &s(&["dir"])).is_err());
     }
 }

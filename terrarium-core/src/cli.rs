@@ -90,7 +90,11 @@ fn wants_json() -> bool {
 /// A printer for code paths that run before arguments are known.
 pub fn default_printer() -> Printer {
     Printer {
-        format: if wants_json() { Format::Json } else { Format::Human },
+        format: if wants_json() {
+            Format::Json
+        } else {
+            Format::Human
+        },
     }
 }
 

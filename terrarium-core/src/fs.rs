@@ -19,7 +19,8 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let name = path
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;

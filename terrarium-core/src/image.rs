@@ -80,7 +80,11 @@ fn cached(opts: &BuildOptions) -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Build (or reuse) the base image. `progress` hears each stage.
-pub fn build(lxd: &Lxd, opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<BuildReport> {
+pub fn build(
+    lxd: &Lxd,
+    opts: &BuildOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuildReport> {
     let started = Instant::now();
     let report = |action| BuildReport {
         alias: opts.alias.clone(),
@@ -101,7 +105,13 @@ pub fn build(lxd: &Lxd, opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> 
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("building an image (debootstrap)".into()));
     }
-    for t in [tools::DEBOOTSTRAP, tools::CHROOT, tools::MOUNT, tools::UMOUNT, tools::TAR] {
+    for t in [
+        tools::DEBOOTSTRAP,
+        tools::CHROOT,
+        tools::MOUNT,
+        tools::UMOUNT,
+        tools::TAR,
+    ] {
         t.resolve()?;
     }
     std::fs::create_dir_all(&opts.cache_dir)
@@ -141,12 +151,17 @@ pub fn build(lxd: &Lxd, opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> 
         std::fs::remove_dir_all(&slot)
             .map_err(|e| Error::io(format!("replacing {}", slot.display()), e))?;
     }
-    std::fs::rename(&out, &slot).map_err(|e| Error::io(format!("moving into {}", slot.display()), e))?;
+    std::fs::rename(&out, &slot)
+        .map_err(|e| Error::io(format!("moving into {}", slot.display()), e))?;
     progress("importing into LXD");
     if opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
         lxd.delete_image_alias(&opts.alias)?;
     }
-    lxd.import_image(&slot.join("meta.tar.gz"), &slot.join("rootfs.tar.gz"), &opts.alias)?;
+    lxd.import_image(
+        &slot.join("meta.tar.gz"),
+        &slot.join("rootfs.tar.gz"),
+        &opts.alias,
+    )?;
     Ok(report("built"))
 }
 
@@ -192,7 +207,8 @@ fn install_packages(root: &Path) -> Result<()> {
 fn write(root: &Path, rel: &str, text: &str) -> Result<()> {
     let p = root.join(rel);
     if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     }
     std::fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))
 }
@@ -235,11 +251,8 @@ fn tar(dir: &Path, out: &Path) -> Result<()> {
 /// LXD image metadata: `metadata.yaml` (JSON is YAML) and the templates
 /// that put LXD's cloud-init keys into the NoCloud seed.
 fn write_metadata(dir: &Path) -> Result<()> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "x86_64",
-        "aarch64" => "aarch64",
-        other => other,
-    };
+    // Rust and LXD name architectures alike (x86_64, aarch64).
+    let arch = std::env::consts::ARCH;
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -270,7 +283,11 @@ fn write_metadata(dir: &Path) -> Result<()> {
             format!("{SEED}/network-config"): tpl("cloud-init-network.tpl", Some(DEFAULT_NETWORK)),
         },
     });
-    write(dir, "metadata.yaml", &serde_json::to_string_pretty(&metadata).expect("json"))?;
+    write(
+        dir,
+        "metadata.yaml",
+        &serde_json::to_string_pretty(&metadata).expect("json"),
+    )?;
     write(dir, "templates/hostname.tpl", "{{ container.name }}\n")?;
     write(
         dir,
@@ -283,11 +300,27 @@ fn write_metadata(dir: &Path) -> Result<()> {
         "instance-id: {{ container.name }}\nlocal-hostname: {{ container.name }}\n{{ config_get(\"user.meta-data\", \"\") }}\n",
     )?;
     for (file, new_key, old_key) in [
-        ("cloud-init-user.tpl", "cloud-init.user-data", "user.user-data"),
-        ("cloud-init-vendor.tpl", "cloud-init.vendor-data", "user.vendor-data"),
-        ("cloud-init-network.tpl", "cloud-init.network-config", "user.network-config"),
+        (
+            "cloud-init-user.tpl",
+            "cloud-init.user-data",
+            "user.user-data",
+        ),
+        (
+            "cloud-init-vendor.tpl",
+            "cloud-init.vendor-data",
+            "user.vendor-data",
+        ),
+        (
+            "cloud-init-network.tpl",
+            "cloud-init.network-config",
+            "user.network-config",
+        ),
     ] {
-        write(dir, &format!("templates/{file}"), &seed_template(new_key, old_key))?;
+        write(
+            dir,
+            &format!("templates/{file}"),
+            &seed_template(new_key, old_key),
+        )?;
     }
     Ok(())
 }
@@ -330,7 +363,9 @@ fn mirror_from_sources(deb822: &[String], one_line: &str) -> Option<String> {
             };
             let suites = field("Suites:").unwrap_or_default();
             if suites.split_whitespace().any(|s| s == SUITE) {
-                if let Some(uri) = field("URIs:").and_then(|u| u.split_whitespace().next().map(String::from)) {
+                if let Some(uri) =
+                    field("URIs:").and_then(|u| u.split_whitespace().next().map(String::from))
+                {
                     return Some(uri);
                 }
             }
@@ -338,7 +373,7 @@ fn mirror_from_sources(deb822: &[String], one_line: &str) -> Option<String> {
     }
     one_line.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        (f.first() == Some(&"deb") && f.iter().any(|x| *x == SUITE))
+        (f.first() == Some(&"deb") && f.contains(&SUITE))
             .then(|| f.iter().find(|x| x.contains("://")).map(|s| s.to_string()))
             .flatten()
     })
@@ -360,8 +395,11 @@ mod tests {
             Some("http://mirror.example/debian")
         );
         assert_eq!(
-            mirror_from_sources(&[], "# c\ndeb [arch=amd64] http://m.example/debian bookworm main\n")
-                .as_deref(),
+            mirror_from_sources(
+                &[],
+                "# c\ndeb [arch=amd64] http://m.example/debian bookworm main\n"
+            )
+            .as_deref(),
             Some("http://m.example/debian")
         );
         assert_eq!(mirror_from_sources(&[], ""), None);

@@ -40,12 +40,20 @@ impl Summary {
             .cloned()
             .or_else(|| {
                 let os = c.get("image.os")?;
-                Some(format!("{os} {}", c.get("image.release").map_or("", |s| s)).trim().to_string())
+                Some(
+                    format!("{os} {}", c.get("image.release").map_or("", |s| s))
+                        .trim()
+                        .to_string(),
+                )
             })
             .unwrap_or_default();
         Summary {
             name: i.name.clone(),
-            project: if i.project.is_empty() { project.to_string() } else { i.project.clone() },
+            project: if i.project.is_empty() {
+                project.to_string()
+            } else {
+                i.project.clone()
+            },
             state: i.status.to_ascii_lowercase(),
             kind: i.kind.clone(),
             profiles: i.profiles.clone(),
@@ -59,7 +67,15 @@ impl Summary {
 
 impl Row for Summary {
     fn headers() -> &'static [&'static str] {
-        &["NAME", "STATE", "IPV4", "PROFILES", "IMAGE", "SNAPSHOTS", "CREATED"]
+        &[
+            "NAME",
+            "STATE",
+            "IPV4",
+            "PROFILES",
+            "IMAGE",
+            "SNAPSHOTS",
+            "CREATED",
+        ]
     }
 
     fn cells(&self) -> Vec<String> {
@@ -105,10 +121,18 @@ pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
 
 pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     validate_instance_name(name)?;
-    let i = lxd.query::<Instance>(&format!("/1.0/instances/{name}?recursion=2"))
-        .map_err(|e| if crate::lxd::is_not_found(&e) {
-            Error::NotFound { kind: "instance", name: name.to_string() }
-        } else { e })?;
+    let i = lxd
+        .query::<Instance>(&format!("/1.0/instances/{name}?recursion=2"))
+        .map_err(|e| {
+            if crate::lxd::is_not_found(&e) {
+                Error::NotFound {
+                    kind: "instance",
+                    name: name.to_string(),
+                }
+            } else {
+                e
+            }
+        })?;
     Ok(Summary::of(&i, lxd.project()))
 }
 
@@ -159,7 +183,15 @@ pub fn plan_change(lxd: &Lxd, name: &str, verb: Verb, force: bool) -> Result<(Ch
         Verb::Start if running => (false, "already running".to_string()),
         Verb::Start => (true, "start the instance".into()),
         Verb::Stop if !running => (false, format!("already {}", i.status.to_ascii_lowercase())),
-        Verb::Stop => (true, if force { "stop it forcibly" } else { "stop it cleanly" }.into()),
+        Verb::Stop => (
+            true,
+            if force {
+                "stop it forcibly"
+            } else {
+                "stop it cleanly"
+            }
+            .into(),
+        ),
         Verb::Restart if !running => {
             return Err(Error::WrongState(format!(
                 "instance '{name}' is {}; use `trm start {name}`",
@@ -180,7 +212,11 @@ pub fn plan_change(lxd: &Lxd, name: &str, verb: Verb, force: bool) -> Result<(Ch
                 true,
                 format!(
                     "delete the instance{} and its {snaps} snapshot(s); this cannot be undone",
-                    if running { " (running: it is stopped first)" } else { "" }
+                    if running {
+                        " (running: it is stopped first)"
+                    } else {
+                        ""
+                    }
                 ),
             )
         }
@@ -231,7 +267,10 @@ impl Human for Launched {
                 self.spec.profiles.join(", ")
             );
         }
-        let mut s = format!("launched {} (cloud-init: {})", self.spec.name, self.cloud_init);
+        let mut s = format!(
+            "launched {} (cloud-init: {})",
+            self.spec.name, self.cloud_init
+        );
         if let Some(i) = &self.instance {
             s.push('\n');
             s.push_str(&i.human());
@@ -244,11 +283,17 @@ pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     validate_instance_name(&spec.name)?;
     for p in &spec.profiles {
         if lxd.profile(p)?.is_none() {
-            return Err(Error::NotFound { kind: "profile", name: p.clone() });
+            return Err(Error::NotFound {
+                kind: "profile",
+                name: p.clone(),
+            });
         }
     }
     match lxd.instance(&spec.name) {
-        Ok(_) => Err(Error::Usage(format!("instance '{}' already exists", spec.name))),
+        Ok(_) => Err(Error::Usage(format!(
+            "instance '{}' already exists",
+            spec.name
+        ))),
         Err(Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
     }
@@ -277,10 +322,18 @@ fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
         Some(127) => Ok("disabled".into()),
         _ => {
             let long = lxd
-                .exec_output(name, &["cloud-init", "status", "--long"], Duration::from_secs(30))
+                .exec_output(
+                    name,
+                    &["cloud-init", "status", "--long"],
+                    Duration::from_secs(30),
+                )
                 .map(|o| o.stdout_str())
                 .unwrap_or_default();
-            let detail: Vec<&str> = long.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let detail: Vec<&str> = long
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             Err(Error::WrongState(format!(
                 "cloud-init failed in '{name}': {}; the instance is running, inspect it with \
                  `trm exec --root {name} -- cloud-init status --long`",
@@ -300,7 +353,10 @@ pub fn exec_cmd(lxd: &Lxd, name: &str, command: &[String], root: bool) -> Result
         command.to_vec()
     };
     let spec = if root {
-        ExecSpec { command, ..ExecSpec::default() }
+        ExecSpec {
+            command,
+            ..ExecSpec::default()
+        }
     } else {
         // setpriv (util-linux) switches to the user by name and builds the
         // login environment (HOME, USER, LOGNAME, SHELL, PATH) from its
@@ -308,8 +364,10 @@ pub fn exec_cmd(lxd: &Lxd, name: &str, command: &[String], root: bool) -> Result
         // the uid.
         let mut argv: Vec<String> = [
             "setpriv",
-            "--reuid", USER,
-            "--regid", USER,
+            "--reuid",
+            USER,
+            "--regid",
+            USER,
             "--init-groups",
             "--reset-env",
             "--",
@@ -384,13 +442,30 @@ mod tests {
     #[test]
     fn exec_as_user_switches_by_name_in_the_same_exec() {
         let lxd = Lxd::for_tests("/usr/bin/lxc", "p");
-        let argv = exec_cmd(&lxd, "web", &["id".into(), "-un".into()], false).unwrap().argv();
+        let argv = exec_cmd(&lxd, "web", &["id".into(), "-un".into()], false)
+            .unwrap()
+            .argv();
         assert_eq!(
             argv,
             [
-                "/usr/bin/lxc", "exec", "--project", "p", "web", "--cwd", "/home/terrarium", "--",
-                "setpriv", "--reuid", "terrarium", "--regid", "terrarium", "--init-groups",
-                "--reset-env", "--", "id", "-un"
+                "/usr/bin/lxc",
+                "exec",
+                "--project",
+                "p",
+                "web",
+                "--cwd",
+                "/home/terrarium",
+                "--",
+                "setpriv",
+                "--reuid",
+                "terrarium",
+                "--regid",
+                "terrarium",
+                "--init-groups",
+                "--reset-env",
+                "--",
+                "id",
+                "-un"
             ]
         );
         let root = exec_cmd(&lxd, "web", &[], true).unwrap().argv();

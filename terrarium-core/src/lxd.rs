@@ -261,10 +261,7 @@ impl Lxd {
 
     /// Is the daemon there and answering? Fails with instructions if not.
     pub fn ping(&self) -> Result<Server> {
-        let cmd = self
-            .cmd()
-            .timeout(PING_TIMEOUT)
-            .args(["query", "/1.0"]);
+        let cmd = self.cmd().timeout(PING_TIMEOUT).args(["query", "/1.0"]);
         let out = cmd.run().map_err(|e| {
             Error::Unavailable(format!(
                 "the LXD daemon does not answer ({e}); start it with `systemctl start lxd` \
@@ -382,7 +379,11 @@ impl Lxd {
     }
 
     pub fn delete_project(&self, name: &str) -> Result<()> {
-        self.write("DELETE", &format!("/1.0/projects/{name}"), &serde_json::json!({}))
+        self.write(
+            "DELETE",
+            &format!("/1.0/projects/{name}"),
+            &serde_json::json!({}),
+        )
     }
 
     pub fn storage_pools(&self) -> Result<Vec<StoragePool>> {
@@ -398,7 +399,11 @@ impl Lxd {
     }
 
     pub fn delete_storage_pool(&self, name: &str) -> Result<()> {
-        self.write("DELETE", &format!("/1.0/storage-pools/{name}"), &serde_json::json!({}))
+        self.write(
+            "DELETE",
+            &format!("/1.0/storage-pools/{name}"),
+            &serde_json::json!({}),
+        )
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {
@@ -423,7 +428,11 @@ impl Lxd {
     }
 
     pub fn delete_network(&self, name: &str) -> Result<()> {
-        self.write("DELETE", &format!("/1.0/networks/{name}"), &serde_json::json!({}))
+        self.write(
+            "DELETE",
+            &format!("/1.0/networks/{name}"),
+            &serde_json::json!({}),
+        )
     }
 
     pub fn profile(&self, name: &str) -> Result<Option<Profile>> {
@@ -442,7 +451,11 @@ impl Lxd {
             "devices": profile.devices,
         });
         if self.profile(&profile.name)?.is_some() {
-            self.write("PUT", &self.scoped(&format!("/1.0/profiles/{}", profile.name)), &body)
+            self.write(
+                "PUT",
+                &self.scoped(&format!("/1.0/profiles/{}", profile.name)),
+                &body,
+            )
         } else {
             let mut body = body;
             body["name"] = profile.name.clone().into();
@@ -503,10 +516,7 @@ fn daemon_error(e: Error) -> Error {
             if f.stderr_tail.contains("unix.socket")
                 && (f.stderr_tail.contains("connect:") || f.stderr_tail.contains("dial")) =>
         {
-            Error::Unavailable(format!(
-                "the LXD daemon does not answer: {}",
-                f.stderr_tail
-            ))
+            Error::Unavailable(format!("the LXD daemon does not answer: {}", f.stderr_tail))
         }
         _ => e,
     }
@@ -580,9 +590,22 @@ mod tests {
         assert_eq!(
             l.exec_cmd("web", &spec).argv(),
             [
-                "/usr/bin/lxc", "exec", "--project", "p", "web", "--user", "1000", "--group",
-                "1000", "--cwd", "/home/terrarium", "--env", "HOME=/home/terrarium", "--",
-                "echo", "a b; c"
+                "/usr/bin/lxc",
+                "exec",
+                "--project",
+                "p",
+                "web",
+                "--user",
+                "1000",
+                "--group",
+                "1000",
+                "--cwd",
+                "/home/terrarium",
+                "--env",
+                "HOME=/home/terrarium",
+                "--",
+                "echo",
+                "a b; c"
             ]
         );
     }

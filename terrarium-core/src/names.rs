@@ -21,7 +21,9 @@ pub fn validate_instance_name(name: &str) -> Result<()> {
         None
     };
     match problem {
-        Some(p) => Err(Error::Usage(format!("invalid instance name '{name}': it {p}"))),
+        Some(p) => Err(Error::Usage(format!(
+            "invalid instance name '{name}': it {p}"
+        ))),
         None => Ok(()),
     }
 }

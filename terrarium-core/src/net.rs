@@ -28,7 +28,9 @@ impl Subnet {
     }
 
     fn mask(&self) -> u32 {
-        u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
     }
 
     pub fn network(&self) -> u32 {
@@ -114,7 +116,13 @@ mod tests {
             Subnet::parse("10.87.0.1/24").unwrap().gateway().to_string(),
             "10.87.0.1/24"
         );
-        for bad in ["10.87.0.1", "10.87.0.300/24", "10.87.0.1/4", "x/24", "10.0.0.1/31"] {
+        for bad in [
+            "10.87.0.1",
+            "10.87.0.300/24",
+            "10.87.0.1/4",
+            "x/24",
+            "10.0.0.1/31",
+        ] {
             let e = Subnet::parse(bad).unwrap_err();
             assert!(e.to_string().contains(bad), "{e}");
         }
@@ -131,7 +139,8 @@ mod tests {
 
     #[test]
     fn proc_route_is_read_in_host_byte_order() {
-        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
 eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
 eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
 lxdbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";

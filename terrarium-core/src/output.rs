@@ -22,7 +22,13 @@ pub enum Format {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct OutputArgs {
     /// Output format [default: human on a terminal, json otherwise]
-    #[arg(long, value_enum, global = true, env = "TRM_FORMAT", hide_env_values = true)]
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        env = "TRM_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Option<Format>,
 }
 
@@ -170,7 +176,10 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
             .to_string()
     };
     let mut out = vec![line(headers.to_vec())];
-    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
     out.join("\n")
 }
 

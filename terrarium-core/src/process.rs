@@ -144,7 +144,8 @@ impl Cmd {
     }
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
 
@@ -215,12 +216,16 @@ impl Cmd {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|e| self.spawn_error(e))?;
-        let feeder = child.stdin.take().zip(self.stdin.clone()).map(|(mut w, data)| {
-            std::thread::spawn(move || {
-                // A child that exits without reading is not our failure.
-                let _ = w.write_all(&data);
-            })
-        });
+        let feeder = child
+            .stdin
+            .take()
+            .zip(self.stdin.clone())
+            .map(|(mut w, data)| {
+                std::thread::spawn(move || {
+                    // A child that exits without reading is not our failure.
+                    let _ = w.write_all(&data);
+                })
+            });
         let out_reader = reader(child.stdout.take());
         let err_reader = reader(child.stderr.take());
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);

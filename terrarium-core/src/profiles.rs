@@ -17,13 +17,10 @@ fn device(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 pub fn default_profile(pool: &str, bridge: &str) -> Profile {
-    let config: Config = [
-        ("security.privileged", "false"),
-        (MANAGED_KEY, "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let config: Config = [("security.privileged", "false"), (MANAGED_KEY, "true")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let devices: Devices = [
         (
             "root".to_string(),
@@ -79,10 +76,16 @@ mod tests {
         let mut live = want.clone();
         live.config.insert("limits.cpu".into(), "2".into());
         assert!(satisfies(&live, &want));
-        live.devices.get_mut("eth0").unwrap().insert("network".into(), "lxdbr0".into());
+        live.devices
+            .get_mut("eth0")
+            .unwrap()
+            .insert("network".into(), "lxdbr0".into());
         assert!(!satisfies(&live, &want));
         let fixed = merged(&live, &want);
         assert!(satisfies(&fixed, &want));
-        assert_eq!(fixed.config.get("limits.cpu").map(String::as_str), Some("2"));
+        assert_eq!(
+            fixed.config.get("limits.cpu").map(String::as_str),
+            Some("2")
+        );
     }
 }

@@ -6,7 +6,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// not parse rather than invent a time.
 pub fn rfc3339_utc(s: &str) -> String {
     DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Secs, true))
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
         .unwrap_or_else(|_| s.to_string())
 }
 

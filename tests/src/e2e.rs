@@ -41,6 +41,12 @@ pub struct Bed {
     pub bins: PathBuf,
 }
 
+impl Default for Bed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Bed {
     pub fn new() -> Bed {
         let bins = bin_dir();
@@ -82,14 +88,21 @@ impl Bed {
         let out = self.trm(&[args, &["--format", "json"]].concat());
         assert_ok(&out, &format!("trm {}", args.join(" ")));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("trm {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "trm {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 }
 
 /// The raw LXD client, for checking what Terrarium did.
 pub fn lxc(args: &[&str]) -> Output {
-    Command::new("lxc").args(args).stdin(Stdio::null()).output().expect("run lxc")
+    Command::new("lxc")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lxc")
 }
 
 pub fn lxc_ok(args: &[&str]) -> String {
@@ -118,7 +131,13 @@ pub fn clean_lxd() {
     let q = format!("/1.0/instances?project={PROJECT}");
     if let Ok(v) = serde_json::from_slice::<Vec<String>>(&lxc(&["query", &q]).stdout) {
         for url in v {
-            let name = url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default();
+            let name = url
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .split('?')
+                .next()
+                .unwrap_or_default();
             lxc(&["delete", "--force", "--project", PROJECT, name]);
         }
     }
@@ -144,7 +163,11 @@ impl Default for Runner {
 impl Runner {
     pub fn new() -> Runner {
         let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-        Runner { filter, failed: Vec::new(), passed: 0 }
+        Runner {
+            filter,
+            failed: Vec::new(),
+            passed: 0,
+        }
     }
 
     pub fn case(&mut self, name: &str, f: impl FnOnce()) {
@@ -170,7 +193,11 @@ impl Runner {
     pub fn finish(self) -> ! {
         println!(
             "\ntest result: {}. {} passed; {} failed",
-            if self.failed.is_empty() { "ok" } else { "FAILED" },
+            if self.failed.is_empty() {
+                "ok"
+            } else {
+                "FAILED"
+            },
             self.passed,
             self.failed.len()
         );

@@ -6,15 +6,26 @@ use std::io::Read;
 use std::process::Stdio;
 
 use serde_json::Value;
-use terrarium_tests::e2e::{self, assert_ok, lxc, lxc_json, lxc_ok, Bed, Runner, BRIDGE, POOL, PROJECT};
+use terrarium_tests::e2e::{
+    self, assert_ok, lxc, lxc_json, lxc_ok, Bed, Runner, BRIDGE, POOL, PROJECT,
+};
 
 const MAIN: &str = "e2e-main";
 const BARE: &str = "e2e-bare";
-const USER_DATA: &str = "#cloud-config\nusers:\n  - name: terrarium\n    shell: /bin/bash\n    lock_passwd: true\n";
+const USER_DATA: &str =
+    "#cloud-config\nusers:\n  - name: terrarium\n    shell: /bin/bash\n    lock_passwd: true\n";
 
 fn init_args() -> Vec<&'static str> {
     vec![
-        "init", "--no-nat", "--bridge", BRIDGE, "--pool", POOL, "--storage", "btrfs", "--size",
+        "init",
+        "--no-nat",
+        "--bridge",
+        BRIDGE,
+        "--pool",
+        POOL,
+        "--storage",
+        "btrfs",
+        "--size",
         "4GiB",
     ]
 }
@@ -22,24 +33,39 @@ fn init_args() -> Vec<&'static str> {
 fn stderr_json(out: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
-    assert_eq!(lines.len(), 1, "want one JSON error line on stderr, got: {text}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "want one JSON error line on stderr, got: {text}"
+    );
     serde_json::from_str(lines[0]).unwrap()
 }
 
 /// A command that must fail with `code`, saying `needle`, as one JSON line.
 fn assert_refused(bed: &Bed, args: &[&str], code: i32, needle: &str) {
     let out = bed.trm(&[args, &["--format", "json"]].concat());
-    assert_eq!(out.status.code(), Some(code), "trm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "trm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = stderr_json(&out);
     let msg = err["message"].as_str().unwrap();
-    assert!(msg.contains(needle), "trm {args:?}: message {msg:?} lacks {needle:?}");
+    assert!(
+        msg.contains(needle),
+        "trm {args:?}: message {msg:?} lacks {needle:?}"
+    );
     assert_eq!(err["exit_code"], code);
     assert!(out.stdout.is_empty(), "nothing on stdout for an error");
 }
 
 fn exec_out(bed: &Bed, args: &[&str]) -> (i32, String) {
     let out = bed.trm(&[&["exec"], args].concat());
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
 }
 
 fn main() {
@@ -59,8 +85,14 @@ fn main() {
         let plan = bed.trm_json(&[init_args(), vec!["--dry-run"]].concat());
         assert_eq!(plan["changed"], true);
         assert_eq!(plan["dry_run"], true);
-        assert!(!lxc(&["network", "show", BRIDGE]).status.success(), "dry run created the bridge");
-        assert!(!lxc(&["storage", "show", POOL]).status.success(), "dry run created the pool");
+        assert!(
+            !lxc(&["network", "show", BRIDGE]).status.success(),
+            "dry run created the bridge"
+        );
+        assert!(
+            !lxc(&["storage", "show", POOL]).status.success(),
+            "dry run created the pool"
+        );
         assert!(!bed.config_dir.path().join("terrarium.toml").exists());
     });
 
@@ -78,8 +110,12 @@ fn main() {
         assert_eq!(profile["devices"]["root"]["pool"], POOL);
         assert_eq!(profile["devices"]["eth0"]["network"], BRIDGE);
         assert_eq!(profile["config"]["security.privileged"], "false");
-        let settings = std::fs::read_to_string(bed.config_dir.path().join("terrarium.toml")).unwrap();
-        assert!(settings.contains(&format!("project = \"{PROJECT}\"")), "{settings}");
+        let settings =
+            std::fs::read_to_string(bed.config_dir.path().join("terrarium.toml")).unwrap();
+        assert!(
+            settings.contains(&format!("project = \"{PROJECT}\"")),
+            "{settings}"
+        );
         assert!(settings.contains("nat = false"), "{settings}");
     });
 
@@ -99,9 +135,19 @@ fn main() {
             .unwrap()
             .to_string();
         let before = std::fs::read(bed.config_dir.path().join("terrarium.toml")).unwrap();
-        assert_refused(&bed, &["init", "--bridge", "trme2e1", "--pool", POOL, "--subnet", &ours], 2, "collides");
+        assert_refused(
+            &bed,
+            &[
+                "init", "--bridge", "trme2e1", "--pool", POOL, "--subnet", &ours,
+            ],
+            2,
+            "collides",
+        );
         assert!(!lxc(&["network", "show", "trme2e1"]).status.success());
-        assert_eq!(std::fs::read(bed.config_dir.path().join("terrarium.toml")).unwrap(), before);
+        assert_eq!(
+            std::fs::read(bed.config_dir.path().join("terrarium.toml")).unwrap(),
+            before
+        );
     });
 
     t.case("launch_waits_for_cloud_init", || {
@@ -109,7 +155,15 @@ fn main() {
         let out = bed.trm_json(&["launch", MAIN, "-c", &ud]);
         assert_eq!(out["cloud_init"], "done", "{out:#}");
         assert_eq!(out["instance"]["state"], "running");
-        let status = lxc_ok(&["exec", "--project", PROJECT, MAIN, "--", "cloud-init", "status"]);
+        let status = lxc_ok(&[
+            "exec",
+            "--project",
+            PROJECT,
+            MAIN,
+            "--",
+            "cloud-init",
+            "status",
+        ]);
         assert!(status.contains("done"), "{status}");
         let ip = out["instance"]["ipv4"].as_str().expect("an IPv4 on eth0");
         let gw = lxc_json(&format!("/1.0/networks/{BRIDGE}"))["config"]["ipv4.address"]
@@ -121,27 +175,50 @@ fn main() {
     });
 
     t.case("exec_runs_as_terrarium_in_its_home", || {
-        assert_eq!(exec_out(&bed, &[MAIN, "--", "id", "-un"]), (0, "terrarium".into()));
-        assert_eq!(exec_out(&bed, &[MAIN, "--", "pwd"]), (0, "/home/terrarium".into()));
-        let (code, env) = exec_out(&bed, &[MAIN, "--", "printenv", "HOME", "USER", "SHELL", "PATH"]);
+        assert_eq!(
+            exec_out(&bed, &[MAIN, "--", "id", "-un"]),
+            (0, "terrarium".into())
+        );
+        assert_eq!(
+            exec_out(&bed, &[MAIN, "--", "pwd"]),
+            (0, "/home/terrarium".into())
+        );
+        let (code, env) = exec_out(
+            &bed,
+            &[MAIN, "--", "printenv", "HOME", "USER", "SHELL", "PATH"],
+        );
         assert_eq!(code, 0);
         let env: Vec<&str> = env.lines().collect();
         assert_eq!(env[..3], ["/home/terrarium", "terrarium", "/bin/bash"]);
-        assert!(!env[3].contains("sbin"), "a user PATH, not root's: {}", env[3]);
+        assert!(
+            !env[3].contains("sbin"),
+            "a user PATH, not root's: {}",
+            env[3]
+        );
         // Arguments reach the command untouched, and its exit status is ours.
-        assert_eq!(exec_out(&bed, &[MAIN, "--", "echo", "$(id); *"]), (0, "$(id); *".into()));
+        assert_eq!(
+            exec_out(&bed, &[MAIN, "--", "echo", "$(id); *"]),
+            (0, "$(id); *".into())
+        );
         assert_eq!(exec_out(&bed, &[MAIN, "--", "sh", "-c", "exit 7"]).0, 7);
     });
 
     t.case("exec_root_is_uid_0_inside", || {
-        assert_eq!(exec_out(&bed, &["--root", MAIN, "--", "id", "-u"]), (0, "0".into()));
+        assert_eq!(
+            exec_out(&bed, &["--root", MAIN, "--", "id", "-u"]),
+            (0, "0".into())
+        );
     });
 
     t.case("root_inside_is_not_root_outside", || {
         let state = lxc_json(&format!("/1.0/instances/{MAIN}/state?project={PROJECT}"));
         let pid = state["pid"].as_u64().expect("running instance has a pid");
         let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-        let first: Vec<u64> = map.split_whitespace().take(3).map(|x| x.parse().unwrap()).collect();
+        let first: Vec<u64> = map
+            .split_whitespace()
+            .take(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
         assert_eq!(first[0], 0, "{map}");
         assert_ne!(first[1], 0, "container root maps to host root: {map}");
         use std::os::unix::fs::MetadataExt;
@@ -150,9 +227,18 @@ fn main() {
     });
 
     t.case("list_pipes_into_jq", || {
-        let mut list = bed.tool("trm").arg("list").stdout(Stdio::piped()).spawn().unwrap();
+        let mut list = bed
+            .tool("trm")
+            .arg("list")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let jq = std::process::Command::new("jq")
-            .args(["-e", "-r", &format!(".[] | select(.name == \"{MAIN}\") | .state + \" \" + .ipv4")])
+            .args([
+                "-e",
+                "-r",
+                &format!(".[] | select(.name == \"{MAIN}\") | .state + \" \" + .ipv4"),
+            ])
             .stdin(list.stdout.take().unwrap())
             .output()
             .unwrap();
@@ -179,7 +265,12 @@ fn main() {
             .unwrap();
         drop(child.stdout.take());
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         let status = child.wait().unwrap();
         assert!(status.success(), "{status}: {err}");
         assert!(err.is_empty(), "{err}");
@@ -187,9 +278,25 @@ fn main() {
 
     t.case("bad_names_are_refused_before_lxd_is_called", || {
         // With no lxc at all, a name check that ran after LXD would say 69.
-        for (name, why) in [("1web", "digit"), ("web-", "end with a hyphen"), ("we_b", "letters, digits"), (&"a".repeat(64) as &str, "63")] {
-            for cmd in [vec!["launch", name], vec!["exec", name], vec!["info", name], vec!["delete", "--yes", name]] {
-                let out = bed.tool("trm").args(&cmd).args(["--format", "json"]).env("TRM_LXC", "/nonexistent/lxc").output().unwrap();
+        for (name, why) in [
+            ("1web", "digit"),
+            ("web-", "end with a hyphen"),
+            ("we_b", "letters, digits"),
+            (&"a".repeat(64) as &str, "63"),
+        ] {
+            for cmd in [
+                vec!["launch", name],
+                vec!["exec", name],
+                vec!["info", name],
+                vec!["delete", "--yes", name],
+            ] {
+                let out = bed
+                    .tool("trm")
+                    .args(&cmd)
+                    .args(["--format", "json"])
+                    .env("TRM_LXC", "/nonexistent/lxc")
+                    .output()
+                    .unwrap();
                 assert_eq!(out.status.code(), Some(2), "{cmd:?}");
                 let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
                 assert!(msg.contains(why) && msg.contains(name), "{cmd:?}: {msg}");
@@ -198,19 +305,36 @@ fn main() {
     });
 
     t.case("unknown_instance_is_a_clear_error", || {
-        for cmd in [vec!["info", "nope"], vec!["start", "nope"], vec!["delete", "--yes", "nope"]] {
+        for cmd in [
+            vec!["info", "nope"],
+            vec!["start", "nope"],
+            vec!["delete", "--yes", "nope"],
+        ] {
             assert_refused(&bed, &cmd, 3, "instance 'nope' does not exist");
         }
         let out = bed.trm(&["exec", "--format", "json", "nope", "--", "true"]);
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 
     t.case("exec_in_a_stopped_instance_says_so", || {
         lxc_ok(&["init", "--project", PROJECT, "terrarium/debian12", BARE]);
-        let out = bed.tool("trm").args(["exec", BARE, "--", "true"]).env("TRM_FORMAT", "json").output().unwrap();
+        let out = bed
+            .tool("trm")
+            .args(["exec", BARE, "--", "true"])
+            .env("TRM_FORMAT", "json")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(4));
         let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
-        assert!(msg.contains("is stopped") && msg.contains("trm start"), "{msg}");
+        assert!(
+            msg.contains("is stopped") && msg.contains("trm start"),
+            "{msg}"
+        );
     });
 
     t.case("lifecycle_reports_what_changed", || {
@@ -218,19 +342,36 @@ fn main() {
         assert_eq!(again["changed"], false);
         let dry = bed.trm_json(&["start", BARE, "--dry-run"]);
         assert_eq!(dry["changed"], true);
-        assert_eq!(lxc_json(&format!("/1.0/instances/{BARE}?project={PROJECT}"))["status"], "Stopped");
+        assert_eq!(
+            lxc_json(&format!("/1.0/instances/{BARE}?project={PROJECT}"))["status"],
+            "Stopped"
+        );
         assert_eq!(bed.trm_json(&["start", BARE])["changed"], true);
-        assert_eq!(lxc_json(&format!("/1.0/instances/{BARE}?project={PROJECT}"))["status"], "Running");
+        assert_eq!(
+            lxc_json(&format!("/1.0/instances/{BARE}?project={PROJECT}"))["status"],
+            "Running"
+        );
         assert_eq!(bed.trm_json(&["restart", BARE])["changed"], true);
     });
 
     t.case("exec_without_a_terrarium_user_suggests_root", || {
         // BARE was launched without user-data: no terrarium user.
         let out = bed.trm(&["exec", BARE, "--format", "json", "--", "true"]);
-        assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
-        assert!(msg.contains("no 'terrarium' user") && msg.contains("--root"), "{msg}");
-        assert_eq!(exec_out(&bed, &["--root", BARE, "--", "id", "-un"]), (0, "root".into()));
+        assert!(
+            msg.contains("no 'terrarium' user") && msg.contains("--root"),
+            "{msg}"
+        );
+        assert_eq!(
+            exec_out(&bed, &["--root", BARE, "--", "id", "-un"]),
+            (0, "root".into())
+        );
     });
 
     t.case("delete_is_confirmed_and_refuses_running", || {
@@ -238,19 +379,51 @@ fn main() {
         assert_refused(&bed, &["delete", BARE, "--force"], 2, "pass --yes");
         let dry = bed.trm_json(&["delete", BARE, "--force", "--dry-run"]);
         assert_eq!(dry["changed"], true);
-        assert!(dry["detail"].as_str().unwrap().contains("0 snapshot"), "{dry}");
-        assert!(lxc(&["info", "--project", PROJECT, BARE]).status.success(), "dry run deleted it");
+        assert!(
+            dry["detail"].as_str().unwrap().contains("0 snapshot"),
+            "{dry}"
+        );
+        assert!(
+            lxc(&["info", "--project", PROJECT, BARE]).status.success(),
+            "dry run deleted it"
+        );
         bed.trm_json(&["delete", BARE, "--force", "--yes"]);
-        assert!(!lxc(&["info", "--project", PROJECT, BARE]).status.success(), "still there");
+        assert!(
+            !lxc(&["info", "--project", PROJECT, BARE]).status.success(),
+            "still there"
+        );
     });
 
     t.case("missing_daemon_and_missing_tool_are_exit_69", || {
-        let out = bed.tool("trm").args(["list", "--format", "json"]).env("LXD_DIR", "/nonexistent-lxd").output().unwrap();
-        assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stderr_json(&out)["message"].as_str().unwrap().contains("daemon does not answer"));
-        let out = bed.tool("trm").args(["init", "--dry-run", "--format", "json"]).env("LXD_DIR", "/nonexistent-lxd").output().unwrap();
+        let out = bed
+            .tool("trm")
+            .args(["list", "--format", "json"])
+            .env("LXD_DIR", "/nonexistent-lxd")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(69),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stderr_json(&out)["message"]
+            .as_str()
+            .unwrap()
+            .contains("daemon does not answer"));
+        let out = bed
+            .tool("trm")
+            .args(["init", "--dry-run", "--format", "json"])
+            .env("LXD_DIR", "/nonexistent-lxd")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(69));
-        let out = bed.tool("trm").args(["list", "--format", "json"]).env("TRM_LXC", "/nonexistent/lxc").output().unwrap();
+        let out = bed
+            .tool("trm")
+            .args(["list", "--format", "json"])
+            .env("TRM_LXC", "/nonexistent/lxc")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(69));
         assert_eq!(stderr_json(&out)["kind"], "tool_missing");
     });

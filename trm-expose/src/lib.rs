@@ -1,7 +1,10 @@
 //! `trm-expose`: Expose a container's service publicly through Traefik, explicitly. Designed, not built yet (issue #4).
 
 pub fn command() -> clap::Command {
-    terrarium_core::cli::placeholder_command("trm-expose", "Expose a container's service publicly through Traefik, explicitly")
+    terrarium_core::cli::placeholder_command(
+        "trm-expose",
+        "Expose a container's service publicly through Traefik, explicitly",
+    )
 }
 
 pub fn main() -> ! {

@@ -65,9 +65,7 @@ pub enum Command {
     #[command(alias = "ls")]
     List,
     /// Show one container
-    Info {
-        name: String,
-    },
+    Info { name: String },
     /// Start a container
     Start(LifecycleArgs),
     /// Stop a container
@@ -125,7 +123,12 @@ pub struct ImageBuildArgs {
     #[arg(long)]
     pub mirror: Option<String>,
     /// Where built tarballs are kept for reuse
-    #[arg(long, env = "TRM_CACHE_DIR", hide_env_values = true, default_value = "/var/cache/terrarium/images")]
+    #[arg(
+        long,
+        env = "TRM_CACHE_DIR",
+        hide_env_values = true,
+        default_value = "/var/cache/terrarium/images"
+    )]
     pub cache_dir: PathBuf,
     /// Build anew even if the image or cached tarballs exist
     #[arg(long)]
@@ -241,10 +244,24 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         }
         Command::Start(a) => lifecycle(lxd()?, Verb::Start, &a.name, a.force, a.dry_run, true, out),
         Command::Stop(a) => lifecycle(lxd()?, Verb::Stop, &a.name, a.force, a.dry_run, true, out),
-        Command::Restart(a) => {
-            lifecycle(lxd()?, Verb::Restart, &a.name, a.force, a.dry_run, true, out)
-        }
-        Command::Delete(a) => lifecycle(lxd()?, Verb::Delete, &a.name, a.force, a.dry_run, a.yes, out),
+        Command::Restart(a) => lifecycle(
+            lxd()?,
+            Verb::Restart,
+            &a.name,
+            a.force,
+            a.dry_run,
+            true,
+            out,
+        ),
+        Command::Delete(a) => lifecycle(
+            lxd()?,
+            Verb::Delete,
+            &a.name,
+            a.force,
+            a.dry_run,
+            a.yes,
+            out,
+        ),
     }
 }
 
@@ -268,7 +285,12 @@ impl Human for InitReport {
                     (Action::Create, false) => "created",
                     (Action::Update, false) => "updated",
                 };
-                format!("{mark}  {} {}: {}", s.resource.replace('_', " "), s.name, s.detail)
+                format!(
+                    "{mark}  {} {}: {}",
+                    s.resource.replace('_', " "),
+                    s.name,
+                    s.detail
+                )
             })
             .collect();
         lines.push(match (self.changed, self.dry_run) {
@@ -315,8 +337,14 @@ impl Human for BuildReportView {
         let r = &self.0;
         match r.action {
             "reused" => format!("image {} already present; reused", r.alias),
-            "imported" => format!("image {} imported from {} in {}s", r.alias, r.cache, r.seconds),
-            "built" => format!("image {} built and imported in {}s (cached in {})", r.alias, r.seconds, r.cache),
+            "imported" => format!(
+                "image {} imported from {} in {}s",
+                r.alias, r.cache, r.seconds
+            ),
+            "built" => format!(
+                "image {} built and imported in {}s (cached in {})",
+                r.alias, r.seconds, r.cache
+            ),
             other => format!("image {}: would {other} (cache {})", r.alias, r.cache),
         }
     }
@@ -338,7 +366,10 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
         out.one(&BuildReportView(image::plan(&lxd, &opts)?));
         return Ok(0);
     }
-    let _lock = Lock::acquire(&format!("image-{}", opts.alias.replace('/', "_")), lock_wait())?;
+    let _lock = Lock::acquire(
+        &format!("image-{}", opts.alias.replace('/', "_")),
+        lock_wait(),
+    )?;
     let bar = spinner();
     let report = image::build(&lxd, &opts, &mut |stage| bar.set_message(stage.to_string()))?;
     bar.finish_and_clear();
@@ -358,7 +389,11 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
     let spec = LaunchSpec {
         name: a.name,
         image: a.image.unwrap_or(settings.image),
-        profiles: if a.profiles.is_empty() { vec!["default".into()] } else { a.profiles },
+        profiles: if a.profiles.is_empty() {
+            vec!["default".into()]
+        } else {
+            a.profiles
+        },
         config: a.config.into_iter().collect(),
     };
     instances::check_launch(&lxd, &spec)?;
