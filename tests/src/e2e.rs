@@ -65,7 +65,12 @@ impl Bed {
     /// A Terrarium tool with a hermetic environment: only PATH and the
     /// TRM_* settings of this bed.
     pub fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.bins.join(name));
+        self.command(self.bins.join(name))
+    }
+
+    /// Any program, in the same hermetic environment as the tools.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", "/root")

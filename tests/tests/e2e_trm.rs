@@ -150,6 +150,12 @@ fn main() {
         );
     });
 
+    t.case("image_build_reuses_the_cached_image", || {
+        let out = bed.trm_json(&["image", "build"]);
+        assert_eq!(out["action"], "reused", "{out:#}");
+        assert_eq!(out["alias"], "terrarium/debian12");
+    });
+
     t.case("launch_waits_for_cloud_init", || {
         let ud = format!("cloud-init.user-data={USER_DATA}");
         let out = bed.trm_json(&["launch", MAIN, "-c", &ud]);
@@ -203,6 +209,44 @@ fn main() {
         assert_eq!(exec_out(&bed, &[MAIN, "--", "sh", "-c", "exit 7"]).0, 7);
     });
 
+    t.case("exec_passes_the_terminal_through", || {
+        // `script` gives trm a pseudo-terminal, as an interactive user has.
+        let trm = bed.bins.join("trm");
+        let out = bed
+            .command("script")
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("{} exec {MAIN} -- tty", trm.display()),
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        assert_ok(&out, "trm exec under a pty");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The pty may echo a control character (`^@`) lxc sends first.
+        assert!(
+            text.contains("/dev/pts/") && !text.contains("not a tty"),
+            "no tty inside: {text:?}"
+        );
+    });
+
+    t.case("launch_reports_a_cloud_init_failure", || {
+        let ud = "cloud-init.user-data=#cloud-config\nruncmd:\n  - [false]\n";
+        let out = bed.trm(&["launch", "e2e-broken", "--format", "json", "-c", &ud]);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("cloud-init failed in 'e2e-broken'"), "{msg}");
+        assert!(msg.contains("error"), "the status detail is carried: {msg}");
+        lxc_ok(&["delete", "--force", "--project", PROJECT, "e2e-broken"]);
+    });
+
     t.case("exec_root_is_uid_0_inside", || {
         assert_eq!(
             exec_out(&bed, &["--root", MAIN, "--", "id", "-u"]),
@@ -224,6 +268,25 @@ fn main() {
         use std::os::unix::fs::MetadataExt;
         let owner = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
         assert_eq!(u64::from(owner), first[1], "init runs as the mapped uid");
+    });
+
+    t.case("list_shows_the_lxd_nic_address_not_docker0", || {
+        // An interface the workload made itself, sorting before eth0.
+        for cmd in [
+            vec!["ip", "link", "add", "docker0", "type", "bridge"],
+            vec!["ip", "addr", "add", "172.17.0.1/16", "dev", "docker0"],
+            vec!["ip", "link", "set", "docker0", "up"],
+        ] {
+            lxc_ok(&[&["exec", "--project", PROJECT, MAIN, "--"], &cmd[..]].concat());
+        }
+        let info = bed.trm_json(&["info", MAIN]);
+        let ip = info["ipv4"].as_str().unwrap();
+        assert!(ip.starts_with("10."), "{ip}");
+        let state = lxc_json(&format!("/1.0/instances/{MAIN}/state?project={PROJECT}"));
+        assert!(
+            state["network"]["docker0"].is_object(),
+            "docker0 exists inside"
+        );
     });
 
     t.case("list_pipes_into_jq", || {
@@ -322,7 +385,18 @@ fn main() {
     });
 
     t.case("exec_in_a_stopped_instance_says_so", || {
-        lxc_ok(&["init", "--project", PROJECT, "terrarium/debian12", BARE]);
+        // Older `user.*` keys and vendor-data must reach the NoCloud seed too.
+        lxc_ok(&[
+            "init",
+            "--project",
+            PROJECT,
+            "terrarium/debian12",
+            BARE,
+            "-c",
+            "user.user-data=#cloud-config\n# marker-user-data\n",
+            "-c",
+            "cloud-init.vendor-data=#cloud-config\n# marker-vendor-data\n",
+        ]);
         let out = bed
             .tool("trm")
             .args(["exec", BARE, "--", "true"])
@@ -352,6 +426,21 @@ fn main() {
             "Running"
         );
         assert_eq!(bed.trm_json(&["restart", BARE])["changed"], true);
+        let seed = |f: &str| {
+            lxc_ok(&[
+                "exec",
+                "--project",
+                PROJECT,
+                BARE,
+                "--",
+                "cat",
+                &format!("/var/lib/cloud/seed/nocloud-net/{f}"),
+            ])
+        };
+        assert!(seed("user-data").contains("marker-user-data"));
+        assert!(seed("vendor-data").contains("marker-vendor-data"));
+        assert!(seed("network-config").contains("name: eth0"));
+        assert!(seed("meta-data").contains(&format!("instance-id: {BARE}")));
     });
 
     t.case("exec_without_a_terrarium_user_suggests_root", || {
