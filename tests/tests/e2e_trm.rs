@@ -42,8 +42,8 @@ fn stderr_json(out: &std::process::Output) -> Value {
 }
 
 /// A command that must fail with `code`, saying `needle`, as one JSON line.
-fn assert_refused(bed: &Bed, args: &[&str], code: i32, needle: &str) {
-    let out = bed.trm(&[args, &["--format", "json"]].concat());
+fn assert_refused(bed: &Bed, args: &[&str], code: i32, needle: &str) -> String {
+    let out = bed.trm(&[&["--format", "json"], args].concat());
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -58,6 +58,7 @@ fn assert_refused(bed: &Bed, args: &[&str], code: i32, needle: &str) {
     );
     assert_eq!(err["exit_code"], code);
     assert!(out.stdout.is_empty(), "nothing on stdout for an error");
+    msg.to_string()
 }
 
 fn exec_out(bed: &Bed, args: &[&str]) -> (i32, String) {
@@ -234,16 +235,16 @@ fn main() {
 
     t.case("launch_reports_a_cloud_init_failure", || {
         let ud = "cloud-init.user-data=#cloud-config\nruncmd:\n  - [false]\n";
-        let out = bed.trm(&["launch", "e2e-broken", "--format", "json", "-c", &ud]);
-        assert_eq!(
-            out.status.code(),
-            Some(4),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let msg = assert_refused(
+            &bed,
+            &["launch", "e2e-broken", "-c", ud],
+            4,
+            "cloud-init failed in 'e2e-broken'",
         );
-        let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
-        assert!(msg.contains("cloud-init failed in 'e2e-broken'"), "{msg}");
-        assert!(msg.contains("error"), "the status detail is carried: {msg}");
+        assert!(
+            msg.contains("status: error"),
+            "the status detail is carried: {msg}"
+        );
         lxc_ok(&["delete", "--force", "--project", PROJECT, "e2e-broken"]);
     });
 
@@ -445,17 +446,11 @@ fn main() {
 
     t.case("exec_without_a_terrarium_user_suggests_root", || {
         // BARE was launched without user-data: no terrarium user.
-        let out = bed.trm(&["exec", BARE, "--format", "json", "--", "true"]);
-        assert_eq!(
-            out.status.code(),
-            Some(4),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let msg = stderr_json(&out)["message"].as_str().unwrap().to_string();
-        assert!(
-            msg.contains("no 'terrarium' user") && msg.contains("--root"),
-            "{msg}"
+        assert_refused(
+            &bed,
+            &["exec", BARE, "--", "true"],
+            4,
+            "no 'terrarium' user; use `trm exec --root",
         );
         assert_eq!(
             exec_out(&bed, &["--root", BARE, "--", "id", "-un"]),
