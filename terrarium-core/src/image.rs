@@ -98,7 +98,7 @@ pub fn build(
     if !opts.rebuild {
         if let Some((meta, rootfs)) = cached(opts) {
             progress("importing cached image tarballs");
-            lxd.import_image(&meta, &rootfs, &opts.alias)?;
+            import(lxd, &meta, &rootfs, &opts.alias)?;
             return Ok(report("imported"));
         }
     }
@@ -157,12 +157,37 @@ pub fn build(
     if opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
         lxd.delete_image_alias(&opts.alias)?;
     }
-    lxd.import_image(
+    import(
+        lxd,
         &slot.join("meta.tar.gz"),
         &slot.join("rootfs.tar.gz"),
         &opts.alias,
     )?;
     Ok(report("built"))
+}
+
+/// Import the tarballs under `alias`; when LXD already holds the same image
+/// without that alias (someone deleted only the alias), just alias it.
+fn import(lxd: &Lxd, meta: &Path, rootfs: &Path, alias: &str) -> Result<()> {
+    let fingerprint = split_image_fingerprint(meta, rootfs)?;
+    if lxd.image_exists(&fingerprint)? {
+        lxd.create_image_alias(alias, &fingerprint)
+    } else {
+        lxd.import_image(meta, rootfs, alias)
+    }
+}
+
+/// LXD's fingerprint of a split image: SHA-256 over the metadata tarball
+/// followed by the rootfs tarball.
+fn split_image_fingerprint(meta: &Path, rootfs: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for p in [meta, rootfs] {
+        let read = |e| Error::io(format!("reading {}", p.display()), e);
+        let mut f = std::fs::File::open(p).map_err(read)?;
+        std::io::copy(&mut f, &mut hasher).map_err(read)?;
+    }
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// A mount that is undone however we leave.

@@ -478,6 +478,23 @@ impl Lxd {
             .map(drop)
     }
 
+    pub fn image_exists(&self, fingerprint: &str) -> Result<bool> {
+        match self.query::<serde_json::Value>(&format!("/1.0/images/{fingerprint}")) {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn create_image_alias(&self, alias: &str, fingerprint: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("image")
+                .args(["alias", "create", alias, fingerprint]),
+        )
+        .map(drop)
+    }
+
     /// Import a split image (metadata and rootfs tarballs) under `alias`.
     pub fn import_image(&self, meta: &Path, rootfs: &Path, alias: &str) -> Result<()> {
         let cmd = self
