@@ -208,14 +208,6 @@ impl Lxd {
         &self.project
     }
 
-    /// The same client scoped to another project.
-    pub fn with_project(&self, project: &str) -> Lxd {
-        Lxd {
-            cli: self.cli.clone(),
-            project: project.to_string(),
-        }
-    }
-
     fn cmd(&self) -> Cmd {
         Cmd::new(&self.cli).timeout(QUERY_TIMEOUT)
     }
@@ -378,14 +370,6 @@ impl Lxd {
         )
     }
 
-    pub fn delete_project(&self, name: &str) -> Result<()> {
-        self.write(
-            "DELETE",
-            &format!("/1.0/projects/{name}"),
-            &serde_json::json!({}),
-        )
-    }
-
     pub fn storage_pools(&self) -> Result<Vec<StoragePool>> {
         self.query_unscoped("/1.0/storage-pools?recursion=1")
     }
@@ -395,14 +379,6 @@ impl Lxd {
             "POST",
             "/1.0/storage-pools",
             &serde_json::json!({"name": name, "driver": driver, "config": config}),
-        )
-    }
-
-    pub fn delete_storage_pool(&self, name: &str) -> Result<()> {
-        self.write(
-            "DELETE",
-            &format!("/1.0/storage-pools/{name}"),
-            &serde_json::json!({}),
         )
     }
 
@@ -424,14 +400,6 @@ impl Lxd {
             "PATCH",
             &format!("/1.0/networks/{name}"),
             &serde_json::json!({ "config": config }),
-        )
-    }
-
-    pub fn delete_network(&self, name: &str) -> Result<()> {
-        self.write(
-            "DELETE",
-            &format!("/1.0/networks/{name}"),
-            &serde_json::json!({}),
         )
     }
 

@@ -73,10 +73,6 @@ impl Tool {
                 hint: self.hint.to_string(),
             })
     }
-
-    pub fn is_available(&self) -> bool {
-        self.resolve().is_ok()
-    }
 }
 
 /// Captured result of a finished command.

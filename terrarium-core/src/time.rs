@@ -13,10 +13,6 @@ pub fn rfc3339_utc(s: &str) -> String {
         .unwrap_or_else(|_| s.to_string())
 }
 
-pub fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
