@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::lxd::{Config, Lxd};
 use crate::net::{self, Subnet};
-use crate::profiles;
 use crate::settings::Settings;
+use crate::{managed_profiles, profiles};
 
 /// LXD's API listens on loopback only; Traefik fronts it when wanted.
 pub const HTTPS_ADDRESS: &str = "127.0.0.1:8443";
@@ -297,40 +297,57 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         )
     });
 
-    let want = profiles::default_profile(&opts.pool, &opts.bridge);
+    let defs = profiles::definitions(&opts.pool, &opts.bridge);
     // A project created by this very plan has no profiles to read yet.
-    let live = if steps
+    let plans = if steps
         .iter()
         .any(|s| s.resource == "project" && s.action == Action::Create)
     {
-        None
+        defs.iter()
+            .map(|d| managed_profiles::Plan {
+                name: d.name.clone(),
+                action: managed_profiles::Action::Create,
+                detail: d.summary.clone(),
+                differences: Vec::new(),
+                want: d.profile(),
+            })
+            .collect()
     } else {
-        lxd.profile(&want.name)?
+        managed_profiles::plan(lxd, &defs)?
     };
-    let name = want.name.clone();
-    steps.push(match live {
-        Some(live) if profiles::satisfies(&live, &want) => step(
-            "profile",
-            &name,
-            Action::None,
-            "in sync".into(),
-            Op::Nothing,
-        ),
-        Some(live) => step(
-            "profile",
-            &name,
-            Action::Update,
-            "root disk, NIC and unprivileged settings restored".into(),
-            Op::PutProfile(profiles::merged(&live, &want)),
-        ),
-        None => step(
-            "profile",
-            &name,
-            Action::Create,
-            "root disk, NIC, unprivileged".into(),
-            Op::PutProfile(want),
-        ),
-    });
+    for p in plans {
+        use managed_profiles::Action as P;
+        steps.push(match p.action {
+            P::Create => step(
+                "profile",
+                &p.name,
+                Action::Create,
+                p.detail,
+                Op::PutProfile(p.want),
+            ),
+            P::Adopt => step(
+                "profile",
+                &p.name,
+                Action::Update,
+                p.detail,
+                Op::PutProfile(p.want),
+            ),
+            P::None | P::Skip => step("profile", &p.name, Action::None, p.detail, Op::Nothing),
+            // Hand edits are the owner's to throw away, not the baseline's.
+            P::Restore => step(
+                "profile",
+                &p.name,
+                Action::None,
+                format!(
+                    "drifted ({} hand edit(s)); `trm-profile diff {name}` shows them, \
+                     `trm-profile apply {name}` restores it",
+                    p.differences.len(),
+                    name = p.name
+                ),
+                Op::Nothing,
+            ),
+        });
+    }
 
     let settings = Settings {
         project: opts.project.clone(),

@@ -32,6 +32,9 @@ const LONG: Duration = Duration::from_secs(1800);
 pub struct BuildOptions {
     pub alias: String,
     pub mirror: Option<String>,
+    /// Debian packages added to the base set (e.g. `docker.io` for a
+    /// Docker-in-LXC image variant; give it its own alias).
+    pub extra_packages: Vec<String>,
     pub cache_dir: PathBuf,
     /// Build anew even when a cached image or tarball exists.
     pub rebuild: bool,
@@ -138,12 +141,12 @@ pub fn build(
         .timeout(LONG)
         .run()?;
     progress("installing cloud-init, sudo and friends");
-    install_packages(&root)?;
+    install_packages(&root, &opts.extra_packages)?;
     configure_rootfs(&root)?;
     progress("packing the image");
     let out = work.path().join("out");
     std::fs::create_dir_all(&out).map_err(|e| Error::io("creating the output directory", e))?;
-    write_metadata(&work.path().join("meta"))?;
+    write_metadata(&work.path().join("meta"), &opts.extra_packages)?;
     tar(&work.path().join("meta"), &out.join("meta.tar.gz"))?;
     tar(&root, &out.join("rootfs.tar.gz"))?;
     let slot = cache_slot(opts);
@@ -201,7 +204,7 @@ impl Drop for Mounted {
     }
 }
 
-fn install_packages(root: &Path) -> Result<()> {
+fn install_packages(root: &Path, extra: &[String]) -> Result<()> {
     let proc_dir = root.join("proc");
     Cmd::tool(&tools::MOUNT)?
         .args(["-t", "proc", "proc"])
@@ -222,6 +225,7 @@ fn install_packages(root: &Path) -> Result<()> {
     chroot()?
         .args(["apt-get", "install", "-y", "--no-install-recommends"])
         .args(PACKAGES)
+        .args(extra)
         .run()?;
     write(root, "etc/locale.gen", "en_US.UTF-8 UTF-8\nC.UTF-8 UTF-8\n")?;
     chroot()?.arg("locale-gen").run()?;
@@ -275,7 +279,7 @@ fn tar(dir: &Path, out: &Path) -> Result<()> {
 
 /// LXD image metadata: `metadata.yaml` (JSON is YAML) and the templates
 /// that put LXD's cloud-init keys into the NoCloud seed.
-fn write_metadata(dir: &Path) -> Result<()> {
+fn write_metadata(dir: &Path, extra: &[String]) -> Result<()> {
     // Rust and LXD name architectures alike (x86_64, aarch64).
     let arch = std::env::consts::ARCH;
     let created = std::time::SystemTime::now()
@@ -294,7 +298,11 @@ fn write_metadata(dir: &Path) -> Result<()> {
         "architecture": arch,
         "creation_date": created,
         "properties": {
-            "description": "Terrarium Debian 12 (bookworm) base",
+            "description": if extra.is_empty() {
+                "Terrarium Debian 12 (bookworm) base".to_string()
+            } else {
+                format!("Terrarium Debian 12 (bookworm) base + {}", extra.join(", "))
+            },
             "os": "debian",
             "release": SUITE,
             "variant": "terrarium",

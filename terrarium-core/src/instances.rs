@@ -11,6 +11,7 @@ use crate::lxd::{ExecSpec, Instance, LaunchSpec, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
 use crate::process::{exit_code_of, Cmd};
+use crate::profiles;
 use crate::time::rfc3339_utc;
 
 /// The account workloads run as inside a container.
@@ -299,12 +300,41 @@ pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     }
 }
 
-/// Launch, then wait for cloud-init (unless `wait` is `None`).
+/// Launch, then wait for cloud-init (unless `wait` is `None`). A profile
+/// that creates the `terrarium` user needs cloud-init: an image without it
+/// would leave a box without its user, so that launch is undone and said.
 pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<Launched> {
     lxd.launch(spec)?;
     let cloud_init = match wait {
         None => "not_waited".to_string(),
-        Some(t) => wait_cloud_init(lxd, &spec.name, t)?,
+        Some(t) => {
+            let status = wait_cloud_init(lxd, &spec.name, t)?;
+            let needs_user = lxd
+                .instance(&spec.name)?
+                .expanded_config
+                .get(profiles::VENDOR_DATA_KEY)
+                .is_some_and(|v| v.contains(profiles::USER_SCRIPT_MARKER));
+            if needs_user && status == "disabled" {
+                lxd.delete(&spec.name, true)?;
+                return Err(Error::WrongState(format!(
+                    "image '{}' has no cloud-init, which profile(s) {} need to create the \
+                     '{USER}' user; the new instance '{}' was removed. Use an image with \
+                     cloud-init (`trm image build` makes one) or a profile without the user",
+                    spec.image,
+                    spec.profiles.join(", "),
+                    spec.name
+                )));
+            }
+            if needs_user && !has_user(lxd, &spec.name)? {
+                return Err(Error::WrongState(format!(
+                    "cloud-init finished in '{}' but created no '{USER}' user: the instance's own \
+                     cloud-init.vendor-data, or user-data with `vendor_data: {{enabled: false}}`, \
+                     replaced the profile's; the instance is left running for you to inspect",
+                    spec.name
+                )));
+            }
+            status
+        }
     };
     Ok(Launched {
         spec: spec.clone(),
@@ -312,6 +342,11 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         cloud_init,
         instance: Some(info(lxd, &spec.name)?),
     })
+}
+
+fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {
+    let out = lxd.exec_output(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
+    Ok(out.status.success())
 }
 
 fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
@@ -406,8 +441,7 @@ fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
         )));
     }
     if !root {
-        let out = lxd.exec_output(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
-        if out.status.code() == Some(2) {
+        if !has_user(lxd, name)? {
             return Err(Error::WrongState(format!(
                 "instance '{name}' has no '{USER}' user; use `trm exec --root {name}` \
                  (launch with a Terrarium profile to get the user)"

@@ -9,6 +9,7 @@ pub mod fs;
 pub mod image;
 pub mod instances;
 pub mod lxd;
+pub mod managed_profiles;
 pub mod names;
 pub mod net;
 pub mod output;

@@ -62,6 +62,16 @@ impl Settings {
         }
     }
 
+    /// The saved settings, or an error telling the user to run `trm init`.
+    pub fn require() -> Result<Settings> {
+        Self::load()?.ok_or_else(|| {
+            Error::Unavailable(format!(
+                "Terrarium is not set up on this host ({} is missing): run `trm init` first",
+                config_path().display()
+            ))
+        })
+    }
+
     pub fn load_or_default() -> Result<Settings> {
         Ok(Self::load()?.unwrap_or_default())
     }

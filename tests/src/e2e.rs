@@ -6,9 +6,25 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub const PROJECT: &str = "trm-e2e";
-pub const BRIDGE: &str = "trme2e0";
-pub const POOL: &str = "trm-e2e";
+/// The LXD resources one test suite owns (and deletes at its end).
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    pub project: &'static str,
+    pub bridge: &'static str,
+    pub pool: &'static str,
+}
+
+pub const TRM_SUITE: Names = Names {
+    project: "trm-e2e",
+    bridge: "trme2e0",
+    pool: "trm-e2e",
+};
+
+pub const PROFILES_SUITE: Names = Names {
+    project: "trm-e2e-prof",
+    bridge: "trme2e2",
+    pool: "trm-e2e-prof",
+};
 
 /// True when end-to-end tests should run; otherwise says so where the
 /// person running `cargo test` sees it (not captured by the harness).
@@ -36,19 +52,22 @@ pub fn bin_dir() -> PathBuf {
 }
 
 pub struct Bed {
+    pub names: Names,
+    /// LXD's `core.https_address` before the suite (`trm init` sets it).
+    https_before: String,
     pub config_dir: tempfile::TempDir,
     pub lock_dir: tempfile::TempDir,
     pub bins: PathBuf,
 }
 
-impl Default for Bed {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Bed {
-    pub fn new() -> Bed {
+    /// Clean up what an earlier run may have left, then set up.
+    pub fn new(names: Names) -> Bed {
+        clean_lxd(&names);
+        let https_before = lxc_json("/1.0")["config"]["core.https_address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let bins = bin_dir();
         assert!(
             bins.join("trm").is_file(),
@@ -56,6 +75,8 @@ impl Bed {
             bins.display()
         );
         Bed {
+            names,
+            https_before,
             config_dir: tempfile::tempdir().unwrap(),
             lock_dir: tempfile::tempdir().unwrap(),
             bins,
@@ -74,7 +95,7 @@ impl Bed {
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", "/root")
-            .env("TRM_PROJECT", PROJECT)
+            .env("TRM_PROJECT", self.names.project)
             .env("TRM_CONFIG_DIR", self.config_dir.path())
             .env("TRM_LOCK_DIR", self.lock_dir.path())
             .stdin(Stdio::null());
@@ -84,14 +105,52 @@ impl Bed {
         c
     }
 
+    /// `trm init` for this suite: its own pool and NAT-less bridge.
+    pub fn init_args(&self) -> Vec<&'static str> {
+        vec![
+            "init",
+            "--no-nat",
+            "--bridge",
+            self.names.bridge,
+            "--pool",
+            self.names.pool,
+            "--storage",
+            "btrfs",
+            "--size",
+            "4GiB",
+        ]
+    }
+
+    /// Delete everything the suite created and put back the server key.
+    pub fn teardown(&self) {
+        clean_lxd(&self.names);
+        if self.https_before != "127.0.0.1:8443" {
+            if self.https_before.is_empty() {
+                lxc(&["config", "unset", "core.https_address"]);
+            } else {
+                lxc(&["config", "set", "core.https_address", &self.https_before]);
+            }
+        }
+    }
+
     pub fn trm(&self, args: &[&str]) -> Output {
         self.tool("trm").args(args).output().expect("run trm")
     }
 
     /// `trm ... --format json`, asserting success, parsed.
     pub fn trm_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.trm(&[args, &["--format", "json"]].concat());
-        assert_ok(&out, &format!("trm {}", args.join(" ")));
+        self.trm_json_with("trm", args)
+    }
+
+    /// Any Terrarium tool with `--format json`, asserting success, parsed.
+    pub fn trm_json_with(&self, tool: &str, args: &[&str]) -> serde_json::Value {
+        let out = self
+            .tool(tool)
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .expect("run a Terrarium tool");
+        assert_ok(&out, &format!("{tool} {}", args.join(" ")));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "trm {args:?} printed no JSON ({e}): {}",
@@ -132,8 +191,8 @@ pub fn assert_ok(out: &Output, what: &str) {
 
 /// Remove everything a run may have left: instances, the project, the
 /// bridge and the pool. Safe to call when none of it exists.
-pub fn clean_lxd() {
-    let q = format!("/1.0/instances?project={PROJECT}");
+pub fn clean_lxd(n: &Names) {
+    let q = format!("/1.0/instances?project={}", n.project);
     if let Ok(v) = serde_json::from_slice::<Vec<String>>(&lxc(&["query", &q]).stdout) {
         for url in v {
             let name = url
@@ -143,12 +202,12 @@ pub fn clean_lxd() {
                 .split('?')
                 .next()
                 .unwrap_or_default();
-            lxc(&["delete", "--force", "--project", PROJECT, name]);
+            lxc(&["delete", "--force", "--project", n.project, name]);
         }
     }
-    lxc(&["project", "delete", PROJECT]);
-    lxc(&["network", "delete", BRIDGE]);
-    lxc(&["storage", "delete", POOL]);
+    lxc(&["project", "delete", n.project]);
+    lxc(&["network", "delete", n.bridge]);
+    lxc(&["storage", "delete", n.pool]);
 }
 
 /// A minimal test runner (harness = false): named cases sharing one bed,
@@ -211,4 +270,77 @@ impl Runner {
         }
         std::process::exit(if self.failed.is_empty() { 0 } else { 1 })
     }
+}
+
+pub const BUSYBOX_IMAGE: &str = "terrarium-test/busybox";
+
+/// A tiny root filesystem: the host's static busybox and its applet links.
+/// It is an image without cloud-init, and a `docker import` source.
+pub fn busybox_rootfs(dir: &Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is installed (scripts/setup-host.sh)");
+    for d in [
+        "bin", "sbin", "etc", "dev", "proc", "sys", "tmp", "root", "run", "var",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    let list = Command::new(dir.join("bin/busybox"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    std::os::unix::fs::symlink("../bin/busybox", dir.join("sbin/init")).unwrap();
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+pub fn tar_gz(dir: &Path, out: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .args(["--numeric-owner", "-czf"])
+        .arg(out)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar {}", dir.display());
+}
+
+/// Import the busybox image once; later runs reuse it.
+pub fn ensure_busybox_image() {
+    if lxc(&["image", "info", BUSYBOX_IMAGE]).status.success() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    busybox_rootfs(&root);
+    let meta = work.path().join("meta");
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("metadata.yaml"),
+        format!(
+            "architecture: {}\ncreation_date: 1700000000\nproperties:\n  description: busybox test image (no cloud-init)\n",
+            std::env::consts::ARCH
+        ),
+    )
+    .unwrap();
+    tar_gz(&meta, &work.path().join("meta.tar.gz"));
+    tar_gz(&root, &work.path().join("rootfs.tar.gz"));
+    let m = work.path().join("meta.tar.gz");
+    let r = work.path().join("rootfs.tar.gz");
+    lxc_ok(&[
+        "image",
+        "import",
+        m.to_str().unwrap(),
+        r.to_str().unwrap(),
+        "--alias",
+        BUSYBOX_IMAGE,
+    ]);
 }

@@ -6,29 +6,16 @@ use std::io::Read;
 use std::process::Stdio;
 
 use serde_json::Value;
-use terrarium_tests::e2e::{
-    self, assert_ok, lxc, lxc_json, lxc_ok, Bed, Runner, BRIDGE, POOL, PROJECT,
-};
+use terrarium_tests::e2e::{self, assert_ok, lxc, lxc_json, lxc_ok, Bed, Runner, TRM_SUITE};
+
+const PROJECT: &str = TRM_SUITE.project;
+const BRIDGE: &str = TRM_SUITE.bridge;
+const POOL: &str = TRM_SUITE.pool;
 
 const MAIN: &str = "e2e-main";
 const BARE: &str = "e2e-bare";
 const USER_DATA: &str =
     "#cloud-config\nusers:\n  - name: terrarium\n    shell: /bin/bash\n    lock_passwd: true\n";
-
-fn init_args() -> Vec<&'static str> {
-    vec![
-        "init",
-        "--no-nat",
-        "--bridge",
-        BRIDGE,
-        "--pool",
-        POOL,
-        "--storage",
-        "btrfs",
-        "--size",
-        "4GiB",
-    ]
-}
 
 fn stderr_json(out: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&out.stderr);
@@ -73,17 +60,11 @@ fn main() {
     if !e2e::enabled("e2e_trm") {
         return;
     }
-    e2e::clean_lxd();
-    // `trm init` sets this server-wide key; put back what the host had.
-    let https_before = lxc_json("/1.0")["config"]["core.https_address"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let bed = Bed::new();
+    let bed = Bed::new(TRM_SUITE);
     let mut t = Runner::new();
 
     t.case("init_dry_run_changes_nothing", || {
-        let plan = bed.trm_json(&[init_args(), vec!["--dry-run"]].concat());
+        let plan = bed.trm_json(&[bed.init_args(), vec!["--dry-run"]].concat());
         assert_eq!(plan["changed"], true);
         assert_eq!(plan["dry_run"], true);
         assert!(
@@ -98,7 +79,7 @@ fn main() {
     });
 
     t.case("init_brings_the_host_to_the_baseline", || {
-        let report = bed.trm_json(&init_args());
+        let report = bed.trm_json(&bed.init_args());
         assert_eq!(report["changed"], true);
         let net = lxc_json(&format!("/1.0/networks/{BRIDGE}"));
         assert_eq!(net["config"]["ipv4.nat"], "false");
@@ -111,6 +92,10 @@ fn main() {
         assert_eq!(profile["devices"]["root"]["pool"], POOL);
         assert_eq!(profile["devices"]["eth0"]["network"], BRIDGE);
         assert_eq!(profile["config"]["security.privileged"], "false");
+        for name in ["default", "terrarium", "strict", "dev"] {
+            let p = lxc_json(&format!("/1.0/profiles/{name}?project={PROJECT}"));
+            assert_eq!(p["config"]["user.terrarium.managed"], "true", "{name}");
+        }
         let settings =
             std::fs::read_to_string(bed.config_dir.path().join("terrarium.toml")).unwrap();
         assert!(
@@ -121,12 +106,12 @@ fn main() {
     });
 
     t.case("init_second_run_changes_nothing", || {
-        let report = bed.trm_json(&init_args());
+        let report = bed.trm_json(&bed.init_args());
         assert_eq!(report["changed"], false, "{report:#}");
         for step in report["steps"].as_array().unwrap() {
             assert_eq!(step["action"], "none", "{step}");
         }
-        let human = bed.trm(&[init_args(), vec!["--format", "human"]].concat());
+        let human = bed.trm(&[bed.init_args(), vec!["--format", "human"]].concat());
         assert!(String::from_utf8_lossy(&human.stdout).contains("Nothing to change"));
     });
 
@@ -512,13 +497,6 @@ fn main() {
         assert_eq!(stderr_json(&out)["kind"], "tool_missing");
     });
 
-    e2e::clean_lxd();
-    if https_before != "127.0.0.1:8443" {
-        if https_before.is_empty() {
-            lxc(&["config", "unset", "core.https_address"]);
-        } else {
-            lxc(&["config", "set", "core.https_address", &https_before]);
-        }
-    }
+    bed.teardown();
     t.finish()
 }

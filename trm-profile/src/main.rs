@@ -1,3 +1,3 @@
 fn main() {
-    trm_profile::main()
+    terrarium_core::cli::main(trm_profile::run)
 }

@@ -122,6 +122,9 @@ pub struct ImageBuildArgs {
     /// Debian mirror [default: the one in this host's apt sources]
     #[arg(long)]
     pub mirror: Option<String>,
+    /// Extra Debian package to install (repeatable), e.g. docker.io for a Docker-ready variant
+    #[arg(long = "package", value_name = "PACKAGE")]
+    pub packages: Vec<String>,
     /// Where built tarballs are kept for reuse
     #[arg(
         long,
@@ -358,6 +361,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
     let opts = BuildOptions {
         alias: a.alias,
         mirror: a.mirror,
+        extra_packages: a.packages,
         cache_dir: a.cache_dir,
         rebuild: a.rebuild,
     };
