@@ -9,8 +9,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 echo "==> building" >&2
 cargo build --workspace --all-targets --locked
 
-echo "==> base image (built once, then cached)" >&2
+echo "==> images (built once, then cached)" >&2
 ./target/debug/trm image build --format human
+# The Docker-in-LXC tests use a variant with Debian's docker.io inside.
+./target/debug/trm image build --alias terrarium/debian12-docker --package docker.io --format human
 
 echo "==> formatting" >&2
 cargo fmt --all -- --check

@@ -7,11 +7,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fs::Lock;
 use crate::lxd::{ExecSpec, Instance, LaunchSpec, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
 use crate::process::{exit_code_of, Cmd};
 use crate::profiles;
+
+/// Launches queue behind each other's creation step for at most this long.
+const LAUNCH_LOCK_WAIT: Duration = Duration::from_secs(600);
 use crate::time::rfc3339_utc;
 
 /// The account workloads run as inside a container.
@@ -304,7 +308,14 @@ pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
 /// that creates the `terrarium` user needs cloud-init: an image without it
 /// would leave a box without its user, so that launch is undone and said.
 pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<Launched> {
-    lxd.launch(spec)?;
+    {
+        // LXD 5.0 hands overlapping uid ranges to isolated-idmap
+        // containers created at the same moment (the loser fails to
+        // start: "newuidmap ... not allowed"), so creations take turns.
+        // Only the creation: waiting for cloud-init runs in parallel.
+        let _turn = Lock::acquire("launch", LAUNCH_LOCK_WAIT)?;
+        lxd.launch(spec)?;
+    }
     let cloud_init = match wait {
         None => "not_waited".to_string(),
         Some(t) => {

@@ -192,22 +192,26 @@ pub fn assert_ok(out: &Output, what: &str) {
 /// Remove everything a run may have left: instances, the project, the
 /// bridge and the pool. Safe to call when none of it exists.
 pub fn clean_lxd(n: &Names) {
-    let q = format!("/1.0/instances?project={}", n.project);
-    if let Ok(v) = serde_json::from_slice::<Vec<String>>(&lxc(&["query", &q]).stdout) {
-        for url in v {
-            let name = url
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .split('?')
-                .next()
-                .unwrap_or_default();
-            lxc(&["delete", "--force", "--project", n.project, name]);
+    for name in names_at(&format!("/1.0/instances?project={}", n.project)) {
+        lxc(&["delete", "--force", "--project", n.project, &name]);
+    }
+    for name in names_at(&format!("/1.0/profiles?project={}", n.project)) {
+        if name != "default" {
+            lxc(&["profile", "delete", "--project", n.project, &name]);
         }
     }
     lxc(&["project", "delete", n.project]);
     lxc(&["network", "delete", n.bridge]);
     lxc(&["storage", "delete", n.pool]);
+}
+
+/// The names in an LXD collection (`["/1.0/instances/a?project=p", ...]`).
+fn names_at(path: &str) -> Vec<String> {
+    serde_json::from_slice::<Vec<String>>(&lxc(&["query", path]).stdout)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|url| url.rsplit('/').next()?.split('?').next().map(String::from))
+        .collect()
 }
 
 /// A minimal test runner (harness = false): named cases sharing one bed,

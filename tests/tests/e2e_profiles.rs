@@ -529,6 +529,50 @@ fn main() {
         }
     });
 
+    t.case("doctor_checks_a_docker_box", || {
+        let level = |findings: &Value, check: &str| {
+            findings
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["check"] == check)
+                .unwrap_or_else(|| panic!("no {check} finding in {findings}"))["level"]
+                .clone()
+        };
+        let healthy = bed
+            .tool("trm")
+            .args(["doctor", "p-docker-dev", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            healthy.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&healthy.stdout)
+        );
+        let f: Value = serde_json::from_slice(&healthy.stdout).unwrap();
+        for check in ["nesting", "cloud-init", "terrarium user", "docker"] {
+            assert_eq!(level(&f, check), "ok", "{check}: {f}");
+        }
+        // strict turns nesting off and the bomb test left it stopped.
+        let sick = bed
+            .tool("trm")
+            .args(["doctor", "p-strict", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(sick.status.code(), Some(1));
+        let f: Value = serde_json::from_slice(&sick.stdout).unwrap();
+        assert_eq!(level(&f, "nesting"), "fail");
+        assert_eq!(level(&f, "running"), "fail");
+        assert!(
+            f.as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["level"] != "fail" || x["fix"].is_string()),
+            "every failure has a fix"
+        );
+    });
+
     bed.teardown();
     t.finish()
 }

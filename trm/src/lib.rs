@@ -74,6 +74,10 @@ pub enum Command {
     Restart(LifecycleArgs),
     /// Delete a container and its snapshots (asks first)
     Delete(DeleteArgs),
+    /// Check what a nested-Docker box needs; print each finding with a fix
+    ///
+    /// Exits 1 when any check fails.
+    Doctor { name: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +225,7 @@ impl Command {
             Command::Info { name } => Some(name),
             Command::Start(a) | Command::Stop(a) | Command::Restart(a) => Some(&a.name),
             Command::Delete(a) => Some(&a.name),
+            Command::Doctor { name } => Some(name),
             Command::Init(_) | Command::Image(_) | Command::List => None,
         }
     }
@@ -256,6 +261,11 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             true,
             out,
         ),
+        Command::Doctor { name } => {
+            let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;
+            out.list(&findings);
+            Ok(i32::from(terrarium_core::doctor::has_failures(&findings)))
+        }
         Command::Delete(a) => lifecycle(
             lxd()?,
             Verb::Delete,
