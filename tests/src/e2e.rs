@@ -105,6 +105,33 @@ impl Bed {
         c
     }
 
+    /// A tool run that must fail with exit `code` and one JSON error line
+    /// on stderr whose message contains `needle`; nothing on stdout.
+    /// Returns the message for further checks.
+    pub fn refused(&self, tool: &str, args: &[&str], code: i32, needle: &str) -> String {
+        let out = self
+            .tool(tool)
+            .args(["--format", "json"])
+            .args(args)
+            .output()
+            .expect("run a Terrarium tool");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = stderr_json(&out);
+        let msg = err["message"].as_str().unwrap_or_default().to_string();
+        assert!(
+            msg.contains(needle),
+            "{tool} {args:?}: message {msg:?} lacks {needle:?}"
+        );
+        assert_eq!(err["exit_code"], code);
+        assert!(out.stdout.is_empty(), "nothing on stdout for an error");
+        msg
+    }
+
     /// `trm init` for this suite: its own pool and NAT-less bridge.
     pub fn init_args(&self) -> Vec<&'static str> {
         vec![
@@ -177,6 +204,19 @@ pub fn lxc_ok(args: &[&str]) -> String {
 
 pub fn lxc_json(path: &str) -> serde_json::Value {
     serde_json::from_str(&lxc_ok(&["query", path])).unwrap()
+}
+
+/// The one JSON error line a failed command wrote to stderr (other tools'
+/// own lines, such as lxc's, are not JSON and are skipped).
+pub fn stderr_json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want one JSON error line on stderr, got: {text}"
+    );
+    serde_json::from_str(lines[0]).unwrap()
 }
 
 pub fn assert_ok(out: &Output, what: &str) {

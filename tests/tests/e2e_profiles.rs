@@ -374,13 +374,7 @@ fn main() {
         };
         assert_eq!(live(), "99999");
 
-        let refused = bed
-            .tool("trm-profile")
-            .args(["apply", "strict", "--format", "json"])
-            .output()
-            .unwrap();
-        assert_eq!(refused.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --yes"));
+        bed.refused("trm-profile", &["apply", "strict"], 2, "pass --yes");
         let dry = bed.trm_json_with("trm-profile", &["apply", "strict", "--dry-run"]);
         assert_eq!(dry["profiles"][0]["action"], "restore");
         assert_eq!(live(), "99999");
@@ -397,13 +391,12 @@ fn main() {
         let again = bed.trm_json_with("trm-profile", &["apply", "--all"]);
         assert_eq!(again["changed"], false, "apply is idempotent");
 
-        let unknown = bed
-            .tool("trm-profile")
-            .args(["apply", "mine", "--format", "json"])
-            .output()
-            .unwrap();
-        assert_eq!(unknown.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&unknown.stderr).contains("not a Terrarium profile"));
+        bed.refused(
+            "trm-profile",
+            &["apply", "mine"],
+            2,
+            "not a Terrarium profile",
+        );
     });
 
     t.case("explain_says_what_each_setting_buys", || {
@@ -433,32 +426,26 @@ fn main() {
     });
 
     t.case("launch_refuses_unknown_profiles", || {
-        let out = bed.trm(&["launch", "p-x", "--profile", "nope", "--format", "json"]);
-        assert_eq!(out.status.code(), Some(3));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("profile 'nope' does not exist"));
+        bed.refused(
+            "trm",
+            &["launch", "p-x", "--profile", "nope"],
+            3,
+            "profile 'nope' does not exist",
+        );
+        assert!(!lxc(&["info", "--project", N.project, "p-x"])
+            .status
+            .success());
     });
 
     t.case("image_without_cloud_init_is_refused_and_removed", || {
         e2e::ensure_busybox_image();
-        let out = bed.trm(&[
-            "launch",
-            "p-nocloud",
-            "--image",
-            BUSYBOX_IMAGE,
-            "--format",
-            "json",
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(4),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let msg = bed.refused(
+            "trm",
+            &["launch", "p-nocloud", "--image", BUSYBOX_IMAGE],
+            4,
+            "has no cloud-init",
         );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("has no cloud-init") && err.contains("was removed"),
-            "{err}"
-        );
+        assert!(msg.contains("was removed"), "{msg}");
         assert!(
             !lxc(&["info", "--project", N.project, "p-nocloud"])
                 .status
