@@ -9,6 +9,7 @@ pub mod error;
 pub mod fs;
 pub mod image;
 pub mod instances;
+pub mod labels;
 pub mod lxd;
 pub mod managed_profiles;
 pub mod names;
