@@ -349,7 +349,13 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         });
     }
 
+    // Settings `trm init` does not own (e.g. [expose]) are kept as they are.
+    let live_settings = Settings::load()?;
     let settings = Settings {
+        expose: live_settings
+            .as_ref()
+            .map(|s| s.expose.clone())
+            .unwrap_or_default(),
         project: opts.project.clone(),
         storage_pool: opts.pool.clone(),
         storage_driver: pool_driver,
@@ -359,7 +365,7 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         image: opts.image.clone(),
     };
     let path = crate::settings::config_path();
-    steps.push(match Settings::load()? {
+    steps.push(match live_settings {
         Some(live) if live == settings => settings_step(&path, Action::None, settings),
         Some(_) => settings_step(&path, Action::Update, settings),
         None => settings_step(&path, Action::Create, settings),

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod confirm;
 pub mod doctor;
 pub mod error;
+pub mod expose;
 pub mod fs;
 pub mod image;
 pub mod instances;
@@ -19,6 +20,8 @@ pub mod process;
 pub mod profiles;
 pub mod settings;
 pub mod time;
+pub mod traefik;
+pub mod ufw;
 
 pub use error::{Error, Result};
 

@@ -291,6 +291,18 @@ impl Lxd {
         self.run(&cmd).map(drop)
     }
 
+    pub fn set_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        self.run(&self.verb("config").args(["set", name, key, value]))
+            .map(drop)
+            .map_err(|e| not_found(e, "instance", name))
+    }
+
+    pub fn unset_config(&self, name: &str, key: &str) -> Result<()> {
+        self.run(&self.verb("config").args(["unset", name, key]))
+            .map(drop)
+            .map_err(|e| not_found(e, "instance", name))
+    }
+
     pub fn start(&self, name: &str) -> Result<()> {
         self.run(&self.verb("start").arg(name)).map(drop)
     }
@@ -345,6 +357,20 @@ impl Lxd {
             ..ExecSpec::default()
         };
         self.exec_cmd(name, &spec).timeout(timeout).output()
+    }
+
+    /// `lxc monitor` of lifecycle events in our project, one JSON object
+    /// per line on the child's stdout.
+    pub fn monitor_lifecycle(&self) -> Result<std::process::Child> {
+        Cmd::new(&self.cli)
+            .args([
+                "monitor",
+                "--type=lifecycle",
+                "--format=json",
+                "--project",
+                &self.project,
+            ])
+            .spawn_stdout()
     }
 
     // ---- server, projects, storage, networks, profiles ----

@@ -104,6 +104,45 @@ pub fn choose_free(taken: &[Subnet]) -> Option<Subnet> {
         .find(|s| !taken.iter().any(|t| t.overlaps(s)))
 }
 
+/// Ports something on this host listens on (TCP) or is bound to (UDP),
+/// from /proc/net: no subprocess, IPv4 and IPv6.
+pub fn listening_ports(udp: bool) -> std::collections::BTreeSet<u16> {
+    let files: &[&str] = if udp {
+        &["/proc/net/udp", "/proc/net/udp6"]
+    } else {
+        &["/proc/net/tcp", "/proc/net/tcp6"]
+    };
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| parse_proc_sockets(&text, udp))
+        .collect()
+}
+
+fn parse_proc_sockets(text: &str, udp: bool) -> Vec<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            // TCP: only LISTEN (0A). UDP: any bound socket (07, unconnected).
+            let state = *f.get(3)?;
+            (if udp { state == "07" } else { state == "0A" }).then_some(port)
+        })
+        .collect()
+}
+
+/// The address this host's default route leaves from. Connecting a UDP
+/// socket sends nothing; it only asks the kernel to pick a route.
+pub fn default_source_ipv4() -> Option<Ipv4Addr> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    sock.connect("192.0.2.1:9").ok()?;
+    match sock.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +186,16 @@ lxdbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         let routes = parse_proc_route(text);
         let shown: Vec<String> = routes.iter().map(|(i, s)| format!("{i} {s}")).collect();
         assert_eq!(shown, ["eth0 192.0.2.0/24", "lxdbr0 10.100.0.0/24"]);
+    }
+
+    #[test]
+    fn proc_sockets_listen_and_bound() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+   1: 0100007F:0016 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n";
+        assert_eq!(parse_proc_sockets(tcp, false), vec![8080]);
+        let udp = "  sl  local_address rem_address   st\n   0: 00000000:14E9 00000000:0000 07 0\n";
+        assert_eq!(parse_proc_sockets(udp, true), vec![5353]);
     }
 
     #[test]

@@ -294,6 +294,16 @@ impl Cmd {
             .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line()), e))
     }
 
+    /// Start it with stdout piped for streaming (stdin closed, stderr
+    /// inherited); the caller reads and reaps it.
+    pub fn spawn_stdout(&self) -> Result<std::process::Child> {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(e))
+    }
+
     /// Replace this process with the command: the terminal, signals and exit
     /// status then belong to it alone. Returns only on failure to start.
     pub fn exec(&self) -> Error {

@@ -33,6 +33,54 @@ pub struct Settings {
     pub nat: bool,
     /// Image `trm launch` uses when none is given.
     pub image: String,
+    /// Public exposure through Traefik (`trm-expose`).
+    pub expose: ExposeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExposeSettings {
+    /// Traefik's watched directory for per-instance files.
+    pub dynamic_dir: String,
+    /// Traefik's static configuration (entrypoints for raw ports).
+    pub static_file: String,
+    pub cert_resolver: String,
+    pub acme_email: String,
+    pub acme_storage: String,
+    /// The single-sign-on gate (oauth2-proxy) that `@auth` routes ask.
+    pub auth_address: String,
+    /// Public hosts default to NAME.<root_domain>; empty: NAME.<dashed IPv4>.traefik.me.
+    pub root_domain: String,
+    /// The host's public IPv4 [default: the source address of the default route].
+    pub public_ipv4: String,
+    /// Run when the static file's entrypoints change (argv, no shell).
+    pub restart_command: Vec<String>,
+    /// Manage UFW rules for raw ports.
+    pub ufw: bool,
+    pub ufw_rootdir: String,
+    pub ufw_datadir: String,
+    /// Where Terrarium remembers a failed Traefik restart.
+    pub state_dir: String,
+}
+
+impl Default for ExposeSettings {
+    fn default() -> Self {
+        ExposeSettings {
+            dynamic_dir: "/etc/traefik/dynamic".into(),
+            static_file: "/etc/traefik/traefik.yml".into(),
+            cert_resolver: "letsencrypt".into(),
+            acme_email: String::new(),
+            acme_storage: "/var/lib/traefik/acme.json".into(),
+            auth_address: "http://127.0.0.1:4180".into(),
+            root_domain: String::new(),
+            public_ipv4: String::new(),
+            restart_command: vec!["systemctl".into(), "restart".into(), "traefik".into()],
+            ufw: true,
+            ufw_rootdir: String::new(),
+            ufw_datadir: String::new(),
+            state_dir: "/var/lib/terrarium".into(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +93,7 @@ impl Default for Settings {
             subnet: String::new(),
             nat: true,
             image: DEFAULT_IMAGE_ALIAS.into(),
+            expose: ExposeSettings::default(),
         }
     }
 }

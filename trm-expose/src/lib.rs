@@ -1,12 +1,281 @@
-//! `trm-expose`: Expose a container's service publicly through Traefik, explicitly. Designed, not built yet (issue #4).
+//! `trm-expose`: make a container's service public through Traefik, by
+//! explicit choice. The truth is the instance's `user.proxy` label in LXD;
+//! this tool edits it and reconciles Traefik's files and the firewall.
 
-pub fn command() -> clap::Command {
-    terrarium_core::cli::placeholder_command(
-        "trm-expose",
-        "Expose a container's service publicly through Traefik, explicitly",
-    )
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde::Serialize;
+use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
+use terrarium_core::expose::{self, Selector};
+use terrarium_core::labels::{self, Item};
+use terrarium_core::lxd::Lxd;
+use terrarium_core::output::{emit, Format, Human, Printer};
+use terrarium_core::settings::Settings;
+use terrarium_core::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trm-expose",
+    version,
+    about = "Expose a container's service publicly through Traefik, explicitly",
+    long_about = "Expose a container's service publicly through Traefik, explicitly.\n\n\
+Containers are private by default. An exposure lives in the instance's LXD key user.proxy \
+(set by this tool or by hand), one item per line:\n  \
+https://HOST[:CPORT][/PATH][@auth[:GROUP,...]]   http://...   tcp://HOSTPORT:CPORT   udp://HOSTPORT:CPORT\n\n\
+Every change is serialised with other Terrarium writers, --dry-run-able, and reported as JSON.",
+    after_help = after_help()
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-pub fn main() -> ! {
-    terrarium_core::cli::placeholder_main(command(), 4)
+impl ToolArgs for Cli {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Expose a port of an instance: an HTTP(S) route or a raw TCP/UDP port
+    Add(AddArgs),
+    /// Take an exposure away
+    Remove(RemoveArgs),
+    /// Every public route and port: instance, public address, backend, state, auth
+    #[command(alias = "ls")]
+    List,
+    /// Parse and explain a label without applying it
+    Check { label: String },
+    /// Reconcile Traefik files, entrypoints and firewall rules from LXD now
+    ///
+    /// Exits 1 when any label has a problem (conflict, refusal, invalid item),
+    /// after applying everything else.
+    Sync {
+        /// Print what would change; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Follow LXD's lifecycle events and re-sync after starts, stops and label changes
+    Watch {
+        /// Seconds between full syncs (a backstop for missed events)
+        #[arg(long, default_value_t = 300)]
+        interval: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["port", "tcp", "udp"])))]
+pub struct AddArgs {
+    pub name: String,
+    /// Container port of an HTTP service (routed by host name through Traefik)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Public host name [default: NAME.<root domain>, or NAME.<dashed IPv4>.traefik.me]
+    #[arg(long, requires = "port")]
+    pub host: Option<String>,
+    /// Route only this path prefix
+    #[arg(long, requires = "port")]
+    pub path: Option<String>,
+    /// Plain HTTP instead of HTTPS
+    #[arg(long, requires = "port")]
+    pub http: bool,
+    /// Behind single sign-on; with groups, only their members pass
+    #[arg(long, requires = "port", num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "GROUPS")]
+    pub auth: Option<String>,
+    /// Raw TCP port on the host: HOSTPORT[:CPORT]
+    #[arg(long, value_name = "HOSTPORT[:CPORT]")]
+    pub tcp: Option<String>,
+    /// Raw UDP port on the host: HOSTPORT[:CPORT]
+    #[arg(long, value_name = "HOSTPORT[:CPORT]")]
+    pub udp: Option<String>,
+    /// Print the new label; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["host", "tcp", "udp", "all"])))]
+pub struct RemoveArgs {
+    pub name: String,
+    /// The HTTP(S) routes of this host
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The raw TCP host port
+    #[arg(long)]
+    pub tcp: Option<u16>,
+    /// The raw UDP host port
+    #[arg(long)]
+    pub udp: Option<u16>,
+    /// Every exposure of the instance
+    #[arg(long)]
+    pub all: bool,
+    /// Print the new label; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// The one item `add` asks for, written as label text and parsed by the
+/// label grammar, so flags and hand-written labels are checked alike.
+fn item_of(a: &AddArgs, settings: &Settings) -> Result<Item, Error> {
+    let text = if let Some(cport) = a.port {
+        let host = match &a.host {
+            Some(h) => h.clone(),
+            None => format!("{}.{}", a.name, expose::base_domain(&settings.expose)),
+        };
+        let auth = match &a.auth {
+            None => String::new(),
+            Some(g) if g.is_empty() => "@auth".into(),
+            Some(g) => format!("@auth:{g}"),
+        };
+        format!(
+            "{}://{host}:{cport}{}{auth}",
+            if a.http { "http" } else { "https" },
+            a.path.as_deref().unwrap_or("")
+        )
+    } else if let Some(t) = &a.tcp {
+        format!("tcp://{t}")
+    } else {
+        format!("udp://{}", a.udp.as_deref().unwrap_or_default())
+    };
+    let (items, errors) = labels::parse(&text);
+    match (items.into_iter().next(), errors.first()) {
+        (Some(i), None) => Ok(i),
+        (_, Some(e)) => Err(Error::Usage(format!("invalid exposure {e}"))),
+        (None, None) => Err(Error::Usage("nothing to expose".into())),
+    }
+}
+
+pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
+    if let Command::Check { label } = &cli.command {
+        return Ok(check(label, out));
+    }
+    let settings = Settings::require()?;
+    let project = cli.common.project()?;
+    let lxd = Lxd::new(&project)?;
+    match cli.command {
+        Command::Add(a) => {
+            let item = item_of(&a, &settings)?;
+            out.one(&expose::add(&lxd, &settings, &a.name, item, a.dry_run)?);
+        }
+        Command::Remove(a) => {
+            let sel = match (&a.host, a.tcp, a.udp) {
+                (Some(h), _, _) => Selector::Host(h.clone()),
+                (_, Some(p), _) => Selector::Tcp(p),
+                (_, _, Some(p)) => Selector::Udp(p),
+                _ => Selector::All,
+            };
+            out.one(&expose::remove(&lxd, &settings, &a.name, &sel, a.dry_run)?);
+        }
+        Command::List => out.one(&expose::list(&lxd, &settings)?),
+        Command::Sync { dry_run } => {
+            let report = expose::sync(&lxd, &settings, dry_run)?;
+            out.one(&report);
+            return Ok(i32::from(
+                !report.problems.is_empty() || report.restart == "failed",
+            ));
+        }
+        Command::Watch { interval } => {
+            // A stream: one JSON line per sync that changed or found trouble.
+            let jsonl = out.format != Format::Human;
+            expose::watch(
+                &lxd,
+                &settings,
+                Duration::from_secs(interval.max(1)),
+                &mut |r| match r {
+                    Ok(rep) if rep.changed() || !rep.problems.is_empty() => {
+                        if jsonl {
+                            emit(&serde_json::to_string(&rep).expect("json"));
+                        } else {
+                            emit(&rep.human());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        out.error(&anyhow::Error::new(e));
+                    }
+                },
+            )?;
+        }
+        Command::Check { .. } => unreachable!("handled above"),
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct Checked {
+    valid: bool,
+    items: Vec<CheckedItem>,
+    errors: Vec<labels::ItemError>,
+}
+
+#[derive(Serialize)]
+struct CheckedItem {
+    item: String,
+    #[serde(flatten)]
+    parsed: Item,
+    holds: String,
+}
+
+impl Human for Checked {
+    fn human(&self) -> String {
+        let mut lines: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| {
+                let what = match &i.parsed {
+                    Item::Http {
+                        tls, cport, auth, ..
+                    } => format!(
+                        "{} to container port {cport}{}",
+                        if *tls {
+                            "HTTPS (TLS at Traefik, http redirects to https)"
+                        } else {
+                            "plain HTTP"
+                        },
+                        match auth {
+                            None => String::new(),
+                            Some(g) if g.is_empty() => ", behind single sign-on".into(),
+                            Some(g) =>
+                                format!(", behind single sign-on for groups {}", g.join(", ")),
+                        }
+                    ),
+                    Item::Tcp { cport, .. } => format!("raw TCP to container port {cport}"),
+                    Item::Udp { cport, .. } => format!("raw UDP to container port {cport}"),
+                };
+                format!("ok    {}: {what}; holds {}", i.item, i.holds)
+            })
+            .collect();
+        lines.extend(self.errors.iter().map(|e| format!("error {e}")));
+        lines.join("\n")
+    }
+}
+
+fn check(label: &str, out: Printer) -> i32 {
+    let (items, errors) = labels::parse(label);
+    let checked = Checked {
+        valid: errors.is_empty(),
+        items: items
+            .into_iter()
+            .map(|i| CheckedItem {
+                item: i.to_string(),
+                holds: i.claim().to_string(),
+                parsed: i,
+            })
+            .collect(),
+        errors,
+    };
+    out.one(&checked);
+    if checked.valid {
+        0
+    } else {
+        2
+    }
 }

@@ -1,3 +1,3 @@
 fn main() {
-    trm_expose::main()
+    terrarium_core::cli::main(trm_expose::run)
 }

@@ -1,0 +1,1035 @@
+//! Public exposure: from the `user.proxy` labels LXD holds to Traefik
+//! files, static entrypoints and UFW rules. `plan` is pure (labels in,
+//! desired state out); `sync` reads LXD once, then brings the files, the
+//! firewall and Traefik in line, under the `expose` lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fs::{atomic_write, lock_wait, Lock};
+use crate::labels::{self, Claim, Item};
+use crate::lxd::{Instance, Lxd};
+use crate::names::validate_instance_name;
+use crate::output::{Human, Row};
+use crate::process::Cmd;
+use crate::settings::{ExposeSettings, Settings};
+use crate::traefik::{self, EntryPoint, RouteOptions, StaticOptions};
+use crate::ufw::{self, PortRule, Ufw};
+
+/// What `plan` needs besides the labels.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub project: String,
+    pub route: RouteOptions,
+    /// Hosts of the management dashboards; no label may claim them.
+    pub management_hosts: BTreeSet<String>,
+    /// Ports the host itself needs.
+    pub reserved_ports: BTreeSet<u16>,
+}
+
+impl Context {
+    pub fn from_settings(s: &Settings) -> Context {
+        let e = &s.expose;
+        let base = base_domain(e);
+        let gate_port = e
+            .auth_address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(4180);
+        let lxd_port = crate::baseline::HTTPS_ADDRESS
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(8443);
+        Context {
+            project: s.project.clone(),
+            route: RouteOptions {
+                cert_resolver: e.cert_resolver.clone(),
+                auth_address: e.auth_address.clone(),
+            },
+            management_hosts: ["manage", "proxy", "lxd", "auth"]
+                .iter()
+                .map(|h| format!("{h}.{base}"))
+                .collect(),
+            reserved_ports: [22, 80, 443, lxd_port, gate_port].into(),
+        }
+    }
+}
+
+/// The domain public hosts hang off: the configured root domain, else
+/// `<dashed public IPv4>.traefik.me` (a wildcard DNS service).
+pub fn base_domain(e: &ExposeSettings) -> String {
+    if !e.root_domain.is_empty() {
+        return e.root_domain.clone();
+    }
+    let ip = if e.public_ipv4.is_empty() {
+        crate::net::default_source_ipv4()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    } else {
+        e.public_ipv4.clone()
+    };
+    format!("{}.traefik.me", ip.replace('.', "-"))
+}
+
+/// One instance as exposure sees it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub created_at: String,
+    pub running: bool,
+    pub ipv4: Option<String>,
+    pub label: String,
+}
+
+impl Source {
+    pub fn of(i: &Instance) -> Source {
+        Source {
+            name: i.name.clone(),
+            created_at: i.created_at.clone(),
+            running: i.is_running(),
+            ipv4: i.ipv4().into_iter().next(),
+            label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteState {
+    /// Carrying traffic to the instance.
+    Active,
+    /// The instance is stopped: no traffic, claim held.
+    Stopped,
+    /// Running without an IPv4 on its LXD NIC yet: no traffic, claim held.
+    NoAddress,
+    /// Another instance holds the host/path or port.
+    Conflict,
+    /// Refused (management host, reserved port, invalid item or file).
+    Refused,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub instance: String,
+    pub item: String,
+    pub public: String,
+    pub backend: Option<String>,
+    pub state: RouteState,
+    pub auth: Option<Vec<String>>,
+    pub problem: Option<String>,
+}
+
+impl Row for Route {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "PUBLIC", "BACKEND", "STATE", "AUTH", "PROBLEM"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let state = serde_json::to_value(self.state).expect("state");
+        vec![
+            self.instance.clone(),
+            self.public.clone(),
+            self.backend.clone().unwrap_or_default(),
+            state.as_str().unwrap_or_default().replace('_', " "),
+            match &self.auth {
+                None => String::new(),
+                Some(g) if g.is_empty() => "sso".into(),
+                Some(g) => format!("sso:{}", g.join(",")),
+            },
+            self.problem.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub instance: String,
+    pub item: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Dynamic files to have, by file name.
+    pub files: BTreeMap<String, Value>,
+    /// Files whose new content failed validation: left as they are.
+    pub keep: BTreeSet<String>,
+    pub entrypoints: BTreeSet<EntryPoint>,
+    pub rules: BTreeSet<PortRule>,
+    pub routes: Vec<Route>,
+    pub problems: Vec<Problem>,
+}
+
+fn public_address(item: &Item) -> String {
+    match item {
+        Item::Http {
+            tls, host, path, ..
+        } => format!(
+            "{}://{host}{}",
+            if *tls { "https" } else { "http" },
+            path.as_deref().unwrap_or("")
+        ),
+        Item::Tcp { host_port, .. } => format!("tcp://:{host_port}"),
+        Item::Udp { host_port, .. } => format!("udp://:{host_port}"),
+    }
+}
+
+fn backend(item: &Item, ip: &str) -> String {
+    match item {
+        Item::Http { cport, .. } => format!("http://{ip}:{cport}"),
+        Item::Tcp { cport, .. } | Item::Udp { cport, .. } => format!("{ip}:{cport}"),
+    }
+}
+
+/// Desired state from the labels. The instance created first keeps a
+/// contested claim, so a copy never steals its original's routes.
+pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
+    let mut order: Vec<&Source> = sources
+        .iter()
+        .filter(|s| !s.label.trim().is_empty())
+        .collect();
+    order.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
+    let mut holders: HashMap<Claim, &str> = HashMap::new();
+    let mut plan = Plan::default();
+    for src in order {
+        let (items, errors) = labels::parse(&src.label);
+        for e in errors {
+            plan.problems.push(Problem {
+                instance: src.name.clone(),
+                item: e.item.clone(),
+                message: e.message.clone(),
+            });
+            plan.routes.push(Route {
+                instance: src.name.clone(),
+                item: e.item,
+                public: String::new(),
+                backend: None,
+                state: RouteState::Refused,
+                auth: None,
+                problem: Some(e.message),
+            });
+        }
+        let mut accepted = Vec::new();
+        for item in items {
+            let refusal = match &item {
+                Item::Http { host, .. } if ctx.management_hosts.contains(host) => Some((
+                    RouteState::Refused,
+                    format!("{host} is a management hostname"),
+                )),
+                Item::Tcp { host_port, .. } | Item::Udp { host_port, .. }
+                    if ctx.reserved_ports.contains(host_port) =>
+                {
+                    Some((
+                        RouteState::Refused,
+                        format!("port {host_port} is one the host itself needs"),
+                    ))
+                }
+                _ => match holders.get(&item.claim()) {
+                    Some(holder) if *holder != src.name => Some((
+                        RouteState::Conflict,
+                        format!("{} is held by instance '{holder}'", item.claim()),
+                    )),
+                    _ => None,
+                },
+            };
+            if let Some((state, message)) = refusal {
+                plan.problems.push(Problem {
+                    instance: src.name.clone(),
+                    item: item.to_string(),
+                    message: message.clone(),
+                });
+                plan.routes.push(route(src, &item, state, Some(message)));
+                continue;
+            }
+            holders.insert(item.claim(), &src.name);
+            accepted.push(item);
+        }
+        for item in &accepted {
+            match item {
+                Item::Tcp { host_port, .. } | Item::Udp { host_port, .. } => {
+                    let udp = matches!(item, Item::Udp { .. });
+                    plan.entrypoints.insert(EntryPoint {
+                        udp,
+                        port: *host_port,
+                    });
+                    plan.rules.insert(PortRule {
+                        port: *host_port,
+                        udp,
+                        comment: ufw::expose_comment(&ctx.project, &src.name),
+                    });
+                }
+                Item::Http { .. } => {}
+            }
+        }
+        if accepted.is_empty() {
+            continue;
+        }
+        let state = match (&src.ipv4, src.running) {
+            (_, false) => RouteState::Stopped,
+            (None, true) => RouteState::NoAddress,
+            (Some(_), true) => RouteState::Active,
+        };
+        let mut problem = None;
+        if let (RouteState::Active, Some(ip)) = (state, &src.ipv4) {
+            let file = traefik::instance_config(&src.name, ip, &accepted, &ctx.route);
+            let name = traefik::file_name(&src.name);
+            match traefik::validate_dynamic(&file) {
+                Ok(()) => {
+                    plan.files.insert(name, file);
+                }
+                Err(errs) => {
+                    let message = format!("generated file does not validate: {}", errs.join("; "));
+                    plan.problems.push(Problem {
+                        instance: src.name.clone(),
+                        item: String::new(),
+                        message: message.clone(),
+                    });
+                    plan.keep.insert(name);
+                    problem = Some(message);
+                }
+            }
+        }
+        for item in &accepted {
+            let st = if problem.is_some() {
+                RouteState::Refused
+            } else {
+                state
+            };
+            plan.routes.push(route(src, item, st, problem.clone()));
+        }
+    }
+    plan
+}
+
+fn route(src: &Source, item: &Item, state: RouteState, problem: Option<String>) -> Route {
+    Route {
+        instance: src.name.clone(),
+        item: item.to_string(),
+        public: public_address(item),
+        backend: match (state, &src.ipv4) {
+            (RouteState::Active, Some(ip)) => Some(backend(item, ip)),
+            _ => None,
+        },
+        state,
+        auth: match item {
+            Item::Http { auth, .. } => auth.clone(),
+            _ => None,
+        },
+        problem,
+    }
+}
+
+// ---- applying ----
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    restart_pending: bool,
+    last_restart_error: Option<String>,
+}
+
+fn state_path(e: &ExposeSettings) -> PathBuf {
+    Path::new(&e.state_dir).join("expose-state.json")
+}
+
+fn load_state(e: &ExposeSettings) -> State {
+    std::fs::read(state_path(e))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraefikStatus {
+    pub restart_pending: bool,
+    pub last_restart_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub dry_run: bool,
+    pub written: Vec<String>,
+    pub deleted: Vec<String>,
+    pub kept_last_good: Vec<String>,
+    pub firewall_added: Vec<PortRule>,
+    pub firewall_removed: Vec<PortRule>,
+    pub static_changed: bool,
+    /// `not_needed`, `ok`, `failed`, or `would_restart` on a dry run.
+    pub restart: String,
+    pub traefik: TraefikStatus,
+    pub problems: Vec<Problem>,
+    pub routes: Vec<Route>,
+}
+
+impl SyncReport {
+    pub fn changed(&self) -> bool {
+        !(self.written.is_empty()
+            && self.deleted.is_empty()
+            && self.firewall_added.is_empty()
+            && self.firewall_removed.is_empty()
+            && !self.static_changed)
+    }
+}
+
+impl Human for SyncReport {
+    fn human(&self) -> String {
+        let mut lines = Vec::new();
+        let verb = if self.dry_run { "would " } else { "" };
+        for f in &self.written {
+            lines.push(format!("{verb}write {f}"));
+        }
+        for f in &self.deleted {
+            lines.push(format!("{verb}delete {f}"));
+        }
+        for r in &self.firewall_added {
+            lines.push(format!("{verb}allow {} ({})", r.spec(), r.comment));
+        }
+        for r in &self.firewall_removed {
+            lines.push(format!("{verb}remove rule {} ({})", r.spec(), r.comment));
+        }
+        if self.static_changed {
+            lines.push(format!(
+                "{verb}rewrite the static file (entrypoints changed); restart: {}",
+                self.restart
+            ));
+        }
+        if self.traefik.restart_pending {
+            lines.push(format!(
+                "Traefik restart pending: {}",
+                self.traefik.last_restart_error.as_deref().unwrap_or("")
+            ));
+        }
+        for p in &self.problems {
+            lines.push(format!("problem: {} {}: {}", p.instance, p.item, p.message));
+        }
+        if lines.is_empty() {
+            lines.push("In sync.".into());
+        }
+        lines.join("\n")
+    }
+}
+
+fn ufw_of(e: &ExposeSettings) -> Ufw {
+    let dir = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+    Ufw {
+        rootdir: dir(&e.ufw_rootdir),
+        datadir: dir(&e.ufw_datadir),
+    }
+}
+
+/// Read LXD once and bring Traefik's files, the firewall and Traefik in
+/// line. LXD failing means nothing is touched.
+pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
+    let _lock = (!dry_run)
+        .then(|| Lock::acquire("expose", lock_wait()))
+        .transpose()?;
+    sync_locked(lxd, settings, dry_run)
+}
+
+fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
+    let instances = lxd.instances()?;
+    let sources: Vec<Source> = instances.iter().map(Source::of).collect();
+    let ctx = Context::from_settings(settings);
+    let plan = plan(&sources, &ctx);
+    apply(settings, plan, dry_run)
+}
+
+fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
+    let e = &settings.expose;
+    let dir = Path::new(&e.dynamic_dir);
+    let mut written = Vec::new();
+    let mut deleted = Vec::new();
+    let existing: BTreeSet<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|x| x.file_name().to_string_lossy().into_owned())
+                .filter(|n| traefik::is_our_file(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, doc) in &plan.files {
+        let text = serde_json::to_string_pretty(doc).expect("json") + "\n";
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            if !dry_run {
+                atomic_write(&path, text.as_bytes(), 0o644)?;
+            }
+            written.push(name.clone());
+        }
+    }
+    for name in existing {
+        if !plan.files.contains_key(&name) && !plan.keep.contains(&name) {
+            if !dry_run {
+                std::fs::remove_file(dir.join(&name)).map_err(|err| {
+                    Error::io(format!("deleting {}", dir.join(&name).display()), err)
+                })?;
+            }
+            deleted.push(name);
+        }
+    }
+
+    let (mut firewall_added, mut firewall_removed) = (Vec::new(), Vec::new());
+    if e.ufw {
+        let fw = ufw_of(e);
+        let owned: BTreeSet<PortRule> = ufw::owned_rules(&fw.added()?).into_iter().collect();
+        for r in owned.difference(&plan.rules) {
+            if !dry_run {
+                fw.delete(r)?;
+            }
+            firewall_removed.push(r.clone());
+        }
+        for r in plan.rules.difference(&owned) {
+            if !dry_run {
+                fw.allow(r)?;
+            }
+            firewall_added.push(r.clone());
+        }
+    }
+
+    let static_path = Path::new(&e.static_file);
+    let live_static: Option<Value> = std::fs::read(static_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let static_changed = live_static
+        .as_ref()
+        .map(|v| traefik::entrypoints_of(v) != plan.entrypoints)
+        .unwrap_or(true);
+    let mut state = load_state(e);
+    let mut restart = "not_needed".to_string();
+    if static_changed {
+        let doc = traefik::static_config(
+            &StaticOptions {
+                dynamic_dir: e.dynamic_dir.clone(),
+                cert_resolver: e.cert_resolver.clone(),
+                acme_email: e.acme_email.clone(),
+                acme_storage: e.acme_storage.clone(),
+            },
+            &plan.entrypoints,
+        );
+        traefik::validate_static(&doc)
+            .map_err(|errs| Error::parse("the generated Traefik static file", errs.join("; ")))?;
+        if !dry_run {
+            let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
+            atomic_write(static_path, text.as_bytes(), 0o644)?;
+            state.restart_pending = true;
+        }
+    }
+    if dry_run {
+        if static_changed || state.restart_pending {
+            restart = "would_restart".into();
+        }
+    } else if state.restart_pending {
+        match restart_traefik(&e.restart_command) {
+            Ok(()) => {
+                state = State::default();
+                restart = "ok".into();
+            }
+            Err(err) => {
+                state.last_restart_error = Some(err.to_string());
+                restart = "failed".into();
+            }
+        }
+        save_state(e, &state)?;
+    }
+    Ok(SyncReport {
+        dry_run,
+        written,
+        deleted,
+        kept_last_good: plan.keep.into_iter().collect(),
+        firewall_added,
+        firewall_removed,
+        static_changed,
+        restart,
+        traefik: TraefikStatus {
+            restart_pending: state.restart_pending,
+            last_restart_error: state.last_restart_error,
+        },
+        problems: plan.problems,
+        routes: plan.routes,
+    })
+}
+
+fn save_state(e: &ExposeSettings, s: &State) -> Result<()> {
+    let text = serde_json::to_vec_pretty(s).expect("json");
+    atomic_write(&state_path(e), &text, 0o644)
+}
+
+fn restart_traefik(argv: &[String]) -> Result<()> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Usage("expose.restart_command is empty".into()))?;
+    let path = which::which(prog).map_err(|_| Error::ToolMissing {
+        tool: prog.clone(),
+        hint: "set expose.restart_command in the Terrarium settings".into(),
+    })?;
+    Cmd::new(path)
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .map(drop)
+}
+
+// ---- add / remove / list ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub instance: String,
+    pub label_before: String,
+    pub label_after: String,
+    pub changed: bool,
+    pub sync: Option<SyncReport>,
+}
+
+impl Human for Change {
+    fn human(&self) -> String {
+        let mut s = if self.changed {
+            format!(
+                "{}: user.proxy is now\n  {}",
+                self.instance,
+                self.label_after.replace('\n', "\n  ")
+            )
+        } else {
+            format!("{}: nothing to change", self.instance)
+        };
+        if let Some(r) = &self.sync {
+            s.push('\n');
+            s.push_str(&r.human());
+        }
+        s
+    }
+}
+
+/// Add one item to an instance's label after checking it can be held.
+pub fn add(
+    lxd: &Lxd,
+    settings: &Settings,
+    instance: &str,
+    item: Item,
+    dry_run: bool,
+) -> Result<Change> {
+    validate_instance_name(instance)?;
+    let _lock = (!dry_run)
+        .then(|| Lock::acquire("expose", lock_wait()))
+        .transpose()?;
+    let instances = lxd.instances()?;
+    let target = instances
+        .iter()
+        .find(|i| i.name == instance)
+        .ok_or_else(|| Error::NotFound {
+            kind: "instance",
+            name: instance.to_string(),
+        })?;
+    let before = target.config.get(labels::KEY).cloned().unwrap_or_default();
+    let (items, _) = labels::parse(&before);
+    if items.contains(&item) {
+        return Ok(Change {
+            instance: instance.into(),
+            label_before: before.clone(),
+            label_after: before,
+            changed: false,
+            sync: None,
+        });
+    }
+    let ctx = Context::from_settings(settings);
+    if let Item::Tcp { host_port, .. } | Item::Udp { host_port, .. } = &item {
+        check_port(
+            settings,
+            &instances,
+            &ctx,
+            *host_port,
+            matches!(item, Item::Udp { .. }),
+        )?;
+    }
+    // Keep the owner's own spelling of bad items: they stay visible.
+    let after = append_item(&before, &item);
+    let mut sources: Vec<Source> = instances.iter().map(Source::of).collect();
+    if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
+        s.label = after.clone();
+    }
+    let p = plan(&sources, &ctx);
+    if let Some(problem) = p
+        .problems
+        .iter()
+        .find(|x| x.instance == instance && x.item == item.to_string())
+    {
+        return Err(Error::Usage(format!(
+            "cannot expose {item} on '{instance}': {}",
+            problem.message
+        )));
+    }
+    if dry_run {
+        return Ok(Change {
+            instance: instance.into(),
+            label_before: before,
+            label_after: after,
+            changed: true,
+            sync: None,
+        });
+    }
+    lxd.set_config(instance, labels::KEY, &after)?;
+    let report = sync_locked(lxd, settings, false)?;
+    Ok(Change {
+        instance: instance.into(),
+        label_before: before,
+        label_after: after,
+        changed: true,
+        sync: Some(report),
+    })
+}
+
+fn append_item(label: &str, item: &Item) -> String {
+    let label = label.trim();
+    if label.is_empty() {
+        item.to_string()
+    } else {
+        format!("{label}\n{item}")
+    }
+}
+
+fn check_port(
+    settings: &Settings,
+    instances: &[Instance],
+    ctx: &Context,
+    port: u16,
+    udp: bool,
+) -> Result<()> {
+    let proto = if udp { "udp" } else { "tcp" };
+    if ctx.reserved_ports.contains(&port) {
+        return Err(Error::Usage(format!("{proto} port {port} is one the host itself needs (SSH, HTTP(S), the LXD API, the auth gate)")));
+    }
+    // A port one of our labels already holds may be in use by Traefik itself.
+    let ours = instances.iter().any(|i| {
+        let (items, _) = labels::parse(i.config.get(labels::KEY).map(String::as_str).unwrap_or(""));
+        items.iter().any(|it| match it {
+            Item::Tcp { host_port, .. } => !udp && *host_port == port,
+            Item::Udp { host_port, .. } => udp && *host_port == port,
+            Item::Http { .. } => false,
+        })
+    });
+    if !ours && crate::net::listening_ports(udp).contains(&port) {
+        return Err(Error::Usage(format!(
+            "something on this host already listens on {proto} port {port}"
+        )));
+    }
+    if settings.expose.ufw {
+        if let Some(rule) = ufw::foreign_rule_for(&ufw_of(&settings.expose).added()?, port, udp) {
+            return Err(Error::Usage(format!(
+                "{proto} port {port} is named by a UFW rule Terrarium does not own (`ufw {rule}`)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What `remove` takes away.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Host(String),
+    Tcp(u16),
+    Udp(u16),
+    All,
+}
+
+pub fn remove(
+    lxd: &Lxd,
+    settings: &Settings,
+    instance: &str,
+    sel: &Selector,
+    dry_run: bool,
+) -> Result<Change> {
+    validate_instance_name(instance)?;
+    let _lock = (!dry_run)
+        .then(|| Lock::acquire("expose", lock_wait()))
+        .transpose()?;
+    let i = lxd.instance(instance)?;
+    let before = i.config.get(labels::KEY).cloned().unwrap_or_default();
+    let (items, errors) = labels::parse(&before);
+    let host = match sel {
+        Selector::Host(h) => Some(labels::normalize_host(h).map_err(Error::Usage)?),
+        _ => None,
+    };
+    let keep: Vec<&Item> = items
+        .iter()
+        .filter(|it| match (sel, it) {
+            (Selector::All, _) => false,
+            (Selector::Host(_), Item::Http { host: h, .. }) => Some(h) != host.as_ref(),
+            (Selector::Tcp(p), Item::Tcp { host_port, .. }) => host_port != p,
+            (Selector::Udp(p), Item::Udp { host_port, .. }) => host_port != p,
+            _ => true,
+        })
+        .collect();
+    if keep.len() == items.len() && !matches!(sel, Selector::All) {
+        return Err(Error::Usage(format!(
+            "instance '{instance}' has no exposure matching that"
+        )));
+    }
+    // Unparsable items go with --all; otherwise they stay for the owner to fix.
+    let mut after_items: Vec<String> = keep.iter().map(|i| i.to_string()).collect();
+    if !matches!(sel, Selector::All) {
+        after_items.extend(errors.into_iter().map(|e| e.item));
+    }
+    let after = after_items.join("\n");
+    let changed = after != before;
+    if dry_run || !changed {
+        return Ok(Change {
+            instance: instance.into(),
+            label_before: before,
+            label_after: after,
+            changed,
+            sync: None,
+        });
+    }
+    if after.is_empty() {
+        lxd.unset_config(instance, labels::KEY)?;
+    } else {
+        lxd.set_config(instance, labels::KEY, &after)?;
+    }
+    let report = sync_locked(lxd, settings, false)?;
+    Ok(Change {
+        instance: instance.into(),
+        label_before: before,
+        label_after: after,
+        changed,
+        sync: Some(report),
+    })
+}
+
+/// Every public route and port, with Traefik's restart status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub routes: Vec<Route>,
+    pub traefik: TraefikStatus,
+}
+
+impl Human for Listing {
+    fn human(&self) -> String {
+        let rows = self.routes.iter().map(Row::cells).collect();
+        let mut s = crate::output::table(Route::headers(), rows);
+        if self.traefik.restart_pending {
+            s.push_str(&format!(
+                "\nTraefik restart pending (last error: {})",
+                self.traefik.last_restart_error.as_deref().unwrap_or("none")
+            ));
+        }
+        s
+    }
+}
+
+pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
+    let sources: Vec<Source> = lxd.instances()?.iter().map(Source::of).collect();
+    let p = plan(&sources, &Context::from_settings(settings));
+    let st = load_state(&settings.expose);
+    Ok(Listing {
+        routes: p.routes,
+        traefik: TraefikStatus {
+            restart_pending: st.restart_pending,
+            last_restart_error: st.last_restart_error,
+        },
+    })
+}
+
+// ---- watch ----
+
+/// Lifecycle actions after which routes may have changed.
+const WATCHED: &[&str] = &[
+    "instance-started",
+    "instance-stopped",
+    "instance-restarted",
+    "instance-shutdown",
+    "instance-updated",
+    "instance-deleted",
+    "instance-renamed",
+    "instance-created",
+];
+
+/// Follow LXD's lifecycle events and sync after each relevant one, plus a
+/// full sync every `interval` as a backstop. A started instance gets its
+/// address from DHCP a moment later, so until every running labelled
+/// instance has one, sync again every half second (up to 30 s).
+pub fn watch(
+    lxd: &Lxd,
+    settings: &Settings,
+    interval: Duration,
+    report: &mut dyn FnMut(Result<SyncReport>),
+) -> Result<()> {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel::<String>();
+    let spawn_monitor = |tx: mpsc::Sender<String>| -> Result<std::process::Child> {
+        let mut child = lxd.monitor_lifecycle()?;
+        let out = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(child)
+    };
+    let mut monitor = spawn_monitor(tx.clone())?;
+    let mut last_full = std::time::Instant::now();
+    let mut settle_until: Option<std::time::Instant> = None;
+    let run = |report: &mut dyn FnMut(Result<SyncReport>)| -> bool {
+        let r = sync(lxd, settings, false);
+        let waiting =
+            matches!(&r, Ok(rep) if rep.routes.iter().any(|x| x.state == RouteState::NoAddress));
+        report(r);
+        waiting
+    };
+    if run(report) {
+        settle_until = Some(std::time::Instant::now() + Duration::from_secs(30));
+    }
+    loop {
+        let tick = if settle_until.is_some() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(1)
+        };
+        match rx.recv_timeout(tick) {
+            Ok(line) => {
+                let relevant = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))
+                    .is_some_and(|a| WATCHED.contains(&a.as_str()));
+                if relevant && run(report) {
+                    settle_until = Some(std::time::Instant::now() + Duration::from_secs(30));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
+        }
+        if let Ok(Some(_)) = monitor.try_wait() {
+            // LXD restarted or the monitor died: follow again, and resync
+            // in case events were missed meanwhile.
+            std::thread::sleep(Duration::from_secs(1));
+            monitor = spawn_monitor(tx.clone())?;
+            run(report);
+        }
+        if let Some(until) = settle_until {
+            if std::time::Instant::now() > until || !run(report) {
+                settle_until = None;
+            }
+        }
+        if last_full.elapsed() >= interval {
+            run(report);
+            last_full = std::time::Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        let mut s = Settings::default();
+        s.expose.root_domain = "example.com".into();
+        Context::from_settings(&s)
+    }
+
+    fn src(name: &str, created: &str, label: &str) -> Source {
+        Source {
+            name: name.into(),
+            created_at: created.into(),
+            running: true,
+            ipv4: Some("10.100.0.9".into()),
+            label: label.into(),
+        }
+    }
+
+    #[test]
+    fn the_first_created_keeps_a_contested_claim() {
+        let sources = vec![
+            src(
+                "copy",
+                "2026-02-01T00:00:00Z",
+                "https://app.example.com, tcp://2222:22",
+            ),
+            src(
+                "original",
+                "2026-01-01T00:00:00Z",
+                "https://app.example.com\ntcp://2222:22",
+            ),
+        ];
+        let p = plan(&sources, &ctx());
+        assert!(p.files.contains_key("trm-original.yml"));
+        assert!(!p.files.contains_key("trm-copy.yml"));
+        assert_eq!(p.problems.len(), 2);
+        assert!(p
+            .problems
+            .iter()
+            .all(|x| x.instance == "copy" && x.message.contains("held by instance 'original'")));
+        assert_eq!(p.rules.len(), 1);
+        assert!(p
+            .rules
+            .iter()
+            .next()
+            .unwrap()
+            .comment
+            .ends_with("/original"));
+    }
+
+    #[test]
+    fn management_hosts_and_host_ports_are_refused() {
+        let sources = vec![src("a", "1", "https://manage.example.com, tcp://22:22, tcp://8443:1, udp://4180:1, https://ok.example.com")];
+        let p = plan(&sources, &ctx());
+        assert_eq!(p.problems.len(), 4, "{:?}", p.problems);
+        let file = &p.files["trm-a.yml"];
+        assert!(file.to_string().contains("ok.example.com"));
+        assert!(p.entrypoints.is_empty());
+    }
+
+    #[test]
+    fn stopped_instances_route_nothing_but_keep_their_claims() {
+        let mut stopped = src("a", "1", "https://app.example.com, tcp://2222:22");
+        stopped.running = false;
+        let sources = vec![stopped, src("b", "2", "https://app.example.com")];
+        let p = plan(&sources, &ctx());
+        assert!(p.files.is_empty());
+        assert_eq!(p.entrypoints.len(), 1, "the port stays claimed");
+        assert!(p.problems.iter().any(|x| x.instance == "b"));
+        assert!(p
+            .routes
+            .iter()
+            .filter(|r| r.instance == "a")
+            .all(|r| r.state == RouteState::Stopped));
+    }
+
+    #[test]
+    fn one_bad_label_never_blocks_the_others() {
+        let sources = vec![
+            src("bad", "1", "https://{{evil}}, ftp://x"),
+            src("good", "2", "https://good.example.com"),
+        ];
+        let p = plan(&sources, &ctx());
+        assert!(p.files.contains_key("trm-good.yml"));
+        assert_eq!(p.problems.len(), 2);
+    }
+
+    #[test]
+    fn a_thousand_instances_plan_quickly_and_every_file_validates() {
+        let sources: Vec<Source> = (0..1000)
+            .map(|i| {
+                src(
+                    &format!("c{i}"),
+                    &format!("{i:06}"),
+                    &format!(
+                        "https://c{i}.example.com:3000@auth:devs, tcp://{}:22",
+                        10000 + i
+                    ),
+                )
+            })
+            .collect();
+        let p = plan(&sources, &ctx());
+        assert_eq!(p.files.len(), 1000);
+        assert!(p.problems.is_empty());
+        assert_eq!(p.entrypoints.len(), 1000);
+    }
+}
