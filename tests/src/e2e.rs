@@ -20,6 +20,12 @@ pub const TRM_SUITE: Names = Names {
     pool: "trm-e2e",
 };
 
+pub const EXPOSE_SUITE: Names = Names {
+    project: "trm-e2e-exp",
+    bridge: "trme2e3",
+    pool: "trm-e2e-exp",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",
@@ -58,6 +64,8 @@ pub struct Bed {
     pub config_dir: tempfile::TempDir,
     pub lock_dir: tempfile::TempDir,
     pub bins: PathBuf,
+    /// More environment for every tool run (e.g. TRM_UFW).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Bed {
@@ -80,6 +88,7 @@ impl Bed {
             config_dir: tempfile::tempdir().unwrap(),
             lock_dir: tempfile::tempdir().unwrap(),
             bins,
+            extra_env: Vec::new(),
         }
     }
 
@@ -102,6 +111,7 @@ impl Bed {
         if let Some(v) = std::env::var_os("TRM_CACHE_DIR") {
             c.env("TRM_CACHE_DIR", v);
         }
+        c.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         c
     }
 
