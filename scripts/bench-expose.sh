@@ -18,13 +18,10 @@ BIN=$PWD/target/release
 work=$(mktemp -d)
 export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_PROJECT=$PROJECT
 
+# shellcheck source=scripts/lib-lxd.sh
+. scripts/lib-lxd.sh
 cleanup() {
-    for i in $(lxc query "/1.0/instances?project=$PROJECT" 2>/dev/null | jq -r '.[] | split("/")[-1] | split("?")[0]'); do
-        lxc delete --force --project "$PROJECT" "$i" >/dev/null 2>&1 || true
-    done
-    lxc project delete "$PROJECT" >/dev/null 2>&1 || true
-    lxc network delete "$BRIDGE" >/dev/null 2>&1 || true
-    lxc storage delete "$POOL" >/dev/null 2>&1 || true
+    delete_lxd_project "$PROJECT" "$BRIDGE" "$POOL"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,13 +48,16 @@ for i in $(seq 1 "$N"); do
         -c "user.proxy=https://b-$i.bench.test:3000, tcp://$((20000 + i)):22" >/dev/null
 done
 echo "==> waiting for every container's address, then for the boots to settle" >&2
-for _ in $(seq 1 120); do
+# 100 Debian boots (systemd, cloud-init) on a small machine take minutes.
+for _ in $(seq 1 450); do
     missing=$(lxc list --project "$PROJECT" --format json | jq '[.[] | select(([.state.network.eth0.addresses[]? | select(.family=="inet")] | length) == 0)] | length')
     [ "$missing" = 0 ] && break
     sleep 2
 done
 sleep 30
-"$BIN/trm-expose" sync --format json | jq '{written: (.written|length), problems: (.problems|length)}'
+"$BIN/trm-expose" sync --format json >/dev/null
+"$BIN/trm-expose" list --format json |
+    jq -r '"routes: \(.routes | length), active (running, with an address, file written): \([.routes[] | select(.state == "active")] | length)"'
 
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/h.json" \
     "$BIN/trm-expose sync --format json" "lxc list --project $PROJECT --format json" >/dev/null 2>&1

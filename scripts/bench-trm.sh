@@ -19,13 +19,10 @@ IMAGE=${IMAGE:-terrarium/debian12}
 work=$(mktemp -d)
 export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_PROJECT=$PROJECT
 
+# shellcheck source=scripts/lib-lxd.sh
+. scripts/lib-lxd.sh
 cleanup() {
-    for i in $(lxc query "/1.0/instances?project=$PROJECT" 2>/dev/null | jq -r '.[] | split("/")[-1] | split("?")[0]'); do
-        lxc delete --force --project "$PROJECT" "$i" >/dev/null 2>&1 || true
-    done
-    lxc project delete "$PROJECT" >/dev/null 2>&1 || true
-    lxc network delete "$BRIDGE" >/dev/null 2>&1 || true
-    lxc storage delete "$POOL" >/dev/null 2>&1 || true
+    delete_lxd_project "$PROJECT" "$BRIDGE" "$POOL"
     rm -rf "$work"
 }
 trap cleanup EXIT

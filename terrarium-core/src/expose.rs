@@ -834,6 +834,39 @@ pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
     })
 }
 
+// ---- background service ----
+
+/// The watcher service, and a timer-driven full sync as its backstop.
+pub fn units(binary: &Path, interval_minutes: u32) -> Vec<crate::systemd::Unit> {
+    let bin = binary.display();
+    vec![
+        crate::systemd::Unit {
+            name: "trm-expose-watch.service".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium: follow LXD and keep Traefik routes in sync\nAfter=lxd.service snap.lxd.daemon.service\n\n\
+                 [Service]\nExecStart={bin} watch --format jsonl\nRestart=always\nRestartSec=2\n\n\
+                 [Install]\nWantedBy=multi-user.target\n"
+            ),
+            enable: true,
+        },
+        crate::systemd::Unit {
+            name: "trm-expose-sync.service".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium: full sync of public exposure\n\n[Service]\nType=oneshot\nExecStart={bin} sync --format json\n"
+            ),
+            enable: false,
+        },
+        crate::systemd::Unit {
+            name: "trm-expose-sync.timer".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium: periodic full sync of public exposure\n\n\
+                 [Timer]\nOnBootSec=2min\nOnUnitActiveSec={interval_minutes}min\n\n[Install]\nWantedBy=timers.target\n"
+            ),
+            enable: true,
+        },
+    ]
+}
+
 // ---- watch ----
 
 /// Lifecycle actions after which routes may have changed.

@@ -19,6 +19,7 @@ pub mod output;
 pub mod process;
 pub mod profiles;
 pub mod settings;
+pub mod systemd;
 pub mod time;
 pub mod traefik;
 pub mod ufw;

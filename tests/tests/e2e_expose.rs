@@ -731,6 +731,34 @@ fn main() {
         }
     });
 
+    t.case(
+        "service_units_are_written_and_the_missing_systemd_is_said",
+        || {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_str().unwrap();
+            let rep = expose_json(&bed, &["service", "install", "--unit-dir", d]);
+            let units = std::fs::read_dir(d).unwrap().count();
+            assert_eq!(units, 3);
+            let watch =
+                std::fs::read_to_string(dir.path().join("trm-expose-watch.service")).unwrap();
+            assert!(watch.contains("trm-expose watch"), "{watch}");
+            let timer = std::fs::read_to_string(dir.path().join("trm-expose-sync.timer")).unwrap();
+            assert!(timer.contains("OnUnitActiveSec=5min"), "{timer}");
+            if !Path::new("/run/systemd/system").is_dir() {
+                assert_eq!(rep["systemd"], false);
+                assert!(rep["note"].as_str().unwrap().contains("no systemd"));
+            }
+            let st = expose_json(&bed, &["service", "status", "--unit-dir", d]);
+            assert!(st
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| u["installed"] == true));
+            expose_json(&bed, &["service", "remove", "--unit-dir", d]);
+            assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
+        },
+    );
+
     bed.teardown();
     let _ = Command::new("ip").args(["netns", "del", NETNS]).status();
     t.finish()

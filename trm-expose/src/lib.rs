@@ -12,6 +12,7 @@ use terrarium_core::labels::{self, Item};
 use terrarium_core::lxd::Lxd;
 use terrarium_core::output::{emit, Format, Human, Printer};
 use terrarium_core::settings::Settings;
+use terrarium_core::systemd;
 use terrarium_core::Error;
 
 #[derive(Debug, Parser)]
@@ -64,6 +65,20 @@ pub enum Command {
         /// Seconds between full syncs (a backstop for missed events)
         #[arg(long, default_value_t = 300)]
         interval: u64,
+    },
+    /// Install, remove or report the watcher service and its periodic sync timer
+    Service {
+        #[arg(value_parser = ["install", "remove", "status"])]
+        action: String,
+        /// Where unit files go
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: std::path::PathBuf,
+        /// Minutes between backstop full syncs
+        #[arg(long, default_value_t = 5)]
+        every: u32,
+        /// Print what would be done; change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -203,6 +218,20 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                     }
                 },
             )?;
+        }
+        Command::Service {
+            action,
+            unit_dir,
+            every,
+            dry_run,
+        } => {
+            let bin = std::env::current_exe()?;
+            let units = expose::units(&bin, every.max(1));
+            match action.as_str() {
+                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?),
+                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?),
+                _ => out.list(&systemd::status(&units, &unit_dir)),
+            }
         }
         Command::Check { .. } => unreachable!("handled above"),
     }

@@ -1,0 +1,14 @@
+# Shared by the benchmark scripts: delete an LXD project with everything in
+# it (instances, profiles), then a bridge and a pool. Safe when absent.
+delete_lxd_project() { # project bridge pool
+    local project=$1 bridge=$2 pool=$3 name
+    for name in $(lxc query "/1.0/instances?project=$project" 2>/dev/null | jq -r '.[] | split("/")[-1] | split("?")[0]'); do
+        lxc delete --force --project "$project" "$name" >/dev/null 2>&1 || true
+    done
+    for name in $(lxc query "/1.0/profiles?project=$project" 2>/dev/null | jq -r '.[] | split("/")[-1] | split("?")[0]'); do
+        [ "$name" = default ] || lxc profile delete --project "$project" "$name" >/dev/null 2>&1 || true
+    done
+    lxc project delete "$project" >/dev/null 2>&1 || true
+    lxc network delete "$bridge" >/dev/null 2>&1 || true
+    lxc storage delete "$pool" >/dev/null 2>&1 || true
+}
