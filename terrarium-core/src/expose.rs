@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fs::{atomic_write, lock_wait, Lock};
+use crate::fs::{atomic_write, Lock};
 use crate::labels::{self, Claim, Item};
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
@@ -426,9 +426,7 @@ fn ufw_of(e: &ExposeSettings) -> Ufw {
 /// Read LXD once and bring Traefik's files, the firewall and Traefik in
 /// line. LXD failing means nothing is touched.
 pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
-    let _lock = (!dry_run)
-        .then(|| Lock::acquire("expose", lock_wait()))
-        .transpose()?;
+    let _lock = Lock::for_change("expose", dry_run)?;
     sync_locked(lxd, settings, dry_run)
 }
 
@@ -614,9 +612,7 @@ pub fn add(
     dry_run: bool,
 ) -> Result<Change> {
     validate_instance_name(instance)?;
-    let _lock = (!dry_run)
-        .then(|| Lock::acquire("expose", lock_wait()))
-        .transpose()?;
+    let _lock = Lock::for_change("expose", dry_run)?;
     let instances = lxd.instances()?;
     let target = instances
         .iter()
@@ -744,9 +740,7 @@ pub fn remove(
     dry_run: bool,
 ) -> Result<Change> {
     validate_instance_name(instance)?;
-    let _lock = (!dry_run)
-        .then(|| Lock::acquire("expose", lock_wait()))
-        .transpose()?;
+    let _lock = Lock::for_change("expose", dry_run)?;
     let i = lxd.instance(instance)?;
     let before = i.config.get(labels::KEY).cloned().unwrap_or_default();
     let (items, errors) = labels::parse(&before);

@@ -105,6 +105,15 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// The lock for a change, or none for a dry run (which only reads).
+    pub fn for_change(resource: &str, dry_run: bool) -> Result<Option<Lock>> {
+        (!dry_run)
+            .then(|| Lock::acquire(resource, lock_wait()))
+            .transpose()
+    }
+}
+
 /// How long tools wait for a lock before reporting it busy.
 pub fn lock_wait() -> Duration {
     std::env::var("TRM_LOCK_WAIT_SECS")

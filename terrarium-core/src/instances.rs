@@ -451,13 +451,11 @@ fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
             i.status.to_ascii_lowercase()
         )));
     }
-    if !root {
-        if !has_user(lxd, name)? {
-            return Err(Error::WrongState(format!(
-                "instance '{name}' has no '{USER}' user; use `trm exec --root {name}` \
-                 (launch with a Terrarium profile to get the user)"
-            )));
-        }
+    if !root && !has_user(lxd, name)? {
+        return Err(Error::WrongState(format!(
+            "instance '{name}' has no '{USER}' user; use `trm exec --root {name}` \
+             (launch with a Terrarium profile to get the user)"
+        )));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
-use terrarium_core::fs::{lock_wait, Lock};
+use terrarium_core::fs::Lock;
 use terrarium_core::lxd::{Config, Devices, Lxd};
 use terrarium_core::managed_profiles::{self, Action, Plan, Status};
 use terrarium_core::output::{Human, Printer};
@@ -270,9 +270,7 @@ impl Human for ApplyReport {
 
 fn apply(lxd: &Lxd, defs: Vec<Definition>, a: ApplyArgs) -> anyhow::Result<ApplyReport> {
     let defs = managed_profiles::select(defs, &a.names)?;
-    let _lock = (!a.dry_run)
-        .then(|| Lock::acquire("profiles", lock_wait()))
-        .transpose()?;
+    let _lock = Lock::for_change("profiles", a.dry_run)?;
     let plans = managed_profiles::plan(lxd, &defs)?;
     if !a.names.is_empty() {
         if let Some(p) = plans.iter().find(|p| p.action == Action::Skip) {

@@ -319,9 +319,7 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
     if !a.dry_run && !terrarium_core::fs::is_root() {
         return Err(terrarium_core::Error::NotRoot("trm init".into()).into());
     }
-    let _lock = (!a.dry_run)
-        .then(|| Lock::acquire("baseline", lock_wait()))
-        .transpose()?;
+    let _lock = Lock::for_change("baseline", a.dry_run)?;
     let opts = InitOptions {
         project: project.to_string(),
         pool: a.pool,
