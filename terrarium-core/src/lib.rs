@@ -18,6 +18,7 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod profiles;
+pub mod retention;
 pub mod settings;
 pub mod systemd;
 pub mod time;
