@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::lxd::{Config, Lxd};
 use crate::net::{self, Subnet};
 use crate::settings::Settings;
-use crate::{managed_profiles, profiles};
+use crate::{managed_profiles, profiles, sysctl};
 
 /// LXD's API listens on loopback only; Traefik fronts it when wanted.
 pub const HTTPS_ADDRESS: &str = "127.0.0.1:8443";
@@ -57,6 +57,8 @@ enum Op {
     SetServer { key: String, value: String },
     PutProfile(crate::lxd::Profile),
     WriteSettings(Box<Settings>),
+    RaiseSysctl { key: &'static str, value: u64 },
+    WriteSysctlFile,
 }
 
 fn step(resource: &'static str, name: &str, action: Action, detail: String, op: Op) -> Step {
@@ -265,6 +267,41 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         }
     };
 
+    for (key, live, want) in sysctl::too_low() {
+        steps.push(step(
+            "sysctl",
+            key,
+            Action::Update,
+            format!("{live} -> {want} (room for many containers)"),
+            Op::RaiseSysctl { key, value: want },
+        ));
+    }
+    let conf = sysctl::conf_dir().join(sysctl::FILE_NAME);
+    let conf_name = conf.display().to_string();
+    steps.push(match std::fs::read_to_string(&conf) {
+        Ok(t) if t == sysctl::render() => step(
+            "sysctl_file",
+            &conf_name,
+            Action::None,
+            "present".into(),
+            Op::Nothing,
+        ),
+        Ok(_) => step(
+            "sysctl_file",
+            &conf_name,
+            Action::Update,
+            "persistent limits".into(),
+            Op::WriteSysctlFile,
+        ),
+        Err(_) => step(
+            "sysctl_file",
+            &conf_name,
+            Action::Create,
+            "persistent limits".into(),
+            Op::WriteSysctlFile,
+        ),
+    });
+
     let live_https = server
         .config
         .get("core.https_address")
@@ -349,21 +386,16 @@ pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
         });
     }
 
-    // Settings `trm init` does not own (e.g. [expose]) are kept as they are.
+    // Settings `trm init` does not own ([expose], [snapshots]) are kept.
     let live_settings = Settings::load()?;
-    let settings = Settings {
-        expose: live_settings
-            .as_ref()
-            .map(|s| s.expose.clone())
-            .unwrap_or_default(),
-        project: opts.project.clone(),
-        storage_pool: opts.pool.clone(),
-        storage_driver: pool_driver,
-        bridge: opts.bridge.clone(),
-        subnet,
-        nat: opts.nat,
-        image: opts.image.clone(),
-    };
+    let mut settings = live_settings.clone().unwrap_or_default();
+    settings.project = opts.project.clone();
+    settings.storage_pool = opts.pool.clone();
+    settings.storage_driver = pool_driver;
+    settings.bridge = opts.bridge.clone();
+    settings.subnet = subnet;
+    settings.nat = opts.nat;
+    settings.image = opts.image.clone();
     let path = crate::settings::config_path();
     steps.push(match live_settings {
         Some(live) if live == settings => settings_step(&path, Action::None, settings),
@@ -425,6 +457,12 @@ pub fn apply(lxd: &Lxd, steps: &[Step]) -> Result<()> {
             Op::SetServer { key, value } => lxd.set_server_config(key, value)?,
             Op::PutProfile(p) => lxd.put_profile(p)?,
             Op::WriteSettings(settings) => settings.save()?,
+            Op::RaiseSysctl { key, value } => sysctl::raise(key, *value)?,
+            Op::WriteSysctlFile => crate::fs::atomic_write(
+                &sysctl::conf_dir().join(sysctl::FILE_NAME),
+                sysctl::render().as_bytes(),
+                0o644,
+            )?,
         }
     }
     Ok(())

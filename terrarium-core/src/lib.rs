@@ -20,6 +20,8 @@ pub mod process;
 pub mod profiles;
 pub mod retention;
 pub mod settings;
+pub mod snapshots;
+pub mod sysctl;
 pub mod systemd;
 pub mod time;
 pub mod traefik;

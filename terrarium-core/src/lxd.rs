@@ -63,7 +63,20 @@ pub struct Instance {
     #[serde(default)]
     pub state: Option<InstanceState>,
     #[serde(default)]
-    pub snapshots: Option<Vec<serde_json::Value>>,
+    pub snapshots: Option<Vec<Snapshot>>,
+    /// Instance-local devices (not those from profiles).
+    #[serde(default)]
+    pub devices: Devices,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Snapshot {
+    pub name: String,
+    #[serde(default)]
+    pub created_at: String,
+    /// Bytes used, where the storage driver reports it (else -1).
+    #[serde(default)]
+    pub size: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,6 +342,59 @@ impl Lxd {
             cmd = cmd.arg("--force");
         }
         self.run(&cmd).map(drop)
+    }
+
+    /// The instance with its snapshots and state.
+    pub fn instance_full(&self, name: &str) -> Result<Instance> {
+        self.query(&format!("/1.0/instances/{name}?recursion=2"))
+            .map_err(|e| not_found(e, "instance", name))
+    }
+
+    pub fn snapshot(&self, name: &str, snap: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("snapshot")
+                .args([name, snap])
+                .timeout(Duration::from_secs(600)),
+        )
+        .map(drop)
+        .map_err(|e| not_found(e, "instance", name))
+    }
+
+    pub fn restore(&self, name: &str, snap: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("restore")
+                .args([name, snap])
+                .timeout(Duration::from_secs(1800)),
+        )
+        .map(drop)
+    }
+
+    pub fn delete_snapshot(&self, name: &str, snap: &str) -> Result<()> {
+        self.run(&self.verb("delete").arg(format!("{name}/{snap}")))
+            .map(drop)
+    }
+
+    /// Copy an instance or `instance/snapshot` to a new, stopped instance.
+    pub fn copy(&self, source: &str, target: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("copy")
+                .args([source, target, "--stateless"])
+                .timeout(Duration::from_secs(1800)),
+        )
+        .map(drop)
+    }
+
+    /// Rename a stopped instance.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.run(&self.verb("move").args([from, to])).map(drop)
+    }
+
+    pub fn remove_device(&self, name: &str, device: &str) -> Result<()> {
+        self.run(&self.verb("config").args(["device", "remove", name, device]))
+            .map(drop)
     }
 
     /// The `lxc exec` command line for `spec`; the caller decides whether

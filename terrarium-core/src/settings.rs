@@ -35,6 +35,8 @@ pub struct Settings {
     pub image: String,
     /// Public exposure through Traefik (`trm-expose`).
     pub expose: ExposeSettings,
+    /// The time machine's retention (`trm-snap`).
+    pub snapshots: crate::retention::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,7 @@ impl Default for Settings {
             nat: true,
             image: DEFAULT_IMAGE_ALIAS.into(),
             expose: ExposeSettings::default(),
+            snapshots: crate::retention::Policy::default(),
         }
     }
 }

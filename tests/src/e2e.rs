@@ -26,6 +26,12 @@ pub const EXPOSE_SUITE: Names = Names {
     pool: "trm-e2e-exp",
 };
 
+pub const SNAP_SUITE: Names = Names {
+    project: "trm-e2e-snap",
+    bridge: "trme2e4",
+    pool: "trm-e2e-snap",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",
@@ -107,6 +113,7 @@ impl Bed {
             .env("TRM_PROJECT", self.names.project)
             .env("TRM_CONFIG_DIR", self.config_dir.path())
             .env("TRM_LOCK_DIR", self.lock_dir.path())
+            .env("TRM_SYSCTL_DIR", self.config_dir.path())
             .stdin(Stdio::null());
         if let Some(v) = std::env::var_os("TRM_CACHE_DIR") {
             c.env("TRM_CACHE_DIR", v);

@@ -68,6 +68,19 @@ fn main() {
         assert_eq!(profile["devices"]["root"]["pool"], POOL);
         assert_eq!(profile["devices"]["eth0"]["network"], BRIDGE);
         assert_eq!(profile["config"]["security.privileged"], "false");
+        // Kernel limits for many containers: raised now and kept for boots.
+        let conf =
+            std::fs::read_to_string(bed.config_dir.path().join("60-terrarium.conf")).unwrap();
+        assert!(
+            conf.contains("fs.inotify.max_user_instances = 1048576"),
+            "{conf}"
+        );
+        let live: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(live >= 1_048_576, "{live}");
         for name in ["default", "terrarium", "strict", "dev"] {
             let p = lxc_json(&format!("/1.0/profiles/{name}?project={PROJECT}"));
             assert_eq!(p["config"]["user.terrarium.managed"], "true", "{name}");

@@ -1,12 +1,250 @@
-//! `trm-snap`: The time machine: snapshots, rollback, retention and S3 exports. Designed, not built yet (issue #5).
+//! `trm-snap`: the time machine. Snapshots through LXD, rollback that is
+//! itself undoable, restore as a new instance, and a scheduled tick that
+//! snapshots and prunes by tiered retention. Glue only.
 
-pub fn command() -> clap::Command {
-    terrarium_core::cli::placeholder_command(
-        "trm-snap",
-        "The time machine: snapshots, rollback, retention and S3 exports",
-    )
+use chrono::{DateTime, Utc};
+use clap::{CommandFactory, Parser, Subcommand};
+use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
+use terrarium_core::confirm::confirm;
+use terrarium_core::lxd::Lxd;
+use terrarium_core::output::Printer;
+use terrarium_core::settings::Settings;
+use terrarium_core::{snapshots, systemd, Error};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trm-snap",
+    version,
+    about = "The time machine: snapshots, rollback, retention",
+    long_about = "The time machine: snapshots, safe rollback, restore as new, tiered retention.\n\n\
+Snapshots go through LXD. A rollback first snapshots the current state (trm-safety-...), so it can be \
+undone with one more rollback, and never destroys newer snapshots. Retention tiers (frequent, hourly, \
+daily, monthly; counts in /etc/terrarium/terrarium.toml [snapshots]) delete only Terrarium's automatic \
+snapshots; manual, held, safety (for 7 days) and the newest snapshot are never pruned.",
+    after_help = after_help()
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Wait for another Terrarium process working on the same instance instead of failing with exit 75
+    #[arg(long, global = true)]
+    pub wait: bool,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-pub fn main() -> ! {
-    terrarium_core::cli::placeholder_main(command(), 5)
+impl ToolArgs for Cli {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take a manual snapshot (never pruned automatically)
+    Create {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every instance
+        #[arg(long)]
+        all: bool,
+        /// A word to remember it by, appended to the name
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List snapshots: instance, name, kind, created (UTC), size, held
+    #[command(alias = "ls")]
+    List { name: Option<String> },
+    /// Step an instance back to a snapshot (default: its newest); undoable
+    Rollback {
+        name: String,
+        /// The snapshot to return to
+        #[arg(long)]
+        to: Option<String>,
+        /// Restore through a copy and keep the current instance, stopped, under another name
+        #[arg(long)]
+        swap: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// List exactly what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Create a new, stopped instance from a snapshot, without the original's exposure or MAC
+    Restore {
+        name: String,
+        /// Name of the new instance
+        #[arg(long = "as", value_name = "NEW")]
+        new: String,
+        /// The snapshot [default: the newest]
+        #[arg(long)]
+        from: Option<String>,
+        /// Start the new instance
+        #[arg(long)]
+        start: bool,
+    },
+    /// One tick of the time machine: the due snapshot for every instance, then retention
+    Auto {
+        /// Evaluate as of this time (RFC 3339) instead of now
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Apply retention now; with --dry-run, print every decision and its rule
+    Prune {
+        name: Option<String>,
+        /// Print every snapshot with keep or delete and why; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Evaluate the policy as of this time (RFC 3339), for what-ifs
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Hold a snapshot: it is never pruned
+    Hold { name: String, snapshot: String },
+    /// Release a held snapshot
+    Release { name: String, snapshot: String },
+    /// Install, remove or report the systemd timer for `trm-snap auto`
+    Schedule {
+        #[arg(value_parser = ["install", "remove", "status"])]
+        action: String,
+        /// Where unit files go
+        #[arg(long, default_value = "/etc/systemd/system")]
+        unit_dir: std::path::PathBuf,
+        /// Minutes between ticks
+        #[arg(long, default_value_t = 15)]
+        every: u32,
+        /// Print what would be done; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
+    let settings = Settings::require()?;
+    let project = cli.common.project()?;
+    let lxd = Lxd::new(&project)?;
+    let policy = settings.snapshots;
+    let wait = cli.wait;
+    match cli.command {
+        Command::Create { name, all, label } => {
+            let names: Vec<String> = if all {
+                lxd.instances()?.into_iter().map(|i| i.name).collect()
+            } else {
+                name.into_iter().collect()
+            };
+            let made = names
+                .iter()
+                .map(|n| snapshots::create(&lxd, n, label.as_deref(), wait))
+                .collect::<Result<Vec<_>, Error>>()?;
+            out.list(&made);
+        }
+        Command::List { name } => out.list(&snapshots::list(&lxd, name.as_deref())?),
+        Command::Rollback {
+            name,
+            to,
+            swap,
+            yes,
+            dry_run,
+        } => {
+            let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, wait)?;
+            if dry_run {
+                out.one(&plan);
+                return Ok(0);
+            }
+            confirm(
+                &format!(
+                    "Roll {name} back to {} ({} steps, undoable)",
+                    plan.target,
+                    plan.steps.len()
+                ),
+                yes,
+            )?;
+            out.one(&snapshots::rollback(
+                &lxd,
+                &name,
+                Some(&plan.target),
+                swap,
+                false,
+                wait,
+            )?);
+        }
+        Command::Restore {
+            name,
+            new,
+            from,
+            start,
+        } => out.one(&snapshots::restore_as(
+            &lxd,
+            &name,
+            &new,
+            from.as_deref(),
+            start,
+        )?),
+        Command::Auto { now } => out.list(&snapshots::auto(
+            &lxd,
+            &policy,
+            now.unwrap_or_else(Utc::now),
+            wait,
+        )?),
+        Command::Prune {
+            name,
+            dry_run,
+            yes,
+            now,
+        } => {
+            let now = now.unwrap_or_else(Utc::now);
+            let plan = snapshots::prune(&lxd, name.as_deref(), &policy, now, true, wait)?;
+            let doomed = plan.iter().filter(|p| !p.decision.keep).count();
+            if dry_run || doomed == 0 {
+                out.list(&plan);
+                return Ok(0);
+            }
+            confirm(
+                &format!("Delete {doomed} snapshot(s) by the retention policy"),
+                yes,
+            )?;
+            out.list(&snapshots::prune(
+                &lxd,
+                name.as_deref(),
+                &policy,
+                now,
+                false,
+                wait,
+            )?);
+        }
+        Command::Hold { name, snapshot } => {
+            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)
+        }
+        Command::Release { name, snapshot } => {
+            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)
+        }
+        Command::Schedule {
+            action,
+            unit_dir,
+            every,
+            dry_run,
+        } => {
+            let units = snapshots::units(&std::env::current_exe()?, every.clamp(1, 59));
+            match action.as_str() {
+                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?),
+                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?),
+                _ => out.list(&systemd::status(&units, &unit_dir)),
+            }
+        }
+    }
+    Ok(0)
 }

@@ -1,3 +1,3 @@
 fn main() {
-    trm_snap::main()
+    terrarium_core::cli::main(trm_snap::run)
 }

@@ -1,0 +1,749 @@
+//! The time machine: snapshots through LXD (so LXD's database always
+//! agrees with the disk), rollback that is itself undoable, restore as a
+//! new instance that cannot take the original's traffic, and the
+//! automatic tick that snapshots and prunes by the retention policy.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fs::{lock_wait, Lock};
+use crate::labels;
+use crate::lxd::{Instance, Lxd};
+use crate::names::validate_instance_name;
+use crate::output::{Human, Row};
+use crate::retention::{self, Decision, Kind, Policy, Snap};
+
+/// Instance key listing held snapshots (comma-separated).
+pub const HOLDS_KEY: &str = "user.terrarium.holds";
+/// `off` opts an instance out of automatic snapshots.
+pub const OPT_OUT_KEY: &str = "user.terrarium.snapshots";
+
+/// The per-instance lock every Terrarium writer of snapshots shares.
+/// Without `wait` a second caller is told "busy" (exit 75) at once.
+pub fn lock_instance(project: &str, name: &str, wait: bool) -> Result<Lock> {
+    let wait = if wait { lock_wait() } else { Duration::ZERO };
+    Lock::acquire(&format!("instance-{project}-{name}"), wait)
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn holds(i: &Instance) -> BTreeSet<String> {
+    i.config
+        .get(HOLDS_KEY)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn snaps_of(i: &Instance) -> Vec<Snap> {
+    let held = holds(i);
+    i.snapshots
+        .iter()
+        .flatten()
+        .map(|s| Snap {
+            name: s.name.clone(),
+            created: parse_time(&s.created_at),
+            held: held.contains(&s.name),
+            depended_on: false,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub instance: String,
+    pub name: String,
+    pub kind: String,
+    pub created_at: String,
+    /// Bytes, where the storage driver reports it.
+    pub size: Option<u64>,
+    pub held: bool,
+}
+
+impl Row for Entry {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "SNAPSHOT", "KIND", "CREATED", "SIZE", "HELD"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.instance.clone(),
+            self.name.clone(),
+            self.kind.clone(),
+            self.created_at.clone(),
+            self.size.map(|s| s.to_string()).unwrap_or_default(),
+            if self.held {
+                "held".into()
+            } else {
+                String::new()
+            },
+        ]
+    }
+}
+
+pub fn kind_label(name: &str) -> String {
+    match retention::kind_of(name) {
+        Kind::Auto(t) => format!("auto:{}", t.as_str()),
+        Kind::Manual => "manual".into(),
+        Kind::Safety => "safety".into(),
+        Kind::Foreign => "other".into(),
+    }
+}
+
+/// Snapshots of one instance or all, from one LXD query.
+pub fn list(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Entry>> {
+    let instances = match name {
+        Some(n) => {
+            validate_instance_name(n)?;
+            vec![lxd.instance_full(n)?]
+        }
+        None => lxd.instances()?,
+    };
+    let mut out = Vec::new();
+    for i in &instances {
+        let held = holds(i);
+        for s in i.snapshots.iter().flatten() {
+            out.push(Entry {
+                instance: i.name.clone(),
+                name: s.name.clone(),
+                kind: kind_label(&s.name),
+                created_at: crate::time::rfc3339_utc(&s.created_at),
+                size: s.size.and_then(|b| u64::try_from(b).ok()),
+                held: held.contains(&s.name),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn stamp(now: DateTime<Utc>) -> String {
+    now.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// A manual snapshot: `trm-manual-<stamp>[-<label>]`, never pruned.
+pub fn manual_name(label: Option<&str>, now: DateTime<Utc>) -> Result<String> {
+    let base = format!("{}{}", retention::MANUAL_PREFIX, stamp(now));
+    match label {
+        None => Ok(base),
+        Some(l) => {
+            let ok = !l.is_empty()
+                && l.len() <= 40
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "invalid label '{l}': 1 to 40 letters, digits, - or _"
+                )));
+            }
+            Ok(format!("{base}-{l}"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub instance: String,
+    pub snapshot: String,
+}
+
+impl Row for Created {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "SNAPSHOT"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.instance.clone(), self.snapshot.clone()]
+    }
+}
+
+pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, wait: bool) -> Result<Created> {
+    validate_instance_name(name)?;
+    let snapshot = manual_name(label, Utc::now())?;
+    let _lock = lock_instance(lxd.project(), name, wait)?;
+    lxd.snapshot(name, &snapshot)?;
+    Ok(Created {
+        instance: name.into(),
+        snapshot,
+    })
+}
+
+// ---- rollback ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// LXD restores the snapshot in place; newer snapshots stay.
+    Restore,
+    /// A copy of the snapshot takes the instance's name; the current
+    /// instance, with all its snapshots, is kept stopped under another name.
+    CopyAndSwap,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollback {
+    pub instance: String,
+    pub target: String,
+    pub method: Method,
+    pub dry_run: bool,
+    pub was_running: bool,
+    /// The snapshot of the state before the rollback (roll back to it to undo).
+    pub safety_snapshot: String,
+    /// With copy-and-swap: where the previous instance now lives.
+    pub kept_as: Option<String>,
+    pub steps: Vec<String>,
+}
+
+impl Human for Rollback {
+    fn human(&self) -> String {
+        let mut s = self
+            .steps
+            .iter()
+            .map(|x| format!("{}{x}", if self.dry_run { "would " } else { "" }))
+            .collect::<Vec<_>>()
+            .join("\n");
+        s.push_str(&format!(
+            "\nundo with: trm-snap rollback {} --to {}",
+            self.kept_as.as_deref().unwrap_or(&self.instance),
+            self.safety_snapshot
+        ));
+        s
+    }
+}
+
+/// Step the instance back to `to` (default: its newest snapshot). A safety
+/// snapshot comes first; newer snapshots are never destroyed: on ZFS, where
+/// LXD would have to delete them, or with `swap`, restore through a copy.
+pub fn rollback(
+    lxd: &Lxd,
+    name: &str,
+    to: Option<&str>,
+    swap: bool,
+    dry_run: bool,
+    wait: bool,
+) -> Result<Rollback> {
+    validate_instance_name(name)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(lock_instance(lxd.project(), name, wait)?)
+    };
+    let i = lxd.instance_full(name)?;
+    let mut snaps: Vec<(DateTime<Utc>, String)> = i
+        .snapshots
+        .iter()
+        .flatten()
+        .map(|s| (parse_time(&s.created_at), s.name.clone()))
+        .collect();
+    snaps.sort();
+    let target = match to {
+        Some(t) if snaps.iter().any(|(_, n)| n == t) => t.to_string(),
+        Some(t) => {
+            return Err(Error::NotFound {
+                kind: "snapshot",
+                name: format!("{name}/{t}"),
+            })
+        }
+        None => snaps.last().map(|(_, n)| n.clone()).ok_or_else(|| {
+            Error::WrongState(format!("instance '{name}' has no snapshot to roll back to"))
+        })?,
+    };
+    let newer: Vec<&str> = snaps
+        .iter()
+        .skip_while(|(_, n)| *n != target)
+        .skip(1)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let driver = pool_driver(lxd, &i)?;
+    let method = if swap || (driver == "zfs" && !newer.is_empty()) {
+        Method::CopyAndSwap
+    } else {
+        Method::Restore
+    };
+    let now = Utc::now();
+    let safety = retention::safety_name(now);
+    let was_running = i.is_running();
+    let kept_as = (method == Method::CopyAndSwap).then(|| before_name(name, now));
+    let mut steps = vec![format!("snapshot the current state as {name}/{safety}")];
+    if was_running {
+        steps.push(format!("stop {name}"));
+    }
+    match (&method, &kept_as) {
+        (Method::CopyAndSwap, Some(old)) => {
+            steps.push(format!("copy {name}/{target} to a new instance"));
+            steps.push(format!(
+                "rename {name} (with all its snapshots, {safety} included) to {old}, kept stopped"
+            ));
+            steps.push(format!("rename the copy to {name}"));
+        }
+        _ => steps.push(format!(
+            "restore {name} to {target} (newer snapshots kept: {})",
+            if newer.is_empty() {
+                "none".into()
+            } else {
+                newer.join(", ")
+            }
+        )),
+    }
+    if was_running {
+        steps.push(format!("start {name}"));
+    }
+    let report = Rollback {
+        instance: name.into(),
+        target: target.clone(),
+        method,
+        dry_run,
+        was_running,
+        safety_snapshot: safety.clone(),
+        kept_as: kept_as.clone(),
+        steps,
+    };
+    if dry_run {
+        return Ok(report);
+    }
+    lxd.snapshot(name, &safety)?;
+    if was_running {
+        lxd.stop(name, false).map_err(|e| {
+            Error::WrongState(format!(
+                "could not stop '{name}' ({e}); nothing was rolled back (the safety snapshot {safety} was taken)"
+            ))
+        })?;
+    }
+    let restored = match (&method, &kept_as) {
+        (Method::CopyAndSwap, Some(old)) => swap_in(lxd, name, &target, old),
+        _ => lxd.restore(name, &target),
+    };
+    if let Err(e) = restored {
+        // Leave it as it was: running again if it was.
+        let restarted = was_running && lxd.start(name).is_ok();
+        return Err(Error::WrongState(format!(
+            "rollback of '{name}' to {target} failed ({e}); the instance is unchanged{}; safety snapshot {safety}",
+            if restarted { " and running again" } else { "" }
+        )));
+    }
+    if was_running {
+        lxd.start(name)?;
+    }
+    Ok(report)
+}
+
+fn before_name(name: &str, now: DateTime<Utc>) -> String {
+    // Instance names: 63 characters at most.
+    let suffix = format!("-before-rollback-{}", now.format("%Y%m%d%H%M%S"));
+    let keep = 63usize.saturating_sub(suffix.len());
+    format!(
+        "{}{suffix}",
+        &name[..name.len().min(keep)].trim_end_matches('-')
+    )
+}
+
+fn swap_in(lxd: &Lxd, name: &str, target: &str, old: &str) -> Result<()> {
+    let tmp = format!("{}-rb-tmp", &name[..name.len().min(50)]);
+    lxd.copy(&format!("{name}/{target}"), &tmp)?;
+    if let Err(e) = lxd.rename(name, old) {
+        let _ = lxd.delete(&tmp, true);
+        return Err(e);
+    }
+    if let Err(e) = lxd.rename(&tmp, name) {
+        // Put the original back under its name.
+        let _ = lxd.rename(old, name);
+        let _ = lxd.delete(&tmp, true);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn pool_driver(lxd: &Lxd, i: &Instance) -> Result<String> {
+    let pool = i
+        .expanded_devices
+        .values()
+        .find(|d| {
+            d.get("type").map(String::as_str) == Some("disk")
+                && d.get("path").map(String::as_str) == Some("/")
+        })
+        .and_then(|d| d.get("pool").cloned())
+        .unwrap_or_default();
+    Ok(lxd
+        .storage_pools()?
+        .into_iter()
+        .find(|p| p.name == pool)
+        .map(|p| p.driver)
+        .unwrap_or_default())
+}
+
+// ---- restore as new ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub instance: String,
+    pub from: String,
+    pub started: bool,
+    pub stripped: Vec<String>,
+}
+
+impl Human for Restored {
+    fn human(&self) -> String {
+        format!(
+            "{} created from {} ({}); stripped: {}",
+            self.instance,
+            self.from,
+            if self.started { "started" } else { "stopped" },
+            if self.stripped.is_empty() {
+                "nothing".into()
+            } else {
+                self.stripped.join(", ")
+            }
+        )
+    }
+}
+
+/// A new instance from a snapshot, without the original's exposure, proxy
+/// devices or MAC address.
+pub fn restore_as(
+    lxd: &Lxd,
+    name: &str,
+    new: &str,
+    from: Option<&str>,
+    start: bool,
+) -> Result<Restored> {
+    validate_instance_name(name)?;
+    validate_instance_name(new)?;
+    let i = lxd.instance_full(name)?;
+    if lxd.instance(new).is_ok() {
+        return Err(Error::Usage(format!("instance '{new}' already exists")));
+    }
+    let snaps: Vec<Snap> = snaps_of(&i);
+    let from = match from {
+        Some(f) if snaps.iter().any(|s| s.name == f) => f.to_string(),
+        Some(f) => {
+            return Err(Error::NotFound {
+                kind: "snapshot",
+                name: format!("{name}/{f}"),
+            })
+        }
+        None => snaps
+            .iter()
+            .max_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)))
+            .map(|s| s.name.clone())
+            .ok_or_else(|| Error::WrongState(format!("instance '{name}' has no snapshot")))?,
+    };
+    lxd.copy(&format!("{name}/{from}"), new)?;
+    let copy = lxd.instance(new)?;
+    let mut stripped = Vec::new();
+    if copy.config.contains_key(labels::KEY) {
+        lxd.unset_config(new, labels::KEY)?;
+        stripped.push(format!(
+            "{} ({})",
+            labels::KEY,
+            copy.config[labels::KEY].replace('\n', ", ")
+        ));
+    }
+    for (dev, d) in &copy.devices {
+        if d.get("type").map(String::as_str) == Some("proxy") {
+            lxd.remove_device(new, dev)?;
+            stripped.push(format!("proxy device {dev}"));
+        }
+    }
+    for key in copy
+        .config
+        .keys()
+        .filter(|k| k.starts_with("volatile.") && k.ends_with(".hwaddr"))
+    {
+        lxd.unset_config(new, key)?;
+        stripped.push(format!("{key} (a fresh MAC is generated)"));
+    }
+    if copy.config.contains_key(HOLDS_KEY) {
+        lxd.unset_config(new, HOLDS_KEY)?;
+        stripped.push(HOLDS_KEY.to_string());
+    }
+    if start {
+        lxd.start(new)?;
+    }
+    Ok(Restored {
+        instance: new.into(),
+        from: format!("{name}/{from}"),
+        started: start,
+        stripped,
+    })
+}
+
+// ---- holds ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    pub instance: String,
+    pub snapshot: String,
+    pub held: bool,
+    pub changed: bool,
+}
+
+impl Human for Hold {
+    fn human(&self) -> String {
+        format!(
+            "{}/{}: {}{}",
+            self.instance,
+            self.snapshot,
+            if self.held { "held" } else { "released" },
+            if self.changed { "" } else { " (already)" }
+        )
+    }
+}
+
+pub fn set_hold(lxd: &Lxd, name: &str, snap: &str, held: bool, wait: bool) -> Result<Hold> {
+    validate_instance_name(name)?;
+    let _lock = lock_instance(lxd.project(), name, wait)?;
+    let i = lxd.instance_full(name)?;
+    if !i.snapshots.iter().flatten().any(|s| s.name == snap) {
+        return Err(Error::NotFound {
+            kind: "snapshot",
+            name: format!("{name}/{snap}"),
+        });
+    }
+    let mut h = holds(&i);
+    let changed = if held {
+        h.insert(snap.to_string())
+    } else {
+        h.remove(snap)
+    };
+    if changed {
+        let v = h.into_iter().collect::<Vec<_>>().join(",");
+        if v.is_empty() {
+            lxd.unset_config(name, HOLDS_KEY)?;
+        } else {
+            lxd.set_config(name, HOLDS_KEY, &v)?;
+        }
+    }
+    Ok(Hold {
+        instance: name.into(),
+        snapshot: snap.into(),
+        held,
+        changed,
+    })
+}
+
+// ---- prune and auto ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pruned {
+    pub instance: String,
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// Done (false on a dry run or for kept snapshots).
+    pub deleted: bool,
+}
+
+impl Row for Pruned {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "SNAPSHOT", "DECISION", "RULE"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.instance.clone(),
+            self.decision.name.clone(),
+            if self.decision.keep {
+                "keep".into()
+            } else if self.deleted {
+                "deleted".into()
+            } else {
+                "delete".into()
+            },
+            self.decision.rule.clone(),
+        ]
+    }
+}
+
+fn prune_instance(
+    lxd: &Lxd,
+    i: &Instance,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    dry_run: bool,
+) -> Result<Vec<Pruned>> {
+    let decisions = retention::plan(&snaps_of(i), now, policy);
+    let mut out = Vec::new();
+    for d in decisions {
+        let deleted = !d.keep && !dry_run;
+        if deleted {
+            lxd.delete_snapshot(&i.name, &d.name)?;
+        }
+        out.push(Pruned {
+            instance: i.name.clone(),
+            decision: d,
+            deleted,
+        });
+    }
+    Ok(out)
+}
+
+/// Apply retention now (one instance or all); `now` is injectable so the
+/// policy can be exercised against real snapshots with a moved clock.
+pub fn prune(
+    lxd: &Lxd,
+    name: Option<&str>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    wait: bool,
+) -> Result<Vec<Pruned>> {
+    let instances = match name {
+        Some(n) => {
+            validate_instance_name(n)?;
+            vec![lxd.instance_full(n)?]
+        }
+        None => lxd.instances()?,
+    };
+    let mut out = Vec::new();
+    for i in &instances {
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(lock_instance(lxd.project(), &i.name, wait)?)
+        };
+        out.extend(prune_instance(lxd, i, now, policy, dry_run)?);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tick {
+    pub instance: String,
+    /// The snapshot taken, if one was due.
+    pub snapshot: Option<String>,
+    /// `snapshotted`, `not_due`, `opted_out`, `busy` or `failed: ...`.
+    pub outcome: String,
+    pub deleted: Vec<String>,
+}
+
+impl Row for Tick {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "OUTCOME", "SNAPSHOT", "PRUNED"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.instance.clone(),
+            self.outcome.clone(),
+            self.snapshot.clone().unwrap_or_default(),
+            self.deleted.join(","),
+        ]
+    }
+}
+
+/// One tick of the time machine for every instance that opts in.
+/// Without `wait`, an instance another Terrarium process is working on
+/// (a rollback, say) is skipped this tick and reported busy.
+pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Result<Vec<Tick>> {
+    let mut out = Vec::new();
+    for i in lxd.instances()? {
+        let tick = |outcome: &str| Tick {
+            instance: i.name.clone(),
+            snapshot: None,
+            outcome: outcome.into(),
+            deleted: Vec::new(),
+        };
+        if i.config.get(OPT_OUT_KEY).map(String::as_str) == Some("off") {
+            out.push(tick("opted_out"));
+            continue;
+        }
+        // A rollback in progress owns the instance: skip it this tick.
+        let _lock = match lock_instance(lxd.project(), &i.name, wait) {
+            Ok(l) => l,
+            Err(Error::LockBusy(_)) => {
+                out.push(tick("busy"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut t = tick("not_due");
+        // Read again under the lock: a rollback may have just finished.
+        let i = lxd.instance_full(&i.name)?;
+        if let Some(tier) = retention::due_tier(&snaps_of(&i), now, policy) {
+            let name = retention::auto_name(tier, now);
+            match lxd.snapshot(&i.name, &name) {
+                Ok(()) => {
+                    t.snapshot = Some(name);
+                    t.outcome = "snapshotted".into();
+                }
+                Err(e) => {
+                    t.outcome = format!("failed: {e}");
+                    out.push(t);
+                    continue;
+                }
+            }
+        }
+        let fresh = lxd.instance_full(&i.name)?;
+        t.deleted = prune_instance(lxd, &fresh, now, policy, false)?
+            .into_iter()
+            .filter(|p| p.deleted)
+            .map(|p| p.decision.name)
+            .collect();
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// The timer and service for `trm-snap auto` (every 15 minutes by default).
+pub fn units(binary: &std::path::Path, every_minutes: u32) -> Vec<crate::systemd::Unit> {
+    let bin = binary.display();
+    vec![
+        crate::systemd::Unit {
+            name: "trm-snap-auto.service".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium time machine: scheduled snapshots and retention\n\n[Service]\nType=oneshot\nExecStart={bin} auto --format json\n"
+            ),
+            enable: false,
+        },
+        crate::systemd::Unit {
+            name: "trm-snap-auto.timer".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium time machine every {every_minutes} minutes\n\n[Timer]\nOnCalendar=*:0/{every_minutes}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n"
+            ),
+            enable: true,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_names_carry_a_checked_label() {
+        let now = parse_time("2026-11-28T23:00:00Z");
+        assert_eq!(
+            manual_name(None, now).unwrap(),
+            "trm-manual-20261128T230000Z"
+        );
+        assert_eq!(
+            manual_name(Some("before-upgrade"), now).unwrap(),
+            "trm-manual-20261128T230000Z-before-upgrade"
+        );
+        assert!(manual_name(Some("a/b"), now).is_err());
+        assert!(manual_name(Some(""), now).is_err());
+        assert_eq!(kind_label(&manual_name(None, now).unwrap()), "manual");
+    }
+
+    #[test]
+    fn before_rollback_names_stay_valid_instance_names() {
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let long = "a".repeat(63);
+        for n in ["web", long.as_str(), "x-"] {
+            let b = before_name(n, now);
+            validate_instance_name(&b).unwrap();
+            assert!(b.ends_with("-before-rollback-20261128230000"), "{b}");
+        }
+    }
+}
