@@ -361,6 +361,11 @@ impl Lxd {
         .map_err(|e| not_found(e, "instance", name))
     }
 
+    /// Freeze a running instance (`lxc start` thaws it).
+    pub fn pause(&self, name: &str) -> Result<()> {
+        self.run(&self.verb("pause").arg(name)).map(drop)
+    }
+
     pub fn restore(&self, name: &str, snap: &str) -> Result<()> {
         self.run(
             &self

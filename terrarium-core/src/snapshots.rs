@@ -173,11 +173,28 @@ pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, wait: bool) -> Result<
     validate_instance_name(name)?;
     let snapshot = manual_name(label, Utc::now())?;
     let _lock = lock_instance(lxd.project(), name, wait)?;
-    lxd.snapshot(name, &snapshot)?;
+    let running = lxd.instance(name)?.is_running();
+    take(lxd, name, &snapshot, running)?;
     Ok(Created {
         instance: name.into(),
         snapshot,
     })
+}
+
+/// Take a snapshot; a running instance is frozen for the moment it takes,
+/// so the snapshot is consistent and LXD's walk of the filesystem cannot
+/// race a file the workload deletes (seen on btrfs: "lstat ...
+/// resolv.conf.dhclient-new: no such file or directory", which also left
+/// an orphaned subvolume behind). It is thawed whatever happens.
+pub fn take(lxd: &Lxd, name: &str, snap: &str, running: bool) -> Result<()> {
+    if !running {
+        return lxd.snapshot(name, snap);
+    }
+    lxd.pause(name)?;
+    let taken = lxd.snapshot(name, snap);
+    let thawed = lxd.start(name);
+    taken?;
+    thawed
 }
 
 // ---- rollback ----
@@ -313,7 +330,7 @@ pub fn rollback(
     if dry_run {
         return Ok(report);
     }
-    lxd.snapshot(name, &safety)?;
+    take(lxd, name, &safety, was_running)?;
     if was_running {
         lxd.stop(name, false).map_err(|e| {
             Error::WrongState(format!(
@@ -672,7 +689,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
         let i = lxd.instance_full(&i.name)?;
         if let Some(tier) = retention::due_tier(&snaps_of(&i), now, policy) {
             let name = retention::auto_name(tier, now);
-            match lxd.snapshot(&i.name, &name) {
+            match take(lxd, &i.name, &name, i.is_running()) {
                 Ok(()) => {
                     t.snapshot = Some(name);
                     t.outcome = "snapshotted".into();
