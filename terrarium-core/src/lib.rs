@@ -26,6 +26,7 @@ pub mod systemd;
 pub mod time;
 pub mod traefik;
 pub mod ufw;
+pub mod zfs;
 
 pub use error::{Error, Result};
 

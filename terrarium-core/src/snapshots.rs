@@ -382,7 +382,24 @@ fn swap_in(lxd: &Lxd, name: &str, target: &str, old: &str) -> Result<()> {
     Ok(())
 }
 
-fn pool_driver(lxd: &Lxd, i: &Instance) -> Result<String> {
+/// The ZFS snapshot behind an instance snapshot, when its pool is ZFS.
+fn zfs_snapshot(lxd: &Lxd, i: &Instance, snap: &str) -> Result<Option<String>> {
+    let Some(pool) = root_pool(lxd, i)? else {
+        return Ok(None);
+    };
+    if pool.driver != "zfs" {
+        return Ok(None);
+    }
+    let zpool = pool
+        .config
+        .get("zfs.pool_name")
+        .cloned()
+        .unwrap_or(pool.name.clone());
+    let dataset = crate::zfs::instance_dataset(&zpool, lxd.project(), &i.name);
+    Ok(Some(crate::zfs::snapshot_of(&dataset, snap)))
+}
+
+fn root_pool(lxd: &Lxd, i: &Instance) -> Result<Option<crate::lxd::StoragePool>> {
     let pool = i
         .expanded_devices
         .values()
@@ -392,12 +409,11 @@ fn pool_driver(lxd: &Lxd, i: &Instance) -> Result<String> {
         })
         .and_then(|d| d.get("pool").cloned())
         .unwrap_or_default();
-    Ok(lxd
-        .storage_pools()?
-        .into_iter()
-        .find(|p| p.name == pool)
-        .map(|p| p.driver)
-        .unwrap_or_default())
+    Ok(lxd.storage_pools()?.into_iter().find(|p| p.name == pool))
+}
+
+fn pool_driver(lxd: &Lxd, i: &Instance) -> Result<String> {
+    Ok(root_pool(lxd, i)?.map(|p| p.driver).unwrap_or_default())
 }
 
 // ---- restore as new ----
@@ -527,6 +543,17 @@ pub fn set_hold(lxd: &Lxd, name: &str, snap: &str, held: bool, wait: bool) -> Re
             kind: "snapshot",
             name: format!("{name}/{snap}"),
         });
+    }
+    // On ZFS the hold goes into the pool too, so not even a hand-run
+    // `zfs destroy` can take the snapshot.
+    if let Some(zsnap) = zfs_snapshot(lxd, &i, snap)? {
+        if held {
+            if crate::zfs::user_refs(&zsnap)? == 0 {
+                crate::zfs::hold(&zsnap)?;
+            }
+        } else {
+            crate::zfs::release(&zsnap)?;
+        }
     }
     let mut h = holds(&i);
     let changed = if held {

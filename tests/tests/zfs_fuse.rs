@@ -1,0 +1,102 @@
+//! terrarium-core's zfs module against a real `zfs` (Debian's zfs-fuse on
+//! these machines, which LXD cannot use as a pool driver): a pool on a
+//! file, snapshots with data, space used, holds that stop a destroy, and
+//! an incremental send stream.
+
+use std::process::Command;
+
+use terrarium_core::zfs;
+
+fn sh(args: &[&str]) -> std::process::Output {
+    Command::new(args[0]).args(&args[1..]).output().unwrap()
+}
+
+fn ok(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn zfs_module_against_a_real_zfs() {
+    if !terrarium_tests::e2e::enabled("zfs_fuse") {
+        return;
+    }
+    if !sh(&["zpool", "list"]).status.success() {
+        // zfs-fuse daemonises itself.
+        ok(&["zfs-fuse"]);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("pool.img");
+    ok(&["truncate", "-s", "256M", img.to_str().unwrap()]);
+    let pool = "trme2ezfs";
+    let _ = sh(&["zpool", "destroy", pool]);
+    ok(&[
+        "zpool",
+        "create",
+        "-m",
+        dir.path().join("mnt").to_str().unwrap(),
+        pool,
+        img.to_str().unwrap(),
+    ]);
+    let result = std::panic::catch_unwind(|| {
+        let ds = zfs::instance_dataset(&format!("{pool}/lxd"), "trm-e2e", "c1");
+        ok(&["zfs", "create", "-p", &ds]);
+        let mnt =
+            String::from_utf8(sh(&["zfs", "get", "-H", "-o", "value", "mountpoint", &ds]).stdout)
+                .unwrap();
+        let file = format!("{}/data", mnt.trim());
+        ok(&[
+            "dd",
+            "if=/dev/urandom",
+            &format!("of={file}"),
+            "bs=1M",
+            "count=3",
+        ]);
+        let s1 = zfs::snapshot_of(&ds, "first");
+        ok(&["zfs", "snapshot", &s1]);
+        ok(&[
+            "dd",
+            "if=/dev/urandom",
+            &format!("of={file}"),
+            "bs=1M",
+            "count=2",
+        ]);
+        let s2 = zfs::snapshot_of(&ds, "second");
+        ok(&["zfs", "snapshot", &s2]);
+
+        let used = zfs::snapshot_used(&ds).unwrap();
+        assert_eq!(used.len(), 2, "{used:?}");
+        assert!(
+            used["snapshot-first"] > 2_000_000,
+            "the overwritten 3 MiB live only in the first: {used:?}"
+        );
+
+        assert_eq!(zfs::user_refs(&s1).unwrap(), 0);
+        zfs::hold(&s1).unwrap();
+        assert_eq!(zfs::user_refs(&s1).unwrap(), 1);
+        assert!(
+            !sh(&["zfs", "destroy", &s1]).status.success(),
+            "a held snapshot cannot be destroyed"
+        );
+        assert!(zfs::release(&s1).unwrap());
+        assert!(!zfs::release(&s1).unwrap(), "no hold left to release");
+
+        let child = zfs::send(&s2, Some(&s1)).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert!(
+            out.stdout.len() > 1_000_000,
+            "incremental stream carries the 2 MiB change: {}",
+            out.stdout.len()
+        );
+    });
+    let _ = sh(&["zpool", "destroy", pool]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
