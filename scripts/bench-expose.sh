@@ -16,7 +16,7 @@ IMAGE=${IMAGE:-terrarium/debian12}
 cargo build -q --release -p trm -p trm-expose
 BIN=$PWD/target/release
 work=$(mktemp -d)
-export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_PROJECT=$PROJECT
+export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$PROJECT
 
 # shellcheck source=scripts/lib-lxd.sh
 . scripts/lib-lxd.sh
