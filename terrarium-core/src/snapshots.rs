@@ -616,12 +616,30 @@ fn prune_instance(
     policy: &Policy,
     dry_run: bool,
 ) -> Result<Vec<Pruned>> {
-    let decisions = retention::plan(&snaps_of(i), now, policy);
+    let mut snaps = snaps_of(i);
+    // On ZFS a snapshot a clone was made from cannot go.
+    if let Some(first) = snaps.first() {
+        if let Some(zsnap) = zfs_snapshot(lxd, i, &first.name)? {
+            let dataset = zsnap.split('@').next().unwrap_or_default().to_string();
+            let zpool = dataset.split('/').next().unwrap_or_default().to_string();
+            let origins = crate::zfs::origins(&zpool)?;
+            for s in &mut snaps {
+                s.depended_on = origins.contains(&crate::zfs::snapshot_of(&dataset, &s.name));
+            }
+        }
+    }
     let mut out = Vec::new();
-    for d in decisions {
-        let deleted = !d.keep && !dry_run;
-        if deleted {
-            lxd.delete_snapshot(&i.name, &d.name)?;
+    for mut d in retention::plan(&snaps, now, policy) {
+        let mut deleted = false;
+        if !d.keep && !dry_run {
+            // One snapshot LXD refuses to delete does not stop the others.
+            match lxd.delete_snapshot(&i.name, &d.name) {
+                Ok(()) => deleted = true,
+                Err(e) => {
+                    d.keep = true;
+                    d.rule = format!("kept: deleting it failed ({e})");
+                }
+            }
         }
         out.push(Pruned {
             instance: i.name.clone(),

@@ -83,6 +83,22 @@ pub fn release(snapshot: &str) -> Result<bool> {
     }
 }
 
+/// Snapshots under `root` that some clone was made from (their `origin`):
+/// they cannot be destroyed while the clone lives. (`clones` is not a
+/// property zfs-fuse knows; `origin` is.)
+pub fn origins(root: &str) -> Result<std::collections::BTreeSet<String>> {
+    let out = zfs()?
+        .args(["get", "-H", "-r", "-o", "value", "origin", root])
+        .run()?;
+    Ok(out
+        .stdout_str()
+        .lines()
+        .map(str::trim)
+        .filter(|v| v.contains('@'))
+        .map(String::from)
+        .collect())
+}
+
 /// A `zfs send` stream of `snapshot` (incremental from `from` when given),
 /// on the child's stdout.
 pub fn send(snapshot: &str, from: Option<&str>) -> Result<std::process::Child> {

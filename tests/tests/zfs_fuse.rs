@@ -86,6 +86,14 @@ fn zfs_module_against_a_real_zfs() {
         assert!(zfs::release(&s1).unwrap());
         assert!(!zfs::release(&s1).unwrap(), "no hold left to release");
 
+        // A clone makes its origin something others depend on.
+        assert!(zfs::origins(pool).unwrap().is_empty());
+        ok(&["zfs", "clone", &s1, &format!("{pool}/clone")]);
+        assert_eq!(
+            zfs::origins(pool).unwrap().into_iter().collect::<Vec<_>>(),
+            vec![s1.clone()]
+        );
+
         let child = zfs::send(&s2, Some(&s1)).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
