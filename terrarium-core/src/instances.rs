@@ -471,7 +471,7 @@ mod tests {
             "profiles": ["default"],
             "config": {"image.description": "Terrarium Debian 12 (bookworm) base"},
             "created_at": "2026-11-28T23:00:00.5+02:00",
-            "snapshots": [{}, {}]
+            "snapshots": [{"name": "a"}, {"name": "b"}]
         }))
         .unwrap();
         let s = Summary::of(&i, "p");
