@@ -113,12 +113,24 @@ pub fn safety_name(at: DateTime<Utc>) -> String {
     format!("{SAFETY_PREFIX}{}", at.format(STAMP))
 }
 
+/// `YYYYMMDDTHHMMSSZ`, checked by shape: this runs for every snapshot
+/// on every prune, and a full date parse costs more than the whole plan.
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || i == 15 || c.is_ascii_digit())
+}
+
 pub fn kind_of(name: &str) -> Kind {
     if let Some(rest) = name.strip_prefix(AUTO_PREFIX) {
         let tier = Tier::ALL.into_iter().find(|t| {
             rest.strip_prefix(t.as_str())
                 .and_then(|r| r.strip_prefix('-'))
-                .is_some_and(|stamp| chrono::NaiveDateTime::parse_from_str(stamp, STAMP).is_ok())
+                .is_some_and(is_stamp)
         });
         return tier.map_or(Kind::Foreign, Kind::Auto);
     }
@@ -306,6 +318,8 @@ mod tests {
         assert_eq!(kind_of(&safety_name(t)), Kind::Safety);
         assert_eq!(kind_of("trm-manual-before-upgrade"), Kind::Manual);
         assert_eq!(kind_of("trm-auto-hourly-yesterday"), Kind::Foreign);
+        assert_eq!(kind_of("trm-auto-hourly-20261128T2315Z"), Kind::Foreign);
+        assert_eq!(kind_of("trm-auto-weekly-20261128T231500Z"), Kind::Foreign);
         assert_eq!(kind_of("snap0"), Kind::Foreign);
     }
 
