@@ -103,15 +103,20 @@ pub fn kind_label(name: &str) -> String {
     }
 }
 
-/// Snapshots of one instance or all, from one LXD query.
-pub fn list(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Entry>> {
-    let instances = match name {
+/// One named instance or all of the project, snapshots included, in one query.
+fn one_or_all(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Instance>> {
+    match name {
         Some(n) => {
             validate_instance_name(n)?;
-            vec![lxd.instance_full(n)?]
+            Ok(vec![lxd.instance_full(n)?])
         }
-        None => lxd.instances()?,
-    };
+        None => lxd.instances(),
+    }
+}
+
+/// Snapshots of one instance or all, from one LXD query.
+pub fn list(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Entry>> {
+    let instances = one_or_all(lxd, name)?;
     let mut out = Vec::new();
     for i in &instances {
         let held = holds(i);
@@ -660,13 +665,7 @@ pub fn prune(
     dry_run: bool,
     wait: bool,
 ) -> Result<Vec<Pruned>> {
-    let instances = match name {
-        Some(n) => {
-            validate_instance_name(n)?;
-            vec![lxd.instance_full(n)?]
-        }
-        None => lxd.instances()?,
-    };
+    let instances = one_or_all(lxd, name)?;
     let mut out = Vec::new();
     for i in &instances {
         let _lock = if dry_run {
