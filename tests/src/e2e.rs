@@ -177,6 +177,16 @@ impl Bed {
         }
     }
 
+    /// Start a tool in the background with its output discarded.
+    pub fn spawn_quiet(&self, tool: &str, args: &[&str]) -> std::process::Child {
+        self.tool(tool)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a Terrarium tool")
+    }
+
     pub fn trm(&self, args: &[&str]) -> Output {
         self.tool("trm").args(args).output().expect("run trm")
     }

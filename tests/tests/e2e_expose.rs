@@ -408,13 +408,7 @@ fn main() {
     });
 
     t.case("watch_follows_a_restart_to_the_new_address", || {
-        let mut watch = bed
-            .tool("trm-expose")
-            .args(["watch", "--format", "jsonl"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut watch = bed.spawn_quiet("trm-expose", &["watch", "--format", "jsonl"]);
         let old = ipv4(APP);
         // A different fixed address, so the restart really moves it.
         let last: u8 = old.rsplit('.').next().unwrap().parse().unwrap();
@@ -634,13 +628,7 @@ fn main() {
                 "user.proxy",
                 &format!("https://app.example.test:3000{path}"),
             ]);
-            let mut child = bed
-                .tool("trm-expose")
-                .args(["sync", "--format", "json"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = bed.spawn_quiet("trm-expose", &["sync", "--format", "json"]);
             std::thread::sleep(Duration::from_millis(20 + (round * 37) % 200));
             let _ = Command::new("kill")
                 .args(["-9", &child.id().to_string()])
