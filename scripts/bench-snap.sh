@@ -13,16 +13,9 @@ PROJECT=trm-bench-snap BRIDGE=trmbenchs0 POOL=trm-bench-snap
 IMAGE=${IMAGE:-terrarium/debian12}
 cargo build -q --release -p trm -p trm-snap
 BIN=$PWD/target/release
-work=$(mktemp -d)
-export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$PROJECT
 # shellcheck source=scripts/lib-lxd.sh
 . scripts/lib-lxd.sh
-cleanup() {
-    delete_lxd_project "$PROJECT" "$BRIDGE" "$POOL"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cleanup; mkdir -p "$work"
+bench_begin "$PROJECT" "$BRIDGE" "$POOL"
 
 echo "==> retention: 100000 snapshots" >&2
 cargo run -q --release -p terrarium-core --example bench_retention

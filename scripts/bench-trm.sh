@@ -16,17 +16,9 @@ PROJECT=trm-bench BRIDGE=trmbench0 POOL=trm-bench
 IMAGE=${IMAGE:-terrarium/debian12}
 
 [ -x "$TRM" ] || cargo build --release -p trm
-work=$(mktemp -d)
-export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$PROJECT
-
 # shellcheck source=scripts/lib-lxd.sh
 . scripts/lib-lxd.sh
-cleanup() {
-    delete_lxd_project "$PROJECT" "$BRIDGE" "$POOL"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cleanup; mkdir -p "$work"
+bench_begin "$PROJECT" "$BRIDGE" "$POOL"
 
 echo "==> setting up $N containers in project $PROJECT" >&2
 "$TRM" init --no-nat --bridge "$BRIDGE" --pool "$POOL" --storage btrfs --size 8GiB --format json >/dev/null

@@ -12,3 +12,19 @@ delete_lxd_project() { # project bridge pool
     lxc network delete "$bridge" >/dev/null 2>&1 || true
     lxc storage delete "$pool" >/dev/null 2>&1 || true
 }
+
+# Start a benchmark in its own LXD project: a scratch directory ($work),
+# hermetic Terrarium settings, and cleanup of everything on exit.
+bench_begin() { # project bridge pool
+    BENCH_PROJECT=$1 BENCH_BRIDGE=$2 BENCH_POOL=$3
+    work=$(mktemp -d)
+    export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$BENCH_PROJECT
+    trap bench_end EXIT
+    delete_lxd_project "$BENCH_PROJECT" "$BENCH_BRIDGE" "$BENCH_POOL"
+    mkdir -p "$work"
+}
+
+bench_end() {
+    delete_lxd_project "$BENCH_PROJECT" "$BENCH_BRIDGE" "$BENCH_POOL"
+    rm -rf "$work"
+}
