@@ -15,17 +15,10 @@ PROJECT=trm-bench-exp BRIDGE=trmbenchx0 POOL=trm-bench-exp
 IMAGE=${IMAGE:-terrarium/debian12}
 cargo build -q --release -p trm -p trm-expose
 BIN=$PWD/target/release
-work=$(mktemp -d)
-export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$PROJECT
-
 # shellcheck source=scripts/lib-lxd.sh
 . scripts/lib-lxd.sh
-cleanup() {
-    delete_lxd_project "$PROJECT" "$BRIDGE" "$POOL"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cleanup; mkdir -p "$work/dynamic"
+bench_begin "$PROJECT" "$BRIDGE" "$POOL"
+mkdir -p "$work/dynamic"
 
 echo "==> synthetic: 1000 instances" >&2
 cargo run -q --release -p terrarium-core --example bench_plan
