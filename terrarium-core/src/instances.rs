@@ -361,31 +361,51 @@ fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {
 }
 
 fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
-    let out = lxd.exec_output(name, &["cloud-init", "status", "--wait"], timeout)?;
-    match out.status.code() {
-        Some(0) => Ok("done".into()),
-        // 127: the image has no cloud-init; nothing to wait for.
-        Some(127) => Ok("disabled".into()),
-        _ => {
-            let long = lxd
-                .exec_output(
-                    name,
-                    &["cloud-init", "status", "--long"],
-                    Duration::from_secs(30),
-                )
-                .map(|o| o.stdout_str())
-                .unwrap_or_default();
-            let detail: Vec<&str> = long
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            Err(Error::WrongState(format!(
-                "cloud-init failed in '{name}': {}; the instance is running, inspect it with \
-                 `trm exec --root {name} -- cloud-init status --long`",
-                detail.join("; ")
-            )))
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let out = lxd.exec_output(
+            name,
+            &["cloud-init", "status", "--wait"],
+            left.max(Duration::from_secs(1)),
+        )?;
+        match out.status.code() {
+            Some(0) => return Ok("done".into()),
+            // 127: the image has no cloud-init; nothing to wait for.
+            Some(127) => return Ok("disabled".into()),
+            _ => {}
         }
+        let long = lxd
+            .exec_output(
+                name,
+                &["cloud-init", "status", "--long"],
+                Duration::from_secs(30),
+            )
+            .map(|o| o.stdout_str())
+            .unwrap_or_default();
+        // A waiter started during early boot can end before cloud-init
+        // does (seen: non-zero exit while the status said "running");
+        // only a finished cloud-init's verdict counts.
+        let still_going = long.contains("status: running") || long.contains("status: not run");
+        if still_going && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        let detail: Vec<&str> = long
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        return Err(Error::WrongState(format!(
+            "cloud-init {} in '{name}': {}; the instance is running, inspect it with \
+             `trm exec --root {name} -- cloud-init status --long`",
+            if still_going {
+                "did not finish in time"
+            } else {
+                "failed"
+            },
+            detail.join("; ")
+        )));
     }
 }
 
