@@ -40,11 +40,8 @@ pub struct BuildOptions {
     pub rebuild: bool,
 }
 
-pub fn default_cache_dir() -> PathBuf {
-    std::env::var_os("TRM_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/terrarium/images"))
-}
+/// Where built image tarballs are kept (`TRM_CACHE_DIR` overrides in `trm`).
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/terrarium/images";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {

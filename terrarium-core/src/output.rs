@@ -63,10 +63,6 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn is_human(&self) -> bool {
-        self.format == Format::Human
-    }
-
     pub fn one<T: Serialize + Human>(&self, item: &T) {
         let text = match self.format {
             Format::Human => item.human(),

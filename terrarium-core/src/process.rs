@@ -99,7 +99,7 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// A command to run. Build it, then `run` (checked), `output` (unchecked),
-/// `interactive` (inherits the terminal) or `exec` (replaces this process).
+/// `interactive` (inherits the terminal) or `spawn_stdout` (streams).
 #[derive(Debug, Clone)]
 pub struct Cmd {
     program: PathBuf,
@@ -272,13 +272,6 @@ impl Cmd {
         })
     }
 
-    /// Run and parse stdout as JSON.
-    pub fn run_json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        let out = self.run()?;
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::parse(format!("output of `{}`", self.command_line()), e))
-    }
-
     /// Run attached to our terminal and return its exit status. While it
     /// runs we ignore the terminal's interrupt: the child gets it too, and
     /// its exit status becomes ours.
@@ -302,17 +295,6 @@ impl Cmd {
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e))
-    }
-
-    /// Replace this process with the command: the terminal, signals and exit
-    /// status then belong to it alone. Returns only on failure to start.
-    pub fn exec(&self) -> Error {
-        let mut c = Command::new(&self.program);
-        c.args(&self.args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        self.spawn_error(c.exec())
     }
 }
 

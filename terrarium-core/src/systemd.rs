@@ -2,7 +2,7 @@
 //! its periodic backstop sync). On a host without systemd the units are
 //! still written, and the report says plainly that nothing was enabled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -25,9 +25,7 @@ pub struct Unit {
     pub enable: bool,
 }
 
-pub fn default_unit_dir() -> PathBuf {
-    PathBuf::from("/etc/systemd/system")
-}
+pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 
 /// Is systemd the running init (the test systemd itself uses)?
 pub fn is_running() -> bool {

@@ -132,6 +132,19 @@ fn configure(bed: &Bed, side: &Side) {
     std::fs::write(&path, base + &expose).unwrap();
 }
 
+/// Set a label by hand, as an owner would with `lxc config set`.
+fn set_label(instance: &str, label: &str) {
+    lxc_ok(&[
+        "config",
+        "set",
+        "--project",
+        N.project,
+        instance,
+        "user.proxy",
+        label,
+    ]);
+}
+
 fn expose(bed: &Bed, args: &[&str]) -> std::process::Output {
     bed.tool("trm-expose")
         .args(args)
@@ -345,15 +358,10 @@ fn main() {
     t.case(
         "hand_set_conflicts_and_bad_labels_block_only_themselves",
         || {
-            lxc_ok(&[
-                "config",
-                "set",
-                "--project",
-                N.project,
+            set_label(
                 OTHER,
-                "user.proxy",
                 "https://app.example.test\nhttps://{{ .Env.X }}\nhttps://other.example.test:3000",
-            ]);
+            );
             let out = expose(&bed, &["sync"]);
             assert_eq!(
                 out.status.code(),
@@ -619,15 +627,7 @@ fn main() {
     t.case("kill_9_mid_sync_never_leaves_a_broken_file", || {
         for round in 0..20u64 {
             let path = if round % 2 == 0 { "/a" } else { "/b" };
-            lxc_ok(&[
-                "config",
-                "set",
-                "--project",
-                N.project,
-                APP,
-                "user.proxy",
-                &format!("https://app.example.test:3000{path}"),
-            ]);
+            set_label(APP, &format!("https://app.example.test:3000{path}"));
             let mut child = bed.spawn_quiet("trm-expose", &["sync", "--format", "json"]);
             std::thread::sleep(Duration::from_millis(20 + (round * 37) % 200));
             let _ = Command::new("kill")
@@ -641,15 +641,7 @@ fn main() {
                 }
             }
         }
-        lxc_ok(&[
-            "config",
-            "set",
-            "--project",
-            N.project,
-            APP,
-            "user.proxy",
-            "https://app.example.test:3000",
-        ]);
+        set_label(APP, "https://app.example.test:3000");
         assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
         // Leftover temporary files are dot-files Traefik ignores.
         for e in std::fs::read_dir(side.dynamic()).unwrap().flatten() {

@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(value_parser = ["install", "remove", "status"])]
         action: String,
         /// Where unit files go
-        #[arg(long, default_value = "/etc/systemd/system")]
+        #[arg(long, default_value = systemd::DEFAULT_UNIT_DIR)]
         unit_dir: std::path::PathBuf,
         /// Minutes between backstop full syncs
         #[arg(long, default_value_t = 5)]

@@ -134,7 +134,7 @@ pub struct ImageBuildArgs {
         long,
         env = "TRM_CACHE_DIR",
         hide_env_values = true,
-        default_value = "/var/cache/terrarium/images"
+        default_value = image::DEFAULT_CACHE_DIR
     )]
     pub cache_dir: PathBuf,
     /// Build anew even if the image or cached tarballs exist
