@@ -87,6 +87,12 @@ pub enum Error {
     },
     #[error("{context}: {message}")]
     Parse { context: String, message: String },
+    /// A remote service (S3) answered with an error or not at all.
+    #[error("{0}")]
+    Remote(String),
+    /// Data that failed its check (size, digest, decryption): nothing was created.
+    #[error("{0}")]
+    Integrity(String),
 }
 
 impl Error {
@@ -99,9 +105,12 @@ impl Error {
             Error::LockBusy(_) => exit::LOCK_BUSY,
             Error::NotRoot(_) => exit::NOT_ROOT,
             Error::Timeout { .. } => exit::TIMEOUT,
-            Error::Cancelled(_) | Error::Command(_) | Error::Io { .. } | Error::Parse { .. } => {
-                exit::FAILURE
-            }
+            Error::Cancelled(_)
+            | Error::Command(_)
+            | Error::Io { .. }
+            | Error::Parse { .. }
+            | Error::Remote(_)
+            | Error::Integrity(_) => exit::FAILURE,
         }
     }
 
@@ -121,6 +130,8 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Io { .. } => "io",
             Error::Parse { .. } => "parse",
+            Error::Remote(_) => "remote",
+            Error::Integrity(_) => "integrity",
         }
     }
 

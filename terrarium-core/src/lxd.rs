@@ -392,6 +392,36 @@ impl Lxd {
         .map(drop)
     }
 
+    /// `lxc export` of one instance (no snapshots, uncompressed) streamed
+    /// on the child's stdout: nothing lands on our disk.
+    pub fn export_stream(&self, name: &str, optimized: bool) -> Result<crate::process::Streaming> {
+        let mut cmd = self.verb("export").args([
+            name,
+            "/dev/stdout",
+            "--instance-only",
+            "--compression",
+            "none",
+            "--quiet",
+        ]);
+        if optimized {
+            cmd = cmd.arg("--optimized-storage");
+        }
+        cmd.spawn_streaming(false, true)
+    }
+
+    /// `lxc import` of a backup tarball written to the child's stdin.
+    pub fn import_stream(
+        &self,
+        new: &str,
+        pool: Option<&str>,
+    ) -> Result<crate::process::Streaming> {
+        let mut cmd = self.verb("import").args(["/dev/stdin", new, "--quiet"]);
+        if let Some(p) = pool.filter(|p| !p.is_empty()) {
+            cmd = cmd.args(["--storage", p]);
+        }
+        cmd.spawn_streaming(true, false)
+    }
+
     /// Rename a stopped instance.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.run(&self.verb("move").args([from, to])).map(drop)

@@ -298,6 +298,61 @@ impl Cmd {
     }
 }
 
+/// A child whose stdin and/or stdout we stream through, its stderr kept
+/// for the error message. `finish` reaps it and checks its status.
+pub struct Streaming {
+    pub child: std::process::Child,
+    command_line: String,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Cmd {
+    /// Start it with the chosen ends piped (others closed) and stderr captured.
+    pub fn spawn_streaming(&self, stdin: bool, stdout: bool) -> Result<Streaming> {
+        let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+        let mut child = self
+            .command()
+            .stdin(pipe(stdin))
+            .stdout(pipe(stdout))
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(e))?;
+        let stderr = reader(child.stderr.take());
+        Ok(Streaming {
+            child,
+            command_line: self.command_line(),
+            stderr,
+        })
+    }
+}
+
+impl Streaming {
+    /// Wait for it; a non-zero status is an error carrying its stderr.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        drop(self.child.stdout.take());
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line), e))?;
+        let stderr = self.stderr.join().unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        Err(Error::Command(CommandFailure {
+            command_line: self.command_line,
+            status: status.code(),
+            stderr_tail: tail(&stderr),
+        }))
+    }
+
+    /// Stop it (after a failure on our side) and reap it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn ignore_interrupts() {
     use nix::sys::signal::{signal, SigHandler, Signal};
     // SAFETY: SIG_IGN runs no handler code. Set after spawning, so the

@@ -447,6 +447,41 @@ impl Human for Restored {
     }
 }
 
+/// Take from a copied or imported instance what would let it take the
+/// original's traffic: exposure labels, proxy devices, the MAC address,
+/// and its holds. Returns what was removed, in words.
+pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
+    let copy = lxd.instance(new)?;
+    let mut stripped = Vec::new();
+    if copy.config.contains_key(labels::KEY) {
+        lxd.unset_config(new, labels::KEY)?;
+        stripped.push(format!(
+            "{} ({})",
+            labels::KEY,
+            copy.config[labels::KEY].replace('\n', ", ")
+        ));
+    }
+    for (dev, d) in &copy.devices {
+        if d.get("type").map(String::as_str) == Some("proxy") {
+            lxd.remove_device(new, dev)?;
+            stripped.push(format!("proxy device {dev}"));
+        }
+    }
+    for key in copy
+        .config
+        .keys()
+        .filter(|k| k.starts_with("volatile.") && k.ends_with(".hwaddr"))
+    {
+        lxd.unset_config(new, key)?;
+        stripped.push(format!("{key} (a fresh MAC is generated)"));
+    }
+    if copy.config.contains_key(HOLDS_KEY) {
+        lxd.unset_config(new, HOLDS_KEY)?;
+        stripped.push(HOLDS_KEY.to_string());
+    }
+    Ok(stripped)
+}
+
 /// A new instance from a snapshot, without the original's exposure, proxy
 /// devices or MAC address.
 pub fn restore_as(
@@ -478,34 +513,7 @@ pub fn restore_as(
             .ok_or_else(|| Error::WrongState(format!("instance '{name}' has no snapshot")))?,
     };
     lxd.copy(&format!("{name}/{from}"), new)?;
-    let copy = lxd.instance(new)?;
-    let mut stripped = Vec::new();
-    if copy.config.contains_key(labels::KEY) {
-        lxd.unset_config(new, labels::KEY)?;
-        stripped.push(format!(
-            "{} ({})",
-            labels::KEY,
-            copy.config[labels::KEY].replace('\n', ", ")
-        ));
-    }
-    for (dev, d) in &copy.devices {
-        if d.get("type").map(String::as_str) == Some("proxy") {
-            lxd.remove_device(new, dev)?;
-            stripped.push(format!("proxy device {dev}"));
-        }
-    }
-    for key in copy
-        .config
-        .keys()
-        .filter(|k| k.starts_with("volatile.") && k.ends_with(".hwaddr"))
-    {
-        lxd.unset_config(new, key)?;
-        stripped.push(format!("{key} (a fresh MAC is generated)"));
-    }
-    if copy.config.contains_key(HOLDS_KEY) {
-        lxd.unset_config(new, HOLDS_KEY)?;
-        stripped.push(HOLDS_KEY.to_string());
-    }
+    let stripped = strip_identity(lxd, new)?;
     if start {
         lxd.start(new)?;
     }

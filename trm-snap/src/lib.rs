@@ -1,12 +1,16 @@
 //! `trm-snap`: the time machine. Snapshots through LXD, rollback that is
 //! itself undoable, restore as a new instance, and a scheduled tick that
-//! snapshots and prunes by tiered retention. Glue only.
+//! snapshots and prunes by tiered retention; off-site exports to S3.
+//! Glue only.
+
+mod offsite;
 
 use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::lxd::Lxd;
+use terrarium_core::offsite::{import, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::{snapshots, systemd, Error};
@@ -20,7 +24,12 @@ use terrarium_core::{snapshots, systemd, Error};
 Snapshots go through LXD. A rollback first snapshots the current state (trm-safety-...), so it can be \
 undone with one more rollback, and never destroys newer snapshots. Retention tiers (frequent, hourly, \
 daily, monthly; counts in /etc/terrarium/terrarium.toml [snapshots]) delete only Terrarium's automatic \
-snapshots; manual, held, safety (for 7 days) and the newest snapshot are never pruned.",
+snapshots; manual, held, safety (for 7 days) and the newest snapshot are never pruned.\n\n\
+Off-site: `export` streams an instance's LXD backup through zstd and age encryption into an S3 multipart \
+upload and writes a manifest last (no manifest, no backup); `import` checks size and SHA-256 before \
+anything is created; `verify` is a restore drill. Settings and the secret key live in \
+/etc/terrarium/s3.toml (mode 0600); see `trm-snap s3 set --help`. Decrypt by hand with \
+`age -d -i IDENTITY data.tar.zst.age | zstd -d > backup.tar` (an LXD backup for `lxc import`).",
     after_help = after_help()
 )]
 pub struct Cli {
@@ -107,6 +116,35 @@ pub enum Command {
     Hold { name: String, snapshot: String },
     /// Release a held snapshot
     Release { name: String, snapshot: String },
+    /// Back an instance up to S3: LXD export -> zstd -> age -> multipart upload -> manifest
+    Export(offsite::ExportArgs),
+    /// Restore an off-site backup as a new, stopped instance without the original's exposure
+    Import {
+        /// The instance the backup was made of
+        name: String,
+        /// Name of the new instance
+        #[arg(long = "as", value_name = "NEW")]
+        new: String,
+        /// Backup id, RFC 3339 time or date: the newest backup made at or before it [default: newest]
+        #[arg(long, value_name = "TIME|ID")]
+        at: Option<String>,
+        /// The age identity file (AGE-SECRET-KEY-...) [default: the generated one, if any]
+        #[arg(long, value_name = "FILE")]
+        identity: Option<std::path::PathBuf>,
+    },
+    /// Restore drill: import a backup into a throwaway instance, check it, delete it
+    Verify {
+        name: String,
+        #[arg(long, value_name = "TIME|ID")]
+        at: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        identity: Option<std::path::PathBuf>,
+    },
+    /// Off-site settings, listing and retention
+    S3 {
+        #[command(subcommand)]
+        command: offsite::S3Command,
+    },
     /// Install, remove or report the systemd timer for `trm-snap auto`
     Schedule {
         #[arg(value_parser = ["install", "remove", "status"])]
@@ -133,7 +171,25 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// The identity to decrypt with: the one given, else the generated one.
+fn identity(
+    given: Option<std::path::PathBuf>,
+    s: &S3Settings,
+) -> anyhow::Result<std::path::PathBuf> {
+    match given {
+        Some(p) => Ok(p),
+        None if !s.identity_file.is_empty() => Ok(s.identity_file.clone().into()),
+        None => Err(Error::Usage(
+            "pass --identity FILE (the age identity for this bucket's recipient)".into(),
+        )
+        .into()),
+    }
+}
+
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
+    if let Command::S3 { command } = cli.command {
+        return offsite::s3(command, out);
+    }
     let settings = Settings::require()?;
     let project = cli.common.project()?;
     let lxd = Lxd::new(&project)?;
@@ -232,6 +288,41 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Release { name, snapshot } => {
             out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)
         }
+        Command::Export(a) => return offsite::export(&lxd, a, wait, out),
+        Command::Import {
+            name,
+            new,
+            at,
+            identity: id,
+        } => {
+            let s = S3Settings::require()?;
+            let req = import::Request {
+                name,
+                new,
+                at,
+                identity: identity(id, &s)?,
+                pool: Some(settings.storage_pool.clone()),
+            };
+            out.one(&import::import(&lxd, &s, &req)?);
+        }
+        Command::Verify {
+            name,
+            at,
+            identity: id,
+        } => {
+            let s = S3Settings::require()?;
+            let v = import::verify(
+                &lxd,
+                &s,
+                &name,
+                at.as_deref(),
+                &identity(id, &s)?,
+                Some(&settings.storage_pool),
+            )?;
+            out.one(&v);
+            return Ok(if v.ok { 0 } else { 1 });
+        }
+        Command::S3 { .. } => unreachable!("handled above"),
         Command::Schedule {
             action,
             unit_dir,

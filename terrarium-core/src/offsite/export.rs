@@ -1,0 +1,447 @@
+//! `trm-snap export`: snapshot -> LXD export -> zstd -> age -> S3
+//! multipart upload -> manifest, streamed end to end.
+//!
+//! Disk: LXD builds the backup tarball in its own backups directory
+//! before it streams it (LXD's behaviour, cleaned up by LXD); the
+//! snapshot is copied to a temporary stopped instance (a copy-on-write
+//! clone on btrfs and ZFS, a full copy on `dir`), which is deleted
+//! afterwards. Terrarium itself writes nothing to disk.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::manifest::{Encryption, LxdExport, Manifest, Marker, Objects, FORMAT_VERSION};
+use super::settings::fingerprint;
+use super::upload::{MultipartWriter, Progress};
+use super::{
+    backup_dir, catalog, hostname, random_hex, S3Settings, DATA_NAME, MANIFEST_NAME, MARKER_NAME,
+};
+use crate::error::{Error, Result};
+use crate::fs::{lock_wait, Lock};
+use crate::lxd::Lxd;
+use crate::names::validate_instance_name;
+use crate::output::Human;
+use crate::s3::Client;
+use crate::snapshots;
+
+const MIB: u64 = 1024 * 1024;
+/// Markers from other hosts are swept only when this old: they may
+/// belong to an export still running there.
+const FOREIGN_MARKER_AGE_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub name: String,
+    pub snapshot: Option<String>,
+    pub optimized: bool,
+    pub part_size_mib: Option<u32>,
+    pub parallel: Option<u32>,
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub instance: String,
+    pub id: String,
+    pub snapshot: String,
+    /// The snapshot was taken for this export (and removed after it).
+    pub fresh_snapshot: bool,
+    pub tarball_size: u64,
+    pub size: u64,
+    pub sha256: String,
+    pub parts: u32,
+    pub part_size: u64,
+    pub seconds: f64,
+    pub mib_per_second: f64,
+    pub manifest: String,
+    pub data: String,
+    /// Leftovers of crashed exports removed first.
+    pub swept: Vec<String>,
+}
+
+impl Human for Exported {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "exported {} (snapshot {}) as backup {}\n  {} tarball -> {} uploaded in {} part(s) in {:.1}s ({:.1} MiB/s)\n  sha256 {}\n  manifest {}",
+            self.instance,
+            self.snapshot,
+            self.id,
+            indicatif::HumanBytes(self.tarball_size),
+            indicatif::HumanBytes(self.size),
+            self.parts,
+            self.seconds,
+            self.mib_per_second,
+            self.sha256,
+            self.manifest,
+        );
+        for w in &self.swept {
+            s.push_str(&format!("\n  swept: {w}"));
+        }
+        s
+    }
+}
+
+impl crate::output::Row for Exported {
+    fn headers() -> &'static [&'static str] {
+        &[
+            "INSTANCE", "ID", "SNAPSHOT", "TARBALL", "UPLOADED", "SECONDS",
+        ]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.instance.clone(),
+            self.id.clone(),
+            self.snapshot.clone(),
+            indicatif::HumanBytes(self.tarball_size).to_string(),
+            indicatif::HumanBytes(self.size).to_string(),
+            format!("{:.1}", self.seconds),
+        ]
+    }
+}
+
+/// Told as the export reads LXD's stream (bytes so far).
+pub trait ReadProgress: Progress {
+    fn read(&self, total: u64);
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    total: u64,
+    progress: &'a dyn ReadProgress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        self.progress.read(self.total);
+        Ok(n)
+    }
+}
+
+/// One export runs at a time on a host: the sweep must never take an
+/// upload that is still running here for an abandoned one.
+fn lock(wait: bool) -> Result<Lock> {
+    Lock::acquire(
+        "s3-export",
+        if wait {
+            lock_wait()
+        } else {
+            std::time::Duration::ZERO
+        },
+    )
+}
+
+pub fn export(
+    lxd: &Lxd,
+    s: &S3Settings,
+    req: &Request,
+    progress: Arc<dyn ReadProgress>,
+) -> Result<Exported> {
+    validate_instance_name(&req.name)?;
+    let inst = lxd.instance_full(&req.name)?;
+    if let Some(snap) = &req.snapshot {
+        if !inst.snapshots.iter().flatten().any(|x| &x.name == snap) {
+            return Err(Error::NotFound {
+                kind: "snapshot",
+                name: format!("{}/{snap}", req.name),
+            });
+        }
+    }
+    let recipient = s.recipient()?;
+    let part_mib = req.part_size_mib.unwrap_or(s.part_size_mib);
+    if !(super::settings::MIN_PART_MIB..=super::settings::MAX_PART_MIB).contains(&part_mib) {
+        return Err(Error::Usage(format!(
+            "part size {part_mib} MiB: S3 needs 5 to 5120 MiB"
+        )));
+    }
+    let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
+    let _lock = lock(req.wait)?;
+    let client = Arc::new(s.client()?);
+    let swept = sweep(&client, s)?;
+
+    let started = Instant::now();
+    let now = Utc::now();
+    let id = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let (snapshot, fresh) = match &req.snapshot {
+        Some(x) => (x.clone(), false),
+        None => {
+            let name = format!("trm-export-{id}");
+            let _l = snapshots::lock_instance(lxd.project(), &req.name, req.wait)?;
+            snapshots::take(lxd, &req.name, &name, inst.is_running())?;
+            (name, true)
+        }
+    };
+    // A stopped copy of the snapshot is what LXD exports (it exports
+    // instances, not snapshots). Removed whatever happens.
+    let tmp = format!("trm-export-{}", random_hex(6));
+    let copied = lxd.copy(&format!("{}/{snapshot}", req.name), &tmp);
+    let result = copied.and_then(|()| {
+        upload(
+            lxd, s, &client, req, &tmp, &id, &snapshot, &recipient, part_mib, parallel, &progress,
+        )
+    });
+    let _ = lxd.delete(&tmp, true);
+    if fresh {
+        let _ = lxd.delete_snapshot(&req.name, &snapshot);
+    }
+    let (manifest, data) = result?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Exported {
+        instance: req.name.clone(),
+        id,
+        snapshot,
+        fresh_snapshot: fresh,
+        tarball_size: manifest.tarball_size,
+        size: manifest.size,
+        sha256: manifest.sha256.clone(),
+        parts: manifest.parts,
+        part_size: manifest.part_size,
+        seconds,
+        mib_per_second: manifest.tarball_size as f64 / MIB as f64 / seconds.max(0.001),
+        manifest: manifest.objects.manifest.clone(),
+        data,
+        swept,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upload(
+    lxd: &Lxd,
+    s: &S3Settings,
+    client: &Arc<Client>,
+    req: &Request,
+    tmp: &str,
+    id: &str,
+    snapshot: &str,
+    recipient: &age::x25519::Recipient,
+    part_mib: u32,
+    parallel: u32,
+    progress: &Arc<dyn ReadProgress>,
+) -> Result<(Manifest, String)> {
+    let dir = backup_dir(s, &req.name, id);
+    let data_key = format!("{dir}{DATA_NAME}");
+    let marker_key = format!("{dir}{MARKER_NAME}");
+    let manifest_key = format!("{dir}{MANIFEST_NAME}");
+    let upload_id = client.create_multipart(&data_key)?;
+    let marker = Marker {
+        upload_id: upload_id.clone(),
+        data: data_key.clone(),
+        host: hostname(),
+        started: Utc::now().to_rfc3339(),
+    };
+    let streamed = client
+        .put(
+            &marker_key,
+            &serde_json::to_vec_pretty(&marker).expect("serializes"),
+        )
+        .and_then(|()| {
+            stream(
+                lxd, client, req, tmp, &data_key, &upload_id, recipient, part_mib, parallel,
+                progress,
+            )
+        });
+    let (tarball, up) = match streamed {
+        Ok(x) => x,
+        Err(e) => {
+            // No manifest, no backup. If the abort fails too (the server
+            // is gone), the marker stays for the next export's sweep.
+            if client.abort_multipart(&data_key, &upload_id).is_ok() {
+                let _ = client.delete(&marker_key);
+            }
+            return Err(e);
+        }
+    };
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        id: id.to_string(),
+        instance: req.name.clone(),
+        project: lxd.project().to_string(),
+        snapshot: snapshot.to_string(),
+        created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        host: hostname(),
+        size: up.size,
+        sha256: up.sha256,
+        tarball_size: tarball,
+        compression: "zstd".into(),
+        encryption: Encryption {
+            scheme: "age".into(),
+            recipient: recipient.to_string(),
+            recipient_fingerprint: fingerprint(&recipient.to_string()),
+        },
+        objects: Objects {
+            data: data_key.clone(),
+            manifest: manifest_key.clone(),
+        },
+        parts: up.parts,
+        part_size: u64::from(part_mib) * MIB,
+        lxd_export: LxdExport {
+            instance_only: true,
+            optimized_storage: req.optimized,
+            storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
+        },
+        terrarium_version: crate::VERSION.to_string(),
+    };
+    let written = client
+        .complete_multipart(&data_key, &upload_id, &up.etags)
+        .and_then(|()| {
+            client.put(
+                &manifest_key,
+                &serde_json::to_vec_pretty(&manifest).expect("serializes"),
+            )
+        });
+    if let Err(e) = written {
+        let _ = client.abort_multipart(&data_key, &upload_id);
+        if client.delete(&data_key).is_ok() {
+            let _ = client.delete(&marker_key);
+        }
+        return Err(e);
+    }
+    let _ = client.delete(&marker_key);
+    Ok((manifest, data_key))
+}
+
+/// LXD's stream through zstd and age into the multipart writer.
+/// Returns the tarball's size and what was uploaded.
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    lxd: &Lxd,
+    client: &Arc<Client>,
+    req: &Request,
+    tmp: &str,
+    key: &str,
+    upload_id: &str,
+    recipient: &age::x25519::Recipient,
+    part_mib: u32,
+    parallel: u32,
+    progress: &Arc<dyn ReadProgress>,
+) -> Result<(u64, super::upload::Uploaded)> {
+    let mut child = lxd.export_stream(tmp, req.optimized)?;
+    let stdout = child.child.stdout.take().expect("stdout is piped");
+    let writer = MultipartWriter::new(
+        client.clone(),
+        key.to_string(),
+        upload_id.to_string(),
+        u64::from(part_mib) * MIB,
+        parallel,
+        Arc::new(Parts(progress.clone())),
+    );
+    let piped = pipe(stdout, writer, recipient, progress.as_ref());
+    match piped {
+        Ok((tarball, writer)) => {
+            // LXD's exit status decides whether the tarball was whole.
+            child.finish()?;
+            Ok((tarball, writer.finish()?))
+        }
+        Err(e) => {
+            child.kill();
+            Err(e)
+        }
+    }
+}
+
+fn pipe(
+    stdout: impl Read,
+    writer: MultipartWriter,
+    recipient: &age::x25519::Recipient,
+    progress: &dyn ReadProgress,
+) -> Result<(u64, MultipartWriter)> {
+    let io_err = |what: &str, e: io::Error| Error::Remote(format!("{what}: {e}"));
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .map_err(|e| Error::Usage(format!("age recipient: {e}")))?;
+    let encrypted = encryptor
+        .wrap_output(writer)
+        .map_err(|e| io_err("starting encryption", e))?;
+    let mut zstd = zstd::Encoder::new(encrypted, 3).map_err(|e| io_err("starting zstd", e))?;
+    let mut src = Counting {
+        inner: stdout,
+        total: 0,
+        progress,
+    };
+    io::copy(&mut src, &mut zstd).map_err(|e| io_err("streaming the export", e))?;
+    let encrypted = zstd.finish().map_err(|e| io_err("finishing zstd", e))?;
+    let mut writer = encrypted
+        .finish()
+        .map_err(|e| io_err("finishing encryption", e))?;
+    writer.flush().map_err(|e| io_err("flushing", e))?;
+    Ok((src.total, writer))
+}
+
+/// The upload threads report parts through the caller's progress.
+struct Parts(Arc<dyn ReadProgress>);
+impl Progress for Parts {
+    fn part_done(&self, part: u32, bytes: u64, total: u64) {
+        self.0.part_done(part, bytes, total)
+    }
+}
+
+fn tmp_pool_of(lxd: &Lxd, name: &str) -> Option<String> {
+    let i = lxd.instance_full(name).ok()?;
+    i.expanded_devices
+        .values()
+        .find(|d| {
+            d.get("type").map(String::as_str) == Some("disk")
+                && d.get("path").map(String::as_str) == Some("/")
+        })
+        .and_then(|d| d.get("pool").cloned())
+}
+
+fn storage_driver(lxd: &Lxd, pool: Option<&str>) -> String {
+    let Some(pool) = pool else {
+        return String::new();
+    };
+    lxd.storage_pools()
+        .ok()
+        .and_then(|ps| ps.into_iter().find(|p| p.name == pool))
+        .map(|p| p.driver)
+        .unwrap_or_default()
+}
+
+/// Remove what crashed exports left: for every backup folder with an
+/// upload marker and no manifest, abort the upload and delete the data
+/// and the marker. Markers of other hosts wait a day (they may be running).
+pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
+    let me = hostname();
+    let mut swept = Vec::new();
+    for b in catalog::scan(client, s, None)? {
+        let marker_key = format!("{}{MARKER_NAME}", b.dir);
+        if !b.keys.contains(&marker_key) {
+            continue;
+        }
+        if b.is_complete() {
+            client.delete(&marker_key)?;
+            continue;
+        }
+        let marker: Marker = match client
+            .get_bytes(&marker_key, 1 << 16)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        {
+            Some(m) => m,
+            None => continue,
+        };
+        let old = chrono::DateTime::parse_from_rfc3339(&marker.started)
+            .map(|t| {
+                Utc::now() - t.with_timezone(&Utc)
+                    > chrono::Duration::hours(FOREIGN_MARKER_AGE_HOURS)
+            })
+            .unwrap_or(true);
+        if marker.host != me && !old {
+            continue;
+        }
+        client.abort_multipart(&marker.data, &marker.upload_id)?;
+        client.delete(&marker.data)?;
+        client.delete(&marker_key)?;
+        swept.push(format!(
+            "abandoned upload {} of {}/{} (aborted)",
+            marker.upload_id, b.instance, b.id
+        ));
+    }
+    Ok(swept)
+}

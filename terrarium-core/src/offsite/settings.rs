@@ -1,0 +1,492 @@
+//! Off-site settings in `/etc/terrarium/s3.toml` (mode 0600: it holds the
+//! secret key). `s3 set` merges into what is saved, checks the result
+//! with a real write and delete, and only then saves it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::output::Human;
+use crate::s3::{Client, Target};
+
+pub const FILE_NAME: &str = "s3.toml";
+pub const IDENTITY_FILE_NAME: &str = "s3-identity.txt";
+/// S3's smallest part (but the last) and its largest.
+pub const MIN_PART_MIB: u32 = 5;
+pub const MAX_PART_MIB: u32 = 5 * 1024;
+
+pub fn path() -> PathBuf {
+    crate::settings::config_dir().join(FILE_NAME)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Keys start with `<prefix>/`; empty for the bucket's root.
+    pub prefix: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// The age public key backups are encrypted to.
+    pub recipient: String,
+    /// Where a generated identity was written (empty when the owner gave a recipient).
+    #[serde(default)]
+    pub identity_file: String,
+    /// Size of each uploaded part; memory is about (parallel + 1) x this.
+    #[serde(default = "default_part_mib")]
+    pub part_size_mib: u32,
+    /// Parts uploaded at once.
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+fn default_part_mib() -> u32 {
+    8
+}
+
+fn default_parallel() -> u32 {
+    2
+}
+
+/// How many exports `s3 prune` keeps per instance, newest of each period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            daily: 7,
+            weekly: 4,
+            monthly: 6,
+        }
+    }
+}
+
+impl S3Settings {
+    pub fn load() -> Result<Option<S3Settings>> {
+        let p = path();
+        match std::fs::read_to_string(&p) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::parse(p.display().to_string(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
+        }
+    }
+
+    pub fn require() -> Result<S3Settings> {
+        Self::load()?.ok_or_else(|| {
+            Error::Unavailable(format!(
+                "off-site backups are not set up ({} is missing): run `trm-snap s3 set` first",
+                path().display()
+            ))
+        })
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+        }
+    }
+
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.target())
+    }
+
+    pub fn recipient(&self) -> Result<age::x25519::Recipient> {
+        parse_recipient(&self.recipient)
+    }
+
+    /// `<prefix>/` or empty: what every key starts with.
+    pub fn key_prefix(&self) -> String {
+        if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let missing: Vec<&str> = [
+            ("--endpoint", &self.endpoint),
+            ("--bucket", &self.bucket),
+            ("--access-key", &self.access_key),
+            ("--secret-key-file or --secret-key-stdin", &self.secret_key),
+            ("--recipient or --generate-key", &self.recipient),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(f, _)| *f)
+        .collect();
+        if !missing.is_empty() {
+            return Err(Error::Usage(format!("missing {}", missing.join(", "))));
+        }
+        Client::new(&self.target())?;
+        parse_recipient(&self.recipient)?;
+        if !(MIN_PART_MIB..=MAX_PART_MIB).contains(&self.part_size_mib) {
+            return Err(Error::Usage(format!(
+                "part size {} MiB: S3 needs {MIN_PART_MIB} to {MAX_PART_MIB} MiB",
+                self.part_size_mib
+            )));
+        }
+        if !(1..=16).contains(&self.parallel) {
+            return Err(Error::Usage(format!(
+                "parallel uploads {}: 1 to 16",
+                self.parallel
+            )));
+        }
+        Ok(())
+    }
+
+    /// What may be shown: everything but the secret.
+    pub fn shown(&self) -> Shown {
+        Shown {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            prefix: self.prefix.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: "(hidden)".into(),
+            recipient: self.recipient.clone(),
+            recipient_fingerprint: fingerprint(&self.recipient),
+            identity_file: self.identity_file.clone(),
+            part_size_mib: self.part_size_mib,
+            parallel: self.parallel,
+            retention: self.retention,
+            settings_file: path().display().to_string(),
+            probe: None,
+            warning: None,
+        }
+    }
+}
+
+pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient> {
+    age::x25519::Recipient::from_str(s.trim()).map_err(|e| {
+        Error::Usage(format!(
+            "'{s}' is not an age X25519 public key (age1...): {e}"
+        ))
+    })
+}
+
+/// A short, stable name for a recipient, recorded in every manifest.
+pub fn fingerprint(recipient: &str) -> String {
+    let d = Sha256::digest(recipient.trim().as_bytes());
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub recipient: String,
+    pub recipient_fingerprint: String,
+    pub identity_file: String,
+    pub part_size_mib: u32,
+    pub parallel: u32,
+    pub retention: Retention,
+    pub settings_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl Human for Shown {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "endpoint:   {}\nbucket:     {}\nregion:     {}\nprefix:     {}\naccess key: {}\nsecret key: {}\nrecipient:  {}\nidentity:   {}\nparts:      {} MiB x {} in flight\nretention:  {} daily, {} weekly, {} monthly\nsettings:   {}",
+            self.endpoint,
+            self.bucket,
+            self.region,
+            if self.prefix.is_empty() { "(bucket root)" } else { &self.prefix },
+            self.access_key,
+            self.secret_key,
+            self.recipient,
+            if self.identity_file.is_empty() { "(kept by the owner)" } else { &self.identity_file },
+            self.part_size_mib,
+            self.parallel,
+            self.retention.daily,
+            self.retention.weekly,
+            self.retention.monthly,
+            self.settings_file,
+        );
+        if let Some(p) = &self.probe {
+            s.push_str(&format!("\nprobe:      {p}"));
+        }
+        if let Some(w) = &self.warning {
+            let bar = "!".repeat(72);
+            s.push_str(&format!("\n\n{bar}\n{w}\n{bar}"));
+        }
+        s
+    }
+}
+
+/// Where `s3 set` reads the secret key from: never from argv.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Stdin,
+}
+
+/// The key pair choice of `s3 set`.
+#[derive(Debug, Clone)]
+pub enum KeyChoice {
+    Keep,
+    Recipient(String),
+    /// Generate a key pair; the identity goes to this file.
+    Generate(PathBuf),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SetRequest {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
+    pub access_key: Option<String>,
+    pub secret: Option<SecretSource>,
+    pub key: Option<KeyChoice>,
+    pub part_size_mib: Option<u32>,
+    pub parallel: Option<u32>,
+    pub retention: Option<Retention>,
+}
+
+pub fn default_identity_file() -> PathBuf {
+    crate::settings::config_dir().join(IDENTITY_FILE_NAME)
+}
+
+fn read_secret(src: &SecretSource) -> Result<String> {
+    let mut s = String::new();
+    match src {
+        SecretSource::File(p) => {
+            s = std::fs::read_to_string(p).map_err(|e| {
+                Error::Usage(format!("reading the secret key file {}: {e}", p.display()))
+            })?;
+        }
+        SecretSource::Stdin => {
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::io("reading the secret key from stdin", e))?;
+        }
+    }
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        return Err(Error::Usage("the secret key is empty".into()));
+    }
+    Ok(s)
+}
+
+fn normalize_prefix(p: &str) -> Result<String> {
+    let p = p.trim_matches('/').to_string();
+    if p.split('/').any(|seg| seg == "." || seg == "..") || p.contains("//") {
+        return Err(Error::Usage(format!(
+            "prefix '{p}': no empty, . or .. segments"
+        )));
+    }
+    Ok(p)
+}
+
+/// Merge, validate, probe, then save (and write a generated identity).
+/// Nothing is written unless the probe passed.
+pub fn set(req: SetRequest) -> Result<Shown> {
+    let old = S3Settings::load()?;
+    let mut s = old.clone().unwrap_or(S3Settings {
+        endpoint: String::new(),
+        bucket: String::new(),
+        region: "us-east-1".into(),
+        prefix: "terrarium".into(),
+        access_key: String::new(),
+        secret_key: String::new(),
+        recipient: String::new(),
+        identity_file: String::new(),
+        part_size_mib: default_part_mib(),
+        parallel: default_parallel(),
+        retention: Retention::default(),
+    });
+    if let Some(v) = req.endpoint {
+        s.endpoint = v.trim_end_matches('/').to_string();
+    }
+    if let Some(v) = req.bucket {
+        s.bucket = v;
+    }
+    if let Some(v) = req.region {
+        s.region = v;
+    }
+    if let Some(v) = req.prefix {
+        s.prefix = normalize_prefix(&v)?;
+    }
+    if let Some(v) = req.access_key {
+        s.access_key = v;
+    }
+    if let Some(src) = &req.secret {
+        s.secret_key = read_secret(src)?;
+    }
+    if let Some(v) = req.part_size_mib {
+        s.part_size_mib = v;
+    }
+    if let Some(v) = req.parallel {
+        s.parallel = v;
+    }
+    if let Some(v) = req.retention {
+        s.retention = v;
+    }
+    let mut generated: Option<(PathBuf, String)> = None;
+    match req.key.unwrap_or(KeyChoice::Keep) {
+        KeyChoice::Keep => {}
+        KeyChoice::Recipient(r) => {
+            s.recipient = parse_recipient(&r)?.to_string();
+            s.identity_file = String::new();
+        }
+        KeyChoice::Generate(file) => {
+            // Never overwrite a key: backups made with it would be lost.
+            if file.exists() {
+                return Err(Error::Usage(format!(
+                    "{} already exists; it may be the only key to older backups. \
+                     Pass --recipient with its public key, or --identity-file elsewhere",
+                    file.display()
+                )));
+            }
+            let id = age::x25519::Identity::generate();
+            s.recipient = id.to_public().to_string();
+            s.identity_file = file.display().to_string();
+            generated = Some((file, id.to_string().expose_secret().to_string()));
+        }
+    }
+    s.validate()?;
+    let probe = probe(&s).map_err(|e| match e {
+        Error::Unavailable(m) => Error::Unavailable(format!("{m}; nothing was saved")),
+        Error::Remote(m) => Error::Remote(format!("{m}; nothing was saved")),
+        other => other,
+    })?;
+    if let Some((file, secret)) = &generated {
+        let text = format!(
+            "# created: {}\n# public key: {}\n{secret}\n",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            s.recipient
+        );
+        crate::fs::atomic_write(file, text.as_bytes(), 0o600)?;
+    }
+    save(&s)?;
+    let mut shown = s.shown();
+    shown.probe = Some(probe);
+    if let Some((file, _)) = generated {
+        shown.warning = Some(format!(
+            "KEEP THIS SAFE: {} is the only key that decrypts these backups.\n\
+             Copy it off this server now (a password manager, another machine).\n\
+             If the server is lost with it, the backups cannot be read.\n\
+             Public key: {}",
+            file.display(),
+            s.recipient
+        ));
+    }
+    Ok(shown)
+}
+
+fn save(s: &S3Settings) -> Result<()> {
+    let text = format!(
+        "# Terrarium off-site backup settings, written by `trm-snap s3 set`. Holds a secret: mode 0600.\n{}",
+        toml::to_string(s).expect("settings serialize")
+    );
+    crate::fs::atomic_write(&path(), text.as_bytes(), 0o600)
+}
+
+/// Write and delete a small object under the prefix; say what worked.
+pub fn probe(s: &S3Settings) -> Result<String> {
+    let client = s.client()?;
+    // Listing first: its error answers name the bucket or the credentials.
+    client.list(&s.key_prefix())?;
+    let key = format!(
+        "{}.terrarium-probe-{}",
+        s.key_prefix(),
+        crate::offsite::random_hex(8)
+    );
+    client.put(&key, b"terrarium probe: safe to delete\n")?;
+    client.delete(&key)?;
+    Ok(format!("listed, wrote and deleted s3://{}/{key}", s.bucket))
+}
+
+/// The x25519 identities in an age identity file, with their public keys.
+pub fn read_identities(file: &Path) -> Result<Vec<age::x25519::Identity>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::Usage(format!("reading identity file {}: {e}", file.display())))?;
+    let ids: Vec<age::x25519::Identity> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
+        .collect();
+    if ids.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} holds no age X25519 identity (AGE-SECRET-KEY-...)",
+            file.display()
+        )));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_are_checked() {
+        assert!(parse_recipient("age1nope").is_err());
+        let id = age::x25519::Identity::generate();
+        let r = id.to_public().to_string();
+        assert_eq!(parse_recipient(&r).unwrap().to_string(), r);
+        assert!(fingerprint(&r).starts_with("sha256:"));
+        assert_eq!(fingerprint(&r), fingerprint(&format!(" {r}\n")));
+    }
+
+    #[test]
+    fn prefixes_are_normalized() {
+        assert_eq!(normalize_prefix("/a/b/").unwrap(), "a/b");
+        assert_eq!(normalize_prefix("").unwrap(), "");
+        assert!(normalize_prefix("a/../b").is_err());
+    }
+
+    #[test]
+    fn the_secret_is_never_shown() {
+        let s = S3Settings {
+            endpoint: "http://x".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            prefix: "p".into(),
+            access_key: "AK".into(),
+            secret_key: "TOPSECRET".into(),
+            recipient: "age1x".into(),
+            identity_file: String::new(),
+            part_size_mib: 8,
+            parallel: 2,
+            retention: Retention::default(),
+        };
+        let shown = s.shown();
+        assert!(!serde_json::to_string(&shown).unwrap().contains("TOPSECRET"));
+        assert!(!shown.human().contains("TOPSECRET"));
+    }
+}

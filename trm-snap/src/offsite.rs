@@ -1,0 +1,302 @@
+//! The off-site commands of `trm-snap`: export, import, verify, s3 ...
+//! Glue: arguments in, core calls, progress and results out.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use terrarium_core::confirm::confirm;
+use terrarium_core::lxd::Lxd;
+use terrarium_core::offsite::settings::{self, KeyChoice, Retention, SecretSource, SetRequest};
+use terrarium_core::offsite::upload::Progress;
+use terrarium_core::offsite::{export, import, prune, S3Settings};
+use terrarium_core::output::{Format, Printer};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every instance of the project, one after the other
+    #[arg(long)]
+    pub all: bool,
+    /// Export this snapshot [default: a fresh one, removed afterwards]
+    #[arg(long, conflicts_with = "all")]
+    pub snapshot: Option<String>,
+    /// LXD's storage-driver-native stream (restores only onto the same driver)
+    #[arg(long)]
+    pub optimized: bool,
+    /// Part size in MiB (5-5120) [default: from s3.toml, 8]; memory is about (parallel + 1) x this
+    #[arg(long, value_name = "MIB")]
+    pub part_size: Option<u32>,
+    /// Parts uploaded at once (1-16) [default: from s3.toml, 2]
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u32>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum S3Command {
+    /// Configure the bucket and the encryption key; a real write and delete checks it before saving
+    Set {
+        /// S3 endpoint URL, e.g. https://s3.eu-central-1.amazonaws.com
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        /// [default: us-east-1]
+        #[arg(long)]
+        region: Option<String>,
+        /// Key prefix for every object [default: terrarium]
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        access_key: Option<String>,
+        /// File holding the secret key (never pass secrets on the command line)
+        #[arg(long, value_name = "FILE", conflicts_with = "secret_key_stdin")]
+        secret_key_file: Option<PathBuf>,
+        /// Read the secret key from stdin
+        #[arg(long)]
+        secret_key_stdin: bool,
+        /// The age public key (age1...) backups are encrypted to
+        #[arg(long, value_name = "AGE_PUBLIC_KEY", conflicts_with = "generate_key")]
+        recipient: Option<String>,
+        /// Generate a key pair; the identity is written 0600 (copy it off this server!)
+        #[arg(long)]
+        generate_key: bool,
+        /// Where --generate-key writes the identity [default: /etc/terrarium/s3-identity.txt]
+        #[arg(long, value_name = "FILE", requires = "generate_key")]
+        identity_file: Option<PathBuf>,
+        /// Default part size in MiB (5-5120)
+        #[arg(long, value_name = "MIB")]
+        part_size: Option<u32>,
+        /// Default parts in flight (1-16)
+        #[arg(long, value_name = "N")]
+        parallel: Option<u32>,
+        /// Exports kept by `s3 prune`: newest of each of the last N days
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        /// ... of each of the last N ISO weeks
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        /// ... of each of the last N months
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+    },
+    /// Show the settings (the secret key is never shown)
+    Show,
+    /// List complete backups from their manifests
+    #[command(alias = "ls")]
+    List {
+        name: Option<String>,
+        /// Also show incomplete uploads (no manifest)
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete exports beyond the retention policy (never the newest complete one)
+    Prune {
+        name: Option<String>,
+        /// Print every export with keep or delete and why; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
+    match cmd {
+        S3Command::Set {
+            endpoint,
+            bucket,
+            region,
+            prefix,
+            access_key,
+            secret_key_file,
+            secret_key_stdin,
+            recipient,
+            generate_key,
+            identity_file,
+            part_size,
+            parallel,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+        } => {
+            let retention = (keep_daily.is_some()
+                || keep_weekly.is_some()
+                || keep_monthly.is_some())
+            .then(|| {
+                let old = S3Settings::load()
+                    .ok()
+                    .flatten()
+                    .map(|s| s.retention)
+                    .unwrap_or_default();
+                Retention {
+                    daily: keep_daily.unwrap_or(old.daily),
+                    weekly: keep_weekly.unwrap_or(old.weekly),
+                    monthly: keep_monthly.unwrap_or(old.monthly),
+                }
+            });
+            let key = if generate_key {
+                Some(KeyChoice::Generate(
+                    identity_file.unwrap_or_else(settings::default_identity_file),
+                ))
+            } else {
+                recipient.map(KeyChoice::Recipient)
+            };
+            let shown = settings::set(SetRequest {
+                endpoint,
+                bucket,
+                region,
+                prefix,
+                access_key,
+                secret: secret_key_file
+                    .map(SecretSource::File)
+                    .or(secret_key_stdin.then_some(SecretSource::Stdin)),
+                key,
+                part_size_mib: part_size,
+                parallel,
+                retention,
+            })?;
+            if let (Some(w), Format::Json | Format::Jsonl) = (&shown.warning, out.format) {
+                // The warning must reach a person even when stdout is a pipe.
+                eprintln!("{w}");
+            }
+            out.one(&shown);
+        }
+        S3Command::Show => out.one(&S3Settings::require()?.shown()),
+        S3Command::List { name, all } => out.list(&import::list(
+            &S3Settings::require()?,
+            name.as_deref(),
+            all,
+        )?),
+        S3Command::Prune { name, dry_run, yes } => {
+            let s = S3Settings::require()?;
+            let (backups, decisions) = prune::prune_plan(&s, name.as_deref())?;
+            let doomed = decisions.iter().filter(|d| !d.keep).count();
+            if dry_run || doomed == 0 {
+                out.list(&decisions);
+                return Ok(0);
+            }
+            confirm(
+                &format!("Delete {doomed} off-site export(s) by the retention policy"),
+                yes,
+            )?;
+            prune::apply(&s, &backups, &decisions)?;
+            out.list(&decisions);
+        }
+    }
+    Ok(0)
+}
+
+/// A bar on a terminal, JSON Lines with `--format jsonl`, silence otherwise.
+struct Report {
+    instance: String,
+    format: Format,
+    bar: Option<ProgressBar>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl Report {
+    fn new(instance: &str, format: Format) -> Report {
+        let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix} {bytes} read ({bytes_per_sec}) {elapsed} {msg}",
+                )
+                .expect("valid template"),
+            );
+            b.set_prefix(instance.to_string());
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        });
+        Report {
+            instance: instance.to_string(),
+            format,
+            bar,
+            read: Default::default(),
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Report {
+    fn part_done(&self, part: u32, bytes: u64, uploaded: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!(
+                "part {part} sent, {} uploaded",
+                indicatif::HumanBytes(uploaded)
+            ));
+        }
+        if self.format == Format::Jsonl {
+            terrarium_core::output::emit(
+                &serde_json::json!({
+                    "type": "progress",
+                    "instance": self.instance,
+                    "part": part,
+                    "part_bytes": bytes,
+                    "uploaded_bytes": uploaded,
+                    "read_bytes": self.read.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .to_string(),
+            );
+        }
+    }
+}
+
+impl export::ReadProgress for Report {
+    fn read(&self, total: u64) {
+        self.read.store(total, std::sync::atomic::Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_position(total);
+        }
+    }
+}
+
+pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Result<i32> {
+    let s = S3Settings::require()?;
+    let names: Vec<String> = if a.all {
+        lxd.instances()?.into_iter().map(|i| i.name).collect()
+    } else {
+        a.name.clone().into_iter().collect()
+    };
+    let mut done = Vec::new();
+    let mut failed = 0;
+    for name in &names {
+        let req = export::Request {
+            name: name.clone(),
+            snapshot: a.snapshot.clone(),
+            optimized: a.optimized,
+            part_size_mib: a.part_size,
+            parallel: a.parallel,
+            wait,
+        };
+        let report = Arc::new(Report::new(name, out.format));
+        match export::export(lxd, &s, &req, report) {
+            Ok(x) => {
+                if !a.all {
+                    out.one(&x);
+                    return Ok(0);
+                }
+                done.push(x);
+            }
+            Err(e) if a.all => {
+                failed += 1;
+                out.error(&anyhow::Error::new(e).context(format!("exporting {name}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    out.list(&done);
+    Ok(if failed > 0 { 1 } else { 0 })
+}
