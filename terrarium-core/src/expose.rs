@@ -416,11 +416,7 @@ impl Human for SyncReport {
 }
 
 fn ufw_of(e: &ExposeSettings) -> Ufw {
-    let dir = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
-    Ufw {
-        rootdir: dir(&e.ufw_rootdir),
-        datadir: dir(&e.ufw_datadir),
-    }
+    Ufw::from_settings(e)
 }
 
 /// Read LXD once and bring Traefik's files, the firewall and Traefik in
@@ -501,15 +497,7 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
     let mut state = load_state(e);
     let mut restart = "not_needed".to_string();
     if static_changed {
-        let doc = traefik::static_config(
-            &StaticOptions {
-                dynamic_dir: e.dynamic_dir.clone(),
-                cert_resolver: e.cert_resolver.clone(),
-                acme_email: e.acme_email.clone(),
-                acme_storage: e.acme_storage.clone(),
-            },
-            &plan.entrypoints,
-        );
+        let doc = traefik::static_config(&static_options(e), &plan.entrypoints);
         traefik::validate_static(&doc)
             .map_err(|errs| Error::parse("the generated Traefik static file", errs.join("; ")))?;
         if !dry_run {
@@ -551,6 +539,35 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
         problems: plan.problems,
         routes: plan.routes,
     })
+}
+
+/// The static file's options from the settings.
+pub fn static_options(e: &ExposeSettings) -> StaticOptions {
+    StaticOptions {
+        dynamic_dir: e.dynamic_dir.clone(),
+        cert_resolver: e.cert_resolver.clone(),
+        acme_email: e.acme_email.clone(),
+        acme_storage: e.acme_storage.clone(),
+    }
+}
+
+/// Restart Traefik after another tool (trm-harden) rewrote its static
+/// file. A failure is remembered, so the next sync retries it.
+pub fn restart_after_static_change(e: &ExposeSettings) -> Result<String> {
+    let mut state = load_state(e);
+    let outcome = match restart_traefik(&e.restart_command) {
+        Ok(()) => {
+            state = State::default();
+            "ok".to_string()
+        }
+        Err(err) => {
+            state.restart_pending = true;
+            state.last_restart_error = Some(err.to_string());
+            format!("failed: {err}")
+        }
+    };
+    save_state(e, &state)?;
+    Ok(outcome)
 }
 
 fn save_state(e: &ExposeSettings, s: &State) -> Result<()> {

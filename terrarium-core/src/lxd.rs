@@ -26,6 +26,9 @@ pub struct Server {
     pub config: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub environment: ServerEnvironment,
+    /// What this LXD can do (`oidc`, `oidc_groups_claim`, ...).
+    #[serde(default)]
+    pub api_extensions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -280,6 +283,11 @@ impl Lxd {
 
     pub fn instances(&self) -> Result<Vec<Instance>> {
         self.query("/1.0/instances?recursion=2")
+    }
+
+    /// Every instance of every project (host-wide audits).
+    pub fn instances_all_projects(&self) -> Result<Vec<Instance>> {
+        self.query_unscoped("/1.0/instances?recursion=1&all-projects=true")
     }
 
     pub fn instance(&self, name: &str) -> Result<Instance> {

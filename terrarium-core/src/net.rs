@@ -2,7 +2,7 @@
 //! that collides with no route this host already has.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Error, Result};
 
@@ -107,6 +107,22 @@ pub fn choose_free(taken: &[Subnet]) -> Option<Subnet> {
 /// Ports something on this host listens on (TCP) or is bound to (UDP),
 /// from /proc/net: no subprocess, IPv4 and IPv6.
 pub fn listening_ports(udp: bool) -> std::collections::BTreeSet<u16> {
+    sockets(udp).into_iter().map(|s| s.port).collect()
+}
+
+/// A listening TCP or bound UDP socket of this network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Socket {
+    pub udp: bool,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// The socket's inode, to find the process holding it.
+    #[serde(skip)]
+    pub inode: u64,
+}
+
+/// Every listening TCP (or bound UDP) socket, IPv4 and IPv6, from /proc/net.
+pub fn sockets(udp: bool) -> Vec<Socket> {
     let files: &[&str] = if udp {
         &["/proc/net/udp", "/proc/net/udp6"]
     } else {
@@ -119,17 +135,83 @@ pub fn listening_ports(udp: bool) -> std::collections::BTreeSet<u16> {
         .collect()
 }
 
-fn parse_proc_sockets(text: &str, udp: bool) -> Vec<u16> {
+fn parse_proc_sockets(text: &str, udp: bool) -> Vec<Socket> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let (addr, port) = f.get(1)?.rsplit_once(':')?;
             // TCP: only LISTEN (0A). UDP: any bound socket (07, unconnected).
             let state = *f.get(3)?;
-            (if udp { state == "07" } else { state == "0A" }).then_some(port)
+            (if udp { state == "07" } else { state == "0A" }).then_some(())?;
+            Some(Socket {
+                udp,
+                addr: parse_proc_addr(addr)?,
+                port: u16::from_str_radix(port, 16).ok()?,
+                inode: f.get(9)?.parse().ok()?,
+            })
         })
         .collect()
+}
+
+/// /proc/net prints addresses as 32-bit words in host byte order.
+fn parse_proc_addr(hex: &str) -> Option<IpAddr> {
+    let words: Vec<[u8; 4]> = (0..hex.len() / 8)
+        .map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).map(u32::to_ne_bytes))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    match words.len() {
+        1 => Some(IpAddr::V4(Ipv4Addr::from(words[0]))),
+        4 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(words.concat()).ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+/// Which process holds each socket inode (pid, command name), from
+/// /proc/*/fd; sockets of processes we may not read are simply absent.
+pub fn socket_owners() -> std::collections::HashMap<u64, (u32, String)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(p.path().join("comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        for fd in std::fs::read_dir(p.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let link = std::fs::read_link(fd.path()).unwrap_or_default();
+            let inode = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:["))
+                .and_then(|l| l.strip_suffix(']'))
+                .and_then(|l| l.parse::<u64>().ok());
+            if let Some(i) = inode {
+                out.entry(i).or_insert_with(|| (pid, comm.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The interface of the default route (the public one), from /proc/net/route.
+pub fn default_route_interface() -> Option<String> {
+    parse_default_route(&std::fs::read_to_string("/proc/net/route").ok()?)
+}
+
+fn parse_default_route(text: &str) -> Option<String> {
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"00000000") && f.get(7) == Some(&"00000000")).then(|| f[0].to_string())
+    })
 }
 
 /// The address this host's default route leaves from. Connecting a UDP
@@ -193,9 +275,33 @@ lxdbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
    1: 0100007F:0016 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n";
-        assert_eq!(parse_proc_sockets(tcp, false), vec![8080]);
-        let udp = "  sl  local_address rem_address   st\n   0: 00000000:14E9 00000000:0000 07 0\n";
-        assert_eq!(parse_proc_sockets(udp, true), vec![5353]);
+        let got = parse_proc_sockets(tcp, false);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].addr.to_string(), got[0].port, got[0].inode),
+            ("0.0.0.0".into(), 8080, 1)
+        );
+        let udp = "  sl  local_address rem_address   st tx rx tr retr uid timeout inode\n   0: 0100007F:14E9 00000000:0000 07 0 0 0 0 0 0 77\n";
+        let got = parse_proc_sockets(udp, true);
+        assert_eq!(
+            (got[0].addr.to_string(), got[0].port),
+            ("127.0.0.1".into(), 5353)
+        );
+        let tcp6 = "  sl  local_address remote_address st tx rx tr retr uid timeout inode\n   0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 9\n   1: 0000000000000000FFFF00000200A8C0:1F90 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 10\n";
+        let got: Vec<String> = parse_proc_sockets(tcp6, false)
+            .iter()
+            .map(|s| format!("{} {}", s.addr, s.port))
+            .collect();
+        assert_eq!(got, ["::1 22", "::ffff:192.168.0.2 8080"]);
+    }
+
+    #[test]
+    fn default_route_names_its_interface() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+trmbr0\t0000640A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n\
+wan0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\n";
+        assert_eq!(parse_default_route(text).as_deref(), Some("wan0"));
+        assert_eq!(parse_default_route("Iface\tDestination\n"), None);
     }
 
     #[test]

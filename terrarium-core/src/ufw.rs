@@ -44,6 +44,20 @@ pub fn expose_comment(project: &str, instance: &str) -> String {
 }
 
 impl Ufw {
+    /// The firewall the settings name (empty directories: ufw's own).
+    pub fn from_settings(e: &crate::settings::ExposeSettings) -> Ufw {
+        let dir = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+        Ufw {
+            rootdir: dir(&e.ufw_rootdir),
+            datadir: dir(&e.ufw_datadir),
+        }
+    }
+
+    /// Run `ufw ARGS` (checked) and return its standard output.
+    pub fn run(&self, args: &[String]) -> Result<String> {
+        Ok(self.cmd()?.args(args).run()?.stdout_str())
+    }
+
     fn cmd(&self) -> Result<Cmd> {
         let mut c = Cmd::tool(&UFW)?;
         if let Some(r) = &self.rootdir {

@@ -1,3 +1,3 @@
 fn main() {
-    trm_harden::main()
+    terrarium_core::cli::main(trm_harden::run)
 }
