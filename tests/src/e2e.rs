@@ -32,6 +32,12 @@ pub const SNAP_SUITE: Names = Names {
     pool: "trm-e2e-snap",
 };
 
+pub const HARDEN_SUITE: Names = Names {
+    project: "trm-e2e-hard",
+    bridge: "trme2e5",
+    pool: "trm-e2e-hard",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",
@@ -341,6 +347,39 @@ impl Runner {
         }
         std::process::exit(if self.failed.is_empty() { 0 } else { 1 })
     }
+}
+
+/// Wait (bounded) for a condition that depends on DHCP, an event or a
+/// process starting; panics naming `what` when it never holds.
+pub fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A private copy of ufw's configuration below `root`, for
+/// `ufw --rootdir=ROOT --datadir=ROOT` inside a test's network namespace.
+pub fn ufw_copy(root: &Path) {
+    for (from, to) in [
+        ("/etc/ufw", "etc"),
+        ("/lib/ufw", "lib"),
+        ("/usr/share/ufw", "usr/share"),
+    ] {
+        std::fs::create_dir_all(root.join(to)).unwrap();
+        let st = Command::new("cp")
+            .args(["-a", from])
+            .arg(root.join(to))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy {from}");
+    }
+    std::fs::create_dir_all(root.join("etc/default")).unwrap();
+    std::fs::copy("/etc/default/ufw", root.join("etc/default/ufw")).unwrap();
 }
 
 pub const BUSYBOX_IMAGE: &str = "terrarium-test/busybox";

@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use terrarium_core::traefik;
-use terrarium_tests::e2e::{self, lxc, lxc_json, lxc_ok, Bed, Names, Runner, EXPOSE_SUITE};
+use terrarium_tests::e2e::{
+    self, eventually, lxc, lxc_json, lxc_ok, Bed, Names, Runner, EXPOSE_SUITE,
+};
 
 const N: Names = EXPOSE_SUITE;
 const NETNS: &str = "trm-e2e-exp";
@@ -60,21 +62,7 @@ fn sh(script: &str) {
 /// our network namespace: the machine's own firewall is never touched.
 fn setup_firewall(side: &Side) -> PathBuf {
     let root = side.ufw_root();
-    for (from, to) in [
-        ("/etc/ufw", "etc"),
-        ("/lib/ufw", "lib"),
-        ("/usr/share/ufw", "usr/share"),
-    ] {
-        std::fs::create_dir_all(root.join(to)).unwrap();
-        let st = Command::new("cp")
-            .args(["-a", from])
-            .arg(root.join(to))
-            .status()
-            .unwrap();
-        assert!(st.success(), "copy {from}");
-    }
-    std::fs::create_dir_all(root.join("etc/default")).unwrap();
-    std::fs::copy("/etc/default/ufw", root.join("etc/default/ufw")).unwrap();
+    e2e::ufw_copy(&root);
     let _ = Command::new("ip").args(["netns", "del", NETNS]).status();
     sh(&format!("ip netns add {NETNS}"));
     let wrapper = side.dir.path().join("ufw-in-netns");
@@ -204,18 +192,6 @@ fn ipv4(name: &str) -> String {
         .find(|a| a["family"] == "inet")
         .map(|a| a["address"].as_str().unwrap().to_string())
         .unwrap_or_default()
-}
-
-/// Wait (bounded) for a condition that depends on DHCP or an event.
-fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn start_web_server(name: &str) {
