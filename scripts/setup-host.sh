@@ -8,7 +8,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh must run as root" >&2; exit 77; }
 
-PACKAGES=(lxd lxd-client debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse
+PACKAGES=(lxd lxd-client debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time
           openssh-server openssh-client
           ca-certificates curl build-essential pkg-config)
 missing=()

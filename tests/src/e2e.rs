@@ -38,6 +38,12 @@ pub const HARDEN_SUITE: Names = Names {
     pool: "trm-e2e-hard",
 };
 
+pub const S3_SUITE: Names = Names {
+    project: "trm-e2e-s3",
+    bridge: "trme2e6",
+    pool: "trm-e2e-s3",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",

@@ -36,6 +36,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum S3Command {
     /// Configure the bucket and the encryption key; a real write and delete checks it before saving
     Set {

@@ -61,6 +61,20 @@ pub struct Exported {
     pub data: String,
     /// Leftovers of crashed exports removed first.
     pub swept: Vec<String>,
+    pub timings: Timings,
+}
+
+/// Where the time went, in seconds: Terrarium's own pipeline is `stream`
+/// (first byte from LXD to manifest written); the rest is LXD's work.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub snapshot: f64,
+    pub copy: f64,
+    /// LXD building its backup tarball before the first byte arrives.
+    pub lxd_prepare: f64,
+    pub stream: f64,
+    /// Uploaded MiB per second of `stream`.
+    pub stream_mib_per_second: f64,
 }
 
 impl Human for Exported {
@@ -78,6 +92,14 @@ impl Human for Exported {
             self.sha256,
             self.manifest,
         );
+        s.push_str(&format!(
+            "\n  time: snapshot {:.1}s, copy {:.1}s, LXD preparing {:.1}s, streaming {:.1}s ({:.1} MiB/s uploaded)",
+            self.timings.snapshot,
+            self.timings.copy,
+            self.timings.lxd_prepare,
+            self.timings.stream,
+            self.timings.stream_mib_per_second
+        ));
         for w in &self.swept {
             s.push_str(&format!("\n  swept: {w}"));
         }
@@ -112,12 +134,16 @@ pub trait ReadProgress: Progress {
 struct Counting<'a, R> {
     inner: R,
     total: u64,
+    first_byte: Option<Instant>,
     progress: &'a dyn ReadProgress,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n > 0 && self.first_byte.is_none() {
+            self.first_byte = Some(Instant::now());
+        }
         self.total += n as u64;
         self.progress.read(self.total);
         Ok(n)
@@ -177,21 +203,32 @@ pub fn export(
             (name, true)
         }
     };
+    let snapshotted = Instant::now();
     // A stopped copy of the snapshot is what LXD exports (it exports
     // instances, not snapshots). Removed whatever happens.
     let tmp = format!("trm-export-{}", random_hex(6));
     let copied = lxd.copy(&format!("{}/{snapshot}", req.name), &tmp);
+    let copy_done = Instant::now();
     let result = copied.and_then(|()| {
         upload(
             lxd, s, &client, req, &tmp, &id, &snapshot, &recipient, part_mib, parallel, &progress,
         )
     });
+    let stream_done = Instant::now();
     let _ = lxd.delete(&tmp, true);
     if fresh {
         let _ = lxd.delete_snapshot(&req.name, &snapshot);
     }
-    let (manifest, data) = result?;
+    let (manifest, data, first_byte) = result?;
     let seconds = started.elapsed().as_secs_f64();
+    let stream = (stream_done - first_byte).as_secs_f64();
+    let timings = Timings {
+        snapshot: (snapshotted - started).as_secs_f64(),
+        copy: (copy_done - snapshotted).as_secs_f64(),
+        lxd_prepare: (first_byte - copy_done).as_secs_f64(),
+        stream,
+        stream_mib_per_second: manifest.size as f64 / MIB as f64 / stream.max(0.001),
+    };
     Ok(Exported {
         instance: req.name.clone(),
         id,
@@ -207,6 +244,7 @@ pub fn export(
         manifest: manifest.objects.manifest.clone(),
         data,
         swept,
+        timings,
     })
 }
 
@@ -223,7 +261,7 @@ fn upload(
     part_mib: u32,
     parallel: u32,
     progress: &Arc<dyn ReadProgress>,
-) -> Result<(Manifest, String)> {
+) -> Result<(Manifest, String, Instant)> {
     let dir = backup_dir(s, &req.name, id);
     let data_key = format!("{dir}{DATA_NAME}");
     let marker_key = format!("{dir}{MARKER_NAME}");
@@ -246,7 +284,7 @@ fn upload(
                 progress,
             )
         });
-    let (tarball, up) = match streamed {
+    let (tarball, first_byte, up) = match streamed {
         Ok(x) => x,
         Err(e) => {
             // No manifest, no backup. If the abort fails too (the server
@@ -303,7 +341,7 @@ fn upload(
         return Err(e);
     }
     let _ = client.delete(&marker_key);
-    Ok((manifest, data_key))
+    Ok((manifest, data_key, first_byte))
 }
 
 /// LXD's stream through zstd and age into the multipart writer.
@@ -320,7 +358,7 @@ fn stream(
     part_mib: u32,
     parallel: u32,
     progress: &Arc<dyn ReadProgress>,
-) -> Result<(u64, super::upload::Uploaded)> {
+) -> Result<(u64, Instant, super::upload::Uploaded)> {
     let mut child = lxd.export_stream(tmp, req.optimized)?;
     let stdout = child.child.stdout.take().expect("stdout is piped");
     let writer = MultipartWriter::new(
@@ -333,10 +371,10 @@ fn stream(
     );
     let piped = pipe(stdout, writer, recipient, progress.as_ref());
     match piped {
-        Ok((tarball, writer)) => {
+        Ok((tarball, first, writer)) => {
             // LXD's exit status decides whether the tarball was whole.
             child.finish()?;
-            Ok((tarball, writer.finish()?))
+            Ok((tarball, first, writer.finish()?))
         }
         Err(e) => {
             child.kill();
@@ -350,7 +388,7 @@ fn pipe(
     writer: MultipartWriter,
     recipient: &age::x25519::Recipient,
     progress: &dyn ReadProgress,
-) -> Result<(u64, MultipartWriter)> {
+) -> Result<(u64, Instant, MultipartWriter)> {
     let io_err = |what: &str, e: io::Error| Error::Remote(format!("{what}: {e}"));
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
@@ -362,6 +400,7 @@ fn pipe(
     let mut src = Counting {
         inner: stdout,
         total: 0,
+        first_byte: None,
         progress,
     };
     io::copy(&mut src, &mut zstd).map_err(|e| io_err("streaming the export", e))?;
@@ -370,7 +409,11 @@ fn pipe(
         .finish()
         .map_err(|e| io_err("finishing encryption", e))?;
     writer.flush().map_err(|e| io_err("flushing", e))?;
-    Ok((src.total, writer))
+    Ok((
+        src.total,
+        src.first_byte.unwrap_or_else(Instant::now),
+        writer,
+    ))
 }
 
 /// The upload threads report parts through the caller's progress.
