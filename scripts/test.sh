@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-host.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# The S3 server the off-site tests talk to on loopback: s3s-fs checks
+# request signatures, so wrong credentials are really refused.
+if ! command -v s3s-fs >/dev/null 2>&1; then
+    echo "==> installing the test S3 server (s3s-fs)" >&2
+    cargo install --locked s3s-fs --version 0.14.1 --features binary
+fi
+
 echo "==> building" >&2
 cargo build --workspace --all-targets --locked
 

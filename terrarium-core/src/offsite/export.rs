@@ -209,11 +209,18 @@ pub fn export(
     let tmp = format!("trm-export-{}", random_hex(6));
     let copied = lxd.copy(&format!("{}/{snapshot}", req.name), &tmp);
     let copy_done = Instant::now();
-    let result = copied.and_then(|()| {
-        upload(
-            lxd, s, &client, req, &tmp, &id, &snapshot, &recipient, part_mib, parallel, &progress,
-        )
-    });
+    let job = Job {
+        lxd,
+        s,
+        client: &client,
+        req,
+        tmp: &tmp,
+        recipient: &recipient,
+        part_mib,
+        parallel,
+        progress: &progress,
+    };
+    let result = copied.and_then(|()| job.upload(&id, &snapshot));
     let stream_done = Instant::now();
     let _ = lxd.delete(&tmp, true);
     if fresh {
@@ -248,137 +255,149 @@ pub fn export(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn upload(
-    lxd: &Lxd,
-    s: &S3Settings,
-    client: &Arc<Client>,
-    req: &Request,
-    tmp: &str,
-    id: &str,
-    snapshot: &str,
-    recipient: &age::x25519::Recipient,
+/// One export's fixed inputs, once its temporary copy exists.
+struct Job<'a> {
+    lxd: &'a Lxd,
+    s: &'a S3Settings,
+    client: &'a Arc<Client>,
+    req: &'a Request,
+    /// The temporary stopped copy LXD exports.
+    tmp: &'a str,
+    recipient: &'a age::x25519::Recipient,
     part_mib: u32,
     parallel: u32,
-    progress: &Arc<dyn ReadProgress>,
-) -> Result<(Manifest, String, Instant)> {
-    let dir = backup_dir(s, &req.name, id);
-    let data_key = format!("{dir}{DATA_NAME}");
-    let marker_key = format!("{dir}{MARKER_NAME}");
-    let manifest_key = format!("{dir}{MANIFEST_NAME}");
-    let upload_id = client.create_multipart(&data_key)?;
-    let marker = Marker {
-        upload_id: upload_id.clone(),
-        data: data_key.clone(),
-        host: hostname(),
-        started: Utc::now().to_rfc3339(),
-    };
-    let streamed = client
-        .put(
-            &marker_key,
-            &serde_json::to_vec_pretty(&marker).expect("serializes"),
-        )
-        .and_then(|()| {
-            stream(
-                lxd, client, req, tmp, &data_key, &upload_id, recipient, part_mib, parallel,
-                progress,
+    progress: &'a Arc<dyn ReadProgress>,
+}
+
+impl Job<'_> {
+    /// Upload the data, then the manifest; returns the manifest, the data
+    /// key and when LXD's first byte arrived.
+    fn upload(&self, id: &str, snapshot: &str) -> Result<(Manifest, String, Instant)> {
+        let Job {
+            lxd,
+            s,
+            client,
+            req,
+            recipient,
+            part_mib,
+            ..
+        } = *self;
+        let dir = backup_dir(s, &req.name, id);
+        let data_key = format!("{dir}{DATA_NAME}");
+        let marker_key = format!("{dir}{MARKER_NAME}");
+        let manifest_key = format!("{dir}{MANIFEST_NAME}");
+        let upload_id = client.create_multipart(&data_key)?;
+        let marker = Marker {
+            upload_id: upload_id.clone(),
+            data: data_key.clone(),
+            host: hostname(),
+            started: Utc::now().to_rfc3339(),
+        };
+        let streamed = client
+            .put(
+                &marker_key,
+                &serde_json::to_vec_pretty(&marker).expect("serializes"),
             )
-        });
-    let (tarball, first_byte, up) = match streamed {
-        Ok(x) => x,
-        Err(e) => {
-            // No manifest, no backup. If the abort fails too (the server
-            // is gone), the marker stays for the next export's sweep.
-            if client.abort_multipart(&data_key, &upload_id).is_ok() {
+            .and_then(|()| self.stream(&data_key, &upload_id));
+        let (tarball, first_byte, up) = match streamed {
+            Ok(x) => x,
+            Err(e) => {
+                // No manifest, no backup. If the abort fails too (the server
+                // is gone), the marker stays for the next export's sweep.
+                if client.abort_multipart(&data_key, &upload_id).is_ok() {
+                    let _ = client.delete(&marker_key);
+                }
+                return Err(e);
+            }
+        };
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            id: id.to_string(),
+            instance: req.name.clone(),
+            project: lxd.project().to_string(),
+            snapshot: snapshot.to_string(),
+            created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            host: hostname(),
+            size: up.size,
+            sha256: up.sha256,
+            tarball_size: tarball,
+            compression: "zstd".into(),
+            encryption: Encryption {
+                scheme: "age".into(),
+                recipient: recipient.to_string(),
+                recipient_fingerprint: fingerprint(&recipient.to_string()),
+            },
+            objects: Objects {
+                data: data_key.clone(),
+                manifest: manifest_key.clone(),
+            },
+            parts: up.parts,
+            part_size: u64::from(part_mib) * MIB,
+            lxd_export: LxdExport {
+                instance_only: true,
+                optimized_storage: req.optimized,
+                storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
+            },
+            terrarium_version: crate::VERSION.to_string(),
+        };
+        let written = client
+            .complete_multipart(&data_key, &upload_id, &up.etags)
+            .and_then(|()| {
+                client.put(
+                    &manifest_key,
+                    &serde_json::to_vec_pretty(&manifest).expect("serializes"),
+                )
+            });
+        if let Err(e) = written {
+            let _ = client.abort_multipart(&data_key, &upload_id);
+            if client.delete(&data_key).is_ok() {
                 let _ = client.delete(&marker_key);
             }
             return Err(e);
         }
-    };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        id: id.to_string(),
-        instance: req.name.clone(),
-        project: lxd.project().to_string(),
-        snapshot: snapshot.to_string(),
-        created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        host: hostname(),
-        size: up.size,
-        sha256: up.sha256,
-        tarball_size: tarball,
-        compression: "zstd".into(),
-        encryption: Encryption {
-            scheme: "age".into(),
-            recipient: recipient.to_string(),
-            recipient_fingerprint: fingerprint(&recipient.to_string()),
-        },
-        objects: Objects {
-            data: data_key.clone(),
-            manifest: manifest_key.clone(),
-        },
-        parts: up.parts,
-        part_size: u64::from(part_mib) * MIB,
-        lxd_export: LxdExport {
-            instance_only: true,
-            optimized_storage: req.optimized,
-            storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
-        },
-        terrarium_version: crate::VERSION.to_string(),
-    };
-    let written = client
-        .complete_multipart(&data_key, &upload_id, &up.etags)
-        .and_then(|()| {
-            client.put(
-                &manifest_key,
-                &serde_json::to_vec_pretty(&manifest).expect("serializes"),
-            )
-        });
-    if let Err(e) = written {
-        let _ = client.abort_multipart(&data_key, &upload_id);
-        if client.delete(&data_key).is_ok() {
-            let _ = client.delete(&marker_key);
-        }
-        return Err(e);
+        let _ = client.delete(&marker_key);
+        Ok((manifest, data_key, first_byte))
     }
-    let _ = client.delete(&marker_key);
-    Ok((manifest, data_key, first_byte))
-}
 
-/// LXD's stream through zstd and age into the multipart writer.
-/// Returns the tarball's size and what was uploaded.
-#[allow(clippy::too_many_arguments)]
-fn stream(
-    lxd: &Lxd,
-    client: &Arc<Client>,
-    req: &Request,
-    tmp: &str,
-    key: &str,
-    upload_id: &str,
-    recipient: &age::x25519::Recipient,
-    part_mib: u32,
-    parallel: u32,
-    progress: &Arc<dyn ReadProgress>,
-) -> Result<(u64, Instant, super::upload::Uploaded)> {
-    let mut child = lxd.export_stream(tmp, req.optimized)?;
-    let stdout = child.child.stdout.take().expect("stdout is piped");
-    let writer = MultipartWriter::new(
-        client.clone(),
-        key.to_string(),
-        upload_id.to_string(),
-        u64::from(part_mib) * MIB,
-        parallel,
-        Arc::new(Parts(progress.clone())),
-    );
-    let piped = pipe(stdout, writer, recipient, progress.as_ref());
-    match piped {
-        Ok((tarball, first, writer)) => {
-            // LXD's exit status decides whether the tarball was whole.
-            child.finish()?;
-            Ok((tarball, first, writer.finish()?))
-        }
-        Err(e) => {
-            child.kill();
-            Err(e)
+    /// LXD's stream through zstd and age into the multipart writer.
+    /// Returns the tarball's size, its first byte's arrival, and what was uploaded.
+    fn stream(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(u64, Instant, super::upload::Uploaded)> {
+        let Job {
+            lxd,
+            client,
+            req,
+            tmp,
+            recipient,
+            part_mib,
+            parallel,
+            progress,
+            ..
+        } = *self;
+        let mut child = lxd.export_stream(tmp, req.optimized)?;
+        let stdout = child.child.stdout.take().expect("stdout is piped");
+        let writer = MultipartWriter::new(
+            client.clone(),
+            key.to_string(),
+            upload_id.to_string(),
+            u64::from(part_mib) * MIB,
+            parallel,
+            Arc::new(Parts(progress.clone())),
+        );
+        let piped = pipe(stdout, writer, recipient, progress.as_ref());
+        match piped {
+            Ok((tarball, first, writer)) => {
+                // LXD's exit status decides whether the tarball was whole.
+                child.finish()?;
+                Ok((tarball, first, writer.finish()?))
+            }
+            Err(e) => {
+                child.kill();
+                Err(e)
+            }
         }
     }
 }

@@ -159,18 +159,11 @@ impl S3Settings {
     /// What may be shown: everything but the secret.
     pub fn shown(&self) -> Shown {
         Shown {
-            endpoint: self.endpoint.clone(),
-            bucket: self.bucket.clone(),
-            region: self.region.clone(),
-            prefix: self.prefix.clone(),
-            access_key: self.access_key.clone(),
-            secret_key: "(hidden)".into(),
-            recipient: self.recipient.clone(),
             recipient_fingerprint: fingerprint(&self.recipient),
-            identity_file: self.identity_file.clone(),
-            part_size_mib: self.part_size_mib,
-            parallel: self.parallel,
-            retention: self.retention,
+            settings: S3Settings {
+                secret_key: "(hidden)".into(),
+                ..self.clone()
+            },
             settings_file: path().display().to_string(),
             probe: None,
             warning: None,
@@ -197,18 +190,10 @@ pub fn fingerprint(recipient: &str) -> String {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Shown {
-    pub endpoint: String,
-    pub bucket: String,
-    pub region: String,
-    pub prefix: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub recipient: String,
+    /// With the secret key replaced by "(hidden)".
+    #[serde(flatten)]
+    pub settings: S3Settings,
     pub recipient_fingerprint: String,
-    pub identity_file: String,
-    pub part_size_mib: u32,
-    pub parallel: u32,
-    pub retention: Retention,
     pub settings_file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
@@ -218,21 +203,22 @@ pub struct Shown {
 
 impl Human for Shown {
     fn human(&self) -> String {
+        let c = &self.settings;
         let mut s = format!(
             "endpoint:   {}\nbucket:     {}\nregion:     {}\nprefix:     {}\naccess key: {}\nsecret key: {}\nrecipient:  {}\nidentity:   {}\nparts:      {} MiB x {} in flight\nretention:  {} daily, {} weekly, {} monthly\nsettings:   {}",
-            self.endpoint,
-            self.bucket,
-            self.region,
-            if self.prefix.is_empty() { "(bucket root)" } else { &self.prefix },
-            self.access_key,
-            self.secret_key,
-            self.recipient,
-            if self.identity_file.is_empty() { "(kept by the owner)" } else { &self.identity_file },
-            self.part_size_mib,
-            self.parallel,
-            self.retention.daily,
-            self.retention.weekly,
-            self.retention.monthly,
+            c.endpoint,
+            c.bucket,
+            c.region,
+            if c.prefix.is_empty() { "(bucket root)" } else { &c.prefix },
+            c.access_key,
+            c.secret_key,
+            c.recipient,
+            if c.identity_file.is_empty() { "(kept by the owner)" } else { &c.identity_file },
+            c.part_size_mib,
+            c.parallel,
+            c.retention.daily,
+            c.retention.weekly,
+            c.retention.monthly,
             self.settings_file,
         );
         if let Some(p) = &self.probe {
