@@ -630,6 +630,28 @@ fn main() {
         );
     });
 
+    t.case(
+        "a_new_server_sets_up_from_the_owners_identity_alone",
+        || {
+            // After losing the server: a fresh s3.toml from the saved identity.
+            let saved = work.path().join("owner-identity.txt");
+            std::fs::copy(&identity, &saved).unwrap();
+            let recipient = snap(&bed, &["s3", "show"])["recipient"].clone();
+            std::fs::remove_file(&settings).unwrap();
+            let mut args = set_args(&server, &secret);
+            args.extend(["--identity-file".to_string(), saved.display().to_string()]);
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let v = snap(&bed, &a);
+            assert_eq!(
+                v["recipient"], recipient,
+                "the public key comes from the identity"
+            );
+            let r = snap(&bed, &["import", MAIN, "--as", "b-restored"]);
+            assert_eq!(r["instance"], "b-restored");
+            assert_eq!(file_in("b-restored", "/root/marker").trim(), "precious-42");
+        },
+    );
+
     server.kill();
     bed.teardown();
     t.finish();

@@ -65,8 +65,9 @@ pub enum S3Command {
         /// Generate a key pair; the identity is written 0600 (copy it off this server!)
         #[arg(long)]
         generate_key: bool,
-        /// Where --generate-key writes the identity [default: /etc/terrarium/s3-identity.txt]
-        #[arg(long, value_name = "FILE", requires = "generate_key")]
+        /// Where --generate-key writes the identity [default: /etc/terrarium/s3-identity.txt];
+        /// without --generate-key: an identity you already have (its public key becomes the recipient)
+        #[arg(long, value_name = "FILE", conflicts_with = "recipient")]
         identity_file: Option<PathBuf>,
         /// Default part size in MiB (5-5120)
         #[arg(long, value_name = "MIB")]
@@ -144,6 +145,8 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 Some(KeyChoice::Generate(
                     identity_file.unwrap_or_else(settings::default_identity_file),
                 ))
+            } else if let Some(f) = identity_file {
+                Some(KeyChoice::Existing(f))
             } else {
                 recipient.map(KeyChoice::Recipient)
             };

@@ -61,14 +61,17 @@ impl Row for Backup {
     }
 }
 
-/// Every backup folder under the prefix (or one instance's), oldest first.
-pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<Vec<Backup>> {
+/// The objects of each backup folder, by (instance, id): one listing,
+/// no reads.
+pub type Folders = BTreeMap<(String, String), Vec<(String, u64)>>;
+
+pub fn folders(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<Folders> {
     let root = s.key_prefix();
     let under = match instance {
         Some(i) => format!("{root}{i}/"),
         None => root.clone(),
     };
-    let mut dirs: BTreeMap<(String, String), Vec<(String, u64)>> = BTreeMap::new();
+    let mut dirs = Folders::new();
     for o in client.list(&under)? {
         let Some(rest) = o.key.strip_prefix(&root) else {
             continue;
@@ -80,6 +83,14 @@ pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<V
                 .push((o.key.clone(), o.size));
         }
     }
+    Ok(dirs)
+}
+
+/// Every backup folder under the prefix (or one instance's), oldest
+/// first, complete ones with their manifest read.
+pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<Vec<Backup>> {
+    let root = s.key_prefix();
+    let dirs = folders(client, s, instance)?;
     let mut out = Vec::new();
     for ((inst, id), files) in dirs {
         let has = |name: &str| files.iter().find(|(k, _)| k.ends_with(&format!("/{name}")));

@@ -471,12 +471,13 @@ fn storage_driver(lxd: &Lxd, pool: Option<&str>) -> String {
 pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
     let me = hostname();
     let mut swept = Vec::new();
-    for b in catalog::scan(client, s, None)? {
-        let marker_key = format!("{}{MARKER_NAME}", b.dir);
-        if !b.keys.contains(&marker_key) {
+    for ((instance, id), files) in catalog::folders(client, s, None)? {
+        let has = |name: &str| files.iter().any(|(k, _)| k.ends_with(&format!("/{name}")));
+        if !has(MARKER_NAME) {
             continue;
         }
-        if b.is_complete() {
+        let marker_key = format!("{}{MARKER_NAME}", backup_dir(s, &instance, &id));
+        if has(MANIFEST_NAME) {
             client.delete(&marker_key)?;
             continue;
         }
@@ -502,7 +503,7 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
         client.delete(&marker_key)?;
         swept.push(format!(
             "abandoned upload {} of {}/{} (aborted)",
-            marker.upload_id, b.instance, b.id
+            marker.upload_id, instance, id
         ));
     }
     Ok(swept)

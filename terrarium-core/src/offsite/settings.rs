@@ -246,6 +246,9 @@ pub enum KeyChoice {
     Recipient(String),
     /// Generate a key pair; the identity goes to this file.
     Generate(PathBuf),
+    /// An identity the owner already has (a new server after a loss):
+    /// its public key becomes the recipient.
+    Existing(PathBuf),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -347,6 +350,11 @@ pub fn set(req: SetRequest) -> Result<Shown> {
         KeyChoice::Recipient(r) => {
             s.recipient = parse_recipient(&r)?.to_string();
             s.identity_file = String::new();
+        }
+        KeyChoice::Existing(file) => {
+            let ids = read_identities(&file)?;
+            s.recipient = ids[0].to_public().to_string();
+            s.identity_file = file.display().to_string();
         }
         KeyChoice::Generate(file) => {
             // Never overwrite a key: backups made with it would be lost.
