@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3} SIZE_MIB=${SIZE_MIB:-1024}
+RUNS=${RUNS:-3} SIZE_MIB=${SIZE_MIB:-1024}  # LEVEL=1 for zstd level 1 (default 3)
 PROJECT=trm-bench-s3 BRIDGE=trmbench3 POOL=trm-bench-s3
 IMAGE=${IMAGE:-terrarium/debian12}
 AK=TRMBENCHKEY SK=trm-bench-secret-0123456789 BUCKET=bench
@@ -37,10 +37,10 @@ echo "==> container with a ${SIZE_MIB} MiB random file in $PROJECT" >&2
 "$BIN/trm" init --no-nat --bridge "$BRIDGE" --pool "$POOL" --storage btrfs --size 8GiB --format json >/dev/null
 printf '%s\n' "$SK" > "$work/secret"
 "$BIN/trm-snap" s3 set --endpoint "$endpoint" --bucket "$BUCKET" --access-key "$AK" \
-    --secret-key-file "$work/secret" --generate-key --format json >/dev/null 2>&1
+    --secret-key-file "$work/secret" --generate-key --compression-level "${LEVEL:-3}" --format json >/dev/null 2>&1
 lxc init --project "$PROJECT" "$IMAGE" big >/dev/null
 dd if=/dev/urandom of="$work/blob" bs=1M count="$SIZE_MIB" status=none
-lxc file push --project "$PROJECT" "$work/blob" big/root/blob
+lxc file push -q --project "$PROJECT" "$work/blob" big/root/blob
 rm -f "$work/blob"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

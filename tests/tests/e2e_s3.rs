@@ -336,6 +336,7 @@ fn main() {
         );
         assert_eq!(m["size"], std::fs::metadata(&data).unwrap().len());
         assert_eq!(m["compression"], "zstd");
+        assert_eq!(m["compression_level"], 3);
         assert_eq!(m["encryption"]["scheme"], "age");
         assert!(m["encryption"]["recipient_fingerprint"]
             .as_str()

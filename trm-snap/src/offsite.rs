@@ -75,6 +75,9 @@ pub enum S3Command {
         /// Default parts in flight (1-16)
         #[arg(long, value_name = "N")]
         parallel: Option<u32>,
+        /// zstd level, 1 (fastest) to 19 [default: 3]
+        #[arg(long, value_name = "N")]
+        compression_level: Option<i32>,
         /// Exports kept by `s3 prune`: newest of each of the last N days
         #[arg(long, value_name = "N")]
         keep_daily: Option<u32>,
@@ -122,6 +125,7 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
             identity_file,
             part_size,
             parallel,
+            compression_level,
             keep_daily,
             keep_weekly,
             keep_monthly,
@@ -163,6 +167,7 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 part_size_mib: part_size,
                 parallel,
                 retention,
+                compression_level,
             })?;
             if let (Some(w), Format::Json | Format::Jsonl) = (&shown.warning, out.format) {
                 // The warning must reach a person even when stdout is a pipe.

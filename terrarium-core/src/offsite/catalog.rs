@@ -216,6 +216,7 @@ mod tests {
                 sha256: String::new(),
                 tarball_size: 0,
                 compression: "zstd".into(),
+                compression_level: 3,
                 encryption: super::super::manifest::Encryption {
                     scheme: "age".into(),
                     recipient: String::new(),

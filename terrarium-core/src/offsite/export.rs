@@ -322,6 +322,7 @@ impl Job<'_> {
             sha256: up.sha256,
             tarball_size: tarball,
             compression: "zstd".into(),
+            compression_level: s.compression_level,
             encryption: Encryption {
                 scheme: "age".into(),
                 recipient: recipient.to_string(),
@@ -387,7 +388,13 @@ impl Job<'_> {
             parallel,
             Arc::new(Parts(progress.clone())),
         );
-        let piped = pipe(stdout, writer, recipient, progress.as_ref());
+        let piped = pipe(
+            stdout,
+            writer,
+            self.s.compression_level,
+            recipient,
+            progress.as_ref(),
+        );
         match piped {
             Ok((tarball, first, writer)) => {
                 // LXD's exit status decides whether the tarball was whole.
@@ -405,6 +412,7 @@ impl Job<'_> {
 fn pipe(
     stdout: impl Read,
     writer: MultipartWriter,
+    level: i32,
     recipient: &age::x25519::Recipient,
     progress: &dyn ReadProgress,
 ) -> Result<(u64, Instant, MultipartWriter)> {
@@ -415,7 +423,7 @@ fn pipe(
     let encrypted = encryptor
         .wrap_output(writer)
         .map_err(|e| io_err("starting encryption", e))?;
-    let mut zstd = zstd::Encoder::new(encrypted, 3).map_err(|e| io_err("starting zstd", e))?;
+    let mut zstd = zstd::Encoder::new(encrypted, level).map_err(|e| io_err("starting zstd", e))?;
     let mut src = Counting {
         inner: stdout,
         total: 0,

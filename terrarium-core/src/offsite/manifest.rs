@@ -25,6 +25,8 @@ pub struct Manifest {
     /// Bytes of the LXD backup tarball before compression.
     pub tarball_size: u64,
     pub compression: String,
+    #[serde(default)]
+    pub compression_level: i32,
     pub encryption: Encryption,
     pub objects: Objects,
     pub parts: u32,
