@@ -408,6 +408,16 @@ fn main() {
                 String::from_utf8_lossy(&marker.stdout).trim(),
                 "precious-42"
             );
+            // Valid for LXD itself, with no Terrarium in the way.
+            lxc_ok(&[
+                "import",
+                "--project",
+                N.project,
+                tarball.to_str().unwrap(),
+                "b-by-hand",
+            ]);
+            assert_eq!(file_in("b-by-hand", "/root/marker").trim(), "precious-42");
+            lxc_ok(&["delete", "--project", N.project, "b-by-hand"]);
         },
     );
 

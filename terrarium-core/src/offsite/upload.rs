@@ -53,6 +53,9 @@ impl Progress for NoProgress {
 
 struct Shared {
     etags: Mutex<BTreeMap<u32, String>>,
+    /// Uploaded parts' buffers, reused: a fresh 8 MiB allocation per part
+    /// costs page faults. At most `parallel` wait here.
+    spare: Mutex<Vec<Vec<u8>>>,
     failure: Mutex<Option<Error>>,
     uploaded: AtomicU64,
 }
@@ -89,6 +92,7 @@ impl MultipartWriter {
         let rx = Arc::new(Mutex::new(rx));
         let shared = Arc::new(Shared {
             etags: Mutex::new(BTreeMap::new()),
+            spare: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
             uploaded: AtomicU64::new(0),
         });
@@ -131,7 +135,12 @@ impl MultipartWriter {
             return Err(io::Error::other("more than 10,000 parts"));
         }
         let size = part_size(self.base, self.next + 1) as usize;
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(size));
+        let recycled = self.shared.spare.lock().expect("no panics").pop();
+        let fresh = match recycled {
+            Some(b) if b.capacity() >= size => b,
+            _ => Vec::with_capacity(size),
+        };
+        let full = std::mem::replace(&mut self.buf, fresh);
         let tx = self.tx.as_ref().expect("sending before finish");
         if tx.send((self.next, full)).is_err() {
             return Err(io::Error::other(
@@ -205,7 +214,7 @@ fn worker(
 ) {
     loop {
         let next = rx.lock().expect("no panics while locked").recv();
-        let Ok((n, body)) = next else { return };
+        let Ok((n, mut body)) = next else { return };
         match upload_with_retries(client, key, upload_id, n, &body) {
             Ok(etag) => {
                 shared.etags.lock().expect("no panics").insert(n, etag);
@@ -214,6 +223,8 @@ fn worker(
                     .fetch_add(body.len() as u64, Ordering::Relaxed)
                     + body.len() as u64;
                 progress.part_done(n, body.len() as u64, total);
+                body.clear();
+                shared.spare.lock().expect("no panics").push(body);
             }
             Err(e) => {
                 shared.failure.lock().expect("no panics").get_or_insert(e);
