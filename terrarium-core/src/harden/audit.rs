@@ -675,16 +675,7 @@ fn docker_check(a: &mut Audit) {
         .output();
     match out {
         Ok(o) if o.status.success() => {
-            let published: Vec<String> = o
-                .stdout_str()
-                .lines()
-                .filter(|l| {
-                    l.split([' ', ',']).any(|w| {
-                        w.contains("->") && !w.starts_with("127.") && !w.starts_with("[::1]")
-                    })
-                })
-                .map(|l| format!("container {l} (Docker's NAT rules bypass UFW)"))
-                .collect();
+            let published = docker_published(&o.stdout_str());
             a.verdict(PROMISE_DOCKER, PROMISE, &published, Status::Fail, "no Docker container publishes a port on the host", "publish on 127.0.0.1 (`-p 127.0.0.1:PORT:PORT`) and expose through Traefik, or run Docker inside a container");
         }
         _ => a.push(
@@ -698,6 +689,18 @@ fn docker_check(a: &mut Audit) {
 }
 
 const PROMISE_DOCKER: &str = "docker published ports";
+
+/// Containers in `docker ps --format '{{.Names}} {{.Ports}}'` that
+/// publish a port beyond loopback.
+fn docker_published(ps: &str) -> Vec<String> {
+    ps.lines()
+        .filter(|l| {
+            l.split([' ', ','])
+                .any(|w| w.contains("->") && !w.starts_with("127.") && !w.starts_with("[::1]"))
+        })
+        .map(|l| format!("container {l} (Docker's NAT rules bypass UFW)"))
+        .collect()
+}
 
 fn secret_checks(a: &mut Audit, settings: &Settings, opts: &Options, eff: Option<&ssh::Effective>) {
     let mut files = vec![
@@ -740,6 +743,21 @@ fn secret_checks(a: &mut Audit, settings: &Settings, opts: &Options, eff: Option
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn docker_ports_beyond_loopback_are_flagged() {
+        let ps = "web 0.0.0.0:8080->80/tcp, :::8080->80/tcp\n\
+                  db 127.0.0.1:5432->5432/tcp\n\
+                  v6local [::1]:6379->6379/tcp\n\
+                  api 80/tcp\n\
+                  worker \n\
+                  mixed 127.0.0.1:9000->9000/tcp, 0.0.0.0:9443->443/tcp\n";
+        let flagged = docker_published(ps);
+        assert_eq!(flagged.len(), 2, "{flagged:?}");
+        assert!(flagged[0].starts_with("container web "));
+        assert!(flagged[1].starts_with("container mixed "));
+    }
+
     use super::*;
 
     #[test]
