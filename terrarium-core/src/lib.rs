@@ -20,6 +20,7 @@ pub mod offsite;
 pub mod output;
 pub mod process;
 pub mod profiles;
+pub mod random;
 pub mod retention;
 pub mod s3;
 pub mod settings;

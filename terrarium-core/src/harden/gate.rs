@@ -124,18 +124,14 @@ pub fn discover(issuer: &str) -> Result<Value> {
 
 /// A random cookie secret: 32 characters oauth2-proxy takes as 32 bytes.
 pub fn cookie_secret() -> Result<String> {
-    use std::io::Read;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut f =
-        std::fs::File::open("/dev/urandom").map_err(|e| Error::io("opening /dev/urandom", e))?;
     let mut out = String::new();
-    let mut byte = [0u8; 1];
     while out.len() < 32 {
-        f.read_exact(&mut byte)
-            .map_err(|e| Error::io("reading /dev/urandom", e))?;
-        // Rejection sampling keeps every character equally likely.
-        if usize::from(byte[0]) < 256 - 256 % ALPHABET.len() {
-            out.push(ALPHABET[usize::from(byte[0]) % ALPHABET.len()] as char);
+        for b in crate::random::bytes(64)? {
+            // Rejection sampling keeps every character equally likely.
+            if out.len() < 32 && usize::from(b) < 256 - 256 % ALPHABET.len() {
+                out.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
+            }
         }
     }
     Ok(out)

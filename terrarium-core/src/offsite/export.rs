@@ -17,9 +17,7 @@ use serde::Serialize;
 use super::manifest::{Encryption, LxdExport, Manifest, Marker, Objects, FORMAT_VERSION};
 use super::settings::fingerprint;
 use super::upload::{MultipartWriter, Progress};
-use super::{
-    backup_dir, catalog, hostname, random_hex, S3Settings, DATA_NAME, MANIFEST_NAME, MARKER_NAME,
-};
+use super::{backup_dir, catalog, hostname, S3Settings, DATA_NAME, MANIFEST_NAME, MARKER_NAME};
 use crate::error::{Error, Result};
 use crate::fs::{lock_wait, Lock};
 use crate::lxd::Lxd;
@@ -191,6 +189,7 @@ pub fn export(
     let client = Arc::new(s.client()?);
     let swept = sweep(&client, s)?;
 
+    let tmp = format!("trm-export-{}", crate::random::hex(6)?);
     let started = Instant::now();
     let now = Utc::now();
     let id = now.format("%Y%m%dT%H%M%SZ").to_string();
@@ -206,7 +205,6 @@ pub fn export(
     let snapshotted = Instant::now();
     // A stopped copy of the snapshot is what LXD exports (it exports
     // instances, not snapshots). Removed whatever happens.
-    let tmp = format!("trm-export-{}", random_hex(6));
     let copied = lxd.copy(&format!("{}/{snapshot}", req.name), &tmp);
     let copy_done = Instant::now();
     let job = Job {

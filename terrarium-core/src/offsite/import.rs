@@ -16,8 +16,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::{self, Backup};
 use super::manifest::Manifest;
 use super::settings::read_identities;
-use super::upload::hex;
-use super::{random_hex, S3Settings};
+use super::S3Settings;
 use crate::error::{Error, Result};
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
@@ -151,7 +150,7 @@ fn download(client: &Client, m: &Manifest) -> Result<std::fs::File> {
         file.write_all(&buf[..n])
             .map_err(|e| Error::io("writing the temporary download", e))?;
     }
-    let digest = hex(&hasher.finalize());
+    let digest = format!("{:x}", hasher.finalize());
     if size != m.size {
         return Err(Error::Integrity(format!(
             "backup {} of {} is truncated or padded: {} holds {size} bytes, the manifest says {}; nothing was created",
@@ -243,7 +242,7 @@ pub fn verify(
     identity: &Path,
     pool: Option<&str>,
 ) -> Result<Verified> {
-    let tmp = format!("trm-verify-{}", random_hex(4));
+    let tmp = format!("trm-verify-{}", crate::random::hex(4)?);
     let req = Request {
         name: name.to_string(),
         new: tmp.clone(),

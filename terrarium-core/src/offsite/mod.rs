@@ -27,22 +27,6 @@ pub fn backup_dir(s: &S3Settings, instance: &str, id: &str) -> String {
     format!("{}{instance}/{id}/", s.key_prefix())
 }
 
-/// Random lowercase hex from the kernel, for probe keys and temporary names.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        buf = (t ^ u128::from(std::process::id())).to_le_bytes()[..bytes.min(16)].to_vec();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// This host's name, recorded in manifests and upload markers.
 pub fn hostname() -> String {
     nix::unistd::gethostname()

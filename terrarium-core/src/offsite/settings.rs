@@ -195,11 +195,7 @@ pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient> {
 
 /// A short, stable name for a recipient, recorded in every manifest.
 pub fn fingerprint(recipient: &str) -> String {
-    let d = Sha256::digest(recipient.trim().as_bytes());
-    format!(
-        "sha256:{}",
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("sha256:{:x}", Sha256::digest(recipient.trim().as_bytes()))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -437,7 +433,7 @@ pub fn probe(s: &S3Settings) -> Result<String> {
     let key = format!(
         "{}.terrarium-probe-{}",
         s.key_prefix(),
-        crate::offsite::random_hex(8)
+        crate::random::hex(8)?
     );
     client.put(&key, b"terrarium probe: safe to delete\n")?;
     client.delete(&key)?;
@@ -474,6 +470,7 @@ mod tests {
         let r = id.to_public().to_string();
         assert_eq!(parse_recipient(&r).unwrap().to_string(), r);
         assert!(fingerprint(&r).starts_with("sha256:"));
+        assert_eq!(fingerprint(&r).len(), "sha256:".len() + 64);
         assert_eq!(fingerprint(&r), fingerprint(&format!(" {r}\n")));
     }
 

@@ -169,7 +169,7 @@ impl MultipartWriter {
             .collect();
         Ok(Uploaded {
             size: self.total,
-            sha256: hex(&self.hasher.finalize_reset()),
+            sha256: format!("{:x}", self.hasher.finalize_reset()),
             parts: etags.len() as u32,
             etags,
         })
@@ -267,10 +267,6 @@ fn retryable(e: &Error) -> bool {
         Error::Remote(m) => m.contains("answered 5"),
         _ => false,
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
