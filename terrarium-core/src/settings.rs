@@ -101,17 +101,29 @@ impl Default for Settings {
     }
 }
 
+/// A TOML settings file, or `None` when it does not exist yet.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::parse(path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// `# header` then the value as TOML.
+pub fn render_toml<T: Serialize>(header: &str, value: &T) -> String {
+    format!(
+        "# {header}\n{}",
+        toml::to_string(value).expect("settings serialize")
+    )
+}
+
 impl Settings {
     /// The saved settings, or `None` when `trm init` has not run.
     pub fn load() -> Result<Option<Settings>> {
-        let path = config_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::parse(path.display().to_string(), e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-        }
+        load_toml(&config_path())
     }
 
     /// The saved settings, or an error telling the user to run `trm init`.
@@ -129,10 +141,7 @@ impl Settings {
     }
 
     pub fn render(&self) -> String {
-        format!(
-            "# Terrarium host settings, written by `trm init`.\n{}",
-            toml::to_string(self).expect("settings serialize")
-        )
+        render_toml("Terrarium host settings, written by `trm init`.", self)
     }
 
     pub fn save(&self) -> Result<()> {

@@ -164,9 +164,9 @@ pub fn gate_config(oidc: &Oidc, secret_file: &str, cookie_secret: &str, domain: 
     t.insert("reverse_proxy".into(), toml::Value::Boolean(true));
     t.insert("set_xauthrequest".into(), toml::Value::Boolean(true));
     t.insert("skip_provider_button".into(), toml::Value::Boolean(true));
-    format!(
-        "# Written by `trm-harden oidc set`: the single-sign-on gate (oauth2-proxy).\n{}",
-        toml::to_string(&t).expect("gate config serializes")
+    crate::settings::render_toml(
+        "Written by `trm-harden oidc set`: the single-sign-on gate (oauth2-proxy).",
+        &t,
     )
 }
 

@@ -86,14 +86,7 @@ impl Default for Retention {
 
 impl S3Settings {
     pub fn load() -> Result<Option<S3Settings>> {
-        let p = path();
-        match std::fs::read_to_string(&p) {
-            Ok(text) => toml::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::parse(p.display().to_string(), e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
-        }
+        crate::settings::load_toml(&path())
     }
 
     pub fn require() -> Result<S3Settings> {
@@ -418,9 +411,9 @@ pub fn set(req: SetRequest) -> Result<Shown> {
 }
 
 fn save(s: &S3Settings) -> Result<()> {
-    let text = format!(
-        "# Terrarium off-site backup settings, written by `trm-snap s3 set`. Holds a secret: mode 0600.\n{}",
-        toml::to_string(s).expect("settings serialize")
+    let text = crate::settings::render_toml(
+        "Terrarium off-site backup settings, written by `trm-snap s3 set`. Holds a secret: mode 0600.",
+        s,
     );
     crate::fs::atomic_write(&path(), text.as_bytes(), 0o600)
 }
