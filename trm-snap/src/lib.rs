@@ -171,21 +171,6 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// The identity to decrypt with: the one given, else the generated one.
-fn identity(
-    given: Option<std::path::PathBuf>,
-    s: &S3Settings,
-) -> anyhow::Result<std::path::PathBuf> {
-    match given {
-        Some(p) => Ok(p),
-        None if !s.identity_file.is_empty() => Ok(s.identity_file.clone().into()),
-        None => Err(Error::Usage(
-            "pass --identity FILE (the age identity for this bucket's recipient)".into(),
-        )
-        .into()),
-    }
-}
-
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     if let Command::S3 { command } = cli.command {
         return offsite::s3(command, out);
@@ -300,7 +285,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 name,
                 new,
                 at,
-                identity: identity(id, &s)?,
+                identity: id,
                 pool: Some(settings.storage_pool.clone()),
             };
             out.one(&import::import(&lxd, &s, &req)?);
@@ -316,7 +301,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &s,
                 &name,
                 at.as_deref(),
-                &identity(id, &s)?,
+                id.as_deref(),
                 Some(&settings.storage_pool),
             )?;
             out.one(&v);

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use terrarium_core::confirm::confirm;
 use terrarium_core::lxd::Lxd;
-use terrarium_core::offsite::settings::{self, KeyChoice, Retention, SecretSource, SetRequest};
+use terrarium_core::offsite::settings::{self, KeyChoice, SecretSource, SetRequest};
 use terrarium_core::offsite::upload::Progress;
 use terrarium_core::offsite::{export, import, prune, S3Settings};
 use terrarium_core::output::{Format, Printer};
@@ -130,21 +130,6 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
             keep_weekly,
             keep_monthly,
         } => {
-            let retention = (keep_daily.is_some()
-                || keep_weekly.is_some()
-                || keep_monthly.is_some())
-            .then(|| {
-                let old = S3Settings::load()
-                    .ok()
-                    .flatten()
-                    .map(|s| s.retention)
-                    .unwrap_or_default();
-                Retention {
-                    daily: keep_daily.unwrap_or(old.daily),
-                    weekly: keep_weekly.unwrap_or(old.weekly),
-                    monthly: keep_monthly.unwrap_or(old.monthly),
-                }
-            });
             let key = if generate_key {
                 Some(KeyChoice::Generate(
                     identity_file.unwrap_or_else(settings::default_identity_file),
@@ -166,7 +151,9 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 key,
                 part_size_mib: part_size,
                 parallel,
-                retention,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
                 compression_level,
             })?;
             if let (Some(w), Format::Json | Format::Jsonl) = (&shown.warning, out.format) {

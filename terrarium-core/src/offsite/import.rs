@@ -32,7 +32,8 @@ pub struct Request {
     pub name: String,
     pub new: String,
     pub at: Option<String>,
-    pub identity: PathBuf,
+    /// [default: the identity file in s3.toml]
+    pub identity: Option<PathBuf>,
     /// The storage pool for the new instance.
     pub pool: Option<String>,
 }
@@ -73,7 +74,8 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
             req.new
         )));
     }
-    let identities = read_identities(&req.identity)?;
+    let identity = s.identity(req.identity.as_deref())?;
+    let identities = read_identities(&identity)?;
     let started = Instant::now();
     let client = s.client()?;
     let backups = catalog::scan(&client, s, Some(&req.name))?;
@@ -82,7 +84,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         .manifest
         .as_ref()
         .expect("selected backups are complete");
-    check_key(m, &identities, &req.identity)?;
+    check_key(m, &identities, &identity)?;
     let mut file = download(&client, m)?;
     restore(lxd, &mut file, &identities, &req.new, req.pool.as_deref())?;
     let stripped = snapshots::strip_identity(lxd, &req.new).and_then(|st| {
@@ -239,7 +241,7 @@ pub fn verify(
     s: &S3Settings,
     name: &str,
     at: Option<&str>,
-    identity: &Path,
+    identity: Option<&Path>,
     pool: Option<&str>,
 ) -> Result<Verified> {
     let tmp = format!("trm-verify-{}", crate::random::hex(4)?);
@@ -247,7 +249,7 @@ pub fn verify(
         name: name.to_string(),
         new: tmp.clone(),
         at: at.map(String::from),
-        identity: identity.to_path_buf(),
+        identity: identity.map(Path::to_path_buf),
         pool: pool.map(String::from),
     };
     let started = Instant::now();

@@ -112,6 +112,18 @@ impl S3Settings {
         Client::new(&self.target())
     }
 
+    /// The identity file to decrypt with: the one given, else the one
+    /// `s3 set` generated or was given.
+    pub fn identity(&self, given: Option<&Path>) -> Result<PathBuf> {
+        match given {
+            Some(p) => Ok(p.to_path_buf()),
+            None if !self.identity_file.is_empty() => Ok(self.identity_file.clone().into()),
+            None => Err(Error::Usage(
+                "pass --identity FILE (the age identity for this bucket's recipient)".into(),
+            )),
+        }
+    }
+
     pub fn recipient(&self) -> Result<age::x25519::Recipient> {
         parse_recipient(&self.recipient)
     }
@@ -266,7 +278,9 @@ pub struct SetRequest {
     pub key: Option<KeyChoice>,
     pub part_size_mib: Option<u32>,
     pub parallel: Option<u32>,
-    pub retention: Option<Retention>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
     pub compression_level: Option<i32>,
 }
 
@@ -347,9 +361,10 @@ pub fn set(req: SetRequest) -> Result<Shown> {
     if let Some(v) = req.parallel {
         s.parallel = v;
     }
-    if let Some(v) = req.retention {
-        s.retention = v;
-    }
+    let r = &mut s.retention;
+    r.daily = req.keep_daily.unwrap_or(r.daily);
+    r.weekly = req.keep_weekly.unwrap_or(r.weekly);
+    r.monthly = req.keep_monthly.unwrap_or(r.monthly);
     if let Some(v) = req.compression_level {
         s.compression_level = v;
     }
