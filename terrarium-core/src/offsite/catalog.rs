@@ -65,6 +65,13 @@ impl Row for Backup {
 /// no reads.
 pub type Folders = BTreeMap<(String, String), Vec<(String, u64)>>;
 
+/// The (key, size) of a folder's object called `name`.
+pub fn find<'a>(files: &'a [(String, u64)], name: &str) -> Option<&'a (String, u64)> {
+    files
+        .iter()
+        .find(|(k, _)| k.rsplit('/').next() == Some(name))
+}
+
 pub fn folders(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<Folders> {
     let root = s.key_prefix();
     let under = match instance {
@@ -93,7 +100,7 @@ pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<V
     let dirs = folders(client, s, instance)?;
     let mut out = Vec::new();
     for ((inst, id), files) in dirs {
-        let has = |name: &str| files.iter().find(|(k, _)| k.ends_with(&format!("/{name}")));
+        let has = |name: &str| find(&files, name);
         let dir = format!("{root}{inst}/{id}/");
         let manifest = match has(MANIFEST_NAME) {
             Some((k, _)) => Some(Manifest::parse(k, &client.get_bytes(k, MANIFEST_LIMIT)?)?),

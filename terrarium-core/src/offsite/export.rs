@@ -478,17 +478,15 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
     let me = hostname();
     let mut swept = Vec::new();
     for ((instance, id), files) in catalog::folders(client, s, None)? {
-        let has = |name: &str| files.iter().any(|(k, _)| k.ends_with(&format!("/{name}")));
-        if !has(MARKER_NAME) {
+        let Some((marker_key, _)) = catalog::find(&files, MARKER_NAME) else {
             continue;
-        }
-        let marker_key = format!("{}{MARKER_NAME}", backup_dir(s, &instance, &id));
-        if has(MANIFEST_NAME) {
-            client.delete(&marker_key)?;
+        };
+        if catalog::find(&files, MANIFEST_NAME).is_some() {
+            client.delete(marker_key)?;
             continue;
         }
         let marker: Marker = match client
-            .get_bytes(&marker_key, 1 << 16)
+            .get_bytes(marker_key, 1 << 16)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         {
@@ -506,7 +504,7 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
         }
         client.abort_multipart(&marker.data, &marker.upload_id)?;
         client.delete(&marker.data)?;
-        client.delete(&marker_key)?;
+        client.delete(marker_key)?;
         swept.push(format!(
             "abandoned upload {} of {}/{} (aborted)",
             marker.upload_id, instance, id
