@@ -29,21 +29,10 @@ fn s3s_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("TRM_S3S_FS") {
         return p.into();
     }
-    which("s3s-fs")
+    which::which("s3s-fs")
+        .ok()
         .or_else(|| Some(PathBuf::from("/root/.cargo/bin/s3s-fs")).filter(|p| p.exists()))
         .expect("s3s-fs is installed (scripts/test.sh: cargo install s3s-fs --features binary)")
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| p.is_file())
 }
 
 impl S3Server {
