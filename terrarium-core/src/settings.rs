@@ -55,7 +55,24 @@ pub struct ExposeSettings {
     pub root_domain: String,
     /// The host's public IPv4 [default: the source address of the default route].
     pub public_ipv4: String,
-    /// Run when the static file's entrypoints change (argv, no shell).
+    /// ACME directory URL [default: Let's Encrypt]; tests point it at pebble.
+    pub acme_ca_server: String,
+    /// Extra CA bundle Traefik trusts for the ACME server (LEGO_CA_CERTIFICATES).
+    pub acme_ca_certificates: String,
+    /// Traefik's public entrypoints.
+    pub http_address: String,
+    pub https_address: String,
+    /// Traefik's ping and read-only API; loopback only.
+    pub api_address: String,
+    /// The Traefik binary `setup-host.sh` installs (pinned version).
+    pub traefik_binary: String,
+    /// The unprivileged user Traefik runs as (only the bind capability);
+    /// empty: the user running Terrarium.
+    pub traefik_user: String,
+    /// Traefik's logs (traefik.log, access.log, and its output).
+    pub log_dir: String,
+    /// Restarts Traefik instead of Terrarium's own supervision (argv, no
+    /// shell) when the static file changes; empty: systemd or Terrarium.
     pub restart_command: Vec<String>,
     /// Manage UFW rules for raw ports.
     pub ufw: bool,
@@ -76,7 +93,15 @@ impl Default for ExposeSettings {
             auth_address: "http://127.0.0.1:4180".into(),
             root_domain: String::new(),
             public_ipv4: String::new(),
-            restart_command: vec!["systemctl".into(), "restart".into(), "traefik".into()],
+            acme_ca_server: String::new(),
+            acme_ca_certificates: String::new(),
+            http_address: ":80".into(),
+            https_address: ":443".into(),
+            api_address: "127.0.0.1:8082".into(),
+            traefik_binary: "/usr/local/bin/traefik".into(),
+            traefik_user: "traefik".into(),
+            log_dir: "/var/log/traefik".into(),
+            restart_command: Vec::new(),
             ufw: true,
             ufw_rootdir: String::new(),
             ufw_datadir: String::new(),

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use serde::Serialize;
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::expose::{self, Selector};
 use terrarium_core::labels::{self, Item};
@@ -13,6 +12,7 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::output::{emit, Format, Human, Printer};
 use terrarium_core::settings::Settings;
 use terrarium_core::systemd;
+use terrarium_core::traefik::supervise;
 use terrarium_core::Error;
 
 #[derive(Debug, Parser)]
@@ -49,8 +49,17 @@ pub enum Command {
     /// Every public route and port: instance, public address, backend, state, auth
     #[command(alias = "ls")]
     List,
-    /// Parse and explain a label without applying it
-    Check { label: String },
+    /// Everything sync would say of a label, without setting it: grammar,
+    /// reserved and busy host ports, management hosts, other instances' claims
+    ///
+    /// Exits 2 when sync would refuse any item.
+    Check {
+        label: String,
+        /// Judge it as this instance's whole label [default: a new instance,
+        /// which loses every contested claim]
+        #[arg(long)]
+        instance: Option<String>,
+    },
     /// Reconcile Traefik files, entrypoints and firewall rules from LXD now
     ///
     /// Exits 1 when any label has a problem (conflict, refusal, invalid item),
@@ -65,6 +74,17 @@ pub enum Command {
         /// Seconds between full syncs (a backstop for missed events)
         #[arg(long, default_value_t = 300)]
         interval: u64,
+    },
+    /// Run Traefik as a supervised service: start, stop, restart, or status
+    /// (up, version, and whether it loaded Terrarium's routes)
+    ///
+    /// systemd hosts get a hardened unit; elsewhere Terrarium runs Traefik
+    /// itself with a pid file and a log. Start and restart are verified:
+    /// ping answers and every entrypoint listens. `status` exits 1 unless
+    /// Traefik runs, answers and runs every router of Terrarium's files.
+    Proxy {
+        #[arg(value_parser = ["start", "stop", "restart", "status"])]
+        action: String,
     },
     /// Install, remove or report the watcher service and its periodic sync timer
     Service {
@@ -169,11 +189,30 @@ fn item_of(a: &AddArgs, settings: &Settings) -> Result<Item, Error> {
 }
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
-    if let Command::Check { label } = &cli.command {
-        return Ok(check(label, out));
+    let project = cli.common.project()?;
+    if let Command::Check { label, instance } = &cli.command {
+        // Without `trm init` or a daemon, still the grammar and host ports.
+        let settings = Settings::load_or_default()?;
+        let lxd = Lxd::new(&project).ok();
+        let report = expose::check(lxd.as_ref(), &settings, instance.as_deref(), label)?;
+        out.one(&report);
+        return Ok(if report.valid { 0 } else { 2 });
     }
     let settings = Settings::require()?;
-    let project = cli.common.project()?;
+    if let Command::Proxy { action } = &cli.command {
+        let e = &settings.expose;
+        let st = match action.as_str() {
+            "start" => supervise::start(e)?,
+            "restart" => supervise::restart(e)?,
+            "stop" => {
+                supervise::stop(e)?;
+                supervise::status(e)
+            }
+            _ => supervise::status(e),
+        };
+        out.one(&st);
+        return Ok(i32::from(action == "status" && !st.healthy()));
+    }
     let lxd = Lxd::new(&project)?;
     match cli.command {
         Command::Add(a) => {
@@ -233,78 +272,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 _ => out.list(&systemd::status(&units, &unit_dir)),
             }
         }
-        Command::Check { .. } => unreachable!("handled above"),
+        Command::Check { .. } | Command::Proxy { .. } => unreachable!("handled above"),
     }
     Ok(0)
-}
-
-#[derive(Serialize)]
-struct Checked {
-    valid: bool,
-    items: Vec<CheckedItem>,
-    errors: Vec<labels::ItemError>,
-}
-
-#[derive(Serialize)]
-struct CheckedItem {
-    item: String,
-    #[serde(flatten)]
-    parsed: Item,
-    holds: String,
-}
-
-impl Human for Checked {
-    fn human(&self) -> String {
-        let mut lines: Vec<String> = self
-            .items
-            .iter()
-            .map(|i| {
-                let what = match &i.parsed {
-                    Item::Http {
-                        tls, cport, auth, ..
-                    } => format!(
-                        "{} to container port {cport}{}",
-                        if *tls {
-                            "HTTPS (TLS at Traefik, http redirects to https)"
-                        } else {
-                            "plain HTTP"
-                        },
-                        match auth {
-                            None => String::new(),
-                            Some(g) if g.is_empty() => ", behind single sign-on".into(),
-                            Some(g) =>
-                                format!(", behind single sign-on for groups {}", g.join(", ")),
-                        }
-                    ),
-                    Item::Tcp { cport, .. } => format!("raw TCP to container port {cport}"),
-                    Item::Udp { cport, .. } => format!("raw UDP to container port {cport}"),
-                };
-                format!("ok    {}: {what}; holds {}", i.item, i.holds)
-            })
-            .collect();
-        lines.extend(self.errors.iter().map(|e| format!("error {e}")));
-        lines.join("\n")
-    }
-}
-
-fn check(label: &str, out: Printer) -> i32 {
-    let (items, errors) = labels::parse(label);
-    let checked = Checked {
-        valid: errors.is_empty(),
-        items: items
-            .into_iter()
-            .map(|i| CheckedItem {
-                item: i.to_string(),
-                holds: i.claim().to_string(),
-                parsed: i,
-            })
-            .collect(),
-        errors,
-    };
-    out.one(&checked);
-    if checked.valid {
-        0
-    } else {
-        2
-    }
 }

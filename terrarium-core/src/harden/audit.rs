@@ -210,8 +210,19 @@ fn traefik_checks(a: &mut Audit, settings: &Settings) -> Option<serde_json::Valu
                     errs.join("; ")
                 ));
             }
-            if v["api"]["insecure"] == true {
-                problems.push(format!("{} turns the insecure API on", e.static_file));
+            // The API without a router is served on the `traefik`
+            // entrypoint: fine on loopback, an open door anywhere else.
+            let api_local = traefik::api_address_of(v).is_some_and(|a| {
+                let host = a.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+                host.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+            });
+            if v["api"]["insecure"] == true && !api_local {
+                problems.push(format!(
+                    "{} serves Traefik's API on an entrypoint that is not loopback-only",
+                    e.static_file
+                ));
             }
         }
         Err(err) => problems.push(err.clone()),

@@ -261,7 +261,7 @@ pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
             "traefik",
             "write",
             e.static_file.clone(),
-            "static configuration: web and websecure, http to https, ACME, file provider, dashboard without the insecure API",
+            "static configuration: web and websecure, ACME, file provider, ping and API on loopback only, logs, no phoning home",
             Step::TraefikStatic(static_path, pretty(&doc)),
         ));
     }

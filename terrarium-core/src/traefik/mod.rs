@@ -1,6 +1,7 @@
 //! Traefik file-provider files: one dynamic file per exposed instance, the
 //! static file's entrypoints, and validation of both against the official
 //! Traefik v3 schemas (copies in `schemas/`) before anything is written.
+//! Running Traefik is `supervise`; asking the running one is `api`.
 //!
 //! The files are JSON in `*.yml`: JSON is YAML, and Traefik's file provider
 //! reads only `.yml`, `.yaml` and `.toml`.
@@ -13,8 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::labels::Item;
 
-const FILE_PROVIDER_SCHEMA: &str = include_str!("../schemas/traefik-v3-file-provider.json");
-const STATIC_SCHEMA: &str = include_str!("../schemas/traefik-v3.json");
+pub mod api;
+pub mod supervise;
+
+const FILE_PROVIDER_SCHEMA: &str = include_str!("../../schemas/traefik-v3-file-provider.json");
+const STATIC_SCHEMA: &str = include_str!("../../schemas/traefik-v3.json");
 
 /// Prefix of every file, router, service and middleware Terrarium writes.
 pub const PREFIX: &str = "trm-";
@@ -25,7 +29,15 @@ pub struct RouteOptions {
     pub cert_resolver: String,
     /// The single-sign-on gate, e.g. `http://127.0.0.1:4180` (oauth2-proxy).
     pub auth_address: String,
+    /// The public HTTPS port when it is not 443, so redirects land on it.
+    pub https_port: Option<u16>,
 }
+
+/// Where a withdrawn route points: nothing can listen on port 0, so
+/// Traefik answers 502 at once. The route keeps shadowing its host and
+/// path (a stopped tenant's `/api` never falls through to another
+/// tenant's `/`), and the schema wants one server per service.
+pub const NO_BACKEND: &str = "127.0.0.1:0";
 
 /// A TCP or UDP entrypoint (`tcp-5432`, `udp-5353`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -86,10 +98,12 @@ fn rule(host: &str, path: Option<&str>) -> String {
     }
 }
 
-/// The dynamic configuration routing `items` to `backend_ip`.
+/// The dynamic configuration routing `items` to `backend_ip`; with no
+/// backend (stopped, no address yet) HTTP routes answer 502 and raw ports
+/// get no router, so their traffic goes nowhere.
 pub fn instance_config(
     instance: &str,
-    backend_ip: &str,
+    backend_ip: Option<&str>,
     items: &[Item],
     opts: &RouteOptions,
 ) -> Value {
@@ -111,9 +125,13 @@ pub fn instance_config(
             } => {
                 let id = short_hash(&[host, path.as_deref().unwrap_or("/")]);
                 let svc = name(instance, &format!("svc-{id}"));
+                let url = match backend_ip {
+                    Some(ip) => format!("http://{ip}:{cport}"),
+                    None => format!("http://{NO_BACKEND}"),
+                };
                 services.insert(
                     svc.clone(),
-                    json!({"loadBalancer": {"servers": [{"url": format!("http://{backend_ip}:{cport}")}]}}),
+                    json!({"loadBalancer": {"servers": [{"url": url}]}}),
                 );
                 let mut mws: Vec<String> = Vec::new();
                 if let Some(groups) = auth {
@@ -147,10 +165,11 @@ pub fn instance_config(
                     }
                     routers.insert(name(instance, &format!("https-{id}")), router);
                     let redirect = name(instance, "to-https");
-                    middlewares.insert(
-                        redirect.clone(),
-                        json!({"redirectScheme": {"scheme": "https", "permanent": true}}),
-                    );
+                    let mut to_https = json!({"scheme": "https", "permanent": true});
+                    if let Some(port) = opts.https_port {
+                        to_https["port"] = json!(port.to_string());
+                    }
+                    middlewares.insert(redirect.clone(), json!({ "redirectScheme": to_https }));
                     routers.insert(
                         name(instance, &format!("http-{id}")),
                         json!({"rule": r, "entryPoints": ["web"], "service": svc, "middlewares": [redirect]}),
@@ -163,7 +182,9 @@ pub fn instance_config(
                     routers.insert(name(instance, &format!("http-{id}")), router);
                 }
             }
+            Item::Tcp { .. } | Item::Udp { .. } if backend_ip.is_none() => {}
             Item::Tcp { host_port, cport } => {
+                let backend_ip = backend_ip.unwrap_or(NO_BACKEND);
                 let ep = EntryPoint {
                     udp: false,
                     port: *host_port,
@@ -177,6 +198,7 @@ pub fn instance_config(
                 tcp_services.insert(n, json!({"loadBalancer": {"servers": [{"address": format!("{backend_ip}:{cport}")}]}}));
             }
             Item::Udp { host_port, cport } => {
+                let backend_ip = backend_ip.unwrap_or(NO_BACKEND);
                 let ep = EntryPoint {
                     udp: true,
                     port: *host_port,
@@ -212,23 +234,38 @@ pub fn instance_config(
 }
 
 /// Static configuration Terrarium owns: web and websecure, the ACME
-/// resolver, the file provider on the dynamic directory, the dashboard
-/// without the insecure API, and one entrypoint per exposed raw port.
+/// resolver, the file provider on the dynamic directory, ping and the
+/// read-only API on a loopback-only entrypoint, logs, no phoning home,
+/// and one entrypoint per exposed raw port.
 #[derive(Debug, Clone)]
 pub struct StaticOptions {
     pub dynamic_dir: String,
     pub cert_resolver: String,
     pub acme_email: String,
     pub acme_storage: String,
+    /// ACME directory URL; empty: Let's Encrypt.
+    pub acme_ca_server: String,
+    pub http_address: String,
+    pub https_address: String,
+    /// Ping and the API (`traefik` entrypoint); must be loopback.
+    pub api_address: String,
+    pub log_dir: String,
 }
+
+/// The name of the loopback entrypoint for ping and the API.
+pub const API_ENTRYPOINT: &str = "traefik";
+
+/// How long Traefik waits after a file change before applying it (its
+/// default of 2 s is most of the time a new route takes to go live).
+pub const PROVIDERS_THROTTLE: &str = "100ms";
 
 pub fn static_config(opts: &StaticOptions, entrypoints: &BTreeSet<EntryPoint>) -> Value {
     let mut eps = Map::new();
-    eps.insert(
-        "web".into(),
-        json!({"address": ":80", "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": true}}}}),
-    );
-    eps.insert("websecure".into(), json!({"address": ":443"}));
+    // No entrypoint-wide redirect: `http://` items serve plain HTTP, and
+    // each `https://` item carries its own redirect router.
+    eps.insert("web".into(), json!({"address": opts.http_address}));
+    eps.insert("websecure".into(), json!({"address": opts.https_address}));
+    eps.insert(API_ENTRYPOINT.into(), json!({"address": opts.api_address}));
     for ep in entrypoints {
         let proto = if ep.udp { "udp" } else { "tcp" };
         eps.insert(
@@ -240,13 +277,32 @@ pub fn static_config(opts: &StaticOptions, entrypoints: &BTreeSet<EntryPoint>) -
     if !opts.acme_email.is_empty() {
         acme["email"] = json!(opts.acme_email);
     }
+    if !opts.acme_ca_server.is_empty() {
+        acme["caServer"] = json!(opts.acme_ca_server);
+    }
+    let log = |file: &str| format!("{}/{file}", opts.log_dir.trim_end_matches('/'));
     json!({
+        "global": {"checkNewVersion": false, "sendAnonymousUsage": false},
         "entryPoints": eps,
-        "providers": {"file": {"directory": opts.dynamic_dir, "watch": true}},
+        "providers": {
+            "providersThrottleDuration": PROVIDERS_THROTTLE,
+            "file": {"directory": opts.dynamic_dir, "watch": true},
+        },
         "certificatesResolvers": {opts.cert_resolver.clone(): {"acme": acme}},
-        "api": {"dashboard": true, "insecure": false},
-        "log": {"level": "INFO"},
+        // "insecure" only means served on the `traefik` entrypoint without
+        // a router; that entrypoint is loopback, so containers never see it.
+        "api": {"dashboard": true, "insecure": true},
+        "ping": {"entryPoint": API_ENTRYPOINT},
+        "log": {"level": "INFO", "filePath": log("traefik.log")},
+        "accessLog": {"filePath": log("access.log")},
     })
+}
+
+/// The address of the API entrypoint a static file declares.
+pub fn api_address_of(static_file: &Value) -> Option<String> {
+    static_file["entryPoints"][API_ENTRYPOINT]["address"]
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The raw-port entrypoints a static file declares.
@@ -291,6 +347,79 @@ pub fn validate_static(doc: &Value) -> Result<(), Vec<String>> {
     errors(compiled(&V, STATIC_SCHEMA), doc)
 }
 
+/// Would Traefik's file provider read this file (`name` gives the format)?
+/// One file it cannot read stops the whole provider: no new routes, and
+/// none at all after a restart. Traefik matches keys case-insensitively,
+/// so the schema is checked with every key lower-cased on both sides.
+pub fn check_provider_file(name: &str, text: &str) -> Result<(), String> {
+    let doc: Value = if name.ends_with(".toml") {
+        toml::from_str::<toml::Value>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))?
+    } else {
+        serde_yaml_ng::from_str::<Value>(text).map_err(|e| e.to_string())?
+    };
+    if doc.is_null() {
+        return Ok(());
+    }
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let v = V.get_or_init(|| {
+        let schema: Value = serde_json::from_str(FILE_PROVIDER_SCHEMA).expect("bundled schema");
+        jsonschema::validator_for(&lower_schema(schema)).expect("bundled schema compiles")
+    });
+    errors(v, &lower_keys(doc)).map_err(|e| e.join("; "))
+}
+
+fn lower_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), lower_keys(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(lower_keys).collect()),
+        other => other,
+    }
+}
+
+/// The schema with its property names (and `required` lists) lower-cased.
+fn lower_schema(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("properties", Value::Object(props)) => Value::Object(
+                            props
+                                .into_iter()
+                                .map(|(p, s)| (p.to_ascii_lowercase(), lower_schema(s)))
+                                .collect(),
+                        ),
+                        ("required", Value::Array(names)) => Value::Array(
+                            names
+                                .into_iter()
+                                .map(|n| match n {
+                                    Value::String(s) => Value::String(s.to_ascii_lowercase()),
+                                    other => other,
+                                })
+                                .collect(),
+                        ),
+                        (_, v) => lower_schema(v),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(lower_schema).collect()),
+        other => other,
+    }
+}
+
+/// Files of Traefik's watched directory that its file provider reads.
+pub fn is_provider_file(name: &str) -> bool {
+    [".yml", ".yaml", ".toml"].iter().any(|x| name.ends_with(x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,13 +429,14 @@ mod tests {
         RouteOptions {
             cert_resolver: "letsencrypt".into(),
             auth_address: "http://127.0.0.1:4180".into(),
+            https_port: None,
         }
     }
 
     fn render(instance: &str, label: &str) -> Value {
         let (items, errs) = parse(label);
         assert!(errs.is_empty(), "{errs:?}");
-        instance_config(instance, "10.100.0.5", &items, &opts())
+        instance_config(instance, Some("10.100.0.5"), &items, &opts())
     }
 
     #[test]
@@ -390,6 +520,31 @@ mod tests {
     }
 
     #[test]
+    fn foreign_files_are_judged_as_traefik_reads_them() {
+        let good = "http:\n  routers:\n    e:\n      rule: Host(`e.test`)\n      service: a\n      entrypoints: [web]\n";
+        check_provider_file("mine.yml", good).unwrap();
+        check_provider_file("empty.yml", "").unwrap();
+        check_provider_file(
+            "mine.toml",
+            "[http.routers.x]\nrule = \"Host(`x`)\"\nservice = \"a\"\n",
+        )
+        .unwrap();
+        for (name, bad, why) in [
+            ("a.yml", "http: {routers: [", "did not find"),
+            (
+                "b.yml",
+                "http:\n  routers:\n    x:\n      rule: r\n      service: a\n      bogusKey: 1\n",
+                "bogus",
+            ),
+            ("c.yml", "http:\n  routers: 5\n", "object"),
+            ("d.toml", "[http\n", "expected"),
+        ] {
+            let e = check_provider_file(name, bad).unwrap_err();
+            assert!(e.to_lowercase().contains(why), "{name}: {e}");
+        }
+    }
+
+    #[test]
     fn static_file_validates_and_round_trips_entrypoints() {
         let eps: BTreeSet<EntryPoint> = [
             EntryPoint {
@@ -408,12 +563,63 @@ mod tests {
                 cert_resolver: "letsencrypt".into(),
                 acme_email: "ops@example.com".into(),
                 acme_storage: "/var/lib/traefik/acme.json".into(),
+                acme_ca_server: String::new(),
+                http_address: ":80".into(),
+                https_address: ":443".into(),
+                api_address: "127.0.0.1:8082".into(),
+                log_dir: "/var/log/traefik".into(),
             },
             &eps,
         );
         validate_static(&v).unwrap();
         assert_eq!(v["entryPoints"]["udp-5353"]["address"], ":5353/udp");
-        assert_eq!(entrypoints_of(&v), eps);
-        assert_eq!(v["api"]["insecure"], false);
+        assert_eq!(
+            entrypoints_of(&v),
+            eps,
+            "web, websecure and traefik are not raw ports"
+        );
+        assert_eq!(api_address_of(&v).as_deref(), Some("127.0.0.1:8082"));
+        assert_eq!(v["global"]["checkNewVersion"], false);
+        assert_eq!(v["global"]["sendAnonymousUsage"], false);
+        assert_eq!(v["providers"]["providersThrottleDuration"], "100ms");
+        assert!(
+            v["entryPoints"]["web"].get("http").is_none(),
+            "plain http:// routes must not be redirected wholesale"
+        );
+        assert!(v["certificatesResolvers"]["letsencrypt"]["acme"]
+            .get("caServer")
+            .is_none());
+    }
+
+    #[test]
+    fn a_withdrawn_route_keeps_its_rules_and_points_nowhere() {
+        let (items, _) = parse("https://app.example/api, tcp://2222:22");
+        let v = instance_config("app", None, &items, &opts());
+        validate_dynamic(&v).unwrap();
+        let urls: Vec<&str> = v["http"]["services"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|s| s["loadBalancer"]["servers"][0]["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(urls, ["http://127.0.0.1:0"]);
+        assert_eq!(v["http"]["routers"].as_object().unwrap().len(), 2);
+        assert!(
+            v.get("tcp").is_none(),
+            "a raw port without a backend has no router"
+        );
+    }
+
+    #[test]
+    fn redirects_name_a_non_default_https_port() {
+        let (items, _) = parse("https://app.example");
+        let mut o = opts();
+        o.https_port = Some(18443);
+        let v = instance_config("app", Some("10.0.0.2"), &items, &o);
+        validate_dynamic(&v).unwrap();
+        assert_eq!(
+            v["http"]["middlewares"]["trm-app_to-https"]["redirectScheme"]["port"],
+            "18443"
+        );
     }
 }

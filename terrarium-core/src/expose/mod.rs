@@ -16,51 +16,14 @@ use crate::labels::{self, Claim, Item};
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
-use crate::process::Cmd;
 use crate::settings::{ExposeSettings, Settings};
-use crate::traefik::{self, EntryPoint, RouteOptions, StaticOptions};
+use crate::traefik::{self, EntryPoint};
 use crate::ufw::{self, PortRule, Ufw};
 
-/// What `plan` needs besides the labels.
-#[derive(Debug, Clone)]
-pub struct Context {
-    pub project: String,
-    pub route: RouteOptions,
-    /// Hosts of the management dashboards; no label may claim them.
-    pub management_hosts: BTreeSet<String>,
-    /// Ports the host itself needs.
-    pub reserved_ports: BTreeSet<u16>,
-}
-
-impl Context {
-    pub fn from_settings(s: &Settings) -> Context {
-        let e = &s.expose;
-        let base = base_domain(e);
-        let gate_port = e
-            .auth_address
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .unwrap_or(4180);
-        let lxd_port = crate::baseline::HTTPS_ADDRESS
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(8443);
-        Context {
-            project: s.project.clone(),
-            route: RouteOptions {
-                cert_resolver: e.cert_resolver.clone(),
-                auth_address: e.auth_address.clone(),
-            },
-            management_hosts: ["manage", "proxy", "lxd", "auth"]
-                .iter()
-                .map(|h| format!("{h}.{base}"))
-                .collect(),
-            reserved_ports: [22, 80, 443, lxd_port, gate_port].into(),
-        }
-    }
-}
+mod check;
+pub mod policy;
+pub use check::{check, CheckReport};
+pub use policy::{static_options, Context};
 
 /// The domain public hosts hang off: the configured root domain, else
 /// `<dashed public IPv4>.traefik.me` (a wildcard DNS service).
@@ -218,20 +181,9 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
         }
         let mut accepted = Vec::new();
         for item in items {
-            let refusal = match &item {
-                Item::Http { host, .. } if ctx.management_hosts.contains(host) => Some((
-                    RouteState::Refused,
-                    format!("{host} is a management hostname"),
-                )),
-                Item::Tcp { host_port, .. } | Item::Udp { host_port, .. }
-                    if ctx.reserved_ports.contains(host_port) =>
-                {
-                    Some((
-                        RouteState::Refused,
-                        format!("port {host_port} is one the host itself needs"),
-                    ))
-                }
-                _ => match holders.get(&item.claim()) {
+            let refusal = match ctx.refusal(&item) {
+                Some(why) => Some((RouteState::Refused, why)),
+                None => match holders.get(&item.claim()) {
                     Some(holder) if *holder != src.name => Some((
                         RouteState::Conflict,
                         format!("{} is held by instance '{holder}'", item.claim()),
@@ -276,9 +228,15 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
             (None, true) => RouteState::NoAddress,
             (Some(_), true) => RouteState::Active,
         };
+        // A stopped instance keeps routes that answer 502, so its hosts
+        // and paths never fall through to another tenant's routes.
+        let backend = match state {
+            RouteState::Active => src.ipv4.as_deref(),
+            _ => None,
+        };
         let mut problem = None;
-        if let (RouteState::Active, Some(ip)) = (state, &src.ipv4) {
-            let file = traefik::instance_config(&src.name, ip, &accepted, &ctx.route);
+        {
+            let file = traefik::instance_config(&src.name, backend, &accepted, &ctx.route);
             let name = traefik::file_name(&src.name);
             match traefik::validate_dynamic(&file) {
                 Ok(()) => {
@@ -363,14 +321,25 @@ pub struct SyncReport {
     /// `not_needed`, `ok`, `failed`, or `would_restart` on a dry run.
     pub restart: String,
     pub traefik: TraefikStatus,
+    /// Files in the watched directory Traefik could not read, moved out of
+    /// its sight (renamed `NAME.rejected`) so every other route keeps working.
+    pub rejected: Vec<Rejected>,
     pub problems: Vec<Problem>,
     pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub file: String,
+    pub moved_to: String,
+    pub reason: String,
 }
 
 impl SyncReport {
     pub fn changed(&self) -> bool {
         !(self.written.is_empty()
             && self.deleted.is_empty()
+            && self.rejected.is_empty()
             && self.firewall_added.is_empty()
             && self.firewall_removed.is_empty()
             && !self.static_changed)
@@ -386,6 +355,12 @@ impl Human for SyncReport {
         }
         for f in &self.deleted {
             lines.push(format!("{verb}delete {f}"));
+        }
+        for r in &self.rejected {
+            lines.push(format!(
+                "{verb}move {} out of Traefik's sight to {}: {}",
+                r.file, r.moved_to, r.reason
+            ));
         }
         for r in &self.firewall_added {
             lines.push(format!("{verb}allow {} ({})", r.spec(), r.comment));
@@ -429,12 +404,69 @@ pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport>
 fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
     let instances = lxd.instances()?;
     let sources: Vec<Source> = instances.iter().map(Source::of).collect();
-    let ctx = Context::from_settings(settings);
-    let plan = plan(&sources, &ctx);
-    apply(settings, plan, dry_run)
+    let host = HostView::read(&settings.expose)?;
+    let plan = plan(&sources, &host.context(settings));
+    apply(settings, &host, plan, dry_run)
 }
 
-fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
+/// What the host says, read once per change: the live static file (its
+/// entrypoints are Traefik's own listeners) and UFW's rules.
+pub struct HostView {
+    live_static: Option<Value>,
+    ufw_added: Vec<String>,
+}
+
+impl HostView {
+    pub fn read(e: &ExposeSettings) -> Result<HostView> {
+        Ok(HostView {
+            live_static: std::fs::read(&e.static_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            ufw_added: if e.ufw {
+                ufw_of(e).added()?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    pub fn context(&self, settings: &Settings) -> Context {
+        Context::from_settings(settings)
+            .with_host(self.live_static.as_ref(), self.ufw_added.clone())
+    }
+}
+
+/// Move provider files Traefik cannot read out of its sight; `skip` are
+/// the files this sync rewrites or deletes anyway.
+fn reject_unreadable(dir: &Path, skip: &BTreeSet<String>, dry_run: bool) -> Result<Vec<Rejected>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !traefik::is_provider_file(&name) || skip.contains(&name) || !entry.path().is_file() {
+            continue;
+        }
+        let text = match std::fs::read(entry.path()) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => continue,
+        };
+        if let Err(reason) = traefik::check_provider_file(&name, &text) {
+            let moved_to = format!("{name}.rejected");
+            if !dry_run {
+                std::fs::rename(entry.path(), dir.join(&moved_to)).map_err(|err| {
+                    Error::io(format!("moving {} aside", entry.path().display()), err)
+                })?;
+            }
+            out.push(Rejected {
+                file: name,
+                moved_to,
+                reason,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Result<SyncReport> {
     let e = &settings.expose;
     let dir = Path::new(&e.dynamic_dir);
     let mut written = Vec::new();
@@ -447,6 +479,22 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
                 .collect()
         })
         .unwrap_or_default();
+    let replaced: BTreeSet<String> = existing
+        .iter()
+        .filter(|n| !plan.keep.contains(*n))
+        .cloned()
+        .chain(plan.files.keys().cloned())
+        .collect();
+    let rejected = reject_unreadable(dir, &replaced, dry_run)?;
+    let mut problems = plan.problems;
+    problems.extend(rejected.iter().map(|r| Problem {
+        instance: String::new(),
+        item: r.file.clone(),
+        message: format!(
+            "Traefik cannot read {} ({}); moved to {} so the other routes keep working",
+            r.file, r.reason, r.moved_to
+        ),
+    }));
     for (name, doc) in &plan.files {
         let text = serde_json::to_string_pretty(doc).expect("json") + "\n";
         let path = dir.join(name);
@@ -471,7 +519,7 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
     let (mut firewall_added, mut firewall_removed) = (Vec::new(), Vec::new());
     if e.ufw {
         let fw = ufw_of(e);
-        let owned: BTreeSet<PortRule> = ufw::owned_rules(&fw.added()?).into_iter().collect();
+        let owned: BTreeSet<PortRule> = ufw::owned_rules(&host.ufw_added).into_iter().collect();
         for r in owned.difference(&plan.rules) {
             if !dry_run {
                 fw.delete(r)?;
@@ -487,17 +535,11 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
     }
 
     let static_path = Path::new(&e.static_file);
-    let live_static: Option<Value> = std::fs::read(static_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let static_changed = live_static
-        .as_ref()
-        .map(|v| traefik::entrypoints_of(v) != plan.entrypoints)
-        .unwrap_or(true);
+    let doc = traefik::static_config(&static_options(e), &plan.entrypoints);
+    let static_changed = host.live_static.as_ref() != Some(&doc);
     let mut state = load_state(e);
     let mut restart = "not_needed".to_string();
     if static_changed {
-        let doc = traefik::static_config(&static_options(e), &plan.entrypoints);
         traefik::validate_static(&doc)
             .map_err(|errs| Error::parse("the generated Traefik static file", errs.join("; ")))?;
         if !dry_run {
@@ -511,8 +553,8 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
             restart = "would_restart".into();
         }
     } else if state.restart_pending {
-        match restart_traefik(&e.restart_command) {
-            Ok(()) => {
+        match traefik::supervise::restart(e) {
+            Ok(_) => {
                 state = State::default();
                 restart = "ok".into();
             }
@@ -536,27 +578,18 @@ fn apply(settings: &Settings, plan: Plan, dry_run: bool) -> Result<SyncReport> {
             restart_pending: state.restart_pending,
             last_restart_error: state.last_restart_error,
         },
-        problems: plan.problems,
+        rejected,
+        problems,
         routes: plan.routes,
     })
-}
-
-/// The static file's options from the settings.
-pub fn static_options(e: &ExposeSettings) -> StaticOptions {
-    StaticOptions {
-        dynamic_dir: e.dynamic_dir.clone(),
-        cert_resolver: e.cert_resolver.clone(),
-        acme_email: e.acme_email.clone(),
-        acme_storage: e.acme_storage.clone(),
-    }
 }
 
 /// Restart Traefik after another tool (trm-harden) rewrote its static
 /// file. A failure is remembered, so the next sync retries it.
 pub fn restart_after_static_change(e: &ExposeSettings) -> Result<String> {
     let mut state = load_state(e);
-    let outcome = match restart_traefik(&e.restart_command) {
-        Ok(()) => {
+    let outcome = match traefik::supervise::restart(e) {
+        Ok(_) => {
             state = State::default();
             "ok".to_string()
         }
@@ -573,21 +606,6 @@ pub fn restart_after_static_change(e: &ExposeSettings) -> Result<String> {
 fn save_state(e: &ExposeSettings, s: &State) -> Result<()> {
     let text = serde_json::to_vec_pretty(s).expect("json");
     atomic_write(&state_path(e), &text, 0o644)
-}
-
-fn restart_traefik(argv: &[String]) -> Result<()> {
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| Error::Usage("expose.restart_command is empty".into()))?;
-    let path = which::which(prog).map_err(|_| Error::ToolMissing {
-        tool: prog.clone(),
-        hint: "set expose.restart_command in the Terrarium settings".into(),
-    })?;
-    Cmd::new(path)
-        .args(args)
-        .timeout(Duration::from_secs(60))
-        .run()
-        .map(drop)
 }
 
 // ---- add / remove / list ----
@@ -649,16 +667,7 @@ pub fn add(
             sync: None,
         });
     }
-    let ctx = Context::from_settings(settings);
-    if let Item::Tcp { host_port, .. } | Item::Udp { host_port, .. } = &item {
-        check_port(
-            settings,
-            &instances,
-            &ctx,
-            *host_port,
-            matches!(item, Item::Udp { .. }),
-        )?;
-    }
+    let ctx = HostView::read(&settings.expose)?.context(settings);
     // Keep the owner's own spelling of bad items: they stay visible.
     let after = append_item(&before, &item);
     let mut sources: Vec<Source> = instances.iter().map(Source::of).collect();
@@ -703,41 +712,6 @@ fn append_item(label: &str, item: &Item) -> String {
     } else {
         format!("{label}\n{item}")
     }
-}
-
-fn check_port(
-    settings: &Settings,
-    instances: &[Instance],
-    ctx: &Context,
-    port: u16,
-    udp: bool,
-) -> Result<()> {
-    let proto = if udp { "udp" } else { "tcp" };
-    if ctx.reserved_ports.contains(&port) {
-        return Err(Error::Usage(format!("{proto} port {port} is one the host itself needs (SSH, HTTP(S), the LXD API, the auth gate)")));
-    }
-    // A port one of our labels already holds may be in use by Traefik itself.
-    let ours = instances.iter().any(|i| {
-        let (items, _) = labels::parse(i.config.get(labels::KEY).map(String::as_str).unwrap_or(""));
-        items.iter().any(|it| match it {
-            Item::Tcp { host_port, .. } => !udp && *host_port == port,
-            Item::Udp { host_port, .. } => udp && *host_port == port,
-            Item::Http { .. } => false,
-        })
-    });
-    if !ours && crate::net::listening_ports(udp).contains(&port) {
-        return Err(Error::Usage(format!(
-            "something on this host already listens on {proto} port {port}"
-        )));
-    }
-    if settings.expose.ufw {
-        if let Some(rule) = ufw::foreign_rule_for(&ufw_of(&settings.expose).added()?, port, udp) {
-            return Err(Error::Usage(format!(
-                "{proto} port {port} is named by a UFW rule Terrarium does not own (`ufw {rule}`)"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// What `remove` takes away.
@@ -1022,9 +996,11 @@ mod tests {
 
     #[test]
     fn management_hosts_and_host_ports_are_refused() {
-        let sources = vec![src("a", "1", "https://manage.example.com, tcp://22:22, tcp://8443:1, udp://4180:1, https://ok.example.com")];
-        let p = plan(&sources, &ctx());
-        assert_eq!(p.problems.len(), 4, "{:?}", p.problems);
+        let mut c = ctx();
+        c.busy.insert((true, 67), "dnsmasq".into());
+        let sources = vec![src("a", "1", "https://manage.example.com, tcp://22:22, tcp://8443:1, udp://4180:1, udp://67, https://ok.example.com")];
+        let p = plan(&sources, &c);
+        assert_eq!(p.problems.len(), 5, "{:?}", p.problems);
         let file = &p.files["trm-a.yml"];
         assert!(file.to_string().contains("ok.example.com"));
         assert!(p.entrypoints.is_empty());
@@ -1036,7 +1012,12 @@ mod tests {
         stopped.running = false;
         let sources = vec![stopped, src("b", "2", "https://app.example.com")];
         let p = plan(&sources, &ctx());
-        assert!(p.files.is_empty());
+        let file = p.files["trm-a.yml"].to_string();
+        assert!(
+            file.contains("http://127.0.0.1:0") && !file.contains("10.100.0.9"),
+            "a stopped instance's routes point nowhere: {file}"
+        );
+        assert!(!p.files.contains_key("trm-b.yml"));
         assert_eq!(p.entrypoints.len(), 1, "the port stays claimed");
         assert!(p.problems.iter().any(|x| x.instance == "b"));
         assert!(p

@@ -1,0 +1,132 @@
+//! `trm-expose check`: everything `sync` would say of a label, before it
+//! is set: the grammar, then the same policy and conflicts `sync` applies.
+
+use serde::Serialize;
+
+use super::{plan, HostView, Source};
+use crate::error::Result;
+use crate::labels::{self, Item};
+use crate::lxd::Lxd;
+use crate::output::Human;
+use crate::settings::Settings;
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// Every item parses and `sync` would route every one.
+    pub valid: bool,
+    /// The instance the label was judged for.
+    pub instance: String,
+    /// False when LXD did not answer: claims of other instances unknown.
+    pub conflicts_checked: bool,
+    pub items: Vec<CheckedItem>,
+    pub errors: Vec<labels::ItemError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckedItem {
+    pub item: String,
+    #[serde(flatten)]
+    pub parsed: Item,
+    pub holds: String,
+    /// Why `sync` would refuse it (reserved or busy port, management
+    /// host, a claim another instance holds).
+    pub problem: Option<String>,
+}
+
+/// A name no LXD instance can have (LXD refuses spaces and parentheses),
+/// for a label judged on its own.
+const NEW: &str = "(new instance)";
+
+/// Judge `label` as the whole `user.proxy` of `instance` (an existing one,
+/// or one created now, which loses every contested claim).
+pub fn check(
+    lxd: Option<&Lxd>,
+    settings: &Settings,
+    instance: Option<&str>,
+    label: &str,
+) -> Result<CheckReport> {
+    let instances = lxd.map(|l| l.instances());
+    let conflicts_checked = matches!(instances, Some(Ok(_)));
+    let mut sources: Vec<Source> = match instances {
+        Some(Ok(list)) => list.iter().map(Source::of).collect(),
+        _ => Vec::new(),
+    };
+    let name = instance.unwrap_or(NEW).to_string();
+    match sources.iter_mut().find(|s| s.name == name) {
+        Some(s) => s.label = label.to_string(),
+        None => sources.push(Source {
+            name: name.clone(),
+            created_at: "9999-12-31T23:59:59Z".into(),
+            running: true,
+            // TEST-NET-1: only to render and validate the would-be file.
+            ipv4: Some("192.0.2.1".into()),
+            label: label.to_string(),
+        }),
+    }
+    let ctx = HostView::read(&settings.expose)?.context(settings);
+    let p = plan(&sources, &ctx);
+    let (items, errors) = labels::parse(label);
+    let items: Vec<CheckedItem> = items
+        .into_iter()
+        .map(|i| {
+            let text = i.to_string();
+            CheckedItem {
+                problem: p
+                    .problems
+                    .iter()
+                    .find(|x| x.instance == name && x.item == text)
+                    .map(|x| x.message.clone()),
+                holds: i.claim().to_string(),
+                item: text,
+                parsed: i,
+            }
+        })
+        .collect();
+    Ok(CheckReport {
+        valid: errors.is_empty() && items.iter().all(|i| i.problem.is_none()),
+        instance: name,
+        conflicts_checked,
+        items,
+        errors,
+    })
+}
+
+impl Human for CheckReport {
+    fn human(&self) -> String {
+        let mut lines: Vec<String> = self
+            .items
+            .iter()
+            .map(|i| {
+                let what = match &i.parsed {
+                    Item::Http {
+                        tls, cport, auth, ..
+                    } => format!(
+                        "{} to container port {cport}{}",
+                        if *tls {
+                            "HTTPS (TLS at Traefik, http redirects to https)"
+                        } else {
+                            "plain HTTP"
+                        },
+                        match auth {
+                            None => String::new(),
+                            Some(g) if g.is_empty() => ", behind single sign-on".into(),
+                            Some(g) =>
+                                format!(", behind single sign-on for groups {}", g.join(", ")),
+                        }
+                    ),
+                    Item::Tcp { cport, .. } => format!("raw TCP to container port {cport}"),
+                    Item::Udp { cport, .. } => format!("raw UDP to container port {cport}"),
+                };
+                match &i.problem {
+                    None => format!("ok      {}: {what}; holds {}", i.item, i.holds),
+                    Some(p) => format!("refused {}: {p}", i.item),
+                }
+            })
+            .collect();
+        lines.extend(self.errors.iter().map(|e| format!("error   {e}")));
+        if !self.conflicts_checked {
+            lines.push("(LXD did not answer: other instances' claims were not checked)".into());
+        }
+        lines.join("\n")
+    }
+}

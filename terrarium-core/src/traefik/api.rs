@@ -1,0 +1,193 @@
+//! The running Traefik, asked on its loopback `traefik` entrypoint: ping,
+//! version, and which routers it really loaded from the file provider.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// A client for Traefik's API at `address` (`127.0.0.1:8082`, or `:8082`,
+/// which is asked on loopback).
+pub struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(address: &str) -> Api {
+        let addr = if address.starts_with(':') {
+            format!("127.0.0.1{address}")
+        } else {
+            address.to_string()
+        };
+        Api {
+            base: format!("http://{addr}"),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(3))
+                .build(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        self.agent
+            .get(&url)
+            .call()
+            .map_err(|e| Error::Unavailable(format!("Traefik's API at {url}: {e}")))?
+            .into_string()
+            .map_err(|e| Error::io(format!("reading {url}"), e))
+    }
+
+    /// Does Traefik answer its health check?
+    pub fn ping(&self) -> bool {
+        self.get("/ping").is_ok_and(|b| b.trim() == "OK")
+    }
+
+    pub fn version(&self) -> Result<String> {
+        let v: Value = serde_json::from_str(&self.get("/api/version")?)
+            .map_err(|e| Error::parse("Traefik's /api/version", e))?;
+        Ok(v["Version"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Every router Traefik runs, unpaginated (`/api/rawdata`).
+    pub fn routers(&self) -> Result<Vec<Router>> {
+        let v: Value = serde_json::from_str(&self.get("/api/rawdata")?)
+            .map_err(|e| Error::parse("Traefik's /api/rawdata", e))?;
+        Ok(routers_of(&v))
+    }
+}
+
+/// One router as Traefik reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Router {
+    /// `name@provider`.
+    pub name: String,
+    pub status: String,
+    pub errors: Vec<String>,
+}
+
+fn routers_of(raw: &Value) -> Vec<Router> {
+    ["routers", "tcpRouters", "udpRouters"]
+        .iter()
+        .filter_map(|k| raw[*k].as_object())
+        .flatten()
+        .map(|(name, r)| Router {
+            name: name.clone(),
+            status: r["status"].as_str().unwrap_or_default().to_string(),
+            errors: r["error"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The router names (without provider) the Terrarium files in the dynamic
+/// directory declare: the instances' `trm-*.yml` and the management file.
+pub fn routers_in_files(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(super::is_our_file(&name) || name == crate::harden::gate::MANAGEMENT_FILE) {
+            continue;
+        }
+        let Some(doc) = std::fs::read(entry.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            continue;
+        };
+        for section in ["http", "tcp", "udp"] {
+            if let Some(m) = doc[section]["routers"].as_object() {
+                out.extend(m.keys().cloned());
+            }
+        }
+    }
+    out
+}
+
+/// What Traefik loaded of Terrarium's files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Loaded {
+    /// Routers in the files.
+    pub expected: usize,
+    /// Of those, the ones Traefik runs.
+    pub loaded: usize,
+    /// In a file but not in Traefik (a file it could not read, or one it
+    /// has not picked up yet).
+    pub missing: Vec<String>,
+    /// Terrarium routers Traefik runs with an error (`name: error`).
+    pub errors: Vec<String>,
+}
+
+pub fn compare(expected: &BTreeSet<String>, running: &[Router]) -> Loaded {
+    let from_file: BTreeSet<&str> = running
+        .iter()
+        .filter_map(|r| r.name.strip_suffix("@file"))
+        .collect();
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|n| !from_file.contains(n.as_str()))
+        .cloned()
+        .collect();
+    Loaded {
+        expected: expected.len(),
+        loaded: expected.len() - missing.len(),
+        missing,
+        errors: running
+            .iter()
+            .filter(|r| {
+                r.name
+                    .strip_suffix("@file")
+                    .is_some_and(|n| expected.contains(n))
+            })
+            .flat_map(|r| r.errors.iter().map(move |e| format!("{}: {e}", r.name)))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rawdata_routers_are_compared_with_the_files() {
+        let raw = json!({
+            "routers": {
+                "trm-a_https-1@file": {"status": "enabled"},
+                "trm-b_http-2@file": {"status": "disabled", "error": ["the service \"x\" does not exist"]},
+                "api@internal": {"status": "enabled"},
+            },
+            "tcpRouters": {"trm-a_tcp-2222@file": {"status": "enabled"}},
+        });
+        let running = routers_of(&raw);
+        assert_eq!(running.len(), 4);
+        let expected: BTreeSet<String> = [
+            "trm-a_https-1",
+            "trm-a_tcp-2222",
+            "trm-b_http-2",
+            "trm-c_http-3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let l = compare(&expected, &running);
+        assert_eq!((l.expected, l.loaded), (4, 3));
+        assert_eq!(l.missing, ["trm-c_http-3"]);
+        assert_eq!(l.errors.len(), 1);
+        assert!(l.errors[0].starts_with("trm-b_http-2@file: "));
+    }
+
+    #[test]
+    fn a_port_only_address_is_asked_on_loopback() {
+        assert_eq!(Api::new(":8082").base, "http://127.0.0.1:8082");
+        assert_eq!(Api::new("127.0.0.1:9").base, "http://127.0.0.1:9");
+    }
+}

@@ -1,0 +1,560 @@
+//! Traefik as a supervised part of the host. Where systemd is the init it
+//! is a hardened unit (its own user, only the bind capability, a read-only
+//! system with ACME storage and logs writable). Elsewhere (containers, CI)
+//! Terrarium runs it itself, the way LXD is started there: a detached
+//! process under `setpriv` with the same user and capability, a pid file
+//! and a log. Every start and restart is verified: ping answers and every
+//! entrypoint of the static file listens.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::api::{self, Api, Loaded};
+use crate::error::{Error, Result};
+use crate::output::Human;
+use crate::process::Cmd;
+use crate::settings::ExposeSettings;
+use crate::systemd;
+
+pub const UNIT: &str = "traefik.service";
+
+/// How long a start may take before it counts as failed.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Supervisor {
+    Systemd,
+    Terrarium,
+    /// `expose.restart_command` names how this host restarts Traefik.
+    Command,
+}
+
+pub fn supervisor(e: &ExposeSettings) -> Supervisor {
+    if !e.restart_command.is_empty() {
+        Supervisor::Command
+    } else if systemd::is_running() {
+        Supervisor::Systemd
+    } else {
+        Supervisor::Terrarium
+    }
+}
+
+fn pid_file(e: &ExposeSettings) -> PathBuf {
+    Path::new(&e.state_dir).join("traefik.pid")
+}
+
+fn output_log(e: &ExposeSettings) -> PathBuf {
+    Path::new(&e.log_dir).join("traefik.out")
+}
+
+/// The hardened unit for hosts with systemd.
+pub fn unit(e: &ExposeSettings) -> systemd::Unit {
+    let mut env = String::new();
+    if !e.acme_ca_certificates.is_empty() {
+        env = format!(
+            "Environment=LEGO_CA_CERTIFICATES={}\n",
+            e.acme_ca_certificates
+        );
+    }
+    let user = if e.traefik_user.is_empty() {
+        String::new()
+    } else {
+        format!("User={0}\nGroup={0}\n", e.traefik_user)
+    };
+    let acme_dir = parent_of(&e.acme_storage);
+    systemd::Unit {
+        name: UNIT.into(),
+        content: format!(
+            "[Unit]\nDescription=Traefik, Terrarium's public proxy\nAfter=network-online.target\nWants=network-online.target\n\n\
+             [Service]\n{user}ExecStart={bin} --configFile={cfg}\n{env}Restart=on-failure\nRestartSec=2\n\
+             AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nNoNewPrivileges=true\n\
+             ProtectSystem=strict\nReadWritePaths={acme_dir} {logs}\nProtectHome=true\nPrivateTmp=true\nPrivateDevices=true\n\
+             ProtectKernelTunables=true\nProtectKernelModules=true\nProtectKernelLogs=true\nProtectControlGroups=true\n\
+             ProtectClock=true\nProtectHostname=true\nRestrictNamespaces=true\nRestrictSUIDSGID=true\nLockPersonality=true\n\
+             RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallArchitectures=native\nLimitNOFILE=1048576\n\n\
+             [Install]\nWantedBy=multi-user.target\n",
+            bin = e.traefik_binary,
+            cfg = e.static_file,
+            logs = e.log_dir,
+        ),
+        enable: true,
+    }
+}
+
+fn parent_of(path: &str) -> String {
+    Path::new(path)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub supervisor: Supervisor,
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// Ping on the loopback API answers.
+    pub answering: bool,
+    pub version: Option<String>,
+    pub api_address: String,
+    pub static_file: String,
+    /// Traefik's view of Terrarium's files (None when it does not answer).
+    pub files: Option<Loaded>,
+    pub log: String,
+}
+
+impl Status {
+    /// Up, answering, and running every router of Terrarium's files.
+    pub fn healthy(&self) -> bool {
+        self.running
+            && self.answering
+            && self
+                .files
+                .as_ref()
+                .is_some_and(|f| f.missing.is_empty() && f.errors.is_empty())
+    }
+}
+
+impl Human for Status {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "Traefik {}: {} (supervisor: {}{})\nAPI {} ({})\nstatic file {}\nlog {}",
+            self.version.as_deref().unwrap_or("?"),
+            if self.running {
+                "running"
+            } else {
+                "not running"
+            },
+            serde_json::to_value(self.supervisor)
+                .expect("enum")
+                .as_str()
+                .unwrap_or_default(),
+            self.pid.map(|p| format!(", pid {p}")).unwrap_or_default(),
+            self.api_address,
+            if self.answering {
+                "answers"
+            } else {
+                "does not answer"
+            },
+            self.static_file,
+            self.log,
+        );
+        if let Some(f) = &self.files {
+            s.push_str(&format!(
+                "\nTerrarium's routes loaded: {} of {}",
+                f.loaded, f.expected
+            ));
+            for m in &f.missing {
+                s.push_str(&format!("\n  not loaded: {m}"));
+            }
+            for e in &f.errors {
+                s.push_str(&format!("\n  error: {e}"));
+            }
+        }
+        s
+    }
+}
+
+/// The pid of the Traefik Terrarium runs, if it is alive and really ours
+/// (the pid file can outlive its process, and pids are reused).
+fn our_pid(e: &ExposeSettings) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file(e))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let want = format!("--configFile={}", e.static_file);
+    let ours = cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes());
+    (ours && alive(pid)).then_some(pid)
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; /proc/PID/stat's third field says so.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+fn systemd_pid() -> Option<u32> {
+    let out = Cmd::new("systemctl")
+        .args(["show", "-p", "MainPID", "--value", UNIT])
+        .run()
+        .ok()?;
+    out.stdout_str().trim().parse().ok().filter(|p| *p != 0)
+}
+
+fn api_of(e: &ExposeSettings) -> Api {
+    Api::new(&e.api_address)
+}
+
+pub fn status(e: &ExposeSettings) -> Status {
+    let sup = supervisor(e);
+    let pid = match sup {
+        Supervisor::Systemd => systemd_pid(),
+        _ => our_pid(e),
+    };
+    let api = api_of(e);
+    let answering = api.ping();
+    let files = answering
+        .then(|| api.routers().ok())
+        .flatten()
+        .map(|running| api::compare(&api::routers_in_files(Path::new(&e.dynamic_dir)), &running));
+    Status {
+        supervisor: sup,
+        // Under a restart command Terrarium knows no pid; answering is up.
+        running: pid.is_some() || (sup == Supervisor::Command && answering),
+        pid,
+        answering,
+        version: answering.then(|| api.version().ok()).flatten(),
+        api_address: e.api_address.clone(),
+        static_file: e.static_file.clone(),
+        files,
+        log: Path::new(&e.log_dir)
+            .join("traefik.log")
+            .display()
+            .to_string(),
+    }
+}
+
+/// The API address must be loopback: it is read-only but unauthenticated.
+pub fn check_settings(e: &ExposeSettings) -> Result<()> {
+    let host = e
+        .api_address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or("");
+    let loopback = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(Error::Usage(format!(
+            "expose.api_address {:?} must be a loopback address such as 127.0.0.1:8082",
+            e.api_address
+        )));
+    }
+    Ok(())
+}
+
+/// Directories Traefik writes, owned by its user.
+fn prepare_dirs(e: &ExposeSettings) -> Result<()> {
+    for dir in [
+        e.log_dir.clone(),
+        parent_of(&e.acme_storage),
+        e.state_dir.clone(),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
+    }
+    if e.traefik_user.is_empty() || !crate::fs::is_root() {
+        return Ok(());
+    }
+    let user = nix::unistd::User::from_name(&e.traefik_user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the Traefik user '{}' does not exist (scripts/setup-host.sh creates it)",
+                e.traefik_user
+            ))
+        })?;
+    let mut paths = vec![
+        PathBuf::from(&e.log_dir),
+        PathBuf::from(parent_of(&e.acme_storage)),
+    ];
+    for f in ["traefik.log", "access.log", "traefik.out"] {
+        paths.push(Path::new(&e.log_dir).join(f));
+    }
+    paths.push(PathBuf::from(&e.acme_storage));
+    for p in paths.iter().filter(|p| p.exists()) {
+        nix::unistd::chown(p, Some(user.uid), Some(user.gid))
+            .map_err(|err| Error::io(format!("chown {}", p.display()), err.into()))?;
+    }
+    Ok(())
+}
+
+/// The argv that runs Traefik as its own user with only the capability to
+/// bind low ports (when we are root and a user is set).
+fn traefik_cmd(e: &ExposeSettings) -> Cmd {
+    let config = format!("--configFile={}", e.static_file);
+    let mut cmd = if e.traefik_user.is_empty() || !crate::fs::is_root() {
+        Cmd::new(&e.traefik_binary).arg(config)
+    } else {
+        Cmd::new("setpriv").args([
+            format!("--reuid={}", e.traefik_user),
+            format!("--regid={}", e.traefik_user),
+            "--init-groups".into(),
+            "--inh-caps=-all,+net_bind_service".into(),
+            "--ambient-caps=-all,+net_bind_service".into(),
+            "--bounding-set=-all,+net_bind_service".into(),
+            "--no-new-privs".into(),
+            "--".into(),
+            e.traefik_binary.clone(),
+            config,
+        ])
+    };
+    if !e.acme_ca_certificates.is_empty() {
+        cmd = cmd.env("LEGO_CA_CERTIFICATES", &e.acme_ca_certificates);
+    }
+    cmd
+}
+
+fn require_static(e: &ExposeSettings) -> Result<Value> {
+    let bytes = std::fs::read(&e.static_file).map_err(|err| {
+        Error::WrongState(format!(
+            "Traefik's static file {} cannot be read ({err}): run `trm-expose sync` first",
+            e.static_file
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|err| Error::parse(e.static_file.clone(), err))
+}
+
+/// Start Traefik unless it already runs and answers. Verified.
+pub fn start(e: &ExposeSettings) -> Result<Status> {
+    check_settings(e)?;
+    let st = status(e);
+    if st.running && st.answering {
+        return Ok(st);
+    }
+    launch(e)?;
+    verify(e)
+}
+
+fn launch(e: &ExposeSettings) -> Result<()> {
+    require_static(e)?;
+    if !Path::new(&e.traefik_binary).is_file() {
+        return Err(Error::ToolMissing {
+            tool: e.traefik_binary.clone(),
+            hint: "scripts/setup-host.sh installs the pinned Traefik".into(),
+        });
+    }
+    prepare_dirs(e)?;
+    match supervisor(e) {
+        Supervisor::Systemd => {
+            let u = unit(e);
+            let dir = Path::new(systemd::DEFAULT_UNIT_DIR);
+            if std::fs::read_to_string(dir.join(&u.name)).ok().as_deref() != Some(&u.content) {
+                systemd::install(&[u], dir, false)?;
+            }
+            Cmd::new("systemctl").args(["restart", UNIT]).run()?;
+        }
+        Supervisor::Terrarium => {
+            if let Some(pid) = our_pid(e) {
+                terminate(pid);
+            }
+            let pid = traefik_cmd(e).spawn_daemon(&output_log(e))?;
+            crate::fs::atomic_write(&pid_file(e), format!("{pid}\n").as_bytes(), 0o644)?;
+        }
+        Supervisor::Command => {
+            let (prog, args) = e.restart_command.split_first().expect("non-empty");
+            Cmd::new(which::which(prog).map_err(|_| Error::ToolMissing {
+                tool: prog.clone(),
+                hint: "expose.restart_command names it".into(),
+            })?)
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .run()?;
+        }
+    }
+    Ok(())
+}
+
+/// Restart (a new static file: new entrypoints), then verify.
+pub fn restart(e: &ExposeSettings) -> Result<Status> {
+    check_settings(e)?;
+    launch(e)?;
+    verify(e)
+}
+
+/// Stop the Traefik Terrarium supervises. True when one was stopped.
+pub fn stop(e: &ExposeSettings) -> Result<bool> {
+    match supervisor(e) {
+        Supervisor::Systemd => {
+            let was = systemd_pid().is_some();
+            Cmd::new("systemctl").args(["stop", UNIT]).run()?;
+            Ok(was)
+        }
+        Supervisor::Terrarium => {
+            let pid = our_pid(e);
+            if let Some(pid) = pid {
+                terminate(pid);
+            }
+            let _ = std::fs::remove_file(pid_file(e));
+            Ok(pid.is_some())
+        }
+        Supervisor::Command => Err(Error::Usage(
+            "expose.restart_command manages Traefik on this host; stop it the same way".into(),
+        )),
+    }
+}
+
+fn terminate(pid: u32) {
+    use nix::sys::signal::{kill, Signal};
+    let p = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = kill(p, Signal::SIGTERM);
+    let until = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        let _ = kill(p, Signal::SIGKILL);
+        while alive(pid) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The ports the static file's entrypoints bind (address `[host]:port[/proto]`).
+pub fn entrypoint_ports(static_file: &Value) -> Vec<(String, bool, u16)> {
+    static_file["entryPoints"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, ep)| {
+            let addr = ep["address"].as_str()?;
+            let (addr, udp) = match addr.rsplit_once('/') {
+                Some((a, proto)) => (a, proto == "udp"),
+                None => (addr, false),
+            };
+            let port = addr.rsplit_once(':')?.1.parse().ok()?;
+            Some((name.clone(), udp, port))
+        })
+        .collect()
+}
+
+/// Wait until Traefik answers ping and every entrypoint listens; a process
+/// that died, or a port that never opens, is an error with the log's tail.
+fn verify(e: &ExposeSettings) -> Result<Status> {
+    let doc = require_static(e)?;
+    let ports = entrypoint_ports(&doc);
+    let api = api_of(e);
+    let until = Instant::now() + READY_WITHIN;
+    loop {
+        let st = status(e);
+        let dead = !st.running && supervisor(e) != Supervisor::Command;
+        let closed: Vec<String> = if st.answering {
+            let (tcp, udp) = (
+                crate::net::listening_ports(false),
+                crate::net::listening_ports(true),
+            );
+            ports
+                .iter()
+                .filter(|(_, is_udp, port)| !(if *is_udp { &udp } else { &tcp }).contains(port))
+                .map(|(name, is_udp, port)| {
+                    format!("{name} ({port}/{})", if *is_udp { "udp" } else { "tcp" })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if st.answering && closed.is_empty() && api.ping() {
+            return Ok(st);
+        }
+        if dead || Instant::now() >= until {
+            let why = if dead {
+                "Traefik exited".to_string()
+            } else if !st.answering {
+                format!(
+                    "Traefik did not answer ping on {} within {}s",
+                    e.api_address,
+                    READY_WITHIN.as_secs()
+                )
+            } else {
+                format!("Traefik does not listen on {}", closed.join(", "))
+            };
+            return Err(Error::Unavailable(format!(
+                "{why}; last lines of its logs:\n{}",
+                log_tail(e)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_tail(e: &ExposeSettings) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for f in [output_log(e), Path::new(&e.log_dir).join("traefik.log")] {
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            let all: Vec<&str> = text.lines().collect();
+            let from = all.len().saturating_sub(5);
+            lines.extend(all[from..].iter().map(|l| format!("{}: {l}", f.display())));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_unit_is_hardened_and_runs_the_pinned_binary() {
+        let e = ExposeSettings::default();
+        let u = unit(&e);
+        for line in [
+            "User=traefik",
+            "ExecStart=/usr/local/bin/traefik --configFile=/etc/traefik/traefik.yml",
+            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+            "NoNewPrivileges=true",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/traefik /var/log/traefik",
+        ] {
+            assert!(
+                u.content.lines().any(|l| l == line),
+                "missing {line}:\n{}",
+                u.content
+            );
+        }
+        assert!(!u.content.contains("LEGO_CA_CERTIFICATES"));
+    }
+
+    #[test]
+    fn entrypoint_ports_read_every_address_form() {
+        let doc = json!({"entryPoints": {
+            "web": {"address": ":80"},
+            "traefik": {"address": "127.0.0.1:8082"},
+            "udp-5353": {"address": ":5353/udp"},
+            "tcp-2222": {"address": ":2222/tcp"},
+        }});
+        let mut p = entrypoint_ports(&doc);
+        p.sort();
+        assert_eq!(
+            p,
+            [
+                ("tcp-2222".to_string(), false, 2222),
+                ("traefik".into(), false, 8082),
+                ("udp-5353".into(), true, 5353),
+                ("web".into(), false, 80),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_api_must_stay_on_loopback() {
+        let mut e = ExposeSettings::default();
+        check_settings(&e).unwrap();
+        e.api_address = "[::1]:8082".into();
+        check_settings(&e).unwrap();
+        for bad in [":8082", "0.0.0.0:8082", "10.0.0.1:8082"] {
+            e.api_address = bad.into();
+            assert!(check_settings(&e).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_restart_command_takes_precedence() {
+        let mut e = ExposeSettings::default();
+        e.restart_command = vec!["true".into()];
+        assert_eq!(supervisor(&e), Supervisor::Command);
+    }
+}
