@@ -2,6 +2,7 @@
 //! end-to-end test bed against a real LXD.
 
 pub mod e2e;
+pub mod proxy;
 
 use std::path::Path;
 

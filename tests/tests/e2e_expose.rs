@@ -1,8 +1,11 @@
-//! End-to-end tests of `trm-expose` against real LXD (TRM_E2E=1): a web
-//! server in a container made public by label, files that validate
-//! against Traefik's schemas and point at an answering backend, address
-//! changes followed by `watch`, stops that withdraw routes, conflicts,
-//! raw ports with UFW rules inside a network namespace, crash safety and
+//! End-to-end tests of `trm-expose` against real LXD, a real Traefik and
+//! a real ACME CA (pebble), all on loopback or the suite's own bridge
+//! (TRM_E2E=1). Every route is checked the way a user would: a request
+//! through Traefik, the body from the right container, the certificate
+//! chain verified against pebble's root. Also: address changes followed
+//! by `watch`, stops that withdraw routes, conflicts, raw TCP and UDP
+//! ports with UFW rules inside a network namespace, verified restarts,
+//! a broken file planted in the watched directory, crash safety and
 //! concurrency.
 
 use std::collections::BTreeMap;
@@ -15,12 +18,24 @@ use terrarium_core::traefik;
 use terrarium_tests::e2e::{
     self, eventually, lxc, lxc_json, lxc_ok, Bed, Names, Runner, EXPOSE_SUITE,
 };
+use terrarium_tests::proxy::{Pebble, Ports};
 
 const N: Names = EXPOSE_SUITE;
 const NETNS: &str = "trm-e2e-exp";
 const APP: &str = "x-app";
 const OTHER: &str = "x-other";
 const HOST: &str = "app.example.test";
+const PORTS: Ports = Ports {
+    http: 18080,
+    https: 18443,
+    api: 18082,
+    acme: 14000,
+    acme_mgmt: 15001,
+    dns: 18053,
+};
+/// The single-sign-on gate's address: nothing listens there, so `@auth`
+/// routes must fail closed.
+const GATE: &str = "http://127.0.0.1:14180";
 
 /// Paths of this suite's Traefik side, firewall copy and restart log.
 struct Side {
@@ -34,11 +49,11 @@ impl Side {
     fn static_file(&self) -> PathBuf {
         self.dir.path().join("traefik.yml")
     }
-    fn restart_log(&self) -> PathBuf {
-        self.dir.path().join("restarts.log")
-    }
     fn restart_fails(&self) -> PathBuf {
-        self.dir.path().join("restart-must-fail")
+        self.dir.path().join("traefik-must-fail")
+    }
+    fn sshd_config(&self) -> PathBuf {
+        self.dir.path().join("sshd_config")
     }
     fn ufw_root(&self) -> PathBuf {
         self.dir.path().join("ufw")
@@ -46,10 +61,13 @@ impl Side {
     fn file(&self, instance: &str) -> PathBuf {
         self.dynamic().join(format!("trm-{instance}.yml"))
     }
-    fn restarts(&self) -> usize {
-        std::fs::read_to_string(self.restart_log())
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+    /// Traefik's pid, from the pid file Terrarium's supervision keeps.
+    fn traefik_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("state/traefik.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -91,31 +109,47 @@ fn ufw(side: &Side, wrapper: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Replace the [expose] table of the bed's settings with this suite's.
-fn configure(bed: &Bed, side: &Side) {
+/// Replace the [expose] table of the bed's settings with this suite's:
+/// Traefik on loopback ports of its own, ACME from pebble, and a wrapper
+/// around the pinned binary that refuses to start while a flag file
+/// exists (to prove a failed restart is remembered and retried).
+fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
     let path = bed.config_dir.path().join("terrarium.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let base = text.split("[expose]").next().unwrap().to_string();
-    let restart = side.dir.path().join("restart-traefik");
+    let wrapper = side.dir.path().join("traefik");
     std::fs::write(
-        &restart,
+        &wrapper,
         format!(
-            "#!/bin/sh\n[ -e {fail} ] && {{ echo 'traefik: restart refused' >&2; exit 1; }}\necho restarted >> {log}\n",
+            "#!/bin/sh\n[ -e {fail} ] && {{ echo 'traefik: refusing to start (test flag)' >&2; exit 1; }}\nexec /usr/local/bin/traefik \"$@\"\n",
             fail = side.restart_fails().display(),
-            log = side.restart_log().display()
         ),
     )
     .unwrap();
-    sh(&format!("chmod +x {}", restart.display()));
+    sh(&format!(
+        "chmod 0755 {} {}",
+        wrapper.display(),
+        side.dir.path().display()
+    ));
     let r = side.ufw_root();
+    let d = side.dir.path();
     let expose = format!(
-        "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"example.test\"\nrestart_command = [\"{}\"]\nufw = true\nufw_rootdir = \"{}\"\nufw_datadir = \"{}\"\nstate_dir = \"{}\"\n",
+        "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"example.test\"\nufw = true\nufw_rootdir = \"{r}\"\nufw_datadir = \"{r}\"\nstate_dir = \"{}\"\n\
+         acme_storage = \"{}\"\nacme_ca_server = \"{}\"\nacme_ca_certificates = \"{}\"\n\
+         http_address = \"127.0.0.1:{}\"\nhttps_address = \"127.0.0.1:{}\"\napi_address = \"127.0.0.1:{}\"\n\
+         auth_address = \"{GATE}\"\ntraefik_binary = \"{}\"\nlog_dir = \"{}\"\n",
         side.dynamic().display(),
         side.static_file().display(),
-        restart.display(),
-        r.display(),
-        r.display(),
-        side.dir.path().join("state").display(),
+        d.join("state").display(),
+        d.join("acme/acme.json").display(),
+        pebble.directory_url(),
+        pebble.ca().display(),
+        PORTS.http,
+        PORTS.https,
+        PORTS.api,
+        wrapper.display(),
+        d.join("log").display(),
+        r = r.display(),
     );
     std::fs::write(&path, base + &expose).unwrap();
 }
@@ -163,23 +197,6 @@ fn backend_url(file: &Value) -> String {
         .to_string()
 }
 
-fn http_status(url: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "5",
-            "-w",
-            "%{http_code}",
-            url,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn ipv4(name: &str) -> String {
     let st = lxc_json(&format!(
         "/1.0/instances/{name}/state?project={}",
@@ -194,13 +211,7 @@ fn ipv4(name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn start_web_server(name: &str) {
-    // A real service on 0.0.0.0:3000 that comes back after restarts.
-    let unit = "[Unit]\nDescription=test web\n[Service]\nExecStart=/usr/bin/python3 -m http.server 3000 --directory /srv/www\n[Install]\nWantedBy=multi-user.target\n";
-    let script = format!(
-        "mkdir -p /srv/www && echo 'hello from {name}' > /srv/www/index.html && printf '{}' > /etc/systemd/system/web.service && systemctl daemon-reload && systemctl enable --now web.service",
-        unit.replace('\n', "\\n")
-    );
+fn in_container(name: &str, script: &str) {
     lxc_ok(&[
         "exec",
         "--project",
@@ -209,8 +220,40 @@ fn start_web_server(name: &str) {
         "--",
         "sh",
         "-c",
-        &script,
+        script,
     ]);
+}
+
+/// A systemd service in the container from a one-line ExecStart.
+fn service(name: &str, unit: &str, exec: &str) {
+    let text = format!(
+        "[Unit]\nDescription={unit}\n[Service]\nExecStart={exec}\nRestart=always\n[Install]\nWantedBy=multi-user.target\n"
+    );
+    in_container(
+        name,
+        &format!(
+            "printf '{}' > /etc/systemd/system/{unit}.service && systemctl daemon-reload && systemctl enable --now {unit}.service",
+            text.replace('\n', "\\n")
+        ),
+    );
+}
+
+/// Real services that come back after restarts: HTTP on 0.0.0.0:3000
+/// saying whose it is, and a UDP echo on 5353 doing the same.
+fn start_services(name: &str) {
+    in_container(
+        name,
+        &format!(
+            "mkdir -p /srv/www/shared && echo 'hello from {name}' > /srv/www/index.html && echo 'shared of {name}' > /srv/www/shared/index.html && \
+             printf 'import socket\\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\\ns.bind((\"0.0.0.0\", 5353))\\nwhile True:\\n    d, a = s.recvfrom(2048)\\n    s.sendto(b\"echo from {name}: \" + d, a)\\n' > /srv/echo.py"
+        ),
+    );
+    service(
+        name,
+        "web",
+        "/usr/bin/python3 -m http.server 3000 --directory /srv/www",
+    );
+    service(name, "echo", "/usr/bin/python3 /srv/echo.py");
     eventually("the web server", 30, || {
         lxc(&[
             "exec",
@@ -227,6 +270,56 @@ fn start_web_server(name: &str) {
     });
 }
 
+/// Wait until `https://host/` through Traefik verifies against pebble's
+/// root (the ACME certificate is there) and answers from `instance`.
+fn serves(pebble: &Pebble, scheme: &str, host: &str, instance: &str) {
+    let want = format!("hello from {instance}");
+    let mut last = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let r = pebble.get(scheme, host, "/");
+        if r.ok_from(&want) {
+            return;
+        }
+        last = Some(r);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{scheme}://{host} never served {want:?}: last {last:?}");
+}
+
+/// One UDP datagram to Traefik's entrypoint on loopback; the reply, if any.
+fn udp_echo(port: u16, text: &str) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(text.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 2048];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A plain HTTP/1.0 request over a TCP entrypoint on loopback.
+fn tcp_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(2),
+    ) else {
+        return String::new();
+    };
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+fn proxy_status(bed: &Bed) -> Value {
+    let out = expose(bed, &["proxy", "status"]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn main() {
     if !e2e::enabled("e2e_expose") {
         return;
@@ -236,17 +329,23 @@ fn main() {
         dir: tempfile::tempdir().unwrap(),
     };
     std::fs::create_dir_all(side.dynamic()).unwrap();
+    let pebble = Pebble::start(&side.dir.path().join("pebble"), PORTS);
     let wrapper = setup_firewall(&side);
+    std::fs::write(side.sshd_config(), "Port 22\nPort 2299\n").unwrap();
     bed.extra_env
         .push(("TRM_UFW".into(), wrapper.display().to_string()));
+    bed.extra_env.push((
+        "TRM_SSHD_CONFIG".into(),
+        side.sshd_config().display().to_string(),
+    ));
     bed.extra_env
         .push(("TRM_LOCK_WAIT_SECS".into(), "300".into()));
     let bed = bed;
     let mut t = Runner::new();
 
-    t.case("setup_two_containers_with_a_web_server", || {
+    t.case("setup_traefik_and_two_containers_with_services", || {
         bed.trm_json(&bed.init_args());
-        configure(&bed, &side);
+        configure(&bed, &side, &pebble);
         let a = bed
             .tool("trm")
             .args(["launch", APP, "--format", "json"])
@@ -259,40 +358,136 @@ fn main() {
             .output()
             .unwrap();
         e2e::assert_ok(&b, "launch x-other");
-        start_web_server(APP);
-        start_web_server(OTHER);
+        start_services(APP);
+        start_services(OTHER);
+        // The first sync writes the static file; Traefik starts, verified.
+        expose_json(&bed, &["sync"]);
+        let st = expose_json(&bed, &["proxy", "start"]);
+        assert_eq!(st["running"], true, "{st}");
+        assert_eq!(st["answering"], true, "{st}");
+        assert_eq!(st["version"], "3.7.15");
+        assert_eq!(
+            st["supervisor"], "terrarium",
+            "no systemd here: Terrarium supervises"
+        );
+        let pid = side.traefik_pid().expect("a pid file");
+        let user = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid_line = user
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap()
+            .to_string();
+        assert!(
+            !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+            "Traefik runs unprivileged: {uid_line}"
+        );
+        let cap_eff = user.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        assert!(
+            cap_eff.ends_with("0000000000000400"),
+            "only CAP_NET_BIND_SERVICE: {cap_eff}"
+        );
+        let st: Value =
+            serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap()).unwrap();
+        assert_eq!(st["global"]["checkNewVersion"], false, "no phoning home");
+        assert_eq!(st["global"]["sendAnonymousUsage"], false);
+        // Nothing routed: an unknown host answers 404 on both entrypoints.
+        let r = pebble.get("http", "nobody.example.test", "/");
+        assert_eq!(r.status, 404, "{r:?}");
+        assert!(!r.body.contains("hello from"));
     });
 
-    t.case("add_writes_a_valid_file_whose_backend_answers", || {
-        let out = expose_json(&bed, &["add", APP, "--port", "3000", "--host", HOST]);
-        assert_eq!(out["changed"], true);
-        assert_eq!(
-            lxc_ok(&["config", "get", "--project", N.project, APP, "user.proxy"]).trim(),
-            "https://app.example.test:3000"
+    t.case(
+        "https_route_serves_the_right_container_with_a_pebble_certificate",
+        || {
+            let out = expose_json(&bed, &["add", APP, "--port", "3000", "--host", HOST]);
+            assert_eq!(out["changed"], true);
+            assert_eq!(
+                lxc_ok(&["config", "get", "--project", N.project, APP, "user.proxy"]).trim(),
+                "https://app.example.test:3000"
+            );
+            let file = valid_file(&side.file(APP));
+            assert_eq!(backend_url(&file), format!("http://{}:3000", ipv4(APP)));
+            // Through Traefik, TLS verified against pebble's root: the ACME
+            // certificate came through the HTTP-01 challenge Traefik answered.
+            serves(&pebble, "https", HOST, APP);
+            // HTTP redirects to HTTPS, on the HTTPS entrypoint's port.
+            let r = pebble.get("http", HOST, "/x");
+            assert!(matches!(r.status, 301 | 308), "{r:?}");
+            assert_eq!(r.redirect, format!("https://{HOST}:{}/x", PORTS.https));
+            // A host with no route: 404, and never a container's page.
+            for scheme in ["http", "https"] {
+                let r = pebble.get(scheme, "unrouted.example.test", "/");
+                assert!(!r.body.contains("hello from"), "{r:?}");
+            }
+            assert_eq!(pebble.get("http", "unrouted.example.test", "/").status, 404);
+            // Adding the same thing again changes nothing.
+            assert_eq!(
+                expose_json(&bed, &["add", APP, "--port", "3000", "--host", HOST])["changed"],
+                false
+            );
+            let list = expose_json(&bed, &["list"]);
+            let r = &list["routes"][0];
+            assert_eq!(
+                (r["instance"].as_str(), r["state"].as_str()),
+                (Some(APP), Some("active"))
+            );
+            assert_eq!(r["public"], format!("https://{HOST}"));
+            let st = proxy_status(&bed);
+            assert_eq!(
+                st["files"]["missing"],
+                serde_json::json!([]),
+                "Traefik loaded every Terrarium router: {st}"
+            );
+            assert!(st["files"]["loaded"].as_u64().unwrap() >= 2);
+        },
+    );
+
+    t.case("http_route_serves_plain_http", || {
+        expose_json(
+            &bed,
+            &[
+                "add",
+                OTHER,
+                "--port",
+                "3000",
+                "--host",
+                "plain.example.test",
+                "--http",
+            ],
         );
-        let file = valid_file(&side.file(APP));
-        let url = backend_url(&file);
-        assert_eq!(url, format!("http://{}:3000", ipv4(APP)));
-        assert_eq!(http_status(&url), "200");
-        let rule = file["http"]["routers"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|r| r["rule"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>();
-        assert!(rule.contains(&format!("Host(`{HOST}`)")), "{rule:?}");
-        // Adding the same thing again changes nothing.
-        assert_eq!(
-            expose_json(&bed, &["add", APP, "--port", "3000", "--host", HOST])["changed"],
-            false
+        serves(&pebble, "http", "plain.example.test", OTHER);
+        let r = pebble.get("http", "plain.example.test", "/");
+        assert_eq!(r.status, 200, "no redirect for an http:// item: {r:?}");
+        expose_json(&bed, &["remove", OTHER, "--host", "plain.example.test"]);
+        eventually("the removed route to 404", 10, || {
+            pebble.get("http", "plain.example.test", "/").status == 404
+        });
+    });
+
+    t.case("auth_routes_fail_closed_while_the_gate_is_down", || {
+        expose_json(
+            &bed,
+            &[
+                "add",
+                OTHER,
+                "--port",
+                "3000",
+                "--host",
+                "secret.example.test",
+                "--auth=admins",
+            ],
         );
-        let list = expose_json(&bed, &["list"]);
-        let r = &list["routes"][0];
-        assert_eq!(
-            (r["instance"].as_str(), r["state"].as_str()),
-            (Some(APP), Some("active"))
+        eventually("the auth route to be loaded", 60, || {
+            let r = pebble.get("https", "secret.example.test", "/");
+            r.curl_exit == 0 && r.status != 404
+        });
+        let r = pebble.get("https", "secret.example.test", "/");
+        assert!(
+            r.status >= 500,
+            "a down gate must not let anyone through: {r:?}"
         );
-        assert_eq!(r["public"], format!("https://{HOST}"));
+        assert!(!r.body.contains("hello from"), "{r:?}");
+        expose_json(&bed, &["remove", OTHER, "--host", "secret.example.test"]);
     });
 
     t.case("a_second_instance_cannot_take_the_host", || {
@@ -302,11 +497,6 @@ fn main() {
             &["add", OTHER, "--port", "3000", "--host", HOST],
             2,
             "held by instance 'x-app'",
-        );
-        assert!(
-            lxc_ok(&["config", "get", "--project", N.project, OTHER, "user.proxy"])
-                .trim()
-                .is_empty()
         );
         assert!(!side.file(OTHER).exists());
         assert_eq!(std::fs::read(side.file(APP)).unwrap(), before);
@@ -329,52 +519,94 @@ fn main() {
             2,
             "invalid exposure",
         );
+        serves(&pebble, "https", HOST, APP);
     });
 
-    t.case(
-        "hand_set_conflicts_and_bad_labels_block_only_themselves",
-        || {
-            set_label(
-                OTHER,
-                "https://app.example.test\nhttps://{{ .Env.X }}\nhttps://other.example.test:3000",
-            );
-            let out = expose(&bed, &["sync"]);
-            assert_eq!(
-                out.status.code(),
-                Some(1),
-                "problems make sync exit non-zero"
-            );
-            let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
-            let problems = rep["problems"].as_array().unwrap();
-            assert_eq!(problems.len(), 2, "{problems:?}");
-            assert!(problems.iter().all(|p| p["instance"] == OTHER));
-            valid_file(&side.file(APP));
-            assert!(
-                backend_url(&valid_file(&side.file(APP))).contains(&ipv4(APP)),
-                "x-app keeps its route"
-            );
-            let other = valid_file(&side.file(OTHER));
-            assert!(
-                other.to_string().contains("other.example.test"),
-                "x-other's good item is routed"
-            );
-            assert_eq!(http_status(&backend_url(&other)), "200");
-            lxc_ok(&[
-                "config",
-                "unset",
-                "--project",
-                N.project,
-                OTHER,
-                "user.proxy",
-            ]);
-            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
-            assert!(!side.file(OTHER).exists(), "no exposure left, no file");
-        },
-    );
+    t.case("check_tells_everything_sync_would_refuse", || {
+        let label = format!(
+            "tcp://22:22, tcp://443:8443, https://manage.example.test, tcp://2299:22, udp://67, https://{HOST}, https://fine.example.test:3000"
+        );
+        let out = expose(&bed, &["check", &label, "--instance", OTHER]);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rep["valid"], false);
+        assert_eq!(rep["conflicts_checked"], true);
+        let problem = |item: &str| -> String {
+            rep["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["item"].as_str().unwrap().starts_with(item))
+                .unwrap_or_else(|| panic!("{item} in {rep}"))["problem"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(problem("tcp://22").contains("host itself needs"));
+        assert!(problem("tcp://443").contains("host itself needs"));
+        assert!(problem("https://manage.").contains("management hostname"));
+        assert!(problem("tcp://2299").contains("(SSH)"), "sshd's configured port");
+        assert!(problem("udp://67").contains("already listens"), "dnsmasq's DHCP port");
+        assert!(problem(&format!("https://{HOST}")).contains("held by instance 'x-app'"));
+        assert_eq!(problem("https://fine."), "");
+        // The same label set by hand: sync refuses exactly those items.
+        set_label(OTHER, &label);
+        let out = expose(&bed, &["sync"]);
+        assert_eq!(out.status.code(), Some(1));
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let refused: Vec<String> = rep["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["instance"] == OTHER)
+            .map(|p| p["item"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(refused.len(), 6, "{refused:?}");
+        let st: Value = serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap()).unwrap();
+        for ep in ["tcp-22", "tcp-443", "tcp-2299", "udp-67"] {
+            assert!(st["entryPoints"].get(ep).is_none(), "{ep} must not become an entrypoint");
+        }
+        serves(&pebble, "https", "fine.example.test", OTHER);
+        serves(&pebble, "https", HOST, APP);
+        lxc_ok(&["config", "unset", "--project", N.project, OTHER, "user.proxy"]);
+        assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+        assert!(!side.file(OTHER).exists(), "no exposure left, no file");
+        // A label check needs no instance: a new one loses every claim.
+        let out = expose(&bed, &["check", &format!("https://{HOST}")]);
+        assert_eq!(out.status.code(), Some(2));
+    });
+
+    t.case("hand_set_bad_labels_block_only_themselves", || {
+        set_label(
+            OTHER,
+            "https://{{ .Env.X }}\nhttps://other.example.test:3000",
+        );
+        let out = expose(&bed, &["sync"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "problems make sync exit non-zero"
+        );
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let problems = rep["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        serves(&pebble, "https", "other.example.test", OTHER);
+        serves(&pebble, "https", HOST, APP);
+        lxc_ok(&[
+            "config",
+            "unset",
+            "--project",
+            N.project,
+            OTHER,
+            "user.proxy",
+        ]);
+        assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+    });
 
     t.case("a_copy_never_steals_its_originals_route", || {
         lxc_ok(&["copy", "--project", N.project, APP, "x-copy"]);
         lxc_ok(&["start", "--project", N.project, "x-copy"]);
+        in_container("x-copy", "echo 'hello from x-copy' > /srv/www/index.html");
         let out = expose(&bed, &["sync"]);
         assert_eq!(out.status.code(), Some(1));
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -386,7 +618,7 @@ fn main() {
             "{rep}"
         );
         assert!(!side.file("x-copy").exists());
-        assert!(backend_url(&valid_file(&side.file(APP))).contains(&ipv4(APP)));
+        serves(&pebble, "https", HOST, APP);
         lxc_ok(&["delete", "--force", "--project", N.project, "x-copy"]);
         assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
     });
@@ -417,56 +649,97 @@ fn main() {
             std::fs::read_to_string(side.file(APP))
                 .is_ok_and(|t| t.contains(&format!("http://{new}:3000")))
         });
+        serves(&pebble, "https", HOST, APP);
+        // A label set by hand goes live through watch alone.
+        set_label(OTHER, "https://by-hand.example.test:3000");
+        serves(&pebble, "https", "by-hand.example.test", OTHER);
+        lxc_ok(&[
+            "config",
+            "unset",
+            "--project",
+            N.project,
+            OTHER,
+            "user.proxy",
+        ]);
+        eventually("the hand-removed route to 404", 30, || {
+            pebble.get("https", "by-hand.example.test", "/").status == 404
+        });
         let _ = watch.kill();
         let _ = watch.wait();
-        let url = backend_url(&valid_file(&side.file(APP)));
-        eventually("the backend to answer", 30, || http_status(&url) == "200");
-    });
-
-    t.case("stopping_withdraws_routes_but_keeps_the_claim", || {
-        lxc_ok(&["stop", "--project", N.project, APP]);
-        assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
-        assert!(
-            !side.file(APP).exists(),
-            "a stopped instance's routes carry no traffic"
-        );
-        let list = expose_json(&bed, &["list"]);
-        assert_eq!(list["routes"][0]["state"], "stopped");
-        bed.refused(
-            "trm-expose",
-            &["add", OTHER, "--port", "3000", "--host", HOST],
-            2,
-            "held by instance 'x-app'",
-        );
-        lxc_ok(&["start", "--project", N.project, APP]);
-        eventually("the route to come back", 60, || {
-            expose(&bed, &["sync"]);
-            side.file(APP).exists()
-        });
-        valid_file(&side.file(APP));
     });
 
     t.case(
-        "tcp_exposure_adds_entrypoint_and_firewall_rule_and_remove_takes_both",
+        "a_stopped_instance_answers_5xx_and_never_another_tenant",
         || {
-            let restarts = side.restarts();
+            // x-other serves /shared under x-app's host: when x-app stops, its
+            // "/" must not fall through to x-other.
+            set_label(OTHER, &format!("https://{HOST}:3000/shared"));
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+            eventually("x-other's path route", 30, || {
+                pebble
+                    .get("https", HOST, "/shared/")
+                    .ok_from("shared of x-other")
+            });
+            lxc_ok(&["stop", "--project", N.project, APP]);
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+            let list = expose_json(&bed, &["list"]);
+            let app_route = list["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["instance"] == APP)
+                .unwrap()
+                .clone();
+            assert_eq!(app_route["state"], "stopped");
+            eventually("the stopped route to answer 5xx", 10, || {
+                let r = pebble.get("https", HOST, "/");
+                r.status >= 500 && !r.body.contains("from x-")
+            });
+            assert!(pebble
+                .get("https", HOST, "/shared/")
+                .ok_from("shared of x-other"));
+            bed.refused(
+                "trm-expose",
+                &["add", OTHER, "--port", "3000", "--host", HOST],
+                2,
+                "held by instance 'x-app'",
+            );
+            lxc_ok(&[
+                "config",
+                "unset",
+                "--project",
+                N.project,
+                OTHER,
+                "user.proxy",
+            ]);
+            lxc_ok(&["start", "--project", N.project, APP]);
+            eventually("the route to come back", 60, || {
+                expose(&bed, &["sync"]);
+                pebble.get("https", HOST, "/").ok_from("hello from x-app")
+            });
+        },
+    );
+
+    t.case(
+        "tcp_and_udp_ports_forward_bytes_and_remove_closes_them",
+        || {
+            let pid_before = side.traefik_pid();
             let out = expose_json(&bed, &["add", APP, "--tcp", "15432:3000"]);
             assert_eq!(out["changed"], true);
+            assert_eq!(
+                out["sync"]["restart"], "ok",
+                "new entrypoint: verified restart"
+            );
+            assert_ne!(side.traefik_pid(), pid_before, "Traefik was restarted");
             let st: Value =
                 serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap())
                     .unwrap();
             traefik::validate_static(&st).unwrap();
             assert_eq!(st["entryPoints"]["tcp-15432"]["address"], ":15432/tcp");
-            assert_eq!(
-                side.restarts(),
-                restarts + 1,
-                "entrypoints changed: one restart"
-            );
-            let file = valid_file(&side.file(APP));
-            assert_eq!(
-                file["tcp"]["services"]["trm-x-app_tcp-15432"]["loadBalancer"]["servers"][0]
-                    ["address"],
-                format!("{}:3000", ipv4(APP))
+            let page = tcp_get(15432);
+            assert!(
+                page.contains("hello from x-app"),
+                "bytes through the TCP entrypoint: {page:?}"
             );
             let rules = ufw(&side, &wrapper, &["show", "added"]);
             assert!(
@@ -480,44 +753,39 @@ fn main() {
                 .args(["netns", "exec", NETNS, "iptables", "-S", "ufw-user-input"])
                 .output()
                 .unwrap();
-            assert!(
-                String::from_utf8_lossy(&ipt.stdout).contains("--dport 15432 -j ACCEPT"),
-                "the rule is live in the namespace"
-            );
+            assert!(String::from_utf8_lossy(&ipt.stdout).contains("--dport 15432 -j ACCEPT"));
+            expose_json(&bed, &["add", OTHER, "--udp", "15353:5353"]);
+            assert_eq!(udp_echo(15353, "ping"), "echo from x-other: ping");
             // A sync with nothing new restarts nothing.
-            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
-            assert_eq!(side.restarts(), restarts + 1);
+            let pid = side.traefik_pid();
+            assert_eq!(expose_json(&bed, &["sync"])["restart"], "not_needed");
+            assert_eq!(side.traefik_pid(), pid);
 
             expose_json(&bed, &["remove", APP, "--tcp", "15432"]);
+            expose_json(&bed, &["remove", OTHER, "--udp", "15353"]);
             let st: Value =
                 serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap())
                     .unwrap();
             assert!(st["entryPoints"].get("tcp-15432").is_none());
             assert!(!ufw(&side, &wrapper, &["show", "added"]).contains("15432"));
-            assert_eq!(side.restarts(), restarts + 2);
-            assert!(valid_file(&side.file(APP)).get("tcp").is_none());
+            assert_eq!(tcp_get(15432), "", "the port is closed");
+            assert_eq!(udp_echo(15353, "ping"), "");
+            serves(&pebble, "https", HOST, APP);
         },
     );
 
     t.case("ports_the_host_needs_or_others_own_are_refused", || {
-        bed.refused(
-            "trm-expose",
-            &["add", APP, "--tcp", "22"],
-            2,
-            "the host itself needs",
-        );
-        bed.refused(
-            "trm-expose",
-            &["add", APP, "--tcp", "443:3000"],
-            2,
-            "the host itself needs",
-        );
-        bed.refused(
-            "trm-expose",
-            &["add", APP, "--udp", "70000"],
-            2,
-            "between 1 and 65535",
-        );
+        for (args, why) in [
+            (vec!["--tcp", "22"], "the host itself needs"),
+            (vec!["--tcp", "443:3000"], "the host itself needs"),
+            (vec!["--tcp", "2299:22"], "(SSH)"),
+            (vec!["--udp", "67"], "already listens"),
+            (vec!["--udp", "70000"], "between 1 and 65535"),
+        ] {
+            let mut a = vec!["add", APP];
+            a.extend(args);
+            bed.refused("trm-expose", &a, 2, why);
+        }
         ufw(
             &side,
             &wrapper,
@@ -545,7 +813,7 @@ fn main() {
 
     t.case("a_failed_restart_is_remembered_and_retried", || {
         std::fs::write(side.restart_fails(), "").unwrap();
-        let out = expose(&bed, &["add", APP, "--udp", "15353:3000"]);
+        let out = expose(&bed, &["add", APP, "--udp", "15354:5353"]);
         assert!(
             out.status.success(),
             "the label change itself lands: {}",
@@ -555,20 +823,57 @@ fn main() {
         assert_eq!(rep["sync"]["restart"], "failed");
         let list = expose_json(&bed, &["list"]);
         assert_eq!(list["traefik"]["restart_pending"], true);
-        assert!(list["traefik"]["last_restart_error"]
-            .as_str()
-            .unwrap()
-            .contains("restart refused"));
+        assert!(
+            list["traefik"]["last_restart_error"]
+                .as_str()
+                .unwrap()
+                .contains("refusing to start"),
+            "{list}"
+        );
+        assert_eq!(
+            expose(&bed, &["proxy", "status"]).status.code(),
+            Some(1),
+            "status says it is down"
+        );
         std::fs::remove_file(side.restart_fails()).unwrap();
-        let restarts = side.restarts();
         let rep = expose_json(&bed, &["sync"]);
         assert_eq!(rep["restart"], "ok");
-        assert_eq!(side.restarts(), restarts + 1);
         assert_eq!(
             expose_json(&bed, &["list"])["traefik"]["restart_pending"],
             false
         );
-        expose_json(&bed, &["remove", APP, "--udp", "15353"]);
+        assert_eq!(udp_echo(15354, "again"), "echo from x-app: again");
+        serves(&pebble, "https", HOST, APP);
+        expose_json(&bed, &["remove", APP, "--udp", "15354"]);
+    });
+
+    t.case("a_broken_file_in_the_watched_directory_takes_nothing_down", || {
+        std::fs::write(side.dynamic().join("zz-hand-made.yml"), "http: {routers: [\n").unwrap();
+        std::fs::write(
+            side.dynamic().join("hand-typo.yml"),
+            "http:\n  routers:\n    mine:\n      rule: Host(`mine.example.test`)\n      service: nothing\n      bogusKey: 1\n",
+        )
+        .unwrap();
+        let good = "http:\n  routers:\n    mine:\n      rule: Host(`mine.example.test`)\n      service: mine\n      entrypoints: [web]\n  services:\n    mine:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:9\n";
+        std::fs::write(side.dynamic().join("hand-good.yml"), good).unwrap();
+        let out = expose(&bed, &["add", OTHER, "--port", "3000", "--host", "after.example.test"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rejected: Vec<&str> = rep["sync"]["rejected"].as_array().unwrap().iter().map(|r| r["file"].as_str().unwrap()).collect();
+        assert_eq!(rejected, ["hand-typo.yml", "zz-hand-made.yml"], "{rep}");
+        assert!(side.dynamic().join("zz-hand-made.yml.rejected").exists());
+        assert!(side.dynamic().join("hand-good.yml").exists(), "a good file of someone else's stays");
+        // The new route goes live and the old ones stay, also after a restart.
+        serves(&pebble, "https", "after.example.test", OTHER);
+        expose_json(&bed, &["proxy", "restart"]);
+        serves(&pebble, "https", HOST, APP);
+        serves(&pebble, "https", "after.example.test", OTHER);
+        let st = proxy_status(&bed);
+        assert_eq!(st["files"]["missing"], serde_json::json!([]), "{st}");
+        expose_json(&bed, &["remove", OTHER, "--all"]);
+        for f in ["zz-hand-made.yml.rejected", "hand-typo.yml.rejected", "hand-good.yml"] {
+            std::fs::remove_file(side.dynamic().join(f)).unwrap();
+        }
     });
 
     t.case("lxd_unreachable_changes_nothing", || {
@@ -598,6 +903,7 @@ fn main() {
             before,
             "no route withdrawn for a missing daemon"
         );
+        serves(&pebble, "https", HOST, APP);
     });
 
     t.case("kill_9_mid_sync_never_leaves_a_broken_file", || {
@@ -619,14 +925,15 @@ fn main() {
         }
         set_label(APP, "https://app.example.test:3000");
         assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
-        // Leftover temporary files are dot-files Traefik ignores.
+        // Leftover temporary files are names Traefik does not read.
         for e in std::fs::read_dir(side.dynamic()).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             assert!(
-                traefik::is_our_file(&name) || name.starts_with('.'),
+                traefik::is_our_file(&name) || !traefik::is_provider_file(&name),
                 "{name}"
             );
         }
+        serves(&pebble, "https", HOST, APP);
     });
 
     t.case("fifty_concurrent_adds_all_land", || {
@@ -685,6 +992,10 @@ fn main() {
             ]);
             assert_eq!(label.trim(), format!("https://many-{i}.example.test"));
         }
+        // Stopped instances: their routes answer 5xx, never a page.
+        let r = pebble.get("http", "many-7.example.test", "/");
+        assert!(matches!(r.status, 301 | 308 | 502), "{r:?}");
+        serves(&pebble, "https", HOST, APP);
     });
 
     t.case(
@@ -715,7 +1026,27 @@ fn main() {
         },
     );
 
+    t.case("proxy_stop_stops_traefik", || {
+        let pid = side.traefik_pid().expect("running");
+        expose_json(&bed, &["proxy", "stop"]);
+        assert!(
+            !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                || std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .unwrap()
+                    .is_empty(),
+            "Traefik is gone"
+        );
+        let r = pebble.get("https", HOST, "/");
+        assert_eq!(r.status, 0, "nothing listens: {r:?}");
+    });
+
+    // Traefik is stopped by pid whatever happened above.
+    let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
+    if let Some(pid) = side.traefik_pid() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
     bed.teardown();
     let _ = Command::new("ip").args(["netns", "del", NETNS]).status();
+    drop(pebble);
     t.finish()
 }

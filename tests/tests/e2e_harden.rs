@@ -195,14 +195,17 @@ fn write_settings(bed: &Bed, side: &Side) {
     let text = std::fs::read_to_string(&path).unwrap();
     let base = text.split("[expose]").next().unwrap().to_string();
     let r = side.ufw_root();
+    // A real Traefik, restarted by apply, on loopback ports of this suite.
     let expose = format!(
-        "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"example.test\"\nrestart_command = [\"true\"]\nufw = true\nufw_rootdir = \"{}\"\nufw_datadir = \"{}\"\nstate_dir = \"{}\"\nacme_storage = \"{}\"\n",
+        "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"example.test\"\nufw = true\nufw_rootdir = \"{}\"\nufw_datadir = \"{}\"\nstate_dir = \"{}\"\nacme_storage = \"{}\"\n\
+         http_address = \"127.0.0.1:28080\"\nhttps_address = \"127.0.0.1:28443\"\napi_address = \"127.0.0.1:28082\"\nlog_dir = \"{}\"\n",
         side.p("traefik/dynamic").display(),
         side.static_file().display(),
         r.display(),
         r.display(),
         side.p("state").display(),
         side.p("traefik/acme.json").display(),
+        side.p("traefik/log").display(),
     );
     std::fs::write(&path, base + &expose).unwrap();
 }
@@ -409,6 +412,12 @@ fn main() {
             .tempdir_in("/run")
             .unwrap(),
     };
+    // Traefik runs as its own user and reads its files below here.
+    std::fs::set_permissions(
+        side.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let sshd_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -917,6 +926,8 @@ fn main() {
         let _ = c.wait();
     }
     clean_network();
+    // Traefik, started by apply, is stopped by its pid file.
+    let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
     bed.teardown();
     // finish() exits the process: remove the side directory first.
     drop(side);

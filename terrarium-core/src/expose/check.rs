@@ -63,7 +63,7 @@ pub fn check(
             label: label.to_string(),
         }),
     }
-    let ctx = HostView::read(&settings.expose)?.context(settings);
+    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
     let p = plan(&sources, &ctx);
     let (items, errors) = labels::parse(label);
     let items: Vec<CheckedItem> = items

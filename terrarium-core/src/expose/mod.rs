@@ -405,7 +405,7 @@ fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncRepo
     let instances = lxd.instances()?;
     let sources: Vec<Source> = instances.iter().map(Source::of).collect();
     let host = HostView::read(&settings.expose)?;
-    let plan = plan(&sources, &host.context(settings));
+    let plan = plan(&sources, &host.context(settings, &sources));
     apply(settings, &host, plan, dry_run)
 }
 
@@ -430,9 +430,22 @@ impl HostView {
         })
     }
 
-    pub fn context(&self, settings: &Settings) -> Context {
-        Context::from_settings(settings)
-            .with_host(self.live_static.as_ref(), self.ufw_added.clone())
+    /// The policy context for judging these sources' labels.
+    pub fn context(&self, settings: &Settings, sources: &[Source]) -> Context {
+        let wanted = sources
+            .iter()
+            .flat_map(|s| labels::parse(&s.label).0)
+            .filter_map(|i| match i {
+                Item::Tcp { host_port, .. } => Some((false, host_port)),
+                Item::Udp { host_port, .. } => Some((true, host_port)),
+                Item::Http { .. } => None,
+            })
+            .collect();
+        Context::from_settings(settings).with_host(
+            self.live_static.as_ref(),
+            self.ufw_added.clone(),
+            &wanted,
+        )
     }
 }
 
@@ -440,7 +453,13 @@ impl HostView {
 /// the files this sync rewrites or deletes anyway.
 fn reject_unreadable(dir: &Path, skip: &BTreeSet<String>, dry_run: bool) -> Result<Vec<Rejected>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !traefik::is_provider_file(&name) || skip.contains(&name) || !entry.path().is_file() {
             continue;
@@ -667,13 +686,13 @@ pub fn add(
             sync: None,
         });
     }
-    let ctx = HostView::read(&settings.expose)?.context(settings);
     // Keep the owner's own spelling of bad items: they stay visible.
     let after = append_item(&before, &item);
     let mut sources: Vec<Source> = instances.iter().map(Source::of).collect();
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
     }
+    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
     let p = plan(&sources, &ctx);
     if let Some(problem) = p
         .problems
@@ -808,7 +827,8 @@ impl Human for Listing {
 
 pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
     let sources: Vec<Source> = lxd.instances()?.iter().map(Source::of).collect();
-    let p = plan(&sources, &Context::from_settings(settings));
+    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
+    let p = plan(&sources, &ctx);
     let st = load_state(&settings.expose);
     Ok(Listing {
         routes: p.routes,

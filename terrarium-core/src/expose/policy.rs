@@ -82,7 +82,14 @@ impl Context {
     /// Add what the host says: sshd's configured ports, listening sockets
     /// that are not Traefik's entrypoints (those in the live static file),
     /// and the UFW rules (`ufw_added`, read by the caller when UFW is on).
-    pub fn with_host(mut self, live_static: Option<&Value>, ufw_added: Vec<String>) -> Context {
+    /// Only `wanted` ports (those labels ask for) get their process named:
+    /// that walks /proc, which a steady sync must not pay for.
+    pub fn with_host(
+        mut self,
+        live_static: Option<&Value>,
+        ufw_added: Vec<String>,
+        wanted: &BTreeSet<(bool, u16)>,
+    ) -> Context {
         for p in sshd_ports(Path::new(&sshd_config())) {
             self.reserved_ports.entry(p).or_insert_with(|| "SSH".into());
         }
@@ -92,18 +99,22 @@ impl Context {
             .into_iter()
             .map(|(_, udp, port)| (udp, port))
             .collect();
-        let owners = crate::net::socket_owners();
-        for udp in [false, true] {
-            for s in crate::net::sockets(udp) {
-                if ours.contains(&(udp, s.port)) {
-                    continue;
-                }
-                let who = owners
-                    .get(&s.inode)
-                    .map(|(_, name)| name.clone())
-                    .unwrap_or_default();
-                self.busy.entry((udp, s.port)).or_insert(who);
-            }
+        let busy: Vec<crate::net::Socket> = [false, true]
+            .into_iter()
+            .flat_map(crate::net::sockets)
+            .filter(|s| !ours.contains(&(s.udp, s.port)))
+            .collect();
+        let owners = if busy.iter().any(|s| wanted.contains(&(s.udp, s.port))) {
+            crate::net::socket_owners()
+        } else {
+            Default::default()
+        };
+        for s in busy {
+            let who = owners
+                .get(&s.inode)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default();
+            self.busy.entry((s.udp, s.port)).or_insert(who);
         }
         self.ufw_added = ufw_added;
         self

@@ -259,6 +259,9 @@ pub const API_ENTRYPOINT: &str = "traefik";
 /// default of 2 s is most of the time a new route takes to go live).
 pub const PROVIDERS_THROTTLE: &str = "100ms";
 
+/// How long a stopping Traefik waits for open connections.
+pub const GRACE: &str = "3s";
+
 pub fn static_config(opts: &StaticOptions, entrypoints: &BTreeSet<EntryPoint>) -> Value {
     let mut eps = Map::new();
     // No entrypoint-wide redirect: `http://` items serve plain HTTP, and
@@ -272,6 +275,13 @@ pub fn static_config(opts: &StaticOptions, entrypoints: &BTreeSet<EntryPoint>) -
             ep.name(),
             json!({"address": format!(":{}/{proto}", ep.port)}),
         );
+    }
+    // A restart (new raw ports) drains open connections for this long,
+    // not Traefik's default 10 s, which idle keep-alive clients always use up.
+    for (name, ep) in eps.iter_mut() {
+        if !name.starts_with("udp-") {
+            ep["transport"] = json!({"lifeCycle": {"graceTimeOut": GRACE}});
+        }
     }
     let mut acme = json!({"storage": opts.acme_storage, "httpChallenge": {"entryPoint": "web"}});
     if !opts.acme_email.is_empty() {
