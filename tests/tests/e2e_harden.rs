@@ -652,10 +652,11 @@ fn main() {
     t.case("traefik_files_validate_and_gate_the_dashboards", || {
         let st = valid_json(&side.static_file());
         traefik::validate_static(&st).unwrap();
-        assert_eq!(st["api"]["insecure"], false);
-        assert_eq!(
-            st["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"],
-            "websecure"
+        // The API is served only on the loopback `traefik` entrypoint.
+        assert_eq!(st["entryPoints"]["traefik"]["address"], "127.0.0.1:28082");
+        assert!(
+            st["entryPoints"]["web"].get("http").is_none(),
+            "no wholesale redirect: plain http:// routes must work"
         );
         assert_eq!(
             st["entryPoints"][format!("tcp-{EXPOSED}")]["address"],
@@ -668,6 +669,25 @@ fn main() {
         );
         let m = valid_json(&side.management());
         traefik::validate_dynamic(&m).unwrap();
+        // Traefik, running in the host's namespace (where trm-expose and
+        // apply run), really loaded the management routes.
+        let out = bed
+            .command("ip")
+            .args(["netns", "exec", HOST_NS])
+            .arg(bed.bins.join("trm-expose"))
+            .args(["proxy", "status", "--format", "json"])
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let log =
+            std::fs::read_to_string(status["log"].as_str().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(status["answering"], true, "{status}\n{log}");
+        assert_eq!(
+            status["files"]["missing"],
+            serde_json::json!([]),
+            "{status}"
+        );
+        assert!(status["files"]["loaded"].as_u64().unwrap() >= 4, "{status}");
         let r = &m["http"]["routers"];
         assert_eq!(r["trm_manage"]["rule"], "Host(`manage.example.test`)");
         assert_eq!(r["trm_proxy"]["rule"], "Host(`proxy.example.test`)");
