@@ -40,10 +40,13 @@ root_domain = "bench.test"
 ufw = false
 state_dir = "$work/state"
 acme_storage = "$work/acme/acme.json"
+# Nothing leaves the machine: ACME points at a loopback port nobody serves.
+acme_ca_server = "https://127.0.0.1:9/dir"
 http_address = "127.0.0.1:$WEB"
 https_address = "127.0.0.1:38443"
 api_address = "127.0.0.1:$API"
 log_dir = "$work/log"
+supervisor = "terrarium"
 EOT
 chmod 0755 "$work"
 trap '"$BIN/trm-expose" proxy stop --format json >/dev/null 2>&1 || true; bench_end' EXIT
@@ -105,7 +108,21 @@ for i in $(seq 1 "$LAT"); do
     "$BIN/trm-expose" add "b-$i" --port 3000 --host "lat-$i.bench.test" --http --format json >/dev/null
     first_200 "lat-$i.bench.test" >>"$work/add.ms"
 done
-echo "add    -> first 200 through Traefik: median $(median <"$work/add.ms") ms over $LAT (target < 1000 ms; samples: $(tr '\n' ' ' <"$work/add.ms"))"
+# The raw tool on the same work: the same route written into Traefik's
+# directory by hand (atomically), then the first 200.
+: >"$work/raw-add.ms"
+for i in $(seq 1 "$LAT"); do
+    ip=$(lxc list --project "$PROJECT" "b-$i" --format json | jq -r '.[0].state.network.eth0.addresses[] | select(.family=="inet") | .address' | head -1)
+    printf '{"http":{"routers":{"raw-%s":{"rule":"Host(`raw-%s.bench.test`)","entryPoints":["web"],"service":"raw-%s"}},"services":{"raw-%s":{"loadBalancer":{"servers":[{"url":"http://%s:3000"}]}}}}}\n' \
+        "$i" "$i" "$i" "$i" "$ip" >"$work/dynamic/.raw-$i.tmp"
+    mv "$work/dynamic/.raw-$i.tmp" "$work/dynamic/raw-$i.yml"
+    first_200 "raw-$i.bench.test" >>"$work/raw-add.ms"
+done
+a=$(median <"$work/add.ms"); r=$(median <"$work/raw-add.ms")
+echo "add    -> first 200 through Traefik: median $a ms over $LAT (target < 1000 ms; samples: $(tr '\n' ' ' <"$work/add.ms"))"
+echo "raw    file written by hand -> first 200: median $r ms (samples: $(tr '\n' ' ' <"$work/raw-add.ms"))"
+awk -v a="$a" -v r="$r" 'BEGIN { printf "add latency ratio (trm-expose add / hand-written file): %.2f\n", a / r }'
+rm -f "$work"/dynamic/raw-*.yml
 
 "$BIN/trm-expose" watch --format jsonl >/dev/null 2>&1 &
 watch_pid=$!
@@ -121,4 +138,20 @@ for i in $(seq 1 "$LAT"); do
     echo "$(($(now_ms) - t0))" >>"$work/start.ms"
 done
 kill "$watch_pid" 2>/dev/null || true
-echo "lxc start -> first 200 (watch running): median $(median <"$work/start.ms") ms over $LAT (samples: $(tr '\n' ' ' <"$work/start.ms"))"
+# The raw tool: the same start, the container's own server asked directly.
+: >"$work/raw-start.ms"
+for i in $(seq 1 "$LAT"); do
+    ip=$(lxc list --project "$PROJECT" "b-$i" --format json | jq -r '.[0].state.network.eth0.addresses[] | select(.family=="inet") | .address' | head -1)
+    lxc stop --project "$PROJECT" "b-$i"
+    t0=$(now_ms)
+    lxc start --project "$PROJECT" "b-$i"
+    until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$ip:3000/")" = 200 ]; do
+        [ $(($(now_ms) - t0)) -gt 60000 ] && break
+        sleep 0.01
+    done
+    echo "$(($(now_ms) - t0))" >>"$work/raw-start.ms"
+done
+a=$(median <"$work/start.ms"); r=$(median <"$work/raw-start.ms")
+echo "lxc start -> first 200 through Traefik (watch running): median $a ms over $LAT (samples: $(tr '\n' ' ' <"$work/start.ms"))"
+echo "lxc start -> first 200 from the container directly: median $r ms (samples: $(tr '\n' ' ' <"$work/raw-start.ms"))"
+awk -v a="$a" -v r="$r" 'BEGIN { printf "start latency ratio (through Traefik / direct): %.2f\n", a / r }'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Terrarium on a Debian 12 host and bring it to the baseline:
-# dependencies, release build, binaries and man pages, base image, `trm init`.
+# dependencies (the pinned Traefik among them), release build, binaries and
+# man pages, base image, `trm init`, then Traefik running under supervision.
 # Extra arguments go to `trm init` (e.g. --storage dir --subnet 10.87.0.1/24).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,8 @@ echo "==> base image" >&2
 "$PREFIX/bin/trm" image build --format human
 echo "==> trm init" >&2
 "$PREFIX/bin/trm" init --format human "$@"
+
+echo "==> Traefik" >&2
+# Writes the static file; a label problem (exit 1) is reported, not fatal.
+"$PREFIX/bin/trm-expose" sync --format human || true
+"$PREFIX/bin/trm-expose" proxy start --format human

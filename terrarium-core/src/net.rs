@@ -58,6 +58,17 @@ impl Subnet {
     pub fn is_private(&self) -> bool {
         self.addr.is_private()
     }
+
+    /// A host address of this network other than its gateway (not the
+    /// network or broadcast address).
+    pub fn holds_host(&self, ip: Ipv4Addr) -> bool {
+        let n = u32::from(ip);
+        let broadcast = self.network() | !self.mask();
+        n & self.mask() == self.network()
+            && n != self.network()
+            && n != broadcast
+            && ip != self.gateway().addr
+    }
 }
 
 impl fmt::Display for Subnet {

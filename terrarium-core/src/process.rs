@@ -91,7 +91,8 @@ impl Output {
 
 const STDERR_TAIL_LINES: usize = 8;
 
-fn tail(bytes: &[u8]) -> String {
+/// The last non-empty lines of some output, joined with ` | `.
+pub fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
@@ -172,12 +173,18 @@ impl Cmd {
         v.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
     }
 
-    fn command(&self) -> Command {
+    /// Program, arguments and environment; nothing about the process.
+    fn base_command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
         for (k, v) in &self.env {
             c.env(k, v);
         }
+        c
+    }
+
+    fn command(&self) -> Command {
+        let mut c = self.base_command();
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to
         // kill the child when the thread that spawned it exits, so a killed
         // `trm` never leaves an `lxc exec` or `debootstrap` behind.
@@ -304,9 +311,13 @@ impl Cmd {
     /// stderr appended to `log`. A thread reaps it if it dies while we run,
     /// so a crashed daemon never lingers as a zombie that looks alive.
     pub fn spawn_daemon(&self, log: &std::path::Path) -> Result<u32> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // The log may sit in a directory the daemon's user owns: never
+        // follow a link it planted there.
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(log)
             .map_err(|e| Error::io(format!("opening {}", log.display()), e))?;
         let err = out

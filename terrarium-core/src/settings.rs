@@ -71,6 +71,9 @@ pub struct ExposeSettings {
     pub traefik_user: String,
     /// Traefik's logs (traefik.log, access.log, and its output).
     pub log_dir: String,
+    /// Who runs Traefik: `auto` (systemd when it is the init, else
+    /// Terrarium itself), `systemd` or `terrarium`.
+    pub supervisor: String,
     /// Restarts Traefik instead of Terrarium's own supervision (argv, no
     /// shell) when the static file changes; empty: systemd or Terrarium.
     pub restart_command: Vec<String>,
@@ -101,6 +104,7 @@ impl Default for ExposeSettings {
             traefik_binary: "/usr/local/bin/traefik".into(),
             traefik_user: "traefik".into(),
             log_dir: "/var/log/traefik".into(),
+            supervisor: "auto".into(),
             restart_command: Vec::new(),
             ufw: true,
             ufw_rootdir: String::new(),

@@ -60,8 +60,13 @@ impl Human for Report {
     }
 }
 
-fn systemctl(args: &[&str]) -> Result<()> {
-    Cmd::tool(&SYSTEMCTL)?.args(args).run().map(drop)
+pub fn systemctl(args: &[&str]) -> Result<()> {
+    systemctl_output(args).map(drop)
+}
+
+/// `systemctl ARGS`, checked, with its output.
+pub fn systemctl_output(args: &[&str]) -> Result<String> {
+    Ok(Cmd::tool(&SYSTEMCTL)?.args(args).run()?.stdout_str())
 }
 
 pub fn install(units: &[Unit], dir: &Path, dry_run: bool) -> Result<Report> {

@@ -195,9 +195,12 @@ fn write_settings(bed: &Bed, side: &Side) {
     let text = std::fs::read_to_string(&path).unwrap();
     let base = text.split("[expose]").next().unwrap().to_string();
     let r = side.ufw_root();
-    // A real Traefik, restarted by apply, on loopback ports of this suite.
+    // A real Traefik, restarted by apply, on loopback ports of this suite;
+    // its ACME resolver points at a loopback port nobody serves, so it
+    // never calls a public CA.
     let expose = format!(
         "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"example.test\"\nufw = true\nufw_rootdir = \"{}\"\nufw_datadir = \"{}\"\nstate_dir = \"{}\"\nacme_storage = \"{}\"\n\
+         acme_ca_server = \"https://127.0.0.1:9/dir\"\nsupervisor = \"terrarium\"\n\
          http_address = \"127.0.0.1:28080\"\nhttps_address = \"127.0.0.1:28443\"\napi_address = \"127.0.0.1:28082\"\nlog_dir = \"{}\"\n",
         side.p("traefik/dynamic").display(),
         side.static_file().display(),

@@ -12,7 +12,6 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::output::{emit, Format, Human, Printer};
 use terrarium_core::settings::Settings;
 use terrarium_core::systemd;
-use terrarium_core::traefik::supervise;
 use terrarium_core::Error;
 
 #[derive(Debug, Parser)]
@@ -200,16 +199,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     }
     let settings = Settings::require()?;
     if let Command::Proxy { action } = &cli.command {
-        let e = &settings.expose;
-        let st = match action.as_str() {
-            "start" => supervise::start(e)?,
-            "restart" => supervise::restart(e)?,
-            "stop" => {
-                supervise::stop(e)?;
-                supervise::status(e)
-            }
-            _ => supervise::status(e),
-        };
+        let st = expose::proxy(&settings, action)?;
         out.one(&st);
         return Ok(i32::from(action == "status" && !st.healthy()));
     }

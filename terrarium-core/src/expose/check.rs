@@ -18,6 +18,8 @@ pub struct CheckReport {
     pub instance: String,
     /// False when LXD did not answer: claims of other instances unknown.
     pub conflicts_checked: bool,
+    /// What could not be read (UFW's rules without root), if anything.
+    pub note: Option<String>,
     pub items: Vec<CheckedItem>,
     pub errors: Vec<labels::ItemError>,
 }
@@ -48,7 +50,7 @@ pub fn check(
     let instances = lxd.map(|l| l.instances());
     let conflicts_checked = matches!(instances, Some(Ok(_)));
     let mut sources: Vec<Source> = match instances {
-        Some(Ok(list)) => list.iter().map(Source::of).collect(),
+        Some(Ok(list)) => super::Backends::of(settings).sources(&list),
         _ => Vec::new(),
     };
     let name = instance.unwrap_or(NEW).to_string();
@@ -63,7 +65,8 @@ pub fn check(
             label: label.to_string(),
         }),
     }
-    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
+    let (host, ufw_note) = HostView::read_lenient(&settings.expose);
+    let ctx = host.context(settings, &sources);
     let p = plan(&sources, &ctx);
     let (items, errors) = labels::parse(label);
     let items: Vec<CheckedItem> = items
@@ -86,6 +89,7 @@ pub fn check(
         valid: errors.is_empty() && items.iter().all(|i| i.problem.is_none()),
         instance: name,
         conflicts_checked,
+        note: ufw_note,
         items,
         errors,
     })
@@ -124,6 +128,9 @@ impl Human for CheckReport {
             })
             .collect();
         lines.extend(self.errors.iter().map(|e| format!("error   {e}")));
+        if let Some(n) = &self.note {
+            lines.push(format!("({n})"));
+        }
         if !self.conflicts_checked {
             lines.push("(LXD did not answer: other instances' claims were not checked)".into());
         }

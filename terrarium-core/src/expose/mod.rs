@@ -21,8 +21,10 @@ use crate::traefik::{self, EntryPoint};
 use crate::ufw::{self, PortRule, Ufw};
 
 mod check;
+mod foreign_files;
 pub mod policy;
 pub use check::{check, CheckReport};
+pub use foreign_files::Rejected;
 pub use policy::{static_options, Context};
 
 /// The domain public hosts hang off: the configured root domain, else
@@ -52,14 +54,48 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn of(i: &Instance) -> Source {
+    pub fn of(i: &Instance, backends: &Backends) -> Source {
         Source {
             name: i.name.clone(),
             created_at: i.created_at.clone(),
             running: i.is_running(),
-            ipv4: i.ipv4().into_iter().next(),
+            ipv4: i.ipv4().into_iter().find(|a| backends.allows(a)),
             label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
         }
+    }
+}
+
+/// Which addresses a route may send traffic to. The address is what the
+/// container reports, and root inside can report 127.0.0.1 or the host's
+/// own address to publish the host's private services (Traefik's API, the
+/// gate, Cockpit), so only host addresses of the private bridge pass.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    subnet: Option<crate::net::Subnet>,
+}
+
+impl Backends {
+    pub fn of(s: &Settings) -> Backends {
+        Backends {
+            subnet: crate::net::Subnet::parse(&s.subnet).ok(),
+        }
+    }
+
+    pub fn allows(&self, ip: &str) -> bool {
+        let Ok(ip) = ip.parse::<std::net::Ipv4Addr>() else {
+            return false;
+        };
+        match &self.subnet {
+            Some(net) => net.holds_host(ip),
+            // No bridge recorded (settings from before `trm init` kept it):
+            // at least never loopback, link-local or a public address.
+            None => ip.is_private(),
+        }
+    }
+
+    /// All of them, by the Source's own builder (sources from a list).
+    pub fn sources(&self, instances: &[Instance]) -> Vec<Source> {
+        instances.iter().map(|i| Source::of(i, self)).collect()
     }
 }
 
@@ -320,19 +356,15 @@ pub struct SyncReport {
     pub static_changed: bool,
     /// `not_needed`, `ok`, `failed`, or `would_restart` on a dry run.
     pub restart: String,
+    /// After a failed restart, Traefik runs again with the previous static
+    /// file (the old entrypoints): everything but the new ports works.
+    pub rolled_back: bool,
     pub traefik: TraefikStatus,
     /// Files in the watched directory Traefik could not read, moved out of
     /// its sight (renamed `NAME.rejected`) so every other route keeps working.
     pub rejected: Vec<Rejected>,
     pub problems: Vec<Problem>,
     pub routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Rejected {
-    pub file: String,
-    pub moved_to: String,
-    pub reason: String,
 }
 
 impl SyncReport {
@@ -402,8 +434,10 @@ pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport>
 }
 
 fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
+    // Before anything is written: the static file serves the API there.
+    traefik::supervise::check_settings(&settings.expose)?;
     let instances = lxd.instances()?;
-    let sources: Vec<Source> = instances.iter().map(Source::of).collect();
+    let sources = Backends::of(settings).sources(&instances);
     let host = HostView::read(&settings.expose)?;
     let plan = plan(&sources, &host.context(settings, &sources));
     apply(settings, &host, plan, dry_run)
@@ -419,15 +453,39 @@ pub struct HostView {
 impl HostView {
     pub fn read(e: &ExposeSettings) -> Result<HostView> {
         Ok(HostView {
-            live_static: std::fs::read(&e.static_file)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok()),
+            live_static: Self::live_static(e),
             ufw_added: if e.ufw {
                 ufw_of(e).added()?
             } else {
                 Vec::new()
             },
         })
+    }
+
+    /// For reports that change nothing (`check`, `list`): UFW's rules when
+    /// they can be read (root, ufw installed), else none and why not.
+    pub fn read_lenient(e: &ExposeSettings) -> (HostView, Option<String>) {
+        let (ufw_added, why) = match e.ufw.then(|| ufw_of(e).added()) {
+            Some(Ok(rules)) => (rules, None),
+            Some(Err(err)) => (
+                Vec::new(),
+                Some(format!("UFW's rules were not read: {err}")),
+            ),
+            None => (Vec::new(), None),
+        };
+        (
+            HostView {
+                live_static: Self::live_static(e),
+                ufw_added,
+            },
+            why,
+        )
+    }
+
+    fn live_static(e: &ExposeSettings) -> Option<Value> {
+        std::fs::read(&e.static_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
     /// The policy context for judging these sources' labels.
@@ -449,42 +507,6 @@ impl HostView {
     }
 }
 
-/// Move provider files Traefik cannot read out of its sight; `skip` are
-/// the files this sync rewrites or deletes anyway.
-fn reject_unreadable(dir: &Path, skip: &BTreeSet<String>, dry_run: bool) -> Result<Vec<Rejected>> {
-    let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !traefik::is_provider_file(&name) || skip.contains(&name) || !entry.path().is_file() {
-            continue;
-        }
-        let text = match std::fs::read(entry.path()) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(_) => continue,
-        };
-        if let Err(reason) = traefik::check_provider_file(&name, &text) {
-            let moved_to = format!("{name}.rejected");
-            if !dry_run {
-                std::fs::rename(entry.path(), dir.join(&moved_to)).map_err(|err| {
-                    Error::io(format!("moving {} aside", entry.path().display()), err)
-                })?;
-            }
-            out.push(Rejected {
-                file: name,
-                moved_to,
-                reason,
-            });
-        }
-    }
-    Ok(out)
-}
-
 fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Result<SyncReport> {
     let e = &settings.expose;
     let dir = Path::new(&e.dynamic_dir);
@@ -504,7 +526,7 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
         .cloned()
         .chain(plan.files.keys().cloned())
         .collect();
-    let rejected = reject_unreadable(dir, &replaced, dry_run)?;
+    let (rejected, stuck) = foreign_files::reject_unreadable(dir, &replaced, dry_run);
     let mut problems = plan.problems;
     problems.extend(rejected.iter().map(|r| Problem {
         instance: String::new(),
@@ -513,6 +535,11 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
             "Traefik cannot read {} ({}); moved to {} so the other routes keep working",
             r.file, r.reason, r.moved_to
         ),
+    }));
+    problems.extend(stuck.into_iter().map(|(file, message)| Problem {
+        instance: String::new(),
+        item: file,
+        message,
     }));
     for (name, doc) in &plan.files {
         let text = serde_json::to_string_pretty(doc).expect("json") + "\n";
@@ -558,6 +585,9 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
     let static_changed = host.live_static.as_ref() != Some(&doc);
     let mut state = load_state(e);
     let mut restart = "not_needed".to_string();
+    let mut rolled_back = false;
+    // The file Traefik ran with, to go back to when the new one fails.
+    let previous = std::fs::read(static_path).ok();
     if static_changed {
         traefik::validate_static(&doc)
             .map_err(|errs| Error::parse("the generated Traefik static file", errs.join("; ")))?;
@@ -580,6 +610,12 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
             Err(err) => {
                 state.last_restart_error = Some(err.to_string());
                 restart = "failed".into();
+                // Keep the routes Traefik had: back to the last file it
+                // ran with. The new one is retried by the next sync.
+                if let (true, Some(old)) = (static_changed, previous) {
+                    atomic_write(static_path, &old, 0o644)?;
+                    rolled_back = traefik::supervise::restart(e).is_ok();
+                }
             }
         }
         save_state(e, &state)?;
@@ -593,6 +629,7 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
         firewall_removed,
         static_changed,
         restart,
+        rolled_back,
         traefik: TraefikStatus {
             restart_pending: state.restart_pending,
             last_restart_error: state.last_restart_error,
@@ -625,6 +662,24 @@ pub fn restart_after_static_change(e: &ExposeSettings) -> Result<String> {
 fn save_state(e: &ExposeSettings, s: &State) -> Result<()> {
     let text = serde_json::to_vec_pretty(s).expect("json");
     atomic_write(&state_path(e), &text, 0o644)
+}
+
+/// `trm-expose proxy start|stop|restart|status`, serialised with syncs
+/// (which restart Traefik too).
+pub fn proxy(settings: &Settings, action: &str) -> Result<traefik::supervise::Status> {
+    use traefik::supervise;
+    let e = &settings.expose;
+    let _lock = Lock::for_change("expose", action == "status")?;
+    match action {
+        "start" => supervise::start(e),
+        "restart" => supervise::restart(e),
+        "stop" => {
+            supervise::stop(e)?;
+            Ok(supervise::status(e))
+        }
+        "status" => Ok(supervise::status(e)),
+        other => Err(Error::Usage(format!("unknown proxy action '{other}'"))),
+    }
 }
 
 // ---- add / remove / list ----
@@ -688,7 +743,7 @@ pub fn add(
     }
     // Keep the owner's own spelling of bad items: they stay visible.
     let after = append_item(&before, &item);
-    let mut sources: Vec<Source> = instances.iter().map(Source::of).collect();
+    let mut sources = Backends::of(settings).sources(&instances);
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
     }
@@ -826,8 +881,10 @@ impl Human for Listing {
 }
 
 pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
-    let sources: Vec<Source> = lxd.instances()?.iter().map(Source::of).collect();
-    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
+    let sources = Backends::of(settings).sources(&lxd.instances()?);
+    let ctx = HostView::read_lenient(&settings.expose)
+        .0
+        .context(settings, &sources);
     let p = plan(&sources, &ctx);
     let st = load_state(&settings.expose);
     Ok(Listing {
@@ -980,6 +1037,29 @@ mod tests {
             ipv4: Some("10.100.0.9".into()),
             label: label.into(),
         }
+    }
+
+    #[test]
+    fn only_host_addresses_of_the_bridge_are_backends() {
+        let mut s = Settings::default();
+        s.subnet = "10.87.0.1/24".into();
+        let b = Backends::of(&s);
+        for (ip, ok) in [
+            ("10.87.0.5", true),
+            ("10.87.0.254", true),
+            ("10.87.0.1", false),
+            ("10.87.0.0", false),
+            ("10.87.0.255", false),
+            ("127.0.0.1", false),
+            ("10.88.0.5", false),
+            ("169.254.1.1", false),
+            ("not-an-ip", false),
+        ] {
+            assert_eq!(b.allows(ip), ok, "{ip}");
+        }
+        s.subnet.clear();
+        let b = Backends::of(&s);
+        assert!(b.allows("10.9.9.9") && !b.allows("127.0.0.1") && !b.allows("8.8.8.8"));
     }
 
     #[test]

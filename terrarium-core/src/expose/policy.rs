@@ -31,14 +31,7 @@ pub struct Context {
 }
 
 fn port_of(address: &str) -> Option<u16> {
-    address
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()?
-        .split('/')
-        .next()?
-        .parse()
-        .ok()
+    traefik::address_port(address).map(|(port, _)| port)
 }
 
 impl Context {

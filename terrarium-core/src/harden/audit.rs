@@ -212,12 +212,8 @@ fn traefik_checks(a: &mut Audit, settings: &Settings) -> Option<serde_json::Valu
             }
             // The API without a router is served on the `traefik`
             // entrypoint: fine on loopback, an open door anywhere else.
-            let api_local = traefik::api_address_of(v).is_some_and(|a| {
-                let host = a.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-                host.trim_matches(|c| c == '[' || c == ']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-            });
+            let api_local =
+                traefik::api_address_of(v).is_some_and(|a| traefik::is_loopback_address(&a));
             if v["api"]["insecure"] == true && !api_local {
                 problems.push(format!(
                     "{} serves Traefik's API on an entrypoint that is not loopback-only",
@@ -367,15 +363,7 @@ fn traefik_ports(static_file: Option<&serde_json::Value>) -> BTreeSet<(u16, bool
         .and_then(|v| v["entryPoints"].as_object())
         .into_iter()
         .flatten()
-        .filter_map(|(_, ep)| {
-            let addr = ep["address"].as_str()?;
-            let (port, proto) = addr
-                .rsplit(':')
-                .next()?
-                .split_once('/')
-                .unwrap_or((addr.rsplit(':').next()?, "tcp"));
-            Some((port.parse().ok()?, proto == "udp"))
-        })
+        .filter_map(|(_, ep)| traefik::address_port(ep["address"].as_str()?))
         .collect()
 }
 

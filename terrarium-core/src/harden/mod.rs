@@ -253,6 +253,7 @@ pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
         .as_ref()
         .map(traefik::entrypoints_of)
         .unwrap_or_default();
+    traefik::supervise::check_settings(e)?;
     let doc = traefik::static_config(&expose::static_options(e), &eps);
     traefik::validate_static(&doc)
         .map_err(|errs| Error::parse("the generated Traefik static file", errs.join("; ")))?;

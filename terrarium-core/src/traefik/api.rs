@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// A client for Traefik's API at `address` (`127.0.0.1:8082`, or `:8082`,
-/// which is asked on loopback).
+/// A client for Traefik's API at `address` (`127.0.0.1:8082`; settings
+/// keep it on loopback).
 pub struct Api {
     base: String,
     agent: ureq::Agent,
@@ -19,13 +19,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(address: &str) -> Api {
-        let addr = if address.starts_with(':') {
-            format!("127.0.0.1{address}")
-        } else {
-            address.to_string()
-        };
         Api {
-            base: format!("http://{addr}"),
+            base: format!("http://{address}"),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(3))
                 .build(),
@@ -183,11 +178,5 @@ mod tests {
         assert_eq!(l.missing, ["trm-c_http-3"]);
         assert_eq!(l.errors.len(), 1);
         assert!(l.errors[0].starts_with("trm-b_http-2@file: "));
-    }
-
-    #[test]
-    fn a_port_only_address_is_asked_on_loopback() {
-        assert_eq!(Api::new(":8082").base, "http://127.0.0.1:8082");
-        assert_eq!(Api::new("127.0.0.1:9").base, "http://127.0.0.1:9");
     }
 }

@@ -308,6 +308,27 @@ pub fn static_config(opts: &StaticOptions, entrypoints: &BTreeSet<EntryPoint>) -
     })
 }
 
+/// The port (and whether UDP) of a Traefik address: `:80`,
+/// `127.0.0.1:8082`, `[::1]:8082`, `:5353/udp`, `http://127.0.0.1:4180/`.
+pub fn address_port(address: &str) -> Option<(u16, bool)> {
+    let a = address.trim_end_matches('/');
+    let (a, udp) = match a.rsplit_once('/') {
+        Some((rest, "udp")) => (rest, true),
+        Some((rest, "tcp")) => (rest, false),
+        _ => (a, false),
+    };
+    Some((a.rsplit_once(':')?.1.parse().ok()?, udp))
+}
+
+/// Is this `host:port` address on loopback only?
+pub fn is_loopback_address(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback())
+}
+
 /// The address of the API entrypoint a static file declares.
 pub fn api_address_of(static_file: &Value) -> Option<String> {
     static_file["entryPoints"][API_ENTRYPOINT]["address"]
@@ -359,15 +380,26 @@ pub fn validate_static(doc: &Value) -> Result<(), Vec<String>> {
 
 /// Would Traefik's file provider read this file (`name` gives the format)?
 /// One file it cannot read stops the whole provider: no new routes, and
-/// none at all after a restart. Traefik matches keys case-insensitively,
-/// so the schema is checked with every key lower-cased on both sides.
+/// none at all after a restart. Traefik matches keys case-insensitively
+/// and applies YAML merge keys, so the schema is checked after merging,
+/// with every key lower-cased on both sides. The reason names a place in
+/// the file, never its content (the file may be anyone's).
 pub fn check_provider_file(name: &str, text: &str) -> Result<(), String> {
-    let doc: Value = if name.ends_with(".toml") {
-        toml::from_str::<toml::Value>(text)
-            .map_err(|e| e.to_string())
-            .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))?
+    let doc: Value = if name.to_ascii_lowercase().ends_with(".toml") {
+        let v: toml::Value = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => format!("not valid TOML (at byte {})", span.start),
+            None => "not valid TOML".to_string(),
+        })?;
+        serde_json::to_value(v).map_err(|_| "not valid TOML".to_string())?
     } else {
-        serde_yaml_ng::from_str::<Value>(text).map_err(|e| e.to_string())?
+        let mut v: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| match e.location() {
+                Some(l) => format!("not valid YAML (line {}, column {})", l.line(), l.column()),
+                None => "not valid YAML".to_string(),
+            })?;
+        v.apply_merge()
+            .map_err(|_| "a YAML merge key that cannot be applied".to_string())?;
+        serde_json::to_value(v).map_err(|_| "YAML that is not a configuration".to_string())?
     };
     if doc.is_null() {
         return Ok(());
@@ -377,7 +409,18 @@ pub fn check_provider_file(name: &str, text: &str) -> Result<(), String> {
         let schema: Value = serde_json::from_str(FILE_PROVIDER_SCHEMA).expect("bundled schema");
         jsonschema::validator_for(&lower_schema(schema)).expect("bundled schema compiles")
     });
-    errors(v, &lower_keys(doc)).map_err(|e| e.join("; "))
+    let doc = lower_keys(doc);
+    let first = v
+        .iter_errors(&doc)
+        .next()
+        .map(|e| e.instance_path().to_string());
+    match first {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "not a Traefik dynamic configuration at {}",
+            if p.is_empty() { "its top level" } else { &p }
+        )),
+    }
 }
 
 fn lower_keys(v: Value) -> Value {
@@ -425,8 +468,10 @@ fn lower_schema(v: Value) -> Value {
     }
 }
 
-/// Files of Traefik's watched directory that its file provider reads.
+/// Files of Traefik's watched directory that its file provider reads
+/// (it matches the extension case-insensitively).
 pub fn is_provider_file(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     [".yml", ".yaml", ".toml"].iter().any(|x| name.ends_with(x))
 }
 
@@ -539,18 +584,38 @@ mod tests {
             "[http.routers.x]\nrule = \"Host(`x`)\"\nservice = \"a\"\n",
         )
         .unwrap();
+        // Merge keys are YAML Traefik applies.
+        let merged =
+            "x: &r\n  rule: Host(`m`)\n  service: a\nhttp:\n  routers:\n    m:\n      <<: *r\n";
+        let e = check_provider_file("merge.yml", merged).unwrap_err();
+        assert!(
+            e.contains("its top level"),
+            "the anchor holder `x` is a key Traefik does not know: {e}"
+        );
+        let merged = "http:\n  routers:\n    base: &r\n      rule: Host(`m`)\n      service: a\n    m:\n      <<: *r\n";
+        check_provider_file("merge.yml", merged).unwrap();
+        assert!(is_provider_file("UPPER.YML") && !is_provider_file("x.yml.rejected"));
         for (name, bad, why) in [
-            ("a.yml", "http: {routers: [", "did not find"),
+            ("a.yml", "http: {routers: [", "not valid YAML (line "),
             (
                 "b.yml",
                 "http:\n  routers:\n    x:\n      rule: r\n      service: a\n      bogusKey: 1\n",
-                "bogus",
+                "at /http/routers/x",
             ),
-            ("c.yml", "http:\n  routers: 5\n", "object"),
-            ("d.toml", "[http\n", "expected"),
+            ("c.yml", "http:\n  routers: 5\n", "at /http/routers"),
+            ("d.toml", "[http\n", "not valid TOML"),
+            (
+                "e.yml",
+                "root:$6$secret$hash:19000:0:99999:7:::\n",
+                "its top level",
+            ),
         ] {
             let e = check_provider_file(name, bad).unwrap_err();
-            assert!(e.to_lowercase().contains(why), "{name}: {e}");
+            assert!(e.contains(why), "{name}: {e}");
+            assert!(
+                !e.contains("secret") && !e.to_lowercase().contains("bogus"),
+                "no content echoed: {e}"
+            );
         }
     }
 
@@ -618,6 +683,23 @@ mod tests {
             v.get("tcp").is_none(),
             "a raw port without a backend has no router"
         );
+    }
+
+    #[test]
+    fn addresses_give_their_port_and_protocol() {
+        for (a, want) in [
+            (":80", Some((80, false))),
+            ("127.0.0.1:8082", Some((8082, false))),
+            ("[::1]:8082", Some((8082, false))),
+            (":5353/udp", Some((5353, true))),
+            (":15432/tcp", Some((15432, false))),
+            ("http://127.0.0.1:4180/", Some((4180, false))),
+            ("nonsense", None),
+        ] {
+            assert_eq!(address_port(a), want, "{a}");
+        }
+        assert!(is_loopback_address("127.0.0.1:8082") && is_loopback_address("[::1]:1"));
+        assert!(!is_loopback_address(":8082") && !is_loopback_address("0.0.0.0:8082"));
     }
 
     #[test]

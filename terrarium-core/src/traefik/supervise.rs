@@ -33,15 +33,25 @@ pub enum Supervisor {
     Command,
 }
 
+/// `restart_command` wins; then `expose.supervisor` (`systemd`,
+/// `terrarium`, or `auto`: systemd when it is the running init).
 pub fn supervisor(e: &ExposeSettings) -> Supervisor {
-    if !e.restart_command.is_empty() {
-        Supervisor::Command
-    } else if systemd::is_running() {
-        Supervisor::Systemd
-    } else {
-        Supervisor::Terrarium
+    choose(e, systemd::is_running())
+}
+
+fn choose(e: &ExposeSettings, systemd_runs: bool) -> Supervisor {
+    match (e.restart_command.is_empty(), e.supervisor.as_str()) {
+        (false, _) => Supervisor::Command,
+        (true, "systemd") => Supervisor::Systemd,
+        (true, "terrarium") => Supervisor::Terrarium,
+        _ if systemd_runs => Supervisor::Systemd,
+        _ => Supervisor::Terrarium,
     }
 }
+
+/// The first line of the unit Terrarium writes: a unit without it is
+/// someone else's and is never overwritten.
+const UNIT_MARK: &str = "# Written by Terrarium (trm-expose proxy); edits are replaced.";
 
 fn pid_file(e: &ExposeSettings) -> PathBuf {
     Path::new(&e.state_dir).join("traefik.pid")
@@ -69,7 +79,7 @@ pub fn unit(e: &ExposeSettings) -> systemd::Unit {
     systemd::Unit {
         name: UNIT.into(),
         content: format!(
-            "[Unit]\nDescription=Traefik, Terrarium's public proxy\nAfter=network-online.target\nWants=network-online.target\n\n\
+            "{UNIT_MARK}\n[Unit]\nDescription=Traefik, Terrarium's public proxy\nAfter=network-online.target\nWants=network-online.target\n\n\
              [Service]\n{user}ExecStart={bin} --configFile={cfg}\n{env}Restart=on-failure\nRestartSec=2\n\
              AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nNoNewPrivileges=true\n\
              ProtectSystem=strict\nReadWritePaths={acme_dir} {logs}\nProtectHome=true\nPrivateTmp=true\nPrivateDevices=true\n\
@@ -186,11 +196,12 @@ fn alive(pid: u32) -> bool {
 }
 
 fn systemd_pid() -> Option<u32> {
-    let out = Cmd::new("systemctl")
-        .args(["show", "-p", "MainPID", "--value", UNIT])
-        .run()
-        .ok()?;
-    out.stdout_str().trim().parse().ok().filter(|p| *p != 0)
+    systemd::systemctl_output(&["show", "-p", "MainPID", "--value", UNIT])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
 }
 
 fn api_of(e: &ExposeSettings) -> Api {
@@ -228,15 +239,7 @@ pub fn status(e: &ExposeSettings) -> Status {
 
 /// The API address must be loopback: it is read-only but unauthenticated.
 pub fn check_settings(e: &ExposeSettings) -> Result<()> {
-    let host = e
-        .api_address
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-        .unwrap_or("");
-    let loopback = host
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
+    if !super::is_loopback_address(&e.api_address) {
         return Err(Error::Usage(format!(
             "expose.api_address {:?} must be a loopback address such as 127.0.0.1:8082",
             e.api_address
@@ -245,14 +248,13 @@ pub fn check_settings(e: &ExposeSettings) -> Result<()> {
     Ok(())
 }
 
-/// Directories Traefik writes, owned by its user.
+/// Directories Traefik writes, owned by its user. Only the directories
+/// are handed over, never through a link: files inside are Traefik's own,
+/// and a link planted there must not make root chown /etc/shadow.
 fn prepare_dirs(e: &ExposeSettings) -> Result<()> {
-    for dir in [
-        e.log_dir.clone(),
-        parent_of(&e.acme_storage),
-        e.state_dir.clone(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
+    let dirs = [e.log_dir.clone(), parent_of(&e.acme_storage)];
+    for dir in dirs.iter().chain([&e.state_dir]) {
+        std::fs::create_dir_all(dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
     }
     if e.traefik_user.is_empty() || !crate::fs::is_root() {
         return Ok(());
@@ -266,17 +268,15 @@ fn prepare_dirs(e: &ExposeSettings) -> Result<()> {
                 e.traefik_user
             ))
         })?;
-    let mut paths = vec![
-        PathBuf::from(&e.log_dir),
-        PathBuf::from(parent_of(&e.acme_storage)),
-    ];
-    for f in ["traefik.log", "access.log", "traefik.out"] {
-        paths.push(Path::new(&e.log_dir).join(f));
-    }
-    paths.push(PathBuf::from(&e.acme_storage));
-    for p in paths.iter().filter(|p| p.exists()) {
-        nix::unistd::chown(p, Some(user.uid), Some(user.gid))
-            .map_err(|err| Error::io(format!("chown {}", p.display()), err.into()))?;
+    for dir in &dirs {
+        nix::unistd::fchownat(
+            None,
+            Path::new(dir),
+            Some(user.uid),
+            Some(user.gid),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| Error::io(format!("chown {dir}"), err.into()))?;
     }
     Ok(())
 }
@@ -324,8 +324,9 @@ pub fn start(e: &ExposeSettings) -> Result<Status> {
     if st.running && st.answering {
         return Ok(st);
     }
+    let marks = log_marks(e);
     launch(e)?;
-    verify(e)
+    verify(e, &marks)
 }
 
 fn launch(e: &ExposeSettings) -> Result<()> {
@@ -340,15 +341,27 @@ fn launch(e: &ExposeSettings) -> Result<()> {
     match supervisor(e) {
         Supervisor::Systemd => {
             let u = unit(e);
-            let dir = Path::new(systemd::DEFAULT_UNIT_DIR);
-            if std::fs::read_to_string(dir.join(&u.name)).ok().as_deref() != Some(&u.content) {
-                systemd::install(&[u], dir, false)?;
+            let path = Path::new(systemd::DEFAULT_UNIT_DIR).join(&u.name);
+            match std::fs::read_to_string(&path) {
+                Ok(have) if have == u.content => {}
+                Ok(have) if !have.starts_with(UNIT_MARK) => {
+                    return Err(Error::WrongState(format!(
+                        "{} is not Terrarium's; set expose.restart_command to how this host restarts Traefik, or remove the unit",
+                        path.display()
+                    )))
+                }
+                _ => {
+                    crate::fs::atomic_write(&path, u.content.as_bytes(), 0o644)?;
+                    systemd::systemctl(&["daemon-reload"])?;
+                    systemd::systemctl(&["enable", UNIT])?;
+                }
             }
-            Cmd::new("systemctl").args(["restart", UNIT]).run()?;
+            systemd::systemctl(&["restart", UNIT])?;
         }
         Supervisor::Terrarium => {
             if let Some(pid) = our_pid(e) {
-                terminate(pid);
+                terminate(e, pid);
+                wait_ports_free(e);
             }
             let pid = traefik_cmd(e).spawn_daemon(&output_log(e))?;
             crate::fs::atomic_write(&pid_file(e), format!("{pid}\n").as_bytes(), 0o644)?;
@@ -370,8 +383,9 @@ fn launch(e: &ExposeSettings) -> Result<()> {
 /// Restart (a new static file: new entrypoints), then verify.
 pub fn restart(e: &ExposeSettings) -> Result<Status> {
     check_settings(e)?;
+    let marks = log_marks(e);
     launch(e)?;
-    verify(e)
+    verify(e, &marks)
 }
 
 /// Stop the Traefik Terrarium supervises. True when one was stopped.
@@ -379,13 +393,15 @@ pub fn stop(e: &ExposeSettings) -> Result<bool> {
     match supervisor(e) {
         Supervisor::Systemd => {
             let was = systemd_pid().is_some();
-            Cmd::new("systemctl").args(["stop", UNIT]).run()?;
+            if was || Path::new(systemd::DEFAULT_UNIT_DIR).join(UNIT).exists() {
+                systemd::systemctl(&["stop", UNIT])?;
+            }
             Ok(was)
         }
         Supervisor::Terrarium => {
             let pid = our_pid(e);
             if let Some(pid) = pid {
-                terminate(pid);
+                terminate(e, pid);
             }
             let _ = std::fs::remove_file(pid_file(e));
             Ok(pid.is_some())
@@ -396,18 +412,40 @@ pub fn stop(e: &ExposeSettings) -> Result<bool> {
     }
 }
 
-fn terminate(pid: u32) {
-    use nix::sys::signal::{kill, Signal};
-    let p = nix::unistd::Pid::from_raw(pid as i32);
-    let _ = kill(p, Signal::SIGTERM);
-    let until = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < until {
+/// Until the static file's ports are free (the old process's sockets
+/// can outlive it for a moment), at most 5 s: the new one must bind them.
+fn wait_ports_free(e: &ExposeSettings) {
+    let Ok(doc) = require_static(e) else {
+        return;
+    };
+    let want: std::collections::BTreeSet<(bool, u16)> = entrypoint_ports(&doc)
+        .into_iter()
+        .map(|(_, udp, port)| (udp, port))
+        .collect();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until
+        && [false, true]
+            .into_iter()
+            .flat_map(crate::net::sockets)
+            .any(|s| want.contains(&(s.udp, s.port)))
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if alive(pid) {
-        let _ = kill(p, Signal::SIGKILL);
-        while alive(pid) {
-            std::thread::sleep(Duration::from_millis(20));
+}
+
+/// SIGTERM, then SIGKILL after 5 s (2 s past the connections' drain); the pid is checked to still be our
+/// Traefik before each signal (pids are reused), and waits are bounded.
+fn terminate(e: &ExposeSettings, pid: u32) {
+    use nix::sys::signal::{kill, Signal};
+    let p = nix::unistd::Pid::from_raw(pid as i32);
+    for (signal, wait) in [(Signal::SIGTERM, 5), (Signal::SIGKILL, 5)] {
+        if our_pid(e) != Some(pid) {
+            return;
+        }
+        let _ = kill(p, signal);
+        let until = Instant::now() + Duration::from_secs(wait);
+        while alive(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -419,12 +457,7 @@ pub fn entrypoint_ports(static_file: &Value) -> Vec<(String, bool, u16)> {
         .into_iter()
         .flatten()
         .filter_map(|(name, ep)| {
-            let addr = ep["address"].as_str()?;
-            let (addr, udp) = match addr.rsplit_once('/') {
-                Some((a, proto)) => (a, proto == "udp"),
-                None => (addr, false),
-            };
-            let port = addr.rsplit_once(':')?.1.parse().ok()?;
+            let (port, udp) = super::address_port(ep["address"].as_str()?)?;
             Some((name.clone(), udp, port))
         })
         .collect()
@@ -432,7 +465,7 @@ pub fn entrypoint_ports(static_file: &Value) -> Vec<(String, bool, u16)> {
 
 /// Wait until Traefik answers ping and every entrypoint listens; a process
 /// that died, or a port that never opens, is an error with the log's tail.
-fn verify(e: &ExposeSettings) -> Result<Status> {
+fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)]) -> Result<Status> {
     let doc = require_static(e)?;
     let ports = entrypoint_ports(&doc);
     let api = api_of(e);
@@ -441,10 +474,20 @@ fn verify(e: &ExposeSettings) -> Result<Status> {
         let st = status(e);
         let dead = !st.running && supervisor(e) != Supervisor::Command;
         let closed: Vec<String> = if st.answering {
-            let (tcp, udp) = (
-                crate::net::listening_ports(false),
-                crate::net::listening_ports(true),
-            );
+            // The ports must be the new process's: an old Traefik still
+            // holding them would answer ping while the new one died.
+            let owners = st.pid.map(|_| crate::net::socket_owners());
+            let held = |udp: bool| -> std::collections::BTreeSet<u16> {
+                crate::net::sockets(udp)
+                    .into_iter()
+                    .filter(|s| match (&owners, st.pid) {
+                        (Some(o), Some(pid)) => o.get(&s.inode).is_some_and(|(p, _)| *p == pid),
+                        _ => true,
+                    })
+                    .map(|s| s.port)
+                    .collect()
+            };
+            let (tcp, udp) = (held(false), held(true));
             ports
                 .iter()
                 .filter(|(_, is_udp, port)| !(if *is_udp { &udp } else { &tcp }).contains(port))
@@ -471,24 +514,35 @@ fn verify(e: &ExposeSettings) -> Result<Status> {
                 format!("Traefik does not listen on {}", closed.join(", "))
             };
             return Err(Error::Unavailable(format!(
-                "{why}; last lines of its logs:\n{}",
-                log_tail(e)
+                "{why}; what it logged since:\n{}",
+                log_since(marks)
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn log_tail(e: &ExposeSettings) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for f in [output_log(e), Path::new(&e.log_dir).join("traefik.log")] {
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            let all: Vec<&str> = text.lines().collect();
-            let from = all.len().saturating_sub(5);
-            lines.extend(all[from..].iter().map(|l| format!("{}: {l}", f.display())));
-        }
-    }
-    lines.join("\n")
+/// Where Traefik's logs end now, so a failure quotes only this start.
+fn log_marks(e: &ExposeSettings) -> Vec<(PathBuf, u64)> {
+    [output_log(e), Path::new(&e.log_dir).join("traefik.log")]
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            (f, len)
+        })
+        .collect()
+}
+
+fn log_since(marks: &[(PathBuf, u64)]) -> String {
+    marks
+        .iter()
+        .filter_map(|(f, from)| {
+            let bytes = std::fs::read(f).ok()?;
+            let new = bytes.get(*from as usize..).unwrap_or(&bytes);
+            (!new.is_empty()).then(|| format!("{}: {}", f.display(), crate::process::tail(new)))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -516,6 +570,7 @@ mod tests {
             );
         }
         assert!(!u.content.contains("LEGO_CA_CERTIFICATES"));
+        assert!(u.content.starts_with(UNIT_MARK), "marked as Terrarium's");
     }
 
     #[test]
@@ -552,9 +607,19 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_command_takes_precedence() {
+    fn the_supervisor_follows_settings_then_the_init() {
         let mut e = ExposeSettings::default();
+        assert_eq!(choose(&e, true), Supervisor::Systemd);
+        assert_eq!(choose(&e, false), Supervisor::Terrarium);
+        e.supervisor = "terrarium".into();
+        assert_eq!(
+            choose(&e, true),
+            Supervisor::Terrarium,
+            "tests on a systemd host"
+        );
+        e.supervisor = "systemd".into();
+        assert_eq!(choose(&e, false), Supervisor::Systemd);
         e.restart_command = vec!["true".into()];
-        assert_eq!(supervisor(&e), Supervisor::Command);
+        assert_eq!(choose(&e, true), Supervisor::Command);
     }
 }
