@@ -27,3 +27,12 @@ echo "==> Traefik" >&2
 # Writes the static file; a label problem (exit 1) is reported, not fatal.
 "$PREFIX/bin/trm-expose" sync --format human || true
 "$PREFIX/bin/trm-expose" proxy start --format human
+
+echo "==> exposure watcher (follows starts, stops and label edits)" >&2
+"$PREFIX/bin/trm-expose" service install --format human
+if [ ! -d /run/systemd/system ] && ! pgrep -f "$PREFIX/bin/trm-expose watch" >/dev/null; then
+    # No systemd (containers, CI): run it in the background, as LXD is.
+    mkdir -p /var/log/terrarium
+    nohup "$PREFIX/bin/trm-expose" watch --format jsonl >>/var/log/terrarium/expose-watch.log 2>&1 &
+    echo "started trm-expose watch in the background (log: /var/log/terrarium/expose-watch.log)" >&2
+fi

@@ -534,7 +534,7 @@ fn main() {
 
     t.case("check_tells_everything_sync_would_refuse", || {
         let label = format!(
-            "tcp://22:22, tcp://443:8443, https://manage.example.test, tcp://2299:22, udp://67, https://{HOST}, https://fine.example.test:3000"
+            "tcp://22:22, tcp://443:8443, https://manage.example.test, tcp://2299:22, udp://67, https://{HOST}, https://fine.example.test:3000, https://fine.example.test:3001"
         );
         let out = expose(&bed, &["check", &label, "--instance", OTHER]);
         assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
@@ -558,7 +558,11 @@ fn main() {
         assert!(problem("tcp://2299").contains("(SSH)"), "sshd's configured port");
         assert!(problem("udp://67").contains("already listens"), "dnsmasq's DHCP port");
         assert!(problem(&format!("https://{HOST}")).contains("held by instance 'x-app'"));
-        assert_eq!(problem("https://fine."), "");
+        assert_eq!(problem("https://fine.example.test:3000"), "");
+        assert!(
+            problem("https://fine.example.test:3001").contains("already routed by"),
+            "a second port for the same host replaces nothing silently"
+        );
         // The same label set by hand: sync refuses exactly those items.
         set_label(OTHER, &label);
         let out = expose(&bed, &["sync"]);
@@ -571,7 +575,7 @@ fn main() {
             .filter(|p| p["instance"] == OTHER)
             .map(|p| p["item"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(refused.len(), 6, "{refused:?}");
+        assert_eq!(refused.len(), 7, "{refused:?}");
         let st: Value = serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap()).unwrap();
         for ep in ["tcp-22", "tcp-443", "tcp-2299", "udp-67"] {
             assert!(st["entryPoints"].get(ep).is_none(), "{ep} must not become an entrypoint");

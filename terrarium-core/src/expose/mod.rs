@@ -215,11 +215,22 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
                 problem: Some(e.message),
             });
         }
-        let mut accepted = Vec::new();
+        let mut accepted: Vec<Item> = Vec::new();
         for item in items {
-            let refusal = match ctx.refusal(&item) {
-                Some(why) => Some((RouteState::Refused, why)),
-                None => match holders.get(&item.claim()) {
+            // One route per host and path, one backend per port: a second
+            // item for the same claim would silently replace the first.
+            let twin = accepted.iter().find(|a| a.claim() == item.claim());
+            let refusal = match (ctx.refusal(&item), twin) {
+                (Some(why), _) => Some((RouteState::Refused, why)),
+                (None, Some(first)) if *first == item => continue,
+                (None, Some(first)) => Some((
+                    RouteState::Conflict,
+                    format!(
+                        "{} is already routed by `{first}` of this instance",
+                        item.claim()
+                    ),
+                )),
+                (None, None) => match holders.get(&item.claim()) {
                     Some(holder) if *holder != src.name => Some((
                         RouteState::Conflict,
                         format!("{} is held by instance '{holder}'", item.claim()),
@@ -1060,6 +1071,28 @@ mod tests {
         s.subnet.clear();
         let b = Backends::of(&s);
         assert!(b.allows("10.9.9.9") && !b.allows("127.0.0.1") && !b.allows("8.8.8.8"));
+    }
+
+    #[test]
+    fn one_instance_cannot_route_one_claim_twice() {
+        let sources = vec![src(
+            "a",
+            "1",
+            "http://h.example.com:3000, http://h.example.com:3001, tcp://15000:3000, tcp://15000:3001, http://h.example.com:3000",
+        )];
+        let p = plan(&sources, &ctx());
+        let msgs: Vec<&str> = p.problems.iter().map(|x| x.item.as_str()).collect();
+        assert_eq!(
+            msgs,
+            ["http://h.example.com:3001", "tcp://15000:3001"],
+            "{:?}",
+            p.problems
+        );
+        assert!(p.problems[0]
+            .message
+            .contains("already routed by `http://h.example.com:3000`"));
+        let file = p.files["trm-a.yml"].to_string();
+        assert!(file.contains(":3000") && !file.contains(":3001"), "{file}");
     }
 
     #[test]

@@ -85,7 +85,9 @@ fn routers_of(raw: &Value) -> Vec<Router> {
 
 /// The router names (without provider) the Terrarium files in the dynamic
 /// directory declare: the instances' `trm-*.yml` and the management file.
-pub fn routers_in_files(dir: &Path) -> BTreeSet<String> {
+/// With `entrypoints`, only routers whose entrypoints all exist there
+/// (Traefik runs no router on an entrypoint its static file lacks).
+pub fn routers_in_files(dir: &Path, entrypoints: Option<&BTreeSet<String>>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -100,7 +102,19 @@ pub fn routers_in_files(dir: &Path) -> BTreeSet<String> {
         };
         for section in ["http", "tcp", "udp"] {
             if let Some(m) = doc[section]["routers"].as_object() {
-                out.extend(m.keys().cloned());
+                out.extend(
+                    m.iter()
+                        .filter(|(_, r)| {
+                            entrypoints.map_or(true, |have| {
+                                r["entryPoints"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .all(|ep| ep.as_str().is_some_and(|n| have.contains(n)))
+                            })
+                        })
+                        .map(|(k, _)| k.clone()),
+                );
             }
         }
     }
@@ -178,5 +192,24 @@ mod tests {
         assert_eq!(l.missing, ["trm-c_http-3"]);
         assert_eq!(l.errors.len(), 1);
         assert!(l.errors[0].starts_with("trm-b_http-2@file: "));
+    }
+
+    #[test]
+    fn routers_needing_a_missing_entrypoint_are_not_expected_of_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let doc = json!({
+            "http": {"routers": {"trm-a_https-1": {"entryPoints": ["websecure"]}}},
+            "udp": {"routers": {"trm-a_udp-53": {"entryPoints": ["udp-53"]}}},
+        });
+        std::fs::write(d.path().join("trm-a.yml"), doc.to_string()).unwrap();
+        std::fs::write(d.path().join("other.yml"), doc.to_string()).unwrap();
+        assert_eq!(
+            routers_in_files(d.path(), None).len(),
+            2,
+            "only Terrarium's files"
+        );
+        let eps: BTreeSet<String> = ["web".to_string(), "websecure".to_string()].into();
+        let want: Vec<String> = routers_in_files(d.path(), Some(&eps)).into_iter().collect();
+        assert_eq!(want, ["trm-a_https-1"]);
     }
 }

@@ -178,10 +178,28 @@ fn our_pid(e: &ExposeSettings) -> Option<u32> {
         .trim()
         .parse()
         .ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    runs_our_config(e, pid).then_some(pid)
+}
+
+/// Is `pid` alive and a Traefik (or its setpriv/wrapper) on our static file?
+fn runs_our_config(e: &ExposeSettings, pid: u32) -> bool {
     let want = format!("--configFile={}", e.static_file);
-    let ours = cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes());
-    (ours && alive(pid)).then_some(pid)
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == want.as_bytes()))
+        && alive(pid)
+}
+
+/// Every process on our static file, recorded or not (one whose pid file
+/// was lost would hold the ports the next one needs).
+fn all_ours(e: &ExposeSettings) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| d.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && runs_our_config(e, *pid))
+        .collect()
 }
 
 fn alive(pid: u32) -> bool {
@@ -219,7 +237,12 @@ pub fn status(e: &ExposeSettings) -> Status {
     let files = answering
         .then(|| api.routers().ok())
         .flatten()
-        .map(|running| api::compare(&api::routers_in_files(Path::new(&e.dynamic_dir)), &running));
+        .map(|running| {
+            api::compare(
+                &api::routers_in_files(Path::new(&e.dynamic_dir), None),
+                &running,
+            )
+        });
     Status {
         supervisor: sup,
         // Under a restart command Terrarium knows no pid; answering is up.
@@ -253,7 +276,9 @@ pub fn check_settings(e: &ExposeSettings) -> Result<()> {
 /// and a link planted there must not make root chown /etc/shadow.
 fn prepare_dirs(e: &ExposeSettings) -> Result<()> {
     let dirs = [e.log_dir.clone(), parent_of(&e.acme_storage)];
-    for dir in dirs.iter().chain([&e.state_dir]) {
+    // The watched directory must exist when Traefik starts: its file
+    // provider gives up for good on a missing one.
+    for dir in dirs.iter().chain([&e.state_dir, &e.dynamic_dir]) {
         std::fs::create_dir_all(dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
     }
     if e.traefik_user.is_empty() || !crate::fs::is_root() {
@@ -325,11 +350,12 @@ pub fn start(e: &ExposeSettings) -> Result<Status> {
         return Ok(st);
     }
     let marks = log_marks(e);
-    launch(e)?;
-    verify(e, &marks)
+    let spawned = launch(e)?;
+    verify(e, &marks, spawned)
 }
 
-fn launch(e: &ExposeSettings) -> Result<()> {
+/// Start it; the pid when Terrarium spawned the process itself.
+fn launch(e: &ExposeSettings) -> Result<Option<u32>> {
     require_static(e)?;
     if !Path::new(&e.traefik_binary).is_file() {
         return Err(Error::ToolMissing {
@@ -359,12 +385,16 @@ fn launch(e: &ExposeSettings) -> Result<()> {
             systemd::systemctl(&["restart", UNIT])?;
         }
         Supervisor::Terrarium => {
-            if let Some(pid) = our_pid(e) {
-                terminate(e, pid);
+            let old = all_ours(e);
+            for pid in &old {
+                terminate(e, *pid);
+            }
+            if !old.is_empty() {
                 wait_ports_free(e);
             }
             let pid = traefik_cmd(e).spawn_daemon(&output_log(e))?;
             crate::fs::atomic_write(&pid_file(e), format!("{pid}\n").as_bytes(), 0o644)?;
+            return Ok(Some(pid));
         }
         Supervisor::Command => {
             let (prog, args) = e.restart_command.split_first().expect("non-empty");
@@ -377,15 +407,15 @@ fn launch(e: &ExposeSettings) -> Result<()> {
             .run()?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Restart (a new static file: new entrypoints), then verify.
 pub fn restart(e: &ExposeSettings) -> Result<Status> {
     check_settings(e)?;
     let marks = log_marks(e);
-    launch(e)?;
-    verify(e, &marks)
+    let spawned = launch(e)?;
+    verify(e, &marks, spawned)
 }
 
 /// Stop the Traefik Terrarium supervises. True when one was stopped.
@@ -399,12 +429,12 @@ pub fn stop(e: &ExposeSettings) -> Result<bool> {
             Ok(was)
         }
         Supervisor::Terrarium => {
-            let pid = our_pid(e);
-            if let Some(pid) = pid {
-                terminate(e, pid);
+            let pids = all_ours(e);
+            for pid in &pids {
+                terminate(e, *pid);
             }
             let _ = std::fs::remove_file(pid_file(e));
-            Ok(pid.is_some())
+            Ok(!pids.is_empty())
         }
         Supervisor::Command => Err(Error::Usage(
             "expose.restart_command manages Traefik on this host; stop it the same way".into(),
@@ -439,7 +469,7 @@ fn terminate(e: &ExposeSettings, pid: u32) {
     use nix::sys::signal::{kill, Signal};
     let p = nix::unistd::Pid::from_raw(pid as i32);
     for (signal, wait) in [(Signal::SIGTERM, 5), (Signal::SIGKILL, 5)] {
-        if our_pid(e) != Some(pid) {
+        if !runs_our_config(e, pid) {
             return;
         }
         let _ = kill(p, signal);
@@ -465,22 +495,31 @@ pub fn entrypoint_ports(static_file: &Value) -> Vec<(String, bool, u16)> {
 
 /// Wait until Traefik answers ping and every entrypoint listens; a process
 /// that died, or a port that never opens, is an error with the log's tail.
-fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)]) -> Result<Status> {
+fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)], spawned: Option<u32>) -> Result<Status> {
     let doc = require_static(e)?;
     let ports = entrypoint_ports(&doc);
+    let names: std::collections::BTreeSet<String> =
+        ports.iter().map(|(name, _, _)| name.clone()).collect();
+    let runnable = api::routers_in_files(Path::new(&e.dynamic_dir), Some(&names));
     let api = api_of(e);
     let until = Instant::now() + READY_WITHIN;
     loop {
         let st = status(e);
-        let dead = !st.running && supervisor(e) != Supervisor::Command;
+        // The process we spawned, by pid: its command line is briefly
+        // unreadable while setpriv and the binary exec one another.
+        let pid = spawned.or(st.pid);
+        let dead = match spawned {
+            Some(p) => !alive(p),
+            None => !st.running && supervisor(e) != Supervisor::Command,
+        };
         let closed: Vec<String> = if st.answering {
             // The ports must be the new process's: an old Traefik still
             // holding them would answer ping while the new one died.
-            let owners = st.pid.map(|_| crate::net::socket_owners());
+            let owners = pid.map(|_| crate::net::socket_owners());
             let held = |udp: bool| -> std::collections::BTreeSet<u16> {
                 crate::net::sockets(udp)
                     .into_iter()
-                    .filter(|s| match (&owners, st.pid) {
+                    .filter(|s| match (&owners, pid) {
                         (Some(o), Some(pid)) => o.get(&s.inode).is_some_and(|(p, _)| *p == pid),
                         _ => true,
                     })
@@ -498,7 +537,16 @@ fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)]) -> Result<Status> {
         } else {
             Vec::new()
         };
-        if st.answering && closed.is_empty() && api.ping() {
+        // Ping answers before the file provider has applied the routes:
+        // wait for every router it can run (its entrypoints exist).
+        let unloaded: Vec<String> = if st.answering && closed.is_empty() {
+            api.routers()
+                .map(|running| api::compare(&runnable, &running).missing)
+                .unwrap_or_else(|_| vec!["(the API did not answer)".into()])
+        } else {
+            Vec::new()
+        };
+        if st.answering && closed.is_empty() && unloaded.is_empty() {
             return Ok(st);
         }
         if dead || Instant::now() >= until {
@@ -510,8 +558,10 @@ fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)]) -> Result<Status> {
                     e.api_address,
                     READY_WITHIN.as_secs()
                 )
-            } else {
+            } else if !closed.is_empty() {
                 format!("Traefik does not listen on {}", closed.join(", "))
+            } else {
+                format!("Traefik did not load the routers {}", unloaded.join(", "))
             };
             return Err(Error::Unavailable(format!(
                 "{why}; what it logged since:\n{}",
