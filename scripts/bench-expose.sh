@@ -94,6 +94,7 @@ first_200() { # host -> ms from now until Traefik answers 200 for it
     done
     echo $(($(now_ms) - t0))
 }
+ip_of() { lxc list --project "$PROJECT" "$1" --format json | jq -r '.[0].state.network.eth0.addresses[] | select(.family=="inet") | .address' | head -1; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo "==> a web server in $LAT containers" >&2
@@ -112,7 +113,7 @@ done
 # directory by hand (atomically), then the first 200.
 : >"$work/raw-add.ms"
 for i in $(seq 1 "$LAT"); do
-    ip=$(lxc list --project "$PROJECT" "b-$i" --format json | jq -r '.[0].state.network.eth0.addresses[] | select(.family=="inet") | .address' | head -1)
+    ip=$(ip_of "b-$i")
     printf '{"http":{"routers":{"raw-%s":{"rule":"Host(`raw-%s.bench.test`)","entryPoints":["web"],"service":"raw-%s"}},"services":{"raw-%s":{"loadBalancer":{"servers":[{"url":"http://%s:3000"}]}}}}}\n' \
         "$i" "$i" "$i" "$i" "$ip" >"$work/dynamic/.raw-$i.tmp"
     mv "$work/dynamic/.raw-$i.tmp" "$work/dynamic/raw-$i.yml"
@@ -141,7 +142,7 @@ kill "$watch_pid" 2>/dev/null || true
 # The raw tool: the same start, the container's own server asked directly.
 : >"$work/raw-start.ms"
 for i in $(seq 1 "$LAT"); do
-    ip=$(lxc list --project "$PROJECT" "b-$i" --format json | jq -r '.[0].state.network.eth0.addresses[] | select(.family=="inet") | .address' | head -1)
+    ip=$(ip_of "b-$i")
     lxc stop --project "$PROJECT" "b-$i"
     t0=$(now_ms)
     lxc start --project "$PROJECT" "b-$i"
