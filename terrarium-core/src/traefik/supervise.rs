@@ -230,7 +230,8 @@ pub fn status(e: &ExposeSettings) -> Status {
     let sup = supervisor(e);
     let pid = match sup {
         Supervisor::Systemd => systemd_pid(),
-        _ => our_pid(e),
+        // A process whose pid file was lost still counts (and is stopped).
+        _ => our_pid(e).or_else(|| all_ours(e).first().copied()),
     };
     let api = api_of(e);
     let answering = api.ping();
