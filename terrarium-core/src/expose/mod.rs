@@ -957,7 +957,8 @@ const WATCHED: &[&str] = &[
 /// Follow LXD's lifecycle events and sync after each relevant one, plus a
 /// full sync every `interval` as a backstop. A started instance gets its
 /// address from DHCP a moment later, so until every running labelled
-/// instance has one, sync again every half second (up to 30 s).
+/// instance has one, ask LXD for those instances every 100 ms (up to
+/// 30 s) and sync as soon as one has it.
 pub fn watch(
     lxd: &Lxd,
     settings: &Settings,
@@ -981,20 +982,32 @@ pub fn watch(
     };
     let mut monitor = spawn_monitor(tx.clone())?;
     let mut last_full = std::time::Instant::now();
-    let mut settle_until: Option<std::time::Instant> = None;
-    let run = |report: &mut dyn FnMut(Result<SyncReport>)| -> bool {
+    let run = |report: &mut dyn FnMut(Result<SyncReport>)| -> Vec<String> {
         let r = sync(lxd, settings, false);
-        let waiting =
-            matches!(&r, Ok(rep) if rep.routes.iter().any(|x| x.state == RouteState::NoAddress));
+        let mut w: Vec<String> = match &r {
+            Ok(rep) => rep
+                .routes
+                .iter()
+                .filter(|x| x.state == RouteState::NoAddress)
+                .map(|x| x.instance.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        w.dedup();
         report(r);
-        waiting
+        w
     };
-    if run(report) {
-        settle_until = Some(std::time::Instant::now() + Duration::from_secs(30));
-    }
+    let backends = Backends::of(settings);
+    let settle =
+        |w: &[String]| (!w.is_empty()).then(|| std::time::Instant::now() + Duration::from_secs(30));
+    // The running labelled instances still without an address.
+    let mut waiting = run(report);
+    let mut settle_until = settle(&waiting);
     loop {
+        // While an address is awaited, ask LXD for just those instances
+        // often (cheap), and sync the moment one has its address.
         let tick = if settle_until.is_some() {
-            Duration::from_millis(500)
+            Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
         };
@@ -1004,8 +1017,9 @@ pub fn watch(
                     .ok()
                     .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))
                     .is_some_and(|a| WATCHED.contains(&a.as_str()));
-                if relevant && run(report) {
-                    settle_until = Some(std::time::Instant::now() + Duration::from_secs(30));
+                if relevant {
+                    waiting = run(report);
+                    settle_until = settle(&waiting);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -1016,15 +1030,24 @@ pub fn watch(
             // in case events were missed meanwhile.
             std::thread::sleep(Duration::from_secs(1));
             monitor = spawn_monitor(tx.clone())?;
-            run(report);
+            waiting = run(report);
+            settle_until = settle(&waiting);
         }
         if let Some(until) = settle_until {
-            if std::time::Instant::now() > until || !run(report) {
+            let arrived = waiting.iter().any(|name| {
+                lxd.instance(name)
+                    .is_ok_and(|i| Source::of(&i, &backends).ipv4.is_some() || !i.is_running())
+            });
+            if std::time::Instant::now() > until {
                 settle_until = None;
+            } else if arrived {
+                waiting = run(report);
+                settle_until = settle(&waiting);
             }
         }
         if last_full.elapsed() >= interval {
-            run(report);
+            waiting = run(report);
+            settle_until = settle(&waiting).or(settle_until);
             last_full = std::time::Instant::now();
         }
     }
