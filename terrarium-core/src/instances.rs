@@ -369,11 +369,9 @@ fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
             &["cloud-init", "status", "--wait"],
             left.max(Duration::from_secs(1)),
         )?;
-        match out.status.code() {
-            Some(0) => return Ok("done".into()),
-            // 127: the image has no cloud-init; nothing to wait for.
-            Some(127) => return Ok("disabled".into()),
-            _ => {}
+        // 127: the image has no cloud-init; nothing to wait for.
+        if out.status.code() == Some(127) {
+            return Ok("disabled".into());
         }
         let long = lxd
             .exec_output(
@@ -387,7 +385,15 @@ fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
         // does (seen: non-zero exit while the status said "running");
         // only a finished cloud-init's verdict counts.
         let still_going = long.contains("status: running") || long.contains("status: not run");
-        if still_going && std::time::Instant::now() < deadline {
+        // A zero exit counts only once the status really says done (seen
+        // under load: a waiter from early boot exiting 0 before the run).
+        if out.status.success() && long.contains("status: done") {
+            return Ok("done".into());
+        }
+        if out.status.success() && long.contains("status: disabled") {
+            return Ok("disabled".into());
+        }
+        if (still_going || out.status.success()) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }
