@@ -71,6 +71,15 @@ impl Item {
             Item::Udp { host_port, .. } => Claim::Udp { port: *host_port },
         }
     }
+
+    /// The raw host port a `tcp://` or `udp://` item takes: (udp, port).
+    pub fn host_port(&self) -> Option<(bool, u16)> {
+        match self {
+            Item::Tcp { host_port, .. } => Some((false, *host_port)),
+            Item::Udp { host_port, .. } => Some((true, *host_port)),
+            Item::Http { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Item {

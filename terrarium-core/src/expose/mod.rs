@@ -250,22 +250,13 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
             holders.insert(item.claim(), &src.name);
             accepted.push(item);
         }
-        for item in &accepted {
-            match item {
-                Item::Tcp { host_port, .. } | Item::Udp { host_port, .. } => {
-                    let udp = matches!(item, Item::Udp { .. });
-                    plan.entrypoints.insert(EntryPoint {
-                        udp,
-                        port: *host_port,
-                    });
-                    plan.rules.insert(PortRule {
-                        port: *host_port,
-                        udp,
-                        comment: ufw::expose_comment(&ctx.project, &src.name),
-                    });
-                }
-                Item::Http { .. } => {}
-            }
+        for (udp, port) in accepted.iter().filter_map(Item::host_port) {
+            plan.entrypoints.insert(EntryPoint { udp, port });
+            plan.rules.insert(PortRule {
+                port,
+                udp,
+                comment: ufw::expose_comment(&ctx.project, &src.name),
+            });
         }
         if accepted.is_empty() {
             continue;
@@ -504,11 +495,7 @@ impl HostView {
         let wanted = sources
             .iter()
             .flat_map(|s| labels::parse(&s.label).0)
-            .filter_map(|i| match i {
-                Item::Tcp { host_port, .. } => Some((false, host_port)),
-                Item::Udp { host_port, .. } => Some((true, host_port)),
-                Item::Http { .. } => None,
-            })
+            .filter_map(|i| i.host_port())
             .collect();
         Context::from_settings(settings).with_host(
             self.live_static.as_ref(),

@@ -115,16 +115,13 @@ impl Context {
 
     /// Why this item may not be exposed on this host, if it may not.
     pub fn refusal(&self, item: &Item) -> Option<String> {
-        let (udp, port) = match item {
-            Item::Http { host, .. } => {
-                return self
-                    .management_hosts
-                    .contains(host)
-                    .then(|| format!("{host} is a management hostname"));
-            }
-            Item::Tcp { host_port, .. } => (false, *host_port),
-            Item::Udp { host_port, .. } => (true, *host_port),
-        };
+        if let Item::Http { host, .. } = item {
+            return self
+                .management_hosts
+                .contains(host)
+                .then(|| format!("{host} is a management hostname"));
+        }
+        let (udp, port) = item.host_port()?;
         let proto = if udp { "udp" } else { "tcp" };
         if let Some(what) = self.reserved_ports.get(&port) {
             return Some(format!(
