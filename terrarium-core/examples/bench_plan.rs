@@ -18,6 +18,7 @@ fn main() {
             created_at: format!("2026-01-01T00:{:02}:{:02}Z", i / 60 % 60, i % 60),
             running: true,
             ipv4: Some(format!("10.100.{}.{}", i / 250, i % 250 + 2)),
+            unroutable: None,
             label: format!(
                 "https://c{i}.example.com:3000/app@auth:devs,ops\nhttp://c{i}-plain.example.com\ntcp://{}:22",
                 10000 + i

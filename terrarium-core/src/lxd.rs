@@ -147,6 +147,21 @@ pub struct StoragePool {
     pub status: String,
 }
 
+/// A DHCP lease as the host's dnsmasq recorded it: the host-side truth
+/// about which MAC got which address (what a container reports about
+/// itself is not).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Lease {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub hwaddr: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Network {
     pub name: String,
@@ -515,6 +530,12 @@ impl Lxd {
             "/1.0/storage-pools",
             &serde_json::json!({"name": name, "driver": driver, "config": config}),
         )
+    }
+
+    /// The leases LXD's DHCP server handed out on a managed network.
+    pub fn network_leases(&self, network: &str) -> Result<Vec<Lease>> {
+        self.query(&format!("/1.0/networks/{network}/leases"))
+            .map_err(|e| not_found(e, "network", network))
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {

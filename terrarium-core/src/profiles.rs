@@ -105,7 +105,7 @@ pub fn definitions(pool: &str, bridge: &str) -> Vec<Definition> {
     ];
     let devices = vec![
         s("root", &format!("disk on pool {pool}"), "The container's root filesystem lives on the Terrarium pool (snapshots, the time machine)."),
-        s("eth0", &format!("nic on network {bridge}"), "The only NIC is on Terrarium's private bridge: outbound NAT, nothing routes in. Public exposure goes through Traefik, by choice."),
+        s("eth0", &format!("nic on network {bridge}"), "The only NIC is on Terrarium's private bridge: outbound NAT, nothing routes in. Public exposure goes through Traefik, by choice. LXD's MAC, IPv4 and IPv6 filters pin it to the MAC and address the host assigned, so root inside cannot pose as a neighbour or the host."),
     ];
     let device_map: Devices = [
         (
@@ -114,7 +114,14 @@ pub fn definitions(pool: &str, bridge: &str) -> Vec<Definition> {
         ),
         (
             "eth0",
-            vec![("type", "nic"), ("name", "eth0"), ("network", bridge)],
+            vec![
+                ("type", "nic"),
+                ("name", "eth0"),
+                ("network", bridge),
+                ("security.mac_filtering", "true"),
+                ("security.ipv4_filtering", "true"),
+                ("security.ipv6_filtering", "true"),
+            ],
         ),
     ]
     .into_iter()

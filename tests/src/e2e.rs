@@ -44,6 +44,12 @@ pub const S3_SUITE: Names = Names {
     pool: "trm-e2e-s3",
 };
 
+pub const SPOOF_SUITE: Names = Names {
+    project: "trm-e2e-spoof",
+    bridge: "trme2e7",
+    pool: "trm-e2e-spoof",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",

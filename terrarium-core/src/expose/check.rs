@@ -47,10 +47,10 @@ pub fn check(
     instance: Option<&str>,
     label: &str,
 ) -> Result<CheckReport> {
-    let instances = lxd.map(|l| l.instances());
-    let conflicts_checked = matches!(instances, Some(Ok(_)));
-    let mut sources: Vec<Source> = match instances {
-        Some(Ok(list)) => super::Backends::of(settings).sources(&list),
+    let read = lxd.map(|l| super::Backends::read_with_instances(l, settings));
+    let conflicts_checked = matches!(read, Some(Ok(_)));
+    let mut sources: Vec<Source> = match read {
+        Some(Ok((list, backends))) => backends.sources(&list),
         _ => Vec::new(),
     };
     let name = instance.unwrap_or(NEW).to_string();
@@ -62,6 +62,7 @@ pub fn check(
             running: true,
             // TEST-NET-1: only to render and validate the would-be file.
             ipv4: Some("192.0.2.1".into()),
+            unroutable: None,
             label: label.to_string(),
         }),
     }

@@ -49,35 +49,48 @@ pub struct Source {
     pub name: String,
     pub created_at: String,
     pub running: bool,
+    /// The backend address, as the host assigned it (never as reported).
     pub ipv4: Option<String>,
+    /// Why the instance may not receive traffic at all (its NIC is not
+    /// protected against spoofing, or the host's records disagree).
+    pub unroutable: Option<String>,
     pub label: String,
 }
 
-impl Source {
-    pub fn of(i: &Instance, backends: &Backends) -> Source {
-        Source {
-            name: i.name.clone(),
-            created_at: i.created_at.clone(),
-            running: i.is_running(),
-            ipv4: i.ipv4().into_iter().find(|a| backends.allows(a)),
-            label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
-        }
-    }
-}
-
-/// Which addresses a route may send traffic to. The address is what the
-/// container reports, and root inside can report 127.0.0.1 or the host's
-/// own address to publish the host's private services (Traefik's API, the
-/// gate, Cockpit), so only host addresses of the private bridge pass.
+/// Which address a route may send traffic to. Root inside a container
+/// controls what the container reports (`ip addr flush`, then a
+/// neighbour's address, the bridge's own address or any other), so the
+/// backend comes from the host's side only: the NIC's pinned
+/// `ipv4.address`, else the lease the host's DHCP server gave the NIC's
+/// MAC. It must be a host address of the bridge subnet (never the
+/// gateway) held by no one else, and the NIC must have LXD's MAC and
+/// IPv4 filters on, so the container cannot answer for any other address.
 #[derive(Debug, Clone)]
 pub struct Backends {
+    bridge: String,
     subnet: Option<crate::net::Subnet>,
+    leases: Vec<crate::lxd::Lease>,
 }
 
+/// The NIC filters that pin a container to its own MAC and addresses.
+pub const NIC_FILTERS: [&str; 2] = ["security.mac_filtering", "security.ipv4_filtering"];
+
 impl Backends {
-    pub fn of(s: &Settings) -> Backends {
+    /// The host's side of the bridge, read from LXD.
+    pub fn read(lxd: &Lxd, s: &Settings) -> Result<Backends> {
+        let leases = if s.bridge.is_empty() {
+            Vec::new()
+        } else {
+            lxd.network_leases(&s.bridge)?
+        };
+        Ok(Backends::of(s, leases))
+    }
+
+    pub fn of(s: &Settings, leases: Vec<crate::lxd::Lease>) -> Backends {
         Backends {
+            bridge: s.bridge.clone(),
             subnet: crate::net::Subnet::parse(&s.subnet).ok(),
+            leases,
         }
     }
 
@@ -93,9 +106,119 @@ impl Backends {
         }
     }
 
-    /// All of them, by the Source's own builder (sources from a list).
+    /// The host-assigned address of `i`'s NIC on the bridge: Ok(None)
+    /// while there is none yet, Err(why) when it may not be used.
+    pub fn address(&self, i: &Instance) -> std::result::Result<Option<String>, String> {
+        let Some((dev, nic)) = i.expanded_devices.iter().find(|(_, d)| {
+            d.get("type").map(String::as_str) == Some("nic")
+                && d.get("network") == Some(&self.bridge)
+        }) else {
+            return Err(format!(
+                "it has no NIC on Terrarium's bridge {}",
+                self.bridge
+            ));
+        };
+        if let Some(off) = NIC_FILTERS
+            .iter()
+            .find(|k| nic.get(**k).map(String::as_str) != Some("true"))
+        {
+            return Err(format!(
+                "its NIC {dev} lets it use any address ({off} is off); \
+                 run `trm-profile apply` or set the filters on the device"
+            ));
+        }
+        let ip = match nic.get("ipv4.address").filter(|a| !a.is_empty()) {
+            Some(pinned) => pinned.clone(),
+            None => {
+                let mac = nic
+                    .get("hwaddr")
+                    .or_else(|| i.config.get(&format!("volatile.{dev}.hwaddr")))
+                    .map(|m| m.to_ascii_lowercase());
+                let Some(mac) = mac else { return Ok(None) };
+                let mut found: Vec<&str> = self
+                    .leases
+                    .iter()
+                    .filter(|l| l.hwaddr.eq_ignore_ascii_case(&mac))
+                    .map(|l| l.address.as_str())
+                    .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                match found.as_slice() {
+                    [] => return Ok(None),
+                    [one] => one.to_string(),
+                    many => {
+                        return Err(format!(
+                            "the host leased several addresses to its MAC {mac}: {}",
+                            many.join(", ")
+                        ))
+                    }
+                }
+            }
+        };
+        if !self.allows(&ip) {
+            return Err(format!(
+                "its address {ip} is not a host address of the bridge subnet"
+            ));
+        }
+        let mac = i.config.get(&format!("volatile.{dev}.hwaddr"));
+        if let Some(other) = self
+            .leases
+            .iter()
+            .find(|l| l.address == ip && mac.is_some_and(|m| !l.hwaddr.eq_ignore_ascii_case(m)))
+        {
+            return Err(format!(
+                "its address {ip} is also leased to MAC {}",
+                other.hwaddr
+            ));
+        }
+        Ok(Some(ip))
+    }
+
+    /// The instances and the host's leases, read side by side (each is a
+    /// round trip to LXD; sync's cost is about the slower one).
+    pub fn read_with_instances(lxd: &Lxd, s: &Settings) -> Result<(Vec<Instance>, Backends)> {
+        std::thread::scope(|scope| {
+            let leases = scope.spawn(|| Backends::read(lxd, s));
+            let instances = lxd.instances();
+            let backends = leases.join().expect("lease reader panicked");
+            Ok((instances?, backends?))
+        })
+    }
+
+    /// Sources for a list of instances. An address two instances would
+    /// share goes to neither.
     pub fn sources(&self, instances: &[Instance]) -> Vec<Source> {
-        instances.iter().map(|i| Source::of(i, self)).collect()
+        let mut out: Vec<Source> = instances
+            .iter()
+            .map(|i| {
+                let (ipv4, unroutable) = match self.address(i) {
+                    Ok(a) => (a, None),
+                    Err(why) => (None, Some(why)),
+                };
+                Source {
+                    name: i.name.clone(),
+                    created_at: i.created_at.clone(),
+                    running: i.is_running(),
+                    ipv4,
+                    unroutable,
+                    label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for ip in out.iter().filter_map(|s| s.ipv4.clone()) {
+            *count.entry(ip).or_default() += 1;
+        }
+        for s in &mut out {
+            if let Some(ip) = s.ipv4.clone().filter(|ip| count[ip] > 1) {
+                s.ipv4 = None;
+                s.unroutable = Some(format!(
+                    "its address {ip} is claimed by another instance too"
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -261,18 +384,28 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
         if accepted.is_empty() {
             continue;
         }
-        let state = match (&src.ipv4, src.running) {
-            (_, false) => RouteState::Stopped,
-            (None, true) => RouteState::NoAddress,
-            (Some(_), true) => RouteState::Active,
+        let mut problem = None;
+        let state = match (&src.ipv4, src.running, &src.unroutable) {
+            (_, false, _) => RouteState::Stopped,
+            (_, true, Some(why)) => {
+                let message = format!("not routed: {why}");
+                plan.problems.push(Problem {
+                    instance: src.name.clone(),
+                    item: String::new(),
+                    message: message.clone(),
+                });
+                problem = Some(message);
+                RouteState::Refused
+            }
+            (None, true, None) => RouteState::NoAddress,
+            (Some(_), true, None) => RouteState::Active,
         };
-        // A stopped instance keeps routes that answer 502, so its hosts
-        // and paths never fall through to another tenant's routes.
+        // A stopped or unroutable instance keeps routes that answer 502,
+        // so its hosts and paths never fall through to another tenant's.
         let backend = match state {
             RouteState::Active => src.ipv4.as_deref(),
             _ => None,
         };
-        let mut problem = None;
         {
             let file = traefik::instance_config(&src.name, backend, &accepted, &ctx.route);
             let name = traefik::file_name(&src.name);
@@ -438,8 +571,8 @@ pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport>
 fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
     // Before anything is written: the static file serves the API there.
     traefik::supervise::check_settings(&settings.expose)?;
-    let instances = lxd.instances()?;
-    let sources = Backends::of(settings).sources(&instances);
+    let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
+    let sources = backends.sources(&instances);
     let host = HostView::read(&settings.expose)?;
     let plan = plan(&sources, &host.context(settings, &sources));
     apply(settings, &host, plan, dry_run)
@@ -720,7 +853,7 @@ pub fn add(
 ) -> Result<Change> {
     validate_instance_name(instance)?;
     let _lock = Lock::for_change("expose", dry_run)?;
-    let instances = lxd.instances()?;
+    let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let target = instances
         .iter()
         .find(|i| i.name == instance)
@@ -741,7 +874,7 @@ pub fn add(
     }
     // Keep the owner's own spelling of bad items: they stay visible.
     let after = append_item(&before, &item);
-    let mut sources = Backends::of(settings).sources(&instances);
+    let mut sources = backends.sources(&instances);
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
     }
@@ -879,7 +1012,8 @@ impl Human for Listing {
 }
 
 pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
-    let sources = Backends::of(settings).sources(&lxd.instances()?);
+    let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
+    let sources = backends.sources(&instances);
     let ctx = HostView::read_lenient(&settings.expose)
         .0
         .context(settings, &sources);
@@ -984,7 +1118,6 @@ pub fn watch(
         report(r);
         w
     };
-    let backends = Backends::of(settings);
     let settle =
         |w: &[String]| (!w.is_empty()).then(|| std::time::Instant::now() + Duration::from_secs(30));
     // The running labelled instances still without an address.
@@ -1023,7 +1156,9 @@ pub fn watch(
         if let Some(until) = settle_until {
             let arrived = waiting.iter().any(|name| {
                 lxd.instance(name)
-                    .is_ok_and(|i| Source::of(&i, &backends).ipv4.is_some() || !i.is_running())
+                    // What the container reports is only a hint to look
+                    // again: the sync itself reads the host's leases.
+                    .is_ok_and(|i| !i.ipv4().is_empty() || !i.is_running())
             });
             if std::time::Instant::now() > until {
                 settle_until = None;
@@ -1056,15 +1191,18 @@ mod tests {
             created_at: created.into(),
             running: true,
             ipv4: Some("10.100.0.9".into()),
+            unroutable: None,
             label: label.into(),
         }
     }
 
     #[test]
     fn only_host_addresses_of_the_bridge_are_backends() {
-        let mut s = Settings::default();
-        s.subnet = "10.87.0.1/24".into();
-        let b = Backends::of(&s);
+        let mut s = Settings {
+            subnet: "10.87.0.1/24".into(),
+            ..Settings::default()
+        };
+        let b = Backends::of(&s, Vec::new());
         for (ip, ok) in [
             ("10.87.0.5", true),
             ("10.87.0.254", true),
@@ -1079,8 +1217,162 @@ mod tests {
             assert_eq!(b.allows(ip), ok, "{ip}");
         }
         s.subnet.clear();
-        let b = Backends::of(&s);
+        let b = Backends::of(&s, Vec::new());
         assert!(b.allows("10.9.9.9") && !b.allows("127.0.0.1") && !b.allows("8.8.8.8"));
+    }
+
+    fn lease(mac: &str, ip: &str) -> crate::lxd::Lease {
+        crate::lxd::Lease {
+            hostname: String::new(),
+            hwaddr: mac.into(),
+            address: ip.into(),
+            kind: "dynamic".into(),
+        }
+    }
+
+    /// An instance whose eth0 is on `trmbr0` with the given device keys.
+    fn nic_instance(name: &str, mac: &str, extra: &[(&str, &str)]) -> Instance {
+        let mut nic: BTreeMap<String, String> = [
+            ("type", "nic"),
+            ("network", "trmbr0"),
+            ("security.mac_filtering", "true"),
+            ("security.ipv4_filtering", "true"),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        nic.retain(|_, v| !v.is_empty());
+        serde_json::from_value(serde_json::json!({
+            "name": name, "status": "Running",
+            "config": {"volatile.eth0.hwaddr": mac},
+            "expanded_devices": {"eth0": nic},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_backend_is_what_the_host_assigned_never_what_the_container_says() {
+        let s = Settings {
+            bridge: "trmbr0".into(),
+            subnet: "10.87.0.1/24".into(),
+            ..Settings::default()
+        };
+        let leases = vec![
+            lease("00:16:3e:00:00:0a", "10.87.0.10"),
+            lease("00:16:3e:00:00:0b", "10.87.0.11"),
+            lease("00:16:3e:00:00:0c", "10.87.0.1"),
+            lease("00:16:3e:00:00:0d", "10.87.0.20"),
+            lease("00:16:3e:00:00:0d", "10.87.0.21"),
+            lease("00:16:3e:00:00:ff", "10.87.0.30"),
+        ];
+        let b = Backends::of(&s, leases);
+        type Want = std::result::Result<Option<&'static str>, &'static str>;
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Want);
+        let cases: &[Case] = &[
+            ("leased", "00:16:3E:00:00:0A", &[], Ok(Some("10.87.0.10"))),
+            ("no lease yet", "00:16:3e:00:00:99", &[], Ok(None)),
+            (
+                "pinned",
+                "00:16:3e:00:00:99",
+                &[("ipv4.address", "10.87.0.40")],
+                Ok(Some("10.87.0.40")),
+            ),
+            (
+                "gateway lease",
+                "00:16:3e:00:00:0c",
+                &[],
+                Err("not a host address"),
+            ),
+            (
+                "pinned outside",
+                "00:16:3e:00:00:99",
+                &[("ipv4.address", "10.9.0.4")],
+                Err("not a host address"),
+            ),
+            (
+                "two leases",
+                "00:16:3e:00:00:0d",
+                &[],
+                Err("several addresses"),
+            ),
+            (
+                "pinned to a neighbour",
+                "00:16:3e:00:00:99",
+                &[("ipv4.address", "10.87.0.30")],
+                Err("also leased to MAC 00:16:3e:00:00:ff"),
+            ),
+            (
+                "no mac filter",
+                "00:16:3e:00:00:0a",
+                &[("security.mac_filtering", "")],
+                Err("security.mac_filtering is off"),
+            ),
+            (
+                "no ip filter",
+                "00:16:3e:00:00:0a",
+                &[("security.ipv4_filtering", "false")],
+                Err("security.ipv4_filtering is off"),
+            ),
+            (
+                "other bridge",
+                "00:16:3e:00:00:0a",
+                &[("network", "lxdbr0")],
+                Err("no NIC on Terrarium's bridge"),
+            ),
+        ];
+        for (what, mac, extra, want) in cases {
+            let got = b.address(&nic_instance("x", mac, extra));
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(g.as_deref(), *w, "{what}"),
+                (Err(w), Err(g)) => assert!(g.contains(w), "{what}: {g}"),
+                _ => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
+        // Two instances pinned to one address: neither gets it.
+        let two = [
+            nic_instance("p", "00:16:3e:00:01:01", &[("ipv4.address", "10.87.0.50")]),
+            nic_instance("q", "00:16:3e:00:01:02", &[("ipv4.address", "10.87.0.50")]),
+            nic_instance("r", "00:16:3e:00:00:0b", &[]),
+        ];
+        let got: Vec<(Option<String>, bool)> = b
+            .sources(&two)
+            .into_iter()
+            .map(|s| (s.ipv4, s.unroutable.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (None, true),
+                (None, true),
+                (Some("10.87.0.11".into()), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unroutable_running_instance_holds_its_claims_without_a_backend() {
+        let mut a = src("a", "1", "http://h.example.com:3000");
+        a.ipv4 = None;
+        a.unroutable = Some("its NIC eth0 lets it use any address".into());
+        let b = src("b", "2", "http://h.example.com:3000");
+        let p = plan(&[a, b], &ctx());
+        let states: Vec<(&str, RouteState)> = p
+            .routes
+            .iter()
+            .map(|r| (r.instance.as_str(), r.state))
+            .collect();
+        assert_eq!(
+            states,
+            [("a", RouteState::Refused), ("b", RouteState::Conflict)]
+        );
+        assert!(p.routes[0].backend.is_none());
+        assert!(p
+            .problems
+            .iter()
+            .any(|x| x.instance == "a" && x.message.contains("any address")));
+        let file = serde_json::to_string(&p.files[&traefik::file_name("a")]).unwrap();
+        assert!(!file.contains("10.100.0.9"), "{file}");
     }
 
     #[test]
