@@ -11,7 +11,7 @@ use terrarium_core::settings::Settings;
 fn main() {
     let mut settings = Settings::default();
     settings.expose.root_domain = "example.com".into();
-    let ctx = Context::from_settings(&settings);
+    let ctx = Context::from_settings(&settings).expect("settings");
     let sources: Vec<Source> = (0..1000)
         .map(|i| Source {
             name: format!("c{i}"),

@@ -12,8 +12,11 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::error::{Error, Result};
 
 /// Replace `path` with `contents`: write a temporary file in the same
-/// directory (a dot-name that watchers such as Traefik ignore), fsync it,
-/// rename it over the target, fsync the directory.
+/// directory, fsync it, rename it over the target, fsync the directory.
+/// The temporary file is created exclusively under a fresh random name
+/// (O_EXCL: a planted file or symlink is never opened, so root never
+/// writes through it), and its name ends in `.tmp`, which watchers such
+/// as Traefik (which reads dot-files too) ignore.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path
         .parent()
@@ -24,29 +27,21 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The mode given to open is filtered by the umask; set it exactly.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        // Exactly `mode`, whatever the umask.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        tmp.write_all(contents)?;
+        tmp.as_file().sync_all()?;
+        // On failure the temporary file is removed when dropped.
+        tmp.persist(path).map_err(|e| e.error)?;
         File::open(dir)?.sync_all()
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("writing {}", path.display()), e)
-    })
+    write().map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 pub fn is_root() -> bool {
@@ -60,6 +55,48 @@ pub fn lock_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/lock/terrarium"))
 }
 
+/// The lock directory, created 0700 if missing, and refused unless it is
+/// a real directory of ours that no one else can write: /run/lock is
+/// world-writable, and whoever made the directory first would otherwise
+/// hold every lock, or plant symlinks for root to create files through.
+fn checked_lock_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = lock_dir();
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!("creating lock directory {}", dir.display()),
+                e,
+            ))
+        }
+    }
+    let meta = std::fs::symlink_metadata(&dir)
+        .map_err(|e| Error::io(format!("reading lock directory {}", dir.display()), e))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if let Some(why) = lock_dir_problem(meta.file_type().is_dir(), meta.uid(), meta.mode(), uid) {
+        return Err(Error::WrongState(format!(
+            "lock directory {} {why}; remove it (Terrarium recreates it 0700)",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// Why a lock directory may not be trusted (pure, for the tests).
+fn lock_dir_problem(is_dir: bool, owner: u32, mode: u32, euid: u32) -> Option<String> {
+    if !is_dir {
+        Some("is not a directory (a symlink or a file)".into())
+    } else if owner != euid {
+        Some(format!("is owned by uid {owner}, not {euid}"))
+    } else if mode & 0o022 != 0 {
+        Some(format!("is writable by others (mode {:o})", mode & 0o777))
+    } else {
+        None
+    }
+}
+
 /// An exclusive advisory lock on one named resource, released on drop.
 #[derive(Debug)]
 pub struct Lock {
@@ -71,15 +108,15 @@ impl Lock {
     /// Wait up to `wait` for the lock on `resource`, then fail with
     /// `LockBusy` (exit 75).
     pub fn acquire(resource: &str, wait: Duration) -> Result<Lock> {
-        let dir = lock_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating lock directory {}", dir.display()), e))?;
+        let dir = checked_lock_dir()?;
         let path = dir.join(format!("{resource}.lock"));
         let deadline = Instant::now() + wait;
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
         loop {
@@ -141,6 +178,54 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("settings.toml")]);
+    }
+
+    #[test]
+    fn atomic_write_never_writes_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let p = dir.path().join("settings.toml");
+        // The old temporary names, planted as symlinks to the victim.
+        for n in [
+            format!(".settings.toml.tmp-{}", std::process::id()),
+            ".settings.toml.tmp".to_string(),
+        ] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(n)).unwrap();
+        }
+        atomic_write(&p, b"new", 0o644).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the victim's mode is untouched");
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        // A symlink at the target itself is replaced, never followed.
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        atomic_write(&p, b"mine", 0o600).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(!std::fs::symlink_metadata(&p)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_lock_directory_someone_else_controls_is_refused() {
+        for (is_dir, owner, mode, ok) in [
+            (true, 0, 0o40700, true),
+            (true, 0, 0o40755, true),
+            (false, 0, 0o120777, false),
+            (true, 1000, 0o40700, false),
+            (true, 0, 0o41777, false),
+            (true, 0, 0o40770, false),
+        ] {
+            assert_eq!(
+                lock_dir_problem(is_dir, owner, mode, 0).is_none(),
+                ok,
+                "{is_dir} {owner} {mode:o}"
+            );
+        }
     }
 
     #[test]

@@ -230,13 +230,10 @@ fn install_packages(root: &Path, extra: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A file in the image's root: replaced, never written through a symlink
+/// a package left there (which could point at the host's own file).
 fn write(root: &Path, rel: &str, text: &str) -> Result<()> {
-    let p = root.join(rel);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-    }
-    std::fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))
+    crate::fs::atomic_write(&root.join(rel), text.as_bytes(), 0o644)
 }
 
 fn configure_rootfs(root: &Path) -> Result<()> {

@@ -328,13 +328,18 @@ impl Lxd {
     }
 
     pub fn set_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
-        self.run(&self.verb("config").args(["set", name, key, value]))
+        self.run(&self.set_config_cmd(name, key, value))
             .map(drop)
             .map_err(|e| not_found(e, "instance", name))
     }
 
+    /// `--` first: a value such as `--project=other` is a value, not a flag.
+    fn set_config_cmd(&self, name: &str, key: &str, value: &str) -> Cmd {
+        self.verb("config").args(["set", "--", name, key, value])
+    }
+
     pub fn unset_config(&self, name: &str, key: &str) -> Result<()> {
-        self.run(&self.verb("config").args(["unset", name, key]))
+        self.run(&self.verb("config").args(["unset", "--", name, key]))
             .map(drop)
             .map_err(|e| not_found(e, "instance", name))
     }
@@ -504,7 +509,7 @@ impl Lxd {
     }
 
     pub fn set_server_config(&self, key: &str, value: &str) -> Result<()> {
-        self.run(&self.cmd().args(["config", "set", key, value]))
+        self.run(&self.cmd().args(["config", "set", "--", key, value]))
             .map(drop)
     }
 
@@ -747,6 +752,26 @@ mod tests {
                 "--",
                 "echo",
                 "a b; c"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_config_value_is_never_read_as_a_flag() {
+        let l = Lxd::for_tests("lxc", "p");
+        assert_eq!(
+            l.set_config_cmd("web", "user.proxy", "--project=other")
+                .argv(),
+            [
+                "lxc",
+                "config",
+                "--project",
+                "p",
+                "set",
+                "--",
+                "web",
+                "user.proxy",
+                "--project=other"
             ]
         );
     }

@@ -44,10 +44,10 @@ pub const S3_SUITE: Names = Names {
     pool: "trm-e2e-s3",
 };
 
-pub const SPOOF_SUITE: Names = Names {
-    project: "trm-e2e-spoof",
+pub const ATTACKS_SUITE: Names = Names {
+    project: "trm-e2e-atk",
     bridge: "trme2e7",
-    pool: "trm-e2e-spoof",
+    pool: "trm-e2e-atk",
 };
 
 pub const PROFILES_SUITE: Names = Names {

@@ -162,7 +162,7 @@ fn item_of(a: &AddArgs, settings: &Settings) -> Result<Item, Error> {
     let text = if let Some(cport) = a.port {
         let host = match &a.host {
             Some(h) => h.clone(),
-            None => format!("{}.{}", a.name, expose::base_domain(&settings.expose)),
+            None => format!("{}.{}", a.name, expose::base_domain(&settings.expose)?),
         };
         let auth = match &a.auth {
             None => String::new(),

@@ -67,7 +67,7 @@ pub fn check(
         }),
     }
     let (host, ufw_note) = HostView::read_lenient(&settings.expose);
-    let ctx = host.context(settings, &sources);
+    let ctx = host.context(settings, &sources)?;
     let p = plan(&sources, &ctx);
     let (items, errors) = labels::parse(label);
     let items: Vec<CheckedItem> = items

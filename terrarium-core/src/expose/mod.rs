@@ -27,20 +27,46 @@ pub use check::{check, CheckReport};
 pub use foreign_files::Rejected;
 pub use policy::{static_options, Context};
 
-/// The domain public hosts hang off: the configured root domain, else
-/// `<dashed public IPv4>.traefik.me` (a wildcard DNS service).
-pub fn base_domain(e: &ExposeSettings) -> String {
+/// The domain public hosts hang off: the configured root domain
+/// (lowercased, checked as a DNS name, so `Example.com` cannot slip past
+/// the management hosts), else `<dashed public IPv4>.traefik.me` (a
+/// wildcard DNS service). With neither a root domain nor a public
+/// address, there is nothing to hang hosts off: refuse, rather than plan
+/// management hosts on some other machine's name.
+pub fn base_domain(e: &ExposeSettings) -> Result<String> {
+    base_domain_of(e, crate::net::default_source_ipv4)
+}
+
+fn base_domain_of(
+    e: &ExposeSettings,
+    default_source: impl Fn() -> Option<std::net::Ipv4Addr>,
+) -> Result<String> {
     if !e.root_domain.is_empty() {
-        return e.root_domain.clone();
+        return labels::normalize_host(e.root_domain.trim_end_matches('.'))
+            .map_err(|why| Error::Usage(format!("expose.root_domain: {why}")));
     }
     let ip = if e.public_ipv4.is_empty() {
-        crate::net::default_source_ipv4()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "127.0.0.1".into())
+        default_source().ok_or_else(|| {
+            Error::Usage(
+                "no expose.root_domain is set and this host has no default route to take a \
+                 public address from: set expose.root_domain (or expose.public_ipv4) in the settings"
+                    .into(),
+            )
+        })?
     } else {
-        e.public_ipv4.clone()
+        e.public_ipv4.parse().map_err(|_| {
+            Error::Usage(format!(
+                "expose.public_ipv4 '{}' is not an IPv4 address",
+                e.public_ipv4
+            ))
+        })?
     };
-    format!("{}.traefik.me", ip.replace('.', "-"))
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_link_local() {
+        return Err(Error::Usage(format!(
+            "expose.public_ipv4 {ip} is not a public address: set expose.root_domain"
+        )));
+    }
+    Ok(format!("{}.traefik.me", ip.to_string().replace('.', "-")))
 }
 
 /// One instance as exposure sees it.
@@ -574,7 +600,7 @@ fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncRepo
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let sources = backends.sources(&instances);
     let host = HostView::read(&settings.expose)?;
-    let plan = plan(&sources, &host.context(settings, &sources));
+    let plan = plan(&sources, &host.context(settings, &sources)?);
     apply(settings, &host, plan, dry_run)
 }
 
@@ -624,17 +650,17 @@ impl HostView {
     }
 
     /// The policy context for judging these sources' labels.
-    pub fn context(&self, settings: &Settings, sources: &[Source]) -> Context {
+    pub fn context(&self, settings: &Settings, sources: &[Source]) -> Result<Context> {
         let wanted = sources
             .iter()
             .flat_map(|s| labels::parse(&s.label).0)
             .filter_map(|i| i.host_port())
             .collect();
-        Context::from_settings(settings).with_host(
+        Ok(Context::from_settings(settings)?.with_host(
             self.live_static.as_ref(),
             self.ufw_added.clone(),
             &wanted,
-        )
+        ))
     }
 }
 
@@ -878,7 +904,7 @@ pub fn add(
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
     }
-    let ctx = HostView::read(&settings.expose)?.context(settings, &sources);
+    let ctx = HostView::read(&settings.expose)?.context(settings, &sources)?;
     let p = plan(&sources, &ctx);
     if let Some(problem) = p
         .problems
@@ -1016,7 +1042,7 @@ pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
     let sources = backends.sources(&instances);
     let ctx = HostView::read_lenient(&settings.expose)
         .0
-        .context(settings, &sources);
+        .context(settings, &sources)?;
     let p = plan(&sources, &ctx);
     let st = load_state(&settings.expose);
     Ok(Listing {
@@ -1182,7 +1208,7 @@ mod tests {
     fn ctx() -> Context {
         let mut s = Settings::default();
         s.expose.root_domain = "example.com".into();
-        Context::from_settings(&s)
+        Context::from_settings(&s).unwrap()
     }
 
     fn src(name: &str, created: &str, label: &str) -> Source {
@@ -1194,6 +1220,53 @@ mod tests {
             unroutable: None,
             label: label.into(),
         }
+    }
+
+    #[test]
+    fn the_base_domain_is_checked_and_never_guessed() {
+        let route = || Some(std::net::Ipv4Addr::new(203, 0, 113, 7));
+        let no_route = || None;
+        let e = |root: &str, ip: &str| ExposeSettings {
+            root_domain: root.into(),
+            public_ipv4: ip.into(),
+            ..ExposeSettings::default()
+        };
+        for (root, ip, has_route, want) in [
+            ("Example.COM", "", true, Ok("example.com")),
+            ("example.com.", "", true, Ok("example.com")),
+            (
+                "exa mple.com",
+                "",
+                true,
+                Err("expose.root_domain: host 'exa mple.com'"),
+            ),
+            ("-x.com", "", true, Err("expose.root_domain")),
+            ("", "198.51.100.4", false, Ok("198-51-100-4.traefik.me")),
+            ("", "", true, Ok("203-0-113-7.traefik.me")),
+            ("", "", false, Err("no expose.root_domain is set")),
+            ("", "127.0.0.1", true, Err("not a public address")),
+            ("", "nope", true, Err("is not an IPv4 address")),
+        ] {
+            let got = if has_route {
+                base_domain_of(&e(root, ip), route)
+            } else {
+                base_domain_of(&e(root, ip), no_route)
+            };
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w),
+                (Err(w), Err(g)) => assert!(g.to_string().contains(w), "{root:?}/{ip:?}: {g}"),
+                (w, g) => panic!("{root:?}/{ip:?}: want {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn uppercase_root_domain_still_guards_the_management_hosts() {
+        let mut s = Settings::default();
+        s.expose.root_domain = "Example.com".into();
+        let ctx = Context::from_settings(&s).unwrap();
+        let p = plan(&[src("a", "1", "https://manage.example.com:3000")], &ctx);
+        assert_eq!(p.routes[0].state, RouteState::Refused, "{:?}", p.routes);
     }
 
     #[test]

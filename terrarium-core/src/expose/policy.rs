@@ -36,9 +36,9 @@ fn port_of(address: &str) -> Option<u16> {
 
 impl Context {
     /// The context from the settings alone (no host reads).
-    pub fn from_settings(s: &Settings) -> Context {
+    pub fn from_settings(s: &Settings) -> crate::error::Result<Context> {
         let e = &s.expose;
-        let base = super::base_domain(e);
+        let base = super::base_domain(e)?;
         let mut reserved = BTreeMap::new();
         reserved.insert(22, "SSH".to_string());
         for (addr, what) in [
@@ -55,7 +55,7 @@ impl Context {
         // The standard ports stay the host's even when Traefik moved.
         reserved.entry(80).or_insert_with(|| "HTTP".into());
         reserved.entry(443).or_insert_with(|| "HTTPS".into());
-        Context {
+        Ok(Context {
             project: s.project.clone(),
             route: RouteOptions {
                 cert_resolver: e.cert_resolver.clone(),
@@ -69,7 +69,7 @@ impl Context {
             reserved_ports: reserved,
             busy: BTreeMap::new(),
             ufw_added: Vec::new(),
-        }
+        })
     }
 
     /// Add what the host says: sshd's configured ports, listening sockets
@@ -241,7 +241,7 @@ mod tests {
         let mut s = Settings::default();
         s.expose.root_domain = "example.com".into();
         s.expose.https_address = ":18443".into();
-        Context::from_settings(&s)
+        Context::from_settings(&s).unwrap()
     }
 
     fn one(text: &str) -> Item {

@@ -267,7 +267,7 @@ pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
         ));
     }
     let mgmt = gate::management_config(
-        &expose::base_domain(e),
+        &expose::base_domain(e)?,
         &e.cert_resolver,
         &e.auth_address,
         baseline::HTTPS_ADDRESS,
@@ -532,7 +532,7 @@ pub fn oidc_set(
         oidc,
         &secret_path.display().to_string(),
         &cookie,
-        &expose::base_domain(&settings.expose),
+        &expose::base_domain(&settings.expose)?,
     );
     let changed = existing.as_deref() != Some(config.as_str())
         || differs(&secret_path, &format!("{secret}\n"));
