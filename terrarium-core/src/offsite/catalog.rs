@@ -198,7 +198,7 @@ pub fn trust(
     match listed_size {
         None => Err("its data object is missing".into()),
         Some(n) if n != m.size => Err(format!(
-            "its data object is {n} bytes in the listing, the manifest says {}",
+            "its data object is truncated or padded: {n} bytes in the listing, the manifest says {}",
             m.size
         )),
         Some(_) => Ok(m),
@@ -223,6 +223,16 @@ pub fn select<'a>(backups: &'a [Backup], instance: &str, at: Option<&str>) -> Re
     let none = || Error::NotFound {
         kind: "complete off-site backup of",
         name: instance.to_string(),
+    };
+    let refused = refused(backups, instance);
+    let none = || {
+        if refused.is_empty() {
+            return none();
+        }
+        Error::Integrity(format!(
+            "no backup of {instance} is one this host trusts; refused: {}; nothing was created",
+            refused.join("; ")
+        ))
     };
     match at {
         None => complete.last().copied().ok_or_else(none),
@@ -357,6 +367,13 @@ mod tests {
         assert_eq!(
             refused(&all, "web"),
             vec!["20991231T000000Z: its manifest is not signed".to_string()]
+        );
+        let only_forged = &all[1..];
+        let e = select(only_forged, "web", None).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string().contains("no backup of web is one this host trusts; refused: 20991231T000000Z: its manifest is not signed"),
+            "{e}"
         );
     }
 
