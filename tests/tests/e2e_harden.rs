@@ -395,6 +395,21 @@ fn audit(bed: &Bed) -> (Option<i32>, Vec<Value>) {
     (out.status.code(), checks)
 }
 
+fn add_device(instance: &str, device: &str, kind: &str, options: &[&str]) {
+    let mut args = vec![
+        "config",
+        "device",
+        "add",
+        "--project",
+        N.project,
+        instance,
+        device,
+        kind,
+    ];
+    args.extend(options);
+    lxc_ok(&args);
+}
+
 fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
     checks
         .iter()
@@ -884,30 +899,18 @@ fn main() {
             "-c",
             "security.privileged=true",
         ]);
-        lxc_ok(&[
-            "config",
-            "device",
-            "add",
-            "--project",
-            N.project,
+        add_device(
             "h-idle",
             "pub",
             "proxy",
-            "listen=tcp:0.0.0.0:15999",
-            "connect=tcp:127.0.0.1:80",
-        ]);
-        lxc_ok(&[
-            "config",
-            "device",
-            "add",
-            "--project",
-            N.project,
+            &["listen=tcp:0.0.0.0:15999", "connect=tcp:127.0.0.1:80"],
+        );
+        add_device(
             "h-idle",
             "lo",
             "proxy",
-            "listen=tcp:127.0.0.1:15998",
-            "connect=tcp:127.0.0.1:80",
-        ]);
+            &["listen=tcp:127.0.0.1:15998", "connect=tcp:127.0.0.1:80"],
+        );
         // What a forged import could have left: raw.* and the host's files.
         lxc_ok(&[
             "config",
@@ -919,18 +922,12 @@ fn main() {
             "lxc.cap.drop = sys_time",
         ]);
         let host_dir = side.dir.path().display().to_string();
-        lxc_ok(&[
-            "config",
-            "device",
-            "add",
-            "--project",
-            N.project,
+        add_device(
             "h-idle",
             "hostfs",
             "disk",
-            &format!("source={host_dir}"),
-            "path=/mnt/host",
-        ]);
+            &[&format!("source={host_dir}"), "path=/mnt/host"],
+        );
         let (code, checks) = audit(&bed);
         lxc_ok(&["delete", "--project", N.project, "h-idle"]);
         assert_eq!(code, Some(1));

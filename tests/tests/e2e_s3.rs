@@ -693,13 +693,7 @@ fn main() {
                 let list = snap(&bed, &["s3", "list", MAIN]);
                 assert_eq!(list.as_array().unwrap().len(), 1, "{what}: {list}");
                 assert_eq!(list[0]["id"], genuine["id"], "{what}");
-                let all = snap(&bed, &["s3", "list", MAIN, "--all"]);
-                let f = all
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|b| b["id"] == FORGED_ID)
-                    .unwrap_or_else(|| panic!("{what}: listed with --all: {all}"));
+                let f = listed(&bed, MAIN, FORGED_ID);
                 assert_eq!(f["state"], "refused", "{what}: {f}");
                 assert!(f["refused"].as_str().unwrap().contains(why), "{what}: {f}");
                 let at = ["--at", FORGED_ID];
@@ -858,21 +852,17 @@ fn main() {
                 .unwrap();
             }
 
-            let all = snap(&bed, &["s3", "list", MAIN, "--all"]);
             let state = |id: &str| {
-                all.as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|b| b["id"] == id)
-                    .map(|b| format!("{} {}", b["state"], b["refused"]))
-                    .unwrap_or_else(|| panic!("{id} in {all}"))
+                let b = listed(&bed, MAIN, id);
+                format!("{} {}", b["state"], b["refused"])
             };
-            assert!(state("20000102T000000Z").contains("not signed"), "{all}");
+            assert!(state("20000102T000000Z").contains("not signed"));
             assert!(
                 state(&big_id).contains(&format!(
                     "names {BIG}/{big_id} but lies in folder {MAIN}/{big_id}"
                 )),
-                "{all}"
+                "{}",
+                state(&big_id)
             );
             bed.refused(
                 "trm-snap",
@@ -951,14 +941,7 @@ fn main() {
             let f = std::fs::File::create(&data).unwrap();
             f.set_len(1 << 30).unwrap();
             drop(f);
-            let all = snap(&bed, &["s3", "list", MAIN, "--all"]);
-            let b = all
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|b| b["id"] == id)
-                .unwrap()
-                .clone();
+            let b = listed(&bed, MAIN, id);
             assert_eq!(b["state"], "refused", "{b}");
             let why = "1073741824 bytes in the listing";
             assert!(b["refused"].as_str().unwrap().contains(why), "{b}");
@@ -1067,6 +1050,17 @@ fn attacker(server: &S3Server, bucket: &str) -> Client {
         secret_key: SECRET.into(),
     })
     .unwrap()
+}
+
+/// Backup `id` of `name` as `s3 list --all` shows it (refused ones too).
+fn listed(bed: &Bed, name: &str, id: &str) -> Value {
+    let all = bed.trm_json_with("trm-snap", &["s3", "list", name, "--all"]);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("{name}/{id} is listed with --all: {all}"))
+        .clone()
 }
 
 /// The newest complete backup of `name`, as `s3 list` shows it.

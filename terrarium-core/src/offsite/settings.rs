@@ -582,15 +582,14 @@ mod tests {
         assert!(normalize_prefix("a/../b").is_err());
     }
 
-    #[test]
-    fn the_secret_is_never_shown() {
-        let s = S3Settings {
+    fn blank() -> S3Settings {
+        S3Settings {
             endpoint: "http://x".into(),
             bucket: "b".into(),
             region: "r".into(),
             prefix: "p".into(),
             access_key: "AK".into(),
-            secret_key: "TOPSECRET".into(),
+            secret_key: "S".into(),
             recipient: "age1x".into(),
             identity_file: String::new(),
             signing_key_file: String::new(),
@@ -599,6 +598,52 @@ mod tests {
             parallel: 2,
             retention: Retention::default(),
             compression_level: 3,
+        }
+    }
+
+    #[test]
+    fn a_saved_signing_key_is_adopted_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.txt");
+        let mut s = blank();
+        let e = signing_choice(&mut s, Some(file.clone()), false).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert_eq!(s, blank(), "nothing changed");
+
+        let (at, key) = signing_choice(&mut s, Some(file.clone()), true)
+            .unwrap()
+            .expect("a new key to write");
+        assert_eq!(at, file);
+        assert_eq!(
+            s.signing_public_key,
+            signing::public_text(&key.verifying_key())
+        );
+        std::fs::write(&file, signing::key_file_text(&key)).unwrap();
+
+        // Given again (a new server), or while generating: adopted, not new.
+        for generating in [false, true] {
+            let mut fresh = blank();
+            assert!(signing_choice(&mut fresh, Some(file.clone()), generating)
+                .unwrap()
+                .is_none());
+            assert_eq!(fresh.signing_public_key, s.signing_public_key);
+            assert_eq!(fresh.signing_key_file, file.display().to_string());
+        }
+        // Already set up, nothing asked: kept as it is.
+        let before = s.clone();
+        assert!(signing_choice(&mut s, None, false).unwrap().is_none());
+        assert_eq!(s, before);
+        assert_eq!(s.signing_key().unwrap().to_bytes(), key.to_bytes());
+        s.signing_public_key = signing::public_text(&signing::generate().unwrap().verifying_key());
+        let e = s.signing_key().unwrap_err();
+        assert!(e.to_string().contains("but s3.toml trusts"), "{e}");
+    }
+
+    #[test]
+    fn the_secret_is_never_shown() {
+        let s = S3Settings {
+            secret_key: "TOPSECRET".into(),
+            ..blank()
         };
         let shown = s.shown();
         assert!(!serde_json::to_string(&shown).unwrap().contains("TOPSECRET"));
