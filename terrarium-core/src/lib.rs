@@ -18,6 +18,7 @@ pub mod names;
 pub mod net;
 pub mod offsite;
 pub mod output;
+pub mod policy;
 pub mod process;
 pub mod profiles;
 pub mod random;

@@ -44,6 +44,8 @@ pub enum Failure {
 
 pub struct Client {
     target: Target,
+    /// Every key this client reads, writes or deletes starts with this.
+    scope: String,
     bucket: Bucket,
     creds: Credentials,
     agent: ureq::Agent,
@@ -71,10 +73,24 @@ impl Client {
             .build();
         Ok(Client {
             target: target.clone(),
+            scope: String::new(),
             bucket,
             creds: Credentials::new(target.access_key.clone(), target.secret_key.clone()),
             agent,
         })
+    }
+
+    /// Confine the client to keys under `prefix` (`terrarium/`, or empty
+    /// for the whole bucket).
+    pub fn within(mut self, prefix: &str) -> Client {
+        self.scope = prefix.to_string();
+        self
+    }
+
+    /// Refuse a key that could leave the scope: the URL library resolves
+    /// `..` segments, so `p/../other/x` would reach another bucket.
+    fn check(&self, key: &str) -> Result<()> {
+        check_key(&self.scope, key)
     }
 
     fn call(&self, method: &str, url: &url::Url, body: Option<&[u8]>) -> Result<ureq::Response> {
@@ -115,6 +131,7 @@ impl Client {
     }
 
     pub fn put(&self, key: &str, body: &[u8]) -> Result<()> {
+        self.check(key)?;
         let url = self
             .bucket
             .put_object(Some(&self.creds), key)
@@ -123,6 +140,7 @@ impl Client {
     }
 
     pub fn get(&self, key: &str) -> Result<Box<dyn Read + Send + Sync>> {
+        self.check(key)?;
         let url = self
             .bucket
             .get_object(Some(&self.creds), key)
@@ -141,6 +159,7 @@ impl Client {
 
     /// Delete; an object that is already gone is not an error.
     pub fn delete(&self, key: &str) -> Result<()> {
+        self.check(key)?;
         let url = self
             .bucket
             .delete_object(Some(&self.creds), key)
@@ -153,6 +172,12 @@ impl Client {
 
     /// Every object under `prefix`, following continuation tokens.
     pub fn list(&self, prefix: &str) -> Result<Vec<Object>> {
+        if !prefix.starts_with(&self.scope) || prefix.split('/').any(|s| s == "..") {
+            return Err(Error::Usage(format!(
+                "refusing to list '{prefix}': outside the configured prefix '{}'",
+                self.scope
+            )));
+        }
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -177,6 +202,7 @@ impl Client {
     }
 
     pub fn create_multipart(&self, key: &str) -> Result<String> {
+        self.check(key)?;
         let url = self
             .bucket
             .create_multipart_upload(Some(&self.creds), key)
@@ -195,6 +221,7 @@ impl Client {
         part: u16,
         body: &[u8],
     ) -> Result<String> {
+        self.check(key)?;
         let url = self
             .bucket
             .upload_part(Some(&self.creds), key, part, upload_id)
@@ -206,6 +233,7 @@ impl Client {
     }
 
     pub fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+        self.check(key)?;
         let action = self.bucket.complete_multipart_upload(
             Some(&self.creds),
             key,
@@ -228,6 +256,7 @@ impl Client {
 
     /// Abort; an upload that no longer exists counts as aborted.
     pub fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        self.check(key)?;
         let url = self
             .bucket
             .abort_multipart_upload(Some(&self.creds), key, upload_id)
@@ -237,6 +266,29 @@ impl Client {
             r => r.map(drop),
         }
     }
+}
+
+/// A key is usable when it lies under `scope` and has no `.`, `..` or
+/// empty segment, no leading `/` and no backslash or control character.
+pub fn check_key(scope: &str, key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.chars().any(char::is_control)
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(Error::Integrity(format!(
+            "refusing S3 key '{key}': no empty, . or .. segments, leading /, backslashes or control characters"
+        )));
+    }
+    if !key.starts_with(scope) {
+        return Err(Error::Integrity(format!(
+            "refusing S3 key '{key}': outside the configured prefix '{scope}'"
+        )));
+    }
+    Ok(())
 }
 
 fn read_text(res: ureq::Response) -> Result<String> {
@@ -362,6 +414,61 @@ mod tests {
         assert!(q.contains("X-Amz-Signature="), "{q}");
         assert!(q.contains("X-Amz-Credential=AK%2F"), "{q}");
         assert!(!q.contains("SK"), "the secret never travels: {q}");
+    }
+
+    #[test]
+    fn keys_outside_the_prefix_or_with_dot_segments_are_refused() {
+        let ok = [
+            "terrarium/web/20261201T000000Z/manifest.json",
+            "terrarium/.probe-1",
+        ];
+        for k in ok {
+            assert!(check_key("terrarium/", k).is_ok(), "{k}");
+        }
+        let bad = [
+            "../other/x",
+            "terrarium/../other/x",
+            "terrarium/web/../../keepme.txt",
+            "keepme.txt",
+            "/terrarium/web/x",
+            "terrarium//x",
+            "terrarium/./x",
+            "terrarium/a\\..\\b",
+            "terrarium/a\nb",
+            "terrariumx/y",
+            "",
+        ];
+        for k in bad {
+            let e = check_key("terrarium/", k).unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{k}");
+            assert!(e.to_string().contains("refusing S3 key"), "{k}: {e}");
+        }
+        // The bucket root as prefix still refuses traversal.
+        assert!(check_key("", "keepme.txt").is_ok());
+        assert!(check_key("", "../other/x").is_err());
+    }
+
+    #[test]
+    fn a_scoped_client_refuses_before_sending() {
+        let c = Client::new(&Target {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            access_key: "a".into(),
+            secret_key: "s".into(),
+        })
+        .unwrap()
+        .within("terrarium/");
+        // Port 9 answers nothing: these fail on the key, never the network.
+        for e in [
+            c.delete("../other/x").unwrap_err(),
+            c.get("keepme.txt").err().unwrap(),
+            c.put("terrarium/../x", b"").unwrap_err(),
+            c.abort_multipart("other/x", "id").unwrap_err(),
+            c.list("").unwrap_err(),
+        ] {
+            assert!(e.to_string().contains("refusing"), "{e}");
+        }
     }
 
     #[test]

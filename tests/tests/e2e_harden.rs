@@ -395,6 +395,21 @@ fn audit(bed: &Bed) -> (Option<i32>, Vec<Value>) {
     (out.status.code(), checks)
 }
 
+fn add_device(instance: &str, device: &str, kind: &str, options: &[&str]) {
+    let mut args = vec![
+        "config",
+        "device",
+        "add",
+        "--project",
+        N.project,
+        instance,
+        device,
+        kind,
+    ];
+    args.extend(options);
+    lxc_ok(&args);
+}
+
 fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
     checks
         .iter()
@@ -833,7 +848,7 @@ fn main() {
         }
         assert_eq!(code, Some(0), "a hardened host passes: {checks:#?}");
         assert!(checks.iter().all(|c| c["status"] != "fail"));
-        for name in ["ssh key-only", "firewall defaults", "firewall rules", "firewall exposed ports", "listeners", "traefik files", "gate", "management on loopback", "secret file modes", "unprivileged", "lxd proxy devices", "docker published ports", "profiles"] {
+        for name in ["ssh key-only", "firewall defaults", "firewall rules", "firewall exposed ports", "listeners", "traefik files", "gate", "management on loopback", "secret file modes", "unprivileged", "raw config", "host-path disks", "lxd proxy devices", "docker published ports", "profiles"] {
             assert_eq!(check(&checks, name)["status"], "pass", "{name}: {:#}", check(&checks, name));
         }
 
@@ -884,33 +899,58 @@ fn main() {
             "-c",
             "security.privileged=true",
         ]);
-        lxc_ok(&[
-            "config",
-            "device",
-            "add",
-            "--project",
-            N.project,
+        add_device(
             "h-idle",
             "pub",
             "proxy",
-            "listen=tcp:0.0.0.0:15999",
-            "connect=tcp:127.0.0.1:80",
-        ]);
-        lxc_ok(&[
-            "config",
-            "device",
-            "add",
-            "--project",
-            N.project,
+            &["listen=tcp:0.0.0.0:15999", "connect=tcp:127.0.0.1:80"],
+        );
+        add_device(
             "h-idle",
             "lo",
             "proxy",
-            "listen=tcp:127.0.0.1:15998",
-            "connect=tcp:127.0.0.1:80",
+            &["listen=tcp:127.0.0.1:15998", "connect=tcp:127.0.0.1:80"],
+        );
+        // What a forged import could have left: raw.* and the host's files.
+        lxc_ok(&[
+            "config",
+            "set",
+            "--project",
+            N.project,
+            "h-idle",
+            "raw.lxc",
+            "lxc.cap.drop = sys_time",
         ]);
+        let host_dir = side.dir.path().display().to_string();
+        add_device(
+            "h-idle",
+            "hostfs",
+            "disk",
+            &[&format!("source={host_dir}"), "path=/mnt/host"],
+        );
         let (code, checks) = audit(&bed);
         lxc_ok(&["delete", "--project", N.project, "h-idle"]);
         assert_eq!(code, Some(1));
+        let r = check(&checks, "raw config");
+        assert_eq!(
+            (r["status"].as_str(), r["evidence"].as_str()),
+            (
+                Some("fail"),
+                Some("trm-e2e-hard/h-idle: raw.lxc=lxc.cap.drop = sys_time")
+            )
+        );
+        let d = check(&checks, "host-path disks");
+        assert_eq!(d["status"], "fail");
+        assert_eq!(
+            d["evidence"].as_str().unwrap(),
+            format!("trm-e2e-hard/h-idle: disk hostfs mounts host {host_dir} at /mnt/host")
+        );
+        assert!(
+            d["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("device remove")),
+            "{d}"
+        );
         let p = check(&checks, "lxd proxy devices");
         assert_eq!(p["status"], "fail");
         let ev = p["evidence"].as_str().unwrap();

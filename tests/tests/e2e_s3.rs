@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use terrarium_core::offsite::manifest::Manifest;
+use terrarium_core::offsite::signing::{self, SigningKey};
+use terrarium_core::s3::{Client, Target};
 use terrarium_tests::e2e::{self, lxc, lxc_json, lxc_ok, Bed, Names, Runner, S3_SUITE};
 
 const N: Names = S3_SUITE;
@@ -16,6 +19,8 @@ const BIG: &str = "b-big";
 const BUCKET: &str = "backups";
 const ACCESS: &str = "TRMTESTKEY";
 const SECRET: &str = "trm-test-secret-0123456789";
+/// A forged backup's id: later than any real one.
+const FORGED_ID: &str = "20991231T000000Z";
 
 /// An s3s-fs server on a loopback port, restartable on the same port and
 /// directory (what a crash and a restart look like to a client).
@@ -176,6 +181,7 @@ fn main() {
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let identity = bed.config_dir.path().join("s3-identity.txt");
     let settings = bed.config_dir.path().join("s3.toml");
+    let signing_key = bed.config_dir.path().join("s3-signing-key.txt");
     let first = std::cell::RefCell::new(Value::Null);
     let mut t = Runner::new();
 
@@ -257,6 +263,7 @@ fn main() {
 
             assert!(!settings.exists(), "nothing saved");
             assert!(!identity.exists(), "no key written");
+            assert!(!signing_key.exists(), "no signing key written");
             bed.refused("trm-snap", &["export", MAIN], 69, "s3 set");
         },
     );
@@ -283,6 +290,17 @@ fn main() {
             assert!(v["recipient"].as_str().unwrap().starts_with("age1"));
             assert_eq!(mode(&settings), 0o600);
             assert_eq!(mode(&identity), 0o600);
+            assert_eq!(
+                mode(&signing_key),
+                0o600,
+                "the signing key beside the identity"
+            );
+            assert!(stderr.contains("KEEP THIS SAFE TOO"), "{stderr}");
+            let public = v["signing_public_key"].as_str().unwrap();
+            assert!(public.starts_with("ed25519:"), "{v}");
+            assert!(std::fs::read_to_string(&signing_key)
+                .unwrap()
+                .contains(public));
             assert!(std::fs::read_to_string(&settings).unwrap().contains(SECRET));
             let show = bed
                 .tool("trm-snap")
@@ -333,6 +351,12 @@ fn main() {
             .starts_with("sha256:"));
         assert_eq!(m["format_version"], 1);
         assert_eq!(m["instance"], MAIN);
+        assert_eq!(m["signature"]["scheme"], "ed25519");
+        assert_eq!(
+            m["signature"]["public_key"],
+            snap(&bed, &["s3", "show"])["signing_public_key"],
+            "signed with this host's key"
+        );
         assert!(m["terrarium_version"].is_string());
         let snaps = lxc_json(&format!(
             "/1.0/instances/{MAIN}/snapshots?project={}",
@@ -631,13 +655,324 @@ fn main() {
     });
 
     t.case(
-        "a_new_server_sets_up_from_the_owners_identity_alone",
+        "a_forged_backup_encrypted_to_the_recipient_is_refused_and_never_the_newest",
         || {
-            // After losing the server: a fresh s3.toml from the saved identity.
+            let before = instance_count();
+            let genuine = newest(&bed, MAIN);
+            let gm = manifest_at(&server, &genuine);
+            // The manifest itself names the public key to encrypt to.
+            let recipient = gm["encryption"]["recipient"].as_str().unwrap();
+            let tar = forge_tarball(&work.path().join("backup.tar"), work.path());
+            let data = work.path().join("forged.tar.zst.age");
+            seal(&tar, recipient, &data);
+            let dir = format!("terrarium/{MAIN}/{FORGED_ID}/");
+            let evil = attacker(&server, BUCKET);
+            evil.put(
+                &format!("{dir}data.tar.zst.age"),
+                &std::fs::read(&data).unwrap(),
+            )
+            .unwrap();
+            let m = forged_manifest(&gm, MAIN, FORGED_ID, &data, size_of(&tar));
+            let mut copied = m.clone();
+            copied["signature"] = gm["signature"].clone();
+            let cases = [
+                ("unsigned", json_bytes(&m), "its manifest is not signed"),
+                (
+                    "the genuine signature copied",
+                    json_bytes(&copied),
+                    "altered after signing",
+                ),
+                (
+                    "signed with the attacker's own key",
+                    signed(&m, &signing::generate().unwrap()),
+                    "not by this host's signing key",
+                ),
+            ];
+            for (what, bytes, why) in cases {
+                evil.put(&format!("{dir}manifest.json"), &bytes).unwrap();
+                let list = snap(&bed, &["s3", "list", MAIN]);
+                assert_eq!(list.as_array().unwrap().len(), 1, "{what}: {list}");
+                assert_eq!(list[0]["id"], genuine["id"], "{what}");
+                let f = listed(&bed, MAIN, FORGED_ID);
+                assert_eq!(f["state"], "refused", "{what}: {f}");
+                assert!(f["refused"].as_str().unwrap().contains(why), "{what}: {f}");
+                let at = ["--at", FORGED_ID];
+                let msg = bed.refused(
+                    "trm-snap",
+                    &["import", MAIN, "--as", "b-forged", at[0], at[1]],
+                    1,
+                    why,
+                );
+                assert!(msg.contains("nothing was created"), "{msg}");
+                bed.refused("trm-snap", &["verify", MAIN, at[0], at[1]], 1, why);
+                assert!(!exists("b-forged"), "{what}");
+                assert_eq!(instance_count(), before, "{what}: nothing created");
+            }
+            // "The newest backup" is still the genuine one.
+            let r = snap(&bed, &["import", MAIN, "--as", "b-latest"]);
+            assert_eq!(r["backup"], genuine["id"], "{r}");
+            assert!(r["refused"].to_string().contains(FORGED_ID), "{r}");
+            let i = lxc_json(&format!("/1.0/instances/b-latest?project={}", N.project));
+            assert!(i["config"].get("security.privileged").is_none(), "{i}");
+            assert!(i["devices"].get("host").is_none(), "{i}");
+            lxc_ok(&["delete", "--project", N.project, "b-latest"]);
+            let v = snap(&bed, &["verify", MAIN]);
+            assert_eq!(
+                (v["ok"].clone(), v["backup"].clone()),
+                (Value::Bool(true), genuine["id"].clone()),
+                "{v}"
+            );
+            // Prune neither counts it as the newest nor deletes it.
+            snap(&bed, &["s3", "prune", MAIN, "--yes"]);
+            assert!(server.object(&format!("{dir}manifest.json")).exists());
+            assert!(server
+                .object(&format!(
+                    "{}manifest.json",
+                    genuine["dir"].as_str().unwrap()
+                ))
+                .exists());
+            assert_eq!(instance_count(), before);
+        },
+    );
+
+    t.case(
+        "import_strips_what_the_policy_refuses_even_from_a_signed_backup",
+        || {
+            // Signed with the host's own key: the policy holds without the signature.
+            let key = signing::read_key(&signing_key).unwrap();
+            let genuine = newest(&bed, MAIN);
+            let gm = manifest_at(&server, &genuine);
+            let tar = work.path().join("forged.tar");
+            let data = work.path().join("forged.tar.zst.age");
+            let dir = format!("terrarium/{MAIN}/{FORGED_ID}/");
+            let evil = attacker(&server, BUCKET);
+            let m = forged_manifest(&gm, MAIN, FORGED_ID, &data, size_of(&tar));
+            evil.put(&format!("{dir}manifest.json"), &signed(&m, &key))
+                .unwrap();
+            let r = snap(
+                &bed,
+                &["import", MAIN, "--as", "b-policy", "--at", FORGED_ID],
+            );
+            let removed: Vec<(String, String)> = r["removed_by_policy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap().to_string(),
+                        x["why"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let names: Vec<&str> = removed.iter().map(|(n, _)| n.as_str()).collect();
+            assert!(
+                names.contains(&"security.privileged") && names.contains(&"host"),
+                "{r}"
+            );
+            assert!(removed.iter().all(|(_, why)| !why.is_empty()), "{r}");
+            let i = lxc_json(&format!("/1.0/instances/b-policy?project={}", N.project));
+            assert_eq!(i["status"], "Stopped");
+            assert!(i["config"].get("security.privileged").is_none(), "{i}");
+            assert_ne!(i["expanded_config"]["security.privileged"], "true", "{i}");
+            assert!(i["devices"].get("host").is_none(), "{i}");
+            assert!(
+                !i["expanded_devices"].to_string().contains("/mnt/host"),
+                "{i}"
+            );
+            assert_eq!(file_in("b-policy", "/root/marker").trim(), "precious-42");
+            lxc_ok(&["delete", "--project", N.project, "b-policy"]);
+            std::fs::remove_dir_all(server.object(&dir)).unwrap();
+        },
+    );
+
+    t.case(
+        "keys_planted_in_manifests_and_markers_never_leave_the_prefix",
+        || {
+            std::fs::create_dir_all(server.root.path().join("other")).unwrap();
+            attacker(&server, "other")
+                .put("x", b"another bucket's object")
+                .unwrap();
+            let evil = attacker(&server, BUCKET);
+            evil.put("keepme.txt", b"outside the prefix").unwrap();
+            let outside = [
+                server.root.path().join("other/x"),
+                server.object("keepme.txt"),
+            ];
+            let big = newest(&bed, BIG);
+            let big_dir = big["dir"].as_str().unwrap().to_string();
+            let big_id = big["id"].as_str().unwrap().to_string();
+            let big_objects = [
+                server.object(&format!("{big_dir}manifest.json")),
+                server.object(&format!("{big_dir}data.tar.zst.age")),
+            ];
+            let gm = manifest_at(&server, &newest(&bed, MAIN));
+            let key = signing::read_key(&signing_key).unwrap();
+            let small = work.path().join("small");
+            std::fs::write(&small, [7u8; 1000]).unwrap();
+            let plant = |id: &str, data: &str, manifest: &str, sign: bool| {
+                let dir = format!("terrarium/{MAIN}/{id}/");
+                let mut m = forged_manifest(&gm, MAIN, id, &small, 4000);
+                m["created"] = "2000-01-01T00:00:00Z".into();
+                m["objects"]["data"] = data.into();
+                m["objects"]["manifest"] = manifest.into();
+                let bytes = if sign {
+                    signed(&m, &key)
+                } else {
+                    json_bytes(&m)
+                };
+                evil.put(&format!("{dir}data.tar.zst.age"), &[7u8; 1000])
+                    .unwrap();
+                evil.put(&format!("{dir}manifest.json"), &bytes).unwrap();
+                dir
+            };
+            // Old, so the policy deletes it; even this host's signature
+            // does not let its keys point elsewhere.
+            let old = plant("20000101T000000Z", "../other/x", "keepme.txt", true);
+            plant("20000102T000000Z", "../../other/x", "keepme.txt", false);
+            // Another instance's genuine, signed manifest, copied into this folder.
+            let copied_dir = format!("terrarium/{MAIN}/{big_id}/");
+            evil.put(
+                &format!("{copied_dir}manifest.json"),
+                &std::fs::read(&big_objects[0]).unwrap(),
+            )
+            .unwrap();
+            let host = terrarium_core::offsite::hostname();
+            for (id, data) in [
+                ("20000103T000000Z", "../other/x"),
+                ("20000104T000000Z", "keepme.txt"),
+            ] {
+                let marker = serde_json::json!({
+                    "upload_id": "forged", "data": data, "host": host,
+                    "started": "2000-01-01T00:00:00Z",
+                });
+                evil.put(
+                    &format!("terrarium/{MAIN}/{id}/upload.json"),
+                    &json_bytes(&marker),
+                )
+                .unwrap();
+            }
+
+            let state = |id: &str| {
+                let b = listed(&bed, MAIN, id);
+                format!("{} {}", b["state"], b["refused"])
+            };
+            assert!(state("20000102T000000Z").contains("not signed"));
+            assert!(
+                state(&big_id).contains(&format!(
+                    "names {BIG}/{big_id} but lies in folder {MAIN}/{big_id}"
+                )),
+                "{}",
+                state(&big_id)
+            );
+            bed.refused(
+                "trm-snap",
+                &["import", MAIN, "--as", "b-x", "--at", &big_id],
+                1,
+                "lies in folder",
+            );
+            let plan = snap(&bed, &["s3", "prune", "--dry-run"]);
+            let doomed: Vec<String> = plan
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["keep"] == false)
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d["instance"].as_str().unwrap(),
+                        d["id"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            assert_eq!(doomed, [format!("{MAIN}/20000101T000000Z")], "{plan}");
+            snap(&bed, &["s3", "prune", "--yes"]);
+            assert!(
+                !server.object(&format!("{old}manifest.json")).exists()
+                    && !server.object(&format!("{old}data.tar.zst.age")).exists(),
+                "the pruned backup's own folder was emptied"
+            );
+            for p in outside.iter().chain(&big_objects) {
+                assert!(p.exists(), "{} survived the prune", p.display());
+            }
+            assert_eq!(
+                std::fs::read(&outside[0]).unwrap(),
+                b"another bucket's object"
+            );
+
+            // Planted markers: the export sweeps what it can and succeeds.
+            let x = snap(&bed, &["export", MAIN]);
+            let swept = x["swept"].to_string();
+            for id in ["20000103T000000Z", "20000104T000000Z"] {
+                assert!(swept.contains(&format!("{MAIN}/{id}")), "{x}");
+            }
+            let again = snap(&bed, &["export", MAIN]);
+            assert!(
+                again["id"].is_string(),
+                "a later export is not failed either"
+            );
+            for p in outside.iter().chain(&big_objects) {
+                assert!(p.exists(), "{} survived the sweep", p.display());
+            }
+            for id in [
+                "20000102T000000Z",
+                "20000103T000000Z",
+                "20000104T000000Z",
+                &big_id,
+            ] {
+                let _ = std::fs::remove_dir_all(server.object(&format!("terrarium/{MAIN}/{id}")));
+            }
+            let _ = std::fs::remove_dir_all(server.object(&old));
+            for p in &outside {
+                std::fs::remove_file(p).unwrap();
+            }
+        },
+    );
+
+    t.case(
+        "an_oversized_object_under_a_small_manifest_is_refused_before_download",
+        || {
+            let before = instance_count();
+            let g = newest(&bed, MAIN);
+            let id = g["id"].as_str().unwrap();
+            let data = server.object(&format!("{}data.tar.zst.age", g["dir"].as_str().unwrap()));
+            let aside = work.path().join("aside");
+            std::fs::copy(&data, &aside).unwrap();
+            // 1 GiB, sparse: costly only to whoever downloads it.
+            let f = std::fs::File::create(&data).unwrap();
+            f.set_len(1 << 30).unwrap();
+            drop(f);
+            let b = listed(&bed, MAIN, id);
+            assert_eq!(b["state"], "refused", "{b}");
+            let why = "1073741824 bytes in the listing";
+            assert!(b["refused"].as_str().unwrap().contains(why), "{b}");
+            bed.refused(
+                "trm-snap",
+                &["import", MAIN, "--as", "b-x", "--at", id],
+                1,
+                why,
+            );
+            assert!(!exists("b-x"));
+            assert_eq!(instance_count(), before);
+            std::fs::copy(&aside, &data).unwrap();
+            assert_eq!(newest(&bed, MAIN)["id"], id, "trusted again once whole");
+        },
+    );
+
+    t.case(
+        "a_new_server_restores_from_the_owners_saved_identity_and_signing_key",
+        || {
+            // After losing the server: a fresh s3.toml from the saved keys.
             let saved = work.path().join("owner-identity.txt");
+            let saved_signing = work.path().join("owner-signing-key.txt");
             std::fs::copy(&identity, &saved).unwrap();
-            let recipient = snap(&bed, &["s3", "show"])["recipient"].clone();
+            std::fs::copy(&signing_key, &saved_signing).unwrap();
+            let shown = snap(&bed, &["s3", "show"]);
+            let recipient = shown["recipient"].clone();
+            let signer = shown["signing_public_key"].clone();
             std::fs::remove_file(&settings).unwrap();
+            std::fs::remove_file(&signing_key).unwrap();
+
+            // The identity alone: a new signing key, and nothing old is trusted.
             let mut args = set_args(&server, &secret);
             args.extend(["--identity-file".to_string(), saved.display().to_string()]);
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -646,6 +981,31 @@ fn main() {
                 v["recipient"], recipient,
                 "the public key comes from the identity"
             );
+            assert_ne!(v["signing_public_key"], signer);
+            let before = instance_count();
+            let msg = bed.refused(
+                "trm-snap",
+                &["import", MAIN, "--as", "b-restored"],
+                1,
+                "not by this host's signing key",
+            );
+            assert!(
+                msg.contains("no backup of b-main is one this host trusts"),
+                "{msg}"
+            );
+            assert_eq!(instance_count(), before);
+
+            // With the saved signing key, as the README says.
+            let v = snap(
+                &bed,
+                &[
+                    "s3",
+                    "set",
+                    "--signing-key-file",
+                    saved_signing.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(v["signing_public_key"], signer);
             let r = snap(&bed, &["import", MAIN, "--as", "b-restored"]);
             assert_eq!(r["instance"], "b-restored");
             assert_eq!(file_in("b-restored", "/root/marker").trim(), "precious-42");
@@ -670,4 +1030,171 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+fn size_of(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
+}
+
+fn json_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap()
+}
+
+/// Anyone who can write to the bucket: valid credentials, no Terrarium.
+fn attacker(server: &S3Server, bucket: &str) -> Client {
+    Client::new(&Target {
+        endpoint: server.endpoint(),
+        bucket: bucket.into(),
+        region: "us-east-1".into(),
+        access_key: ACCESS.into(),
+        secret_key: SECRET.into(),
+    })
+    .unwrap()
+}
+
+/// Backup `id` of `name` as `s3 list --all` shows it (refused ones too).
+fn listed(bed: &Bed, name: &str, id: &str) -> Value {
+    let all = bed.trm_json_with("trm-snap", &["s3", "list", name, "--all"]);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("{name}/{id} is listed with --all: {all}"))
+        .clone()
+}
+
+/// The newest complete backup of `name`, as `s3 list` shows it.
+fn newest(bed: &Bed, name: &str) -> Value {
+    let list = bed.trm_json_with("trm-snap", &["s3", "list", name]);
+    list.as_array().unwrap().last().unwrap().clone()
+}
+
+fn manifest_at(server: &S3Server, backup: &Value) -> Value {
+    let key = format!("{}manifest.json", backup["dir"].as_str().unwrap());
+    serde_json::from_slice(&std::fs::read(server.object(&key)).unwrap()).unwrap()
+}
+
+/// A genuine manifest rewritten for forged data, its signature dropped.
+fn forged_manifest(genuine: &Value, instance: &str, id: &str, data: &Path, tarball: u64) -> Value {
+    let mut m = genuine.clone();
+    m["id"] = id.into();
+    m["instance"] = instance.into();
+    m["created"] = "2099-12-31T00:00:00Z".into();
+    m["size"] = size_of(data).into();
+    m["sha256"] = sha256_hex(data).into();
+    m["tarball_size"] = tarball.into();
+    m["objects"]["data"] = format!("terrarium/{instance}/{id}/data.tar.zst.age").into();
+    m["objects"]["manifest"] = format!("terrarium/{instance}/{id}/manifest.json").into();
+    m.as_object_mut().unwrap().remove("signature");
+    m
+}
+
+fn signed(m: &Value, key: &SigningKey) -> Vec<u8> {
+    let mut parsed: Manifest = serde_json::from_value(m.clone()).unwrap();
+    signing::sign(&mut parsed, key);
+    serde_json::to_vec_pretty(&parsed).unwrap()
+}
+
+/// zstd, then age to `recipient`: what `trm-snap export` uploads.
+fn seal(tar: &Path, recipient: &str, out: &Path) {
+    let mut z = Command::new("zstd")
+        .args(["-1", "-q", "-c"])
+        .arg(tar)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let age = Command::new("age")
+        .args(["-r", recipient, "-o"])
+        .arg(out)
+        .stdin(z.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(z.wait().unwrap().success() && age.success(), "sealed");
+}
+
+/// A copy of a real LXD backup, made privileged with the host's root
+/// mounted at /mnt/host: in both places LXD reads an instance from.
+fn forge_tarball(src: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join("forged.tar");
+    if out.exists() {
+        return out;
+    }
+    let tree = dir.join("forged-tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let tar = |args: &[&str]| {
+        let ok = Command::new("tar")
+            .arg("--numeric-owner")
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tar {args:?}");
+    };
+    let (src_s, tree_s, out_s) = (
+        src.to_str().unwrap(),
+        tree.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    tar(&["-xpf", src_s, "-C", tree_s]);
+    for member in ["backup/index.yaml", "backup/container/backup.yaml"] {
+        let path = tree.join(member);
+        let mut doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(make_privileged(&mut doc) > 0, "an instance in {member}");
+        std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    }
+    // The index first, as LXD writes it.
+    tar(&["-cf", out_s, "-C", tree_s, "backup/index.yaml"]);
+    tar(&[
+        "-rf",
+        out_s,
+        "-C",
+        tree_s,
+        "--exclude=backup/index.yaml",
+        "backup",
+    ]);
+    std::fs::remove_dir_all(&tree).unwrap();
+    out
+}
+
+/// Every instance record (architecture, config, devices) in an LXD
+/// backup's YAML gets `security.privileged=true` and a disk `source: /`.
+fn make_privileged(v: &mut serde_yaml_ng::Value) -> usize {
+    use serde_yaml_ng::Value as Y;
+    let mut n = 0;
+    match v {
+        Y::Mapping(m) => {
+            let is_instance = m.contains_key("architecture")
+                && m.get("config").is_some_and(Y::is_mapping)
+                && m.contains_key("devices");
+            if is_instance {
+                if let Some(Y::Mapping(c)) = m.get_mut("config") {
+                    c.insert("security.privileged".into(), "true".into());
+                }
+                let host: Y =
+                    serde_yaml_ng::from_str("{type: disk, source: /, path: /mnt/host}").unwrap();
+                match m.get_mut("devices") {
+                    Some(Y::Mapping(d)) => {
+                        d.insert("host".into(), host);
+                    }
+                    _ => {
+                        let mut d = serde_yaml_ng::Mapping::new();
+                        d.insert("host".into(), host);
+                        m.insert("devices".into(), Y::Mapping(d));
+                    }
+                }
+                n += 1;
+            }
+            for (_, x) in m.iter_mut() {
+                n += make_privileged(x);
+            }
+        }
+        Y::Sequence(s) => {
+            for x in s {
+                n += make_privileged(x);
+            }
+        }
+        _ => {}
+    }
+    n
 }

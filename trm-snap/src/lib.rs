@@ -26,10 +26,18 @@ undone with one more rollback, and never destroys newer snapshots. Retention tie
 daily, monthly; counts in /etc/terrarium/terrarium.toml [snapshots]) delete only Terrarium's automatic \
 snapshots; manual, held, safety (for 7 days) and the newest snapshot are never pruned.\n\n\
 Off-site: `export` streams an instance's LXD backup through zstd and age encryption into an S3 multipart \
-upload and writes a manifest last (no manifest, no backup); `import` checks size and SHA-256 before \
-anything is created; `verify` is a restore drill. Settings and the secret key live in \
-/etc/terrarium/s3.toml (mode 0600); see `trm-snap s3 set --help`. Decrypt by hand with \
-`age -d -i IDENTITY data.tar.zst.age | zstd -d > backup.tar` (an LXD backup for `lxc import`).",
+upload and writes a manifest last (no manifest, no backup), signed with this host's Ed25519 key; \
+`import` uses only backups whose manifest that key signed and that lie in their own folder, checks size \
+and SHA-256 before anything is created, and strips from the restored instance what Terrarium's policy \
+refuses (privileged mode, raw.*, security.* relaxations, host-path disks, host devices, proxy devices); \
+`verify` is a restore drill. Settings and the secret key live in /etc/terrarium/s3.toml (mode 0600); see \
+`trm-snap s3 set --help`.\n\n\
+Keys to save off the server: the age identity (/etc/terrarium/s3-identity.txt) and the signing key \
+(/etc/terrarium/s3-signing-key.txt). On a new server: `trm-snap s3 set --endpoint URL --bucket B \
+--access-key K --secret-key-file F --identity-file SAVED-IDENTITY --signing-key-file SAVED-SIGNING-KEY`, \
+then `trm-snap import NAME --as NEW`. Decrypt by hand with \
+`age -d -i IDENTITY data.tar.zst.age | zstd -d > backup.tar` (an LXD backup for `lxc import`; no \
+signature check and no policy: only for a backup you know is yours).",
     after_help = after_help()
 )]
 pub struct Cli {
@@ -118,7 +126,7 @@ pub enum Command {
     Release { name: String, snapshot: String },
     /// Back an instance up to S3: LXD export -> zstd -> age -> multipart upload -> manifest
     Export(offsite::ExportArgs),
-    /// Restore an off-site backup as a new, stopped instance without the original's exposure
+    /// Restore an off-site backup (signed by this host's key) as a new, stopped instance without the original's exposure
     Import {
         /// The instance the backup was made of
         name: String,

@@ -69,6 +69,11 @@ pub enum S3Command {
         /// without --generate-key: an identity you already have (its public key becomes the recipient)
         #[arg(long, value_name = "FILE", conflicts_with = "recipient")]
         identity_file: Option<PathBuf>,
+        /// The key every manifest is signed with; import trusts only what it signed.
+        /// With --generate-key: where to write it [default: /etc/terrarium/s3-signing-key.txt];
+        /// without: a key you saved (a new server after a loss). Generated there when none is set
+        #[arg(long, value_name = "FILE")]
+        signing_key_file: Option<PathBuf>,
         /// Default part size in MiB (5-5120)
         #[arg(long, value_name = "MIB")]
         part_size: Option<u32>,
@@ -90,11 +95,11 @@ pub enum S3Command {
     },
     /// Show the settings (the secret key is never shown)
     Show,
-    /// List complete backups from their manifests
+    /// List complete backups (signed by this host's key) from their manifests
     #[command(alias = "ls")]
     List {
         name: Option<String>,
-        /// Also show incomplete uploads (no manifest)
+        /// Also show incomplete uploads (no manifest) and refused ones (unsigned, forged, misplaced)
         #[arg(long)]
         all: bool,
     },
@@ -123,6 +128,7 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
             recipient,
             generate_key,
             identity_file,
+            signing_key_file,
             part_size,
             parallel,
             compression_level,
@@ -155,6 +161,7 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 keep_weekly,
                 keep_monthly,
                 compression_level,
+                signing_key_file,
             })?;
             if let (Some(w), Format::Json | Format::Jsonl) = (&shown.warning, out.format) {
                 // The warning must reach a person even when stdout is a pipe.

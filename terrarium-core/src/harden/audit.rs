@@ -15,7 +15,7 @@ use crate::lxd::{Instance, Lxd};
 use crate::output::Row;
 use crate::process::{Cmd, Tool};
 use crate::settings::Settings;
-use crate::{managed_profiles, net, profiles, traefik, ufw};
+use crate::{managed_profiles, net, policy, profiles, traefik, ufw};
 
 const DOCKER: Tool = Tool {
     names: &["docker"],
@@ -609,15 +609,27 @@ fn lxd_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd, project: Option<&st
         ),
         "publish through trm-expose instead, or set the device's listen to tcp:127.0.0.1:PORT",
     );
-    let privileged: Vec<String> = list
+    // What a forged import (or a hand edit) could leave: the same rules
+    // `trm-snap import` strips by, on the expanded config (profiles too).
+    let findings: Vec<(&str, String, String)> = list
         .iter()
-        .filter(|i| {
-            i.expanded_config
-                .get("security.privileged")
-                .map(String::as_str)
-                == Some("true")
+        .flat_map(|i| {
+            policy::audit_findings(&i.expanded_config, &i.expanded_devices)
+                .into_iter()
+                .map(move |(check, what)| (check, name(i), what))
         })
-        .map(|i| format!("{} is privileged", name(i)))
+        .collect();
+    let of = |check: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|(c, ..)| *c == check)
+            .map(|(_, who, what)| format!("{who}: {what}"))
+            .collect()
+    };
+    let privileged: Vec<String> = findings
+        .iter()
+        .filter(|(c, ..)| *c == "privileged")
+        .map(|(_, who, _)| format!("{who} is privileged"))
         .collect();
     a.verdict(
         "unprivileged",
@@ -626,6 +638,22 @@ fn lxd_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd, project: Option<&st
         Status::Fail,
         format!("no privileged instance ({scope})"),
         "recreate it with a Terrarium profile (root inside must not be root on the host)",
+    );
+    a.verdict(
+        "raw config",
+        "workloads are unprivileged",
+        &of("raw config"),
+        Status::Fail,
+        format!("no instance or profile sets raw.* ({scope})"),
+        "`lxc config unset NAME raw.KEY` (raw.* hands text straight to LXC, AppArmor, seccomp or the idmap)",
+    );
+    a.verdict(
+        "host-path disks",
+        "tenants are kept from the host",
+        &of("host-path disk"),
+        Status::Fail,
+        format!("no disk device mounts a host path ({scope})"),
+        "`lxc config device remove NAME DEVICE`; share data through a storage volume instead",
     );
 
     let defs = profiles::definitions(&settings.storage_pool, &settings.bridge);

@@ -17,7 +17,10 @@ use serde::Serialize;
 use super::manifest::{Encryption, LxdExport, Manifest, Marker, Objects, FORMAT_VERSION};
 use super::settings::fingerprint;
 use super::upload::{MultipartWriter, Progress};
-use super::{backup_dir, catalog, hostname, S3Settings, DATA_NAME, MANIFEST_NAME, MARKER_NAME};
+use super::{
+    backup_dir, catalog, data_key, hostname, manifest_key, signing, S3Settings, MANIFEST_NAME,
+    MARKER_NAME,
+};
 use crate::error::{Error, Result};
 use crate::fs::{lock_wait, Lock};
 use crate::lxd::Lxd;
@@ -178,6 +181,7 @@ pub fn export(
         }
     }
     let recipient = s.recipient()?;
+    let signer = s.signing_key()?;
     let part_mib = req.part_size_mib.unwrap_or(s.part_size_mib);
     if !(super::settings::MIN_PART_MIB..=super::settings::MAX_PART_MIB).contains(&part_mib) {
         return Err(Error::Usage(format!(
@@ -214,6 +218,7 @@ pub fn export(
         req,
         tmp: &tmp,
         recipient: &recipient,
+        signer: &signer,
         part_mib,
         parallel,
         progress: &progress,
@@ -262,6 +267,7 @@ struct Job<'a> {
     /// The temporary stopped copy LXD exports.
     tmp: &'a str,
     recipient: &'a age::x25519::Recipient,
+    signer: &'a ed25519_dalek::SigningKey,
     part_mib: u32,
     parallel: u32,
     progress: &'a Arc<dyn ReadProgress>,
@@ -281,9 +287,9 @@ impl Job<'_> {
             ..
         } = *self;
         let dir = backup_dir(s, &req.name, id);
-        let data_key = format!("{dir}{DATA_NAME}");
+        let data_key = data_key(&dir);
         let marker_key = format!("{dir}{MARKER_NAME}");
-        let manifest_key = format!("{dir}{MANIFEST_NAME}");
+        let manifest_key = manifest_key(&dir);
         let upload_id = client.create_multipart(&data_key)?;
         let marker = Marker {
             upload_id: upload_id.clone(),
@@ -308,7 +314,7 @@ impl Job<'_> {
                 return Err(e);
             }
         };
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format_version: FORMAT_VERSION,
             id: id.to_string(),
             instance: req.name.clone(),
@@ -338,7 +344,9 @@ impl Job<'_> {
                 storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
             },
             terrarium_version: crate::VERSION.to_string(),
+            signature: None,
         };
+        signing::sign(&mut manifest, self.signer);
         let written = client
             .complete_multipart(&data_key, &upload_id, &up.etags)
             .and_then(|()| {
@@ -474,6 +482,9 @@ fn storage_driver(lxd: &Lxd, pool: Option<&str>) -> String {
 /// Remove what crashed exports left: for every backup folder with an
 /// upload marker and no manifest, abort the upload and delete the data
 /// and the marker. Markers of other hosts wait a day (they may be running).
+/// Keys come from the folder; of the marker only the upload id, host and
+/// start are read. A folder that cannot be swept is reported and left:
+/// whatever a bucket writer plants must not stop the export.
 pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
     let me = hostname();
     let mut swept = Vec::new();
@@ -481,8 +492,13 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
         let Some((marker_key, _)) = catalog::find(&files, MARKER_NAME) else {
             continue;
         };
+        let dir = backup_dir(s, &instance, &id);
         if catalog::find(&files, MANIFEST_NAME).is_some() {
-            client.delete(marker_key)?;
+            if let Err(e) = client.delete(marker_key) {
+                swept.push(format!(
+                    "could not delete the marker of {instance}/{id}: {e}"
+                ));
+            }
             continue;
         }
         let marker: Marker = match client
@@ -502,13 +518,18 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
         if marker.host != me && !old {
             continue;
         }
-        client.abort_multipart(&marker.data, &marker.upload_id)?;
-        client.delete(&marker.data)?;
-        client.delete(marker_key)?;
-        swept.push(format!(
-            "abandoned upload {} of {}/{} (aborted)",
-            marker.upload_id, instance, id
-        ));
+        let data = data_key(&dir);
+        let done = client
+            .abort_multipart(&data, &marker.upload_id)
+            .and_then(|()| client.delete(&data))
+            .and_then(|()| client.delete(marker_key));
+        swept.push(match done {
+            Ok(()) => format!(
+                "abandoned upload {} of {instance}/{id} (aborted)",
+                marker.upload_id
+            ),
+            Err(e) => format!("could not sweep the upload of {instance}/{id}: {e}"),
+        });
     }
     Ok(swept)
 }

@@ -1,6 +1,9 @@
-//! `trm-snap import` and `verify`: download, check size and SHA-256
-//! before anything is created, decrypt, decompress, `lxc import` as a
-//! new stopped instance without the original's exposure.
+//! `trm-snap import` and `verify`: pick a backup whose manifest this
+//! host signed, download it (never more than its size), check size and
+//! SHA-256 before anything is created, decrypt, decompress (never more
+//! than the recorded tarball), `lxc import` as a new stopped instance,
+//! then apply Terrarium's policy to what LXD created (`policy`) and take
+//! the original's exposure away. The instance is never started here.
 //!
 //! Disk: the encrypted object is downloaded to a temporary file (under
 //! $TMPDIR, default /tmp) so it is checked whole before LXD sees a byte;
@@ -16,11 +19,12 @@ use sha2::{Digest, Sha256};
 use super::catalog::{self, Backup};
 use super::manifest::Manifest;
 use super::settings::read_identities;
-use super::S3Settings;
+use super::{data_key, S3Settings};
 use crate::error::{Error, Result};
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
 use crate::output::Human;
+use crate::policy::{self, Removal};
 use crate::s3::Client;
 use crate::snapshots;
 
@@ -47,20 +51,33 @@ pub struct Imported {
     pub size: u64,
     pub sha256: String,
     pub stripped: Vec<String>,
+    /// What Terrarium's policy removed from the restored config and devices.
+    pub removed_by_policy: Vec<Removal>,
+    /// Backups of this instance that were not considered, and why
+    /// (unsigned, signed by another key, not matching their folder...).
+    pub refused: Vec<String>,
     pub seconds: f64,
 }
 
 impl Human for Imported {
     fn human(&self) -> String {
         format!(
-            "imported {} from backup {} of {} ({}, made {}), stopped\n  sha256 checked: {}\n  removed: {}",
+            "imported {} from backup {} of {} ({}, made {}), stopped\n  sha256 checked: {}\n  removed: {}{}{}",
             self.instance,
             self.backup,
             self.from,
             indicatif::HumanBytes(self.size),
             self.created,
             self.sha256,
-            if self.stripped.is_empty() { "nothing".into() } else { self.stripped.join(", ") }
+            if self.stripped.is_empty() { "nothing".into() } else { self.stripped.join(", ") },
+            self.removed_by_policy
+                .iter()
+                .map(|r| format!("\n  removed by policy: {}", r.describe()))
+                .collect::<String>(),
+            self.refused
+                .iter()
+                .map(|r| format!("\n  refused backup {r}"))
+                .collect::<String>(),
         )
     }
 }
@@ -85,16 +102,25 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         .as_ref()
         .expect("selected backups are complete");
     check_key(m, &identities, &identity)?;
-    let mut file = download(&client, m)?;
-    restore(lxd, &mut file, &identities, &req.new, req.pool.as_deref())?;
-    let stripped = snapshots::strip_identity(lxd, &req.new).and_then(|st| {
+    let mut file = download(&client, &data_key(&backup.dir), m)?;
+    restore(
+        lxd,
+        &mut file,
+        &identities,
+        m.tarball_size,
+        &req.new,
+        req.pool.as_deref(),
+    )?;
+    let confined = confine(lxd, &req.new).and_then(|removed| {
+        let st = snapshots::strip_identity(lxd, &req.new)?;
         lxd.set_config(&req.new, ORIGIN_KEY, &format!("{}/{}", m.instance, m.id))?;
-        Ok(st)
+        Ok((removed, st))
     });
-    let stripped = match stripped {
-        Ok(st) => st,
+    let (removed_by_policy, stripped) = match confined {
+        Ok(x) => x,
         Err(e) => {
-            // Never leave an instance that could take the original's traffic.
+            // Never leave an instance that could take the original's
+            // traffic, or that kept what the policy refuses.
             let _ = lxd.delete(&req.new, true);
             return Err(e);
         }
@@ -107,8 +133,44 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         size: m.size,
         sha256: m.sha256.clone(),
         stripped,
+        removed_by_policy,
+        refused: catalog::refused(&backups, &req.name),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Apply the policy to what LXD created from the backup: remove what it
+/// plans, drop any snapshots (Terrarium exports carry none, and a
+/// snapshot's config would come back on rollback), then read again: the
+/// instance must now pass, or the import fails.
+fn confine(lxd: &Lxd, new: &str) -> Result<Vec<Removal>> {
+    let i = lxd.instance_full(new)?;
+    let plan = policy::import_plan(&i.config, &i.devices);
+    for r in &plan {
+        match r.kind {
+            "device" => lxd.remove_device(new, &r.name)?,
+            _ => lxd.unset_config(new, &r.name)?,
+        }
+    }
+    let mut removed = plan;
+    for snap in i.snapshots.iter().flatten() {
+        lxd.delete_snapshot(new, &snap.name)?;
+        removed.push(Removal {
+            kind: "snapshot",
+            name: snap.name.clone(),
+            value: String::new(),
+            why: "backups made by Terrarium carry no snapshots, and a snapshot's config returns on rollback".into(),
+        });
+    }
+    let again = lxd.instance_full(new)?;
+    let left = policy::import_plan(&again.config, &again.devices);
+    if !left.is_empty() || again.snapshots.iter().flatten().next().is_some() {
+        return Err(Error::Integrity(format!(
+            "the restored instance still carries what Terrarium's policy refuses ({}); it was deleted",
+            left.iter().map(Removal::describe).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok(removed)
 }
 
 /// The identity must match the recipient the backup was encrypted to:
@@ -128,11 +190,38 @@ fn check_key(m: &Manifest, ids: &[age::x25519::Identity], file: &Path) -> Result
     )))
 }
 
-/// Download to a temporary file, checking size and SHA-256 as it comes.
-fn download(client: &Client, m: &Manifest) -> Result<std::fs::File> {
+/// Download to a temporary file, checking size and SHA-256 as it comes;
+/// a byte past the manifest's size stops the download.
+fn download(client: &Client, key: &str, m: &Manifest) -> Result<std::fs::File> {
     let mut file = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
+    let reader = client.get(key)?;
+    let (size, digest) = copy_hashed(reader, &mut file, m.size)
+        .map_err(|e| Error::Remote(format!("downloading {key}: {e}")))?;
+    if size != m.size {
+        return Err(Error::Integrity(format!(
+            "backup {} of {} is truncated or padded: {key} holds {}{size} bytes, the manifest says {}; nothing was created",
+            m.id,
+            m.instance,
+            if size > m.size { "more than " } else { "" },
+            m.size
+        )));
+    }
+    if digest != m.sha256 {
+        return Err(Error::Integrity(format!(
+            "backup {} of {} is corrupted: SHA-256 of {key} is {digest}, the manifest says {}; nothing was created",
+            m.id, m.instance, m.sha256
+        )));
+    }
+    file.rewind()
+        .map_err(|e| Error::io("rewinding the download", e))?;
+    Ok(file)
+}
+
+/// Copy at most `limit + 1` bytes (one more tells "padded" from "exact"),
+/// hashing them. Returns the bytes copied and the SHA-256.
+fn copy_hashed(reader: impl Read, out: &mut impl Write, limit: u64) -> io::Result<(u64, String)> {
+    let mut reader = reader.take(limit.saturating_add(1));
     let mut hasher = Sha256::new();
-    let mut reader = client.get(&m.objects.data)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut size: u64 = 0;
     loop {
@@ -140,34 +229,44 @@ fn download(client: &Client, m: &Manifest) -> Result<std::fs::File> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::Remote(format!(
-                    "downloading {}: {e}",
-                    m.objects.data
-                )))
-            }
+            Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
         size += n as u64;
-        file.write_all(&buf[..n])
-            .map_err(|e| Error::io("writing the temporary download", e))?;
+        out.write_all(&buf[..n])?;
     }
-    let digest = format!("{:x}", hasher.finalize());
-    if size != m.size {
-        return Err(Error::Integrity(format!(
-            "backup {} of {} is truncated or padded: {} holds {size} bytes, the manifest says {}; nothing was created",
-            m.id, m.instance, m.objects.data, m.size
-        )));
+    Ok((size, format!("{:x}", hasher.finalize())))
+}
+
+/// A reader that fails once more than `limit` bytes came through, and
+/// at the end when fewer did: the decompressed tarball must be exactly
+/// the size the manifest recorded.
+struct Bounded<R> {
+    inner: R,
+    limit: u64,
+    seen: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = self.limit.saturating_sub(self.seen).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.seen += n as u64;
+        if self.seen > self.limit {
+            return Err(io::Error::other(format!(
+                "the backup decompresses to more than the {} bytes its manifest records",
+                self.limit
+            )));
+        }
+        if n == 0 && want > 0 && self.seen != self.limit {
+            return Err(io::Error::other(format!(
+                "the backup decompresses to {} bytes, its manifest records {}",
+                self.seen, self.limit
+            )));
+        }
+        Ok(n)
     }
-    if digest != m.sha256 {
-        return Err(Error::Integrity(format!(
-            "backup {} of {} is corrupted: SHA-256 of {} is {digest}, the manifest says {}; nothing was created",
-            m.id, m.instance, m.objects.data, m.sha256
-        )));
-    }
-    file.rewind()
-        .map_err(|e| Error::io("rewinding the download", e))?;
-    Ok(file)
 }
 
 /// Decrypt and decompress into `lxc import`; on any failure the new
@@ -176,6 +275,7 @@ fn restore(
     lxd: &Lxd,
     file: &mut std::fs::File,
     ids: &[age::x25519::Identity],
+    tarball_size: u64,
     new: &str,
     pool: Option<&str>,
 ) -> Result<()> {
@@ -184,7 +284,12 @@ fn restore(
     let plain = decryptor
         .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
         .map_err(|e| Error::Integrity(format!("cannot decrypt the backup: {e}")))?;
-    let mut tar = zstd::Decoder::new(plain).map_err(|e| Error::Integrity(format!("zstd: {e}")))?;
+    let tar = zstd::Decoder::new(plain).map_err(|e| Error::Integrity(format!("zstd: {e}")))?;
+    let mut tar = Bounded {
+        inner: tar,
+        limit: tarball_size,
+        seen: 0,
+    };
     let mut child = lxd.import_stream(new, pool)?;
     let mut stdin = child.child.stdin.take().expect("stdin is piped");
     let copied = io::copy(&mut tar, &mut stdin);
@@ -216,6 +321,8 @@ pub struct Verified {
     /// Entries in the restored root filesystem's top directory.
     pub root_entries: usize,
     pub checks: Vec<String>,
+    /// Backups of this instance that were not considered, and why.
+    pub refused: Vec<String>,
     pub seconds: f64,
     pub ok: bool,
 }
@@ -265,7 +372,17 @@ pub fn verify(
             indicatif::HumanBytes(imported.size)
         ),
     );
-    checks.insert(1, "decrypted and decompressed; LXD imported it".into());
+    checks.insert(
+        1,
+        "its manifest is signed by this host's key; decrypted and decompressed; LXD imported it"
+            .into(),
+    );
+    for r in &imported.removed_by_policy {
+        checks.push(format!("removed by policy: {}", r.describe()));
+    }
+    for r in &imported.refused {
+        checks.push(format!("refused backup {r}"));
+    }
     checks.push(format!("deleted {tmp}"));
     let ok = entries > 0;
     Ok(Verified {
@@ -277,6 +394,7 @@ pub fn verify(
         restored_as: tmp,
         root_entries: entries,
         checks,
+        refused: imported.refused,
         seconds: started.elapsed().as_secs_f64(),
         ok,
     })
@@ -305,4 +423,72 @@ pub fn list(s: &S3Settings, name: Option<&str>, all: bool) -> Result<Vec<Backup>
         b.retain(Backup::is_complete);
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what was read from it, to show a download stops early.
+    struct Endless {
+        served: u64,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(7);
+            self.served += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_download_stops_one_byte_past_the_manifest_size() {
+        let mut src = Endless { served: 0 };
+        let mut out = Vec::new();
+        let (n, _) = copy_hashed(&mut src, &mut out, 1000).unwrap();
+        assert_eq!(n, 1001, "one byte more says padded");
+        assert_eq!(out.len(), 1001);
+        assert!(src.served <= 1 << 20, "read {} bytes", src.served);
+        let (n, digest) = copy_hashed(&b"abc"[..], &mut Vec::new(), 1000).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn decompression_is_bounded_by_the_recorded_tarball_size() {
+        let read_all = |data: &[u8], limit: u64| {
+            let mut b = Bounded {
+                inner: data,
+                limit,
+                seen: 0,
+            };
+            let mut out = Vec::new();
+            b.read_to_end(&mut out).map(|_| out.len())
+        };
+        assert_eq!(read_all(&[1; 5000], 5000).unwrap(), 5000);
+        let e = read_all(&[1; 5001], 5000).unwrap_err();
+        assert!(e.to_string().contains("more than the 5000 bytes"), "{e}");
+        let e = read_all(&[1; 10], 5000).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("10 bytes, its manifest records 5000"),
+            "{e}"
+        );
+        // A bomb is cut off after the limit, not read to its end.
+        let mut bomb = Bounded {
+            inner: Endless { served: 0 },
+            limit: 4096,
+            seen: 0,
+        };
+        assert!(io::copy(&mut bomb, &mut io::sink()).is_err());
+        assert!(
+            bomb.inner.served <= 4097 + (1 << 16),
+            "{}",
+            bomb.inner.served
+        );
+    }
 }

@@ -33,6 +33,9 @@ pub struct Manifest {
     pub part_size: u64,
     pub lxd_export: LxdExport,
     pub terrarium_version: String,
+    /// Ed25519 over the rest (see `signing`); import refuses a manifest without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::Signature>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,8 @@ pub struct Encryption {
     pub recipient_fingerprint: String,
 }
 
+/// The keys as the exporter wrote them. Informational only: every key
+/// Terrarium reads or deletes is derived from the folder it listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Objects {
     pub data: String,
@@ -57,7 +62,8 @@ pub struct LxdExport {
 }
 
 /// What an upload in progress leaves beside its data, so a crash can be
-/// cleaned up by the next export.
+/// cleaned up by the next export. Only `upload_id`, `host` and `started`
+/// are used; the data key comes from the marker's folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {
     pub upload_id: String,
@@ -77,5 +83,69 @@ impl Manifest {
             )));
         }
         Ok(m)
+    }
+
+    /// A manifest belongs to the folder it was listed in: a copy planted
+    /// in another instance's folder, or under another id, is refused.
+    pub fn check_folder(&self, instance: &str, id: &str) -> std::result::Result<(), String> {
+        if self.instance != instance || self.id != id {
+            return Err(format!(
+                "its manifest names {}/{} but lies in folder {instance}/{id}",
+                self.instance, self.id
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A plausible manifest for tests.
+    pub fn sample(instance: &str, id: &str) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            id: id.into(),
+            instance: instance.into(),
+            project: "default".into(),
+            snapshot: "s".into(),
+            created: crate::offsite::catalog::id_time(id)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            host: "h".into(),
+            size: 1000,
+            sha256: "00".repeat(32),
+            tarball_size: 4000,
+            compression: "zstd".into(),
+            compression_level: 3,
+            encryption: Encryption {
+                scheme: "age".into(),
+                recipient: "age1x".into(),
+                recipient_fingerprint: String::new(),
+            },
+            objects: Objects {
+                data: format!("terrarium/{instance}/{id}/data.tar.zst.age"),
+                manifest: format!("terrarium/{instance}/{id}/manifest.json"),
+            },
+            parts: 1,
+            part_size: 8 << 20,
+            lxd_export: LxdExport {
+                instance_only: true,
+                optimized_storage: false,
+                storage_driver: "btrfs".into(),
+            },
+            terrarium_version: "0".into(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn a_manifest_must_match_its_folder() {
+        let m = sample("web", "20261201T000000Z");
+        assert!(m.check_folder("web", "20261201T000000Z").is_ok());
+        let e = m.check_folder("db", "20261201T000000Z").unwrap_err();
+        assert!(e.contains("lies in folder db/20261201T000000Z"), "{e}");
+        assert!(m.check_folder("web", "20261202T000000Z").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! `trm-snap s3 prune`: keep the newest export of each of the last N
 //! days, weeks and months (restic-style), per instance. The newest
 //! complete export of an instance is never deleted; incomplete uploads
-//! are the sweep's business, not the policy's.
+//! are the sweep's business, not the policy's, and refused (unsigned or
+//! forged) backups are neither counted nor deleted: they are listed.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 
 use super::catalog::{self, Backup};
 use super::settings::Retention;
-use super::S3Settings;
+use super::{backup_dir, data_key, manifest_key, S3Settings};
 use crate::error::Result;
 use crate::output::Row;
 
@@ -126,20 +127,21 @@ pub fn prune_plan(s: &S3Settings, name: Option<&str>) -> Result<(Vec<Backup>, Ve
 }
 
 /// Delete what the plan says: the manifest first, so a backup never
-/// looks complete without its data.
+/// looks complete without its data. The keys are the listed folder's,
+/// never the manifest's own `objects` (a bucket writer's text).
 pub fn apply(s: &S3Settings, backups: &[Backup], decisions: &[Decision]) -> Result<usize> {
     let client = s.client()?;
     let mut n = 0;
     for d in decisions.iter().filter(|d| !d.keep) {
-        let Some(m) = backups
+        let Some(b) = backups
             .iter()
-            .find(|b| b.instance == d.instance && b.id == d.id)
-            .and_then(|b| b.manifest.as_ref())
+            .find(|b| b.instance == d.instance && b.id == d.id && b.is_complete())
         else {
             continue;
         };
-        client.delete(&m.objects.manifest)?;
-        client.delete(&m.objects.data)?;
+        let dir = backup_dir(s, &b.instance, &b.id);
+        client.delete(&manifest_key(&dir))?;
+        client.delete(&data_key(&dir))?;
         n += 1;
     }
     Ok(n)

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::output::Human;
 use crate::s3::{Client, Target};
 
+use super::signing;
+
 pub const FILE_NAME: &str = "s3.toml";
 pub const IDENTITY_FILE_NAME: &str = "s3-identity.txt";
 /// S3's smallest part (but the last) and its largest.
@@ -39,6 +41,13 @@ pub struct S3Settings {
     /// Where a generated identity was written (empty when the owner gave a recipient).
     #[serde(default)]
     pub identity_file: String,
+    /// The Ed25519 key every manifest is signed with (mode 0600, beside
+    /// the identity).
+    #[serde(default)]
+    pub signing_key_file: String,
+    /// Its public key (`ed25519:...`): import trusts only manifests it signed.
+    #[serde(default)]
+    pub signing_public_key: String,
     /// Size of each uploaded part; memory is about (parallel + 1) x this.
     #[serde(default = "default_part_mib")]
     pub part_size_mib: u32,
@@ -108,8 +117,35 @@ impl S3Settings {
         }
     }
 
+    /// A client confined to the prefix.
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.target())
+        Ok(Client::new(&self.target())?.within(&self.key_prefix()))
+    }
+
+    /// The public key manifests must be signed with (None: not set up).
+    pub fn trusted_signer(&self) -> Result<Option<ed25519_dalek::VerifyingKey>> {
+        if self.signing_public_key.is_empty() {
+            return Ok(None);
+        }
+        signing::parse_public(&self.signing_public_key).map(Some)
+    }
+
+    /// The key exports sign with; it must be the trusted one.
+    pub fn signing_key(&self) -> Result<ed25519_dalek::SigningKey> {
+        if self.signing_key_file.is_empty() {
+            return Err(Error::Usage(
+                "off-site backups are signed and this host has no signing key: run `trm-snap s3 set` (it generates one) or `trm-snap s3 set --signing-key-file FILE` with a saved key".into(),
+            ));
+        }
+        let key = signing::read_key(Path::new(&self.signing_key_file))?;
+        let public = signing::public_text(&key.verifying_key());
+        if public != self.signing_public_key {
+            return Err(Error::Usage(format!(
+                "{} holds the signing key {public}, but s3.toml trusts {}: run `trm-snap s3 set --signing-key-file {}` to trust it",
+                self.signing_key_file, self.signing_public_key, self.signing_key_file
+            )));
+        }
+        Ok(key)
     }
 
     /// The identity file to decrypt with: the one given, else the one
@@ -220,7 +256,7 @@ impl Human for Shown {
     fn human(&self) -> String {
         let c = &self.settings;
         let mut s = format!(
-            "endpoint:   {}\nbucket:     {}\nregion:     {}\nprefix:     {}\naccess key: {}\nsecret key: {}\nrecipient:  {}\nidentity:   {}\nparts:      {} MiB x {} in flight\nzstd level: {}\nretention:  {} daily, {} weekly, {} monthly\nsettings:   {}",
+            "endpoint:   {}\nbucket:     {}\nregion:     {}\nprefix:     {}\naccess key: {}\nsecret key: {}\nrecipient:  {}\nidentity:   {}\nsigning:    {} ({})\nparts:      {} MiB x {} in flight\nzstd level: {}\nretention:  {} daily, {} weekly, {} monthly\nsettings:   {}",
             c.endpoint,
             c.bucket,
             c.region,
@@ -229,6 +265,8 @@ impl Human for Shown {
             c.secret_key,
             c.recipient,
             if c.identity_file.is_empty() { "(kept by the owner)" } else { &c.identity_file },
+            if c.signing_public_key.is_empty() { "(none: exports refuse)" } else { &c.signing_public_key },
+            c.signing_key_file,
             c.part_size_mib,
             c.parallel,
             c.compression_level,
@@ -282,6 +320,9 @@ pub struct SetRequest {
     pub keep_weekly: Option<u32>,
     pub keep_monthly: Option<u32>,
     pub compression_level: Option<i32>,
+    /// A signing key file: written there by a key generation, else one
+    /// the owner saved (its public key becomes the trusted one).
+    pub signing_key_file: Option<PathBuf>,
 }
 
 pub fn default_identity_file() -> PathBuf {
@@ -332,6 +373,8 @@ pub fn set(req: SetRequest) -> Result<Shown> {
         secret_key: String::new(),
         recipient: String::new(),
         identity_file: String::new(),
+        signing_key_file: String::new(),
+        signing_public_key: String::new(),
         part_size_mib: default_part_mib(),
         parallel: default_parallel(),
         retention: Retention::default(),
@@ -369,6 +412,7 @@ pub fn set(req: SetRequest) -> Result<Shown> {
         s.compression_level = v;
     }
     let mut generated: Option<(PathBuf, String)> = None;
+    let generating = matches!(req.key, Some(KeyChoice::Generate(_)));
     match req.key.unwrap_or(KeyChoice::Keep) {
         KeyChoice::Keep => {}
         KeyChoice::Recipient(r) => {
@@ -395,6 +439,7 @@ pub fn set(req: SetRequest) -> Result<Shown> {
             generated = Some((file, id.to_string().expose_secret().to_string()));
         }
     }
+    let new_signing = signing_choice(&mut s, req.signing_key_file, generating)?;
     s.validate()?;
     let probe = probe(&s).map_err(|e| match e {
         Error::Unavailable(m) => Error::Unavailable(format!("{m}; nothing was saved")),
@@ -409,11 +454,15 @@ pub fn set(req: SetRequest) -> Result<Shown> {
         );
         crate::fs::atomic_write(file, text.as_bytes(), 0o600)?;
     }
+    if let Some((file, key)) = &new_signing {
+        crate::fs::atomic_write(file, signing::key_file_text(key).as_bytes(), 0o600)?;
+    }
     save(&s)?;
     let mut shown = s.shown();
     shown.probe = Some(probe);
-    if let Some((file, _)) = generated {
-        shown.warning = Some(format!(
+    let mut warning = Vec::new();
+    if let Some((file, _)) = &generated {
+        warning.push(format!(
             "KEEP THIS SAFE: {} is the only key that decrypts these backups.\n\
              Copy it off this server now (a password manager, another machine).\n\
              If the server is lost with it, the backups cannot be read.\n\
@@ -422,7 +471,51 @@ pub fn set(req: SetRequest) -> Result<Shown> {
             s.recipient
         ));
     }
+    if let Some((file, _)) = &new_signing {
+        warning.push(format!(
+            "KEEP THIS SAFE TOO: {} signs every backup; import trusts only what it signed.\n\
+             Save it with the identity. On a new server: trm-snap s3 set ... \
+             --identity-file SAVED-IDENTITY --signing-key-file SAVED-SIGNING-KEY\n\
+             Signing key: {}",
+            file.display(),
+            s.signing_public_key
+        ));
+    }
+    if !warning.is_empty() {
+        shown.warning = Some(warning.join("\n\n"));
+    }
     Ok(shown)
+}
+
+/// Which signing key to trust: one the owner saved, or (when generating
+/// keys, or when there is none yet) a new one. Returns a key to write.
+/// An existing file is never overwritten: older backups need its public key.
+fn signing_choice(
+    s: &mut S3Settings,
+    given: Option<PathBuf>,
+    generating: bool,
+) -> Result<Option<(PathBuf, ed25519_dalek::SigningKey)>> {
+    let file = match given {
+        Some(f) if !f.exists() && !generating => {
+            return Err(Error::Usage(format!(
+                "signing key {} does not exist (give the saved key, or add --generate-key to make one there)",
+                f.display()
+            )))
+        }
+        Some(f) => f,
+        None if generating || s.signing_key_file.is_empty() => signing::default_key_file(),
+        None => return Ok(None),
+    };
+    if file.exists() {
+        let key = signing::read_key(&file)?;
+        s.signing_key_file = file.display().to_string();
+        s.signing_public_key = signing::public_text(&key.verifying_key());
+        return Ok(None);
+    }
+    let key = signing::generate()?;
+    s.signing_key_file = file.display().to_string();
+    s.signing_public_key = signing::public_text(&key.verifying_key());
+    Ok(Some((file, key)))
 }
 
 fn save(s: &S3Settings) -> Result<()> {
@@ -489,21 +582,68 @@ mod tests {
         assert!(normalize_prefix("a/../b").is_err());
     }
 
-    #[test]
-    fn the_secret_is_never_shown() {
-        let s = S3Settings {
+    fn blank() -> S3Settings {
+        S3Settings {
             endpoint: "http://x".into(),
             bucket: "b".into(),
             region: "r".into(),
             prefix: "p".into(),
             access_key: "AK".into(),
-            secret_key: "TOPSECRET".into(),
+            secret_key: "S".into(),
             recipient: "age1x".into(),
             identity_file: String::new(),
+            signing_key_file: String::new(),
+            signing_public_key: String::new(),
             part_size_mib: 8,
             parallel: 2,
             retention: Retention::default(),
             compression_level: 3,
+        }
+    }
+
+    #[test]
+    fn a_saved_signing_key_is_adopted_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.txt");
+        let mut s = blank();
+        let e = signing_choice(&mut s, Some(file.clone()), false).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert_eq!(s, blank(), "nothing changed");
+
+        let (at, key) = signing_choice(&mut s, Some(file.clone()), true)
+            .unwrap()
+            .expect("a new key to write");
+        assert_eq!(at, file);
+        assert_eq!(
+            s.signing_public_key,
+            signing::public_text(&key.verifying_key())
+        );
+        std::fs::write(&file, signing::key_file_text(&key)).unwrap();
+
+        // Given again (a new server), or while generating: adopted, not new.
+        for generating in [false, true] {
+            let mut fresh = blank();
+            assert!(signing_choice(&mut fresh, Some(file.clone()), generating)
+                .unwrap()
+                .is_none());
+            assert_eq!(fresh.signing_public_key, s.signing_public_key);
+            assert_eq!(fresh.signing_key_file, file.display().to_string());
+        }
+        // Already set up, nothing asked: kept as it is.
+        let before = s.clone();
+        assert!(signing_choice(&mut s, None, false).unwrap().is_none());
+        assert_eq!(s, before);
+        assert_eq!(s.signing_key().unwrap().to_bytes(), key.to_bytes());
+        s.signing_public_key = signing::public_text(&signing::generate().unwrap().verifying_key());
+        let e = s.signing_key().unwrap_err();
+        assert!(e.to_string().contains("but s3.toml trusts"), "{e}");
+    }
+
+    #[test]
+    fn the_secret_is_never_shown() {
+        let s = S3Settings {
+            secret_key: "TOPSECRET".into(),
+            ..blank()
         };
         let shown = s.shown();
         assert!(!serde_json::to_string(&shown).unwrap().contains("TOPSECRET"));
