@@ -76,12 +76,16 @@ fn is_pool_root(d: &std::collections::BTreeMap<String, String>) -> bool {
         && !d.get("source").is_some_and(|s| !s.is_empty())
 }
 
-/// A NIC on a managed network, with no host interface named.
+/// A NIC on a managed network, with no host interface named, whose only
+/// `security.*` keys turn LXD's anti-spoofing filters on (what Terrarium's
+/// profiles set, and what `lxc config device override` copies).
 fn is_managed_nic(d: &std::collections::BTreeMap<String, String>) -> bool {
     d.get("network").is_some_and(|n| !n.is_empty())
         && !d.contains_key("parent")
         && !d.contains_key("nictype")
-        && !d.keys().any(|k| k.starts_with("security."))
+        && d.iter()
+            .filter(|(k, _)| k.starts_with("security."))
+            .all(|(k, v)| k.ends_with("_filtering") && v == "true")
 }
 
 fn device_reason(d: &std::collections::BTreeMap<String, String>) -> Option<&'static str> {
@@ -141,7 +145,8 @@ fn describe_device(d: &std::collections::BTreeMap<String, String>) -> String {
 
 /// What the audit flags on a running host, from the expanded config and
 /// devices (profiles included): privileged mode, raw.* keys, host-path
-/// disks. Each as (check name, what).
+/// disks, NICs without LXD's MAC and IPv4 filters (root inside could pose
+/// as a neighbour or the host). Each as (check name, what).
 pub fn audit_findings(
     expanded_config: &Config,
     expanded_devices: &Devices,
@@ -162,6 +167,19 @@ pub fn audit_findings(
         out.push(("raw config", format!("{k}={first}")));
     }
     for (name, d) in expanded_devices {
+        if d.get("type").map(String::as_str) == Some("nic") {
+            let off: Vec<&str> = crate::expose::NIC_FILTERS
+                .iter()
+                .copied()
+                .filter(|k| d.get(*k).map(String::as_str) != Some("true"))
+                .collect();
+            if !off.is_empty() {
+                out.push((
+                    "nic filters",
+                    format!("nic {name} can use any address ({} off)", off.join(", ")),
+                ));
+            }
+        }
         if d.get("type").map(String::as_str) == Some("disk")
             && d.get("source").is_some_and(|s| s.starts_with('/'))
         {
@@ -277,6 +295,27 @@ mod tests {
                 ],
                 true,
             ),
+            // What `lxc config device override NAME eth0 ipv4.address=...`
+            // leaves: Terrarium's filters, tightening only. Kept.
+            (
+                &[
+                    ("type", "nic"),
+                    ("network", "br"),
+                    ("ipv4.address", "10.0.0.5"),
+                    ("security.mac_filtering", "true"),
+                    ("security.ipv4_filtering", "true"),
+                    ("security.ipv6_filtering", "true"),
+                ],
+                false,
+            ),
+            (
+                &[
+                    ("type", "nic"),
+                    ("network", "br"),
+                    ("security.acls", "open"),
+                ],
+                true,
+            ),
             (&[("type", "unix-char"), ("source", "/dev/kmsg")], true),
             (&[("type", "unix-block"), ("source", "/dev/sda")], true),
             (&[("type", "unix-hotplug"), ("vendorid", "1")], true),
@@ -344,12 +383,28 @@ mod tests {
             ]),
         );
         let checks: Vec<&str> = f.iter().map(|(c, _)| *c).collect();
-        assert_eq!(checks, ["privileged", "raw config", "host-path disk"]);
+        assert_eq!(
+            checks,
+            ["privileged", "raw config", "nic filters", "host-path disk"]
+        );
         assert_eq!(f[1].1, "raw.lxc=lxc.cap.drop=");
-        assert_eq!(f[2].1, "disk host mounts host /etc at /mnt");
+        assert_eq!(
+            f[2].1,
+            "nic eth0 can use any address (security.mac_filtering, security.ipv4_filtering off)"
+        );
+        assert_eq!(f[3].1, "disk host mounts host /etc at /mnt");
+        let filtered = [
+            ("type", "nic"),
+            ("network", "br"),
+            ("security.mac_filtering", "true"),
+            ("security.ipv4_filtering", "true"),
+        ];
         assert!(audit_findings(
             &cfg(&[("security.nesting", "true")]),
-            &devs(&[("root", &[("type", "disk"), ("path", "/"), ("pool", "p")])])
+            &devs(&[
+                ("root", &[("type", "disk"), ("path", "/"), ("pool", "p")]),
+                ("eth0", &filtered),
+            ])
         )
         .is_empty());
     }

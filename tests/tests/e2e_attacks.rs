@@ -473,6 +473,27 @@ fn main() {
         );
         // The app's own route is untouched.
         assert!(http_get(HOST).1.contains(&format!("hello from {APP}")));
+        // And the audit names the box whose NIC can pose as anyone.
+        let out = bed
+            .tool("trm-harden")
+            .args(["audit", "--project", N.project, "--format", "json"])
+            .output()
+            .unwrap();
+        let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let nic = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "nic filters")
+            .cloned()
+            .unwrap_or_else(|| panic!("no nic filters check: {checks}"));
+        assert_eq!(nic["status"], "fail", "{nic}");
+        let evidence = nic["evidence"].as_str().unwrap();
+        assert_eq!(
+            evidence,
+            format!("{}/{LOOSE}: nic eth0 can use any address (security.mac_filtering, security.ipv4_filtering off)", N.project),
+            "only the loose box: {nic}"
+        );
     });
 
     t.case(

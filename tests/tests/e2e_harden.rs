@@ -848,7 +848,7 @@ fn main() {
         }
         assert_eq!(code, Some(0), "a hardened host passes: {checks:#?}");
         assert!(checks.iter().all(|c| c["status"] != "fail"));
-        for name in ["ssh key-only", "firewall defaults", "firewall rules", "firewall exposed ports", "listeners", "traefik files", "gate", "management on loopback", "secret file modes", "unprivileged", "raw config", "host-path disks", "lxd proxy devices", "docker published ports", "profiles"] {
+        for name in ["ssh key-only", "firewall defaults", "firewall rules", "firewall exposed ports", "listeners", "traefik files", "gate", "management on loopback", "secret file modes", "unprivileged", "raw config", "host-path disks", "nic filters", "lxd proxy devices", "docker published ports", "profiles"] {
             assert_eq!(check(&checks, name)["status"], "pass", "{name}: {:#}", check(&checks, name));
         }
 

@@ -656,6 +656,15 @@ fn lxd_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd, project: Option<&st
         "`lxc config device remove NAME DEVICE`; share data through a storage volume instead",
     );
 
+    a.verdict(
+        "nic filters",
+        "tenants are kept from each other",
+        &of("nic filters"),
+        Status::Fail,
+        format!("every NIC is pinned to its MAC and address ({scope})"),
+        "`trm-profile apply --all` (Terrarium's profiles set security.mac_filtering and ipv4_filtering), or set them on the device",
+    );
+
     let defs = profiles::definitions(&settings.storage_pool, &settings.bridge);
     let project = project.unwrap_or(&settings.project);
     match Lxd::new(project).and_then(|l| managed_profiles::list(&l, &defs)) {
