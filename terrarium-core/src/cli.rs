@@ -31,13 +31,17 @@ pub trait ToolArgs: Parser {
     fn common(&self) -> &CommonArgs;
 }
 
-/// Parse, run, report: exits with the run's code, or the error's.
+/// Parse, run, report: exits with the run's code, or the error's. The
+/// one place a Terrarium tool exits: a closed stdout (`| head -1`) comes
+/// back here as an error, after the command cleaned up, and ends the
+/// program quietly with status 0, as ripgrep does.
 pub fn main<T: ToolArgs>(run: fn(T, Printer) -> anyhow::Result<i32>) -> ! {
     let code = match T::try_parse() {
         Ok(args) => {
             let printer = args.common().output.printer();
             match run(args, printer) {
                 Ok(code) => code,
+                Err(e) if crate::output::is_broken_pipe(&e) => crate::error::exit::OK,
                 Err(e) => printer.error(&e),
             }
         }

@@ -1,12 +1,14 @@
 //! How every tool prints: JSON when stdout is not a terminal, a table when
 //! it is, `--format` to choose. Errors go to stderr (one JSON line in JSON
-//! modes). A closed pipe (`trm list | head -1`) ends the program quietly.
+//! modes). A closed pipe (`trm list | head -1`) is an error like any other
+//! here, returned to the caller; only `main` decides to end quietly, so
+//! whatever cleanup the command owes still runs (ripgrep's habit).
 
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -63,22 +65,22 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn one<T: Serialize + Human>(&self, item: &T) {
+    pub fn one<T: Serialize + Human>(&self, item: &T) -> Result<()> {
         let text = match self.format {
             Format::Human => item.human(),
             Format::Json => pretty(item),
             Format::Jsonl => compact(item),
         };
-        emit(&text);
+        emit(&text)
     }
 
-    pub fn list<T: Serialize + Row>(&self, items: &[T]) {
+    pub fn list<T: Serialize + Row>(&self, items: &[T]) -> Result<()> {
         let text = match self.format {
             Format::Human => table(T::headers(), items.iter().map(Row::cells).collect()),
             Format::Json => pretty(&items),
             Format::Jsonl => items.iter().map(compact).collect::<Vec<_>>().join("\n"),
         };
-        emit(&text);
+        emit(&text)
     }
 
     /// Print an error the way the format asks and return its exit code.
@@ -126,23 +128,27 @@ fn compact<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("output types serialize")
 }
 
-/// Write to stdout; a reader that went away ends us with status 0, as a
-/// well-behaved filter does.
-pub fn emit(text: &str) {
+/// Write a line to stdout. A reader that went away is an error
+/// ([`is_broken_pipe`]) for the caller to return: `main` ends quietly on
+/// it, as a well-behaved filter does, after the command has cleaned up.
+pub fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let res = if text.is_empty() {
+    if text.is_empty() {
         Ok(())
     } else {
         writeln!(out, "{text}")
     }
-    .and_then(|_| out.flush());
-    if let Err(e) = res {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        let _ = writeln!(std::io::stderr(), "error: writing output: {e}");
-        std::process::exit(crate::error::exit::FAILURE);
-    }
+    .and_then(|_| out.flush())
+    .map_err(|e| Error::io("writing output", e))
+}
+
+/// The reader of our stdout went away (`| head -1`): not worth a message.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<Error>().is_some_and(Error::is_broken_pipe)
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A plain aligned table; empty cells print as `-`.
@@ -200,5 +206,17 @@ mod tests {
         let e = anyhow::Error::new(Error::LockBusy("x".into())).context("while doing y");
         assert_eq!(exit_code(&e), 75);
         assert_eq!(exit_code(&anyhow::anyhow!("plain")), 1);
+    }
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let e = anyhow::Error::new(Error::io("writing output", pipe)).context("listing");
+        assert!(is_broken_pipe(&e));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!is_broken_pipe(&anyhow::Error::new(Error::io("x", other))));
+        assert!(!is_broken_pipe(&anyhow::anyhow!(
+            "broken pipe, in words only"
+        )));
     }
 }

@@ -194,20 +194,20 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         let settings = Settings::load_or_default()?;
         let lxd = Lxd::new(&project).ok();
         let report = expose::check(lxd.as_ref(), &settings, instance.as_deref(), label)?;
-        out.one(&report);
+        out.one(&report)?;
         return Ok(if report.valid { 0 } else { 2 });
     }
     let settings = Settings::require()?;
     if let Command::Proxy { action } = &cli.command {
         let st = expose::proxy(&settings, action)?;
-        out.one(&st);
+        out.one(&st)?;
         return Ok(i32::from(action == "status" && !st.healthy()));
     }
     let lxd = Lxd::new(&project)?;
     match cli.command {
         Command::Add(a) => {
             let item = item_of(&a, &settings)?;
-            out.one(&expose::add(&lxd, &settings, &a.name, item, a.dry_run)?);
+            out.one(&expose::add(&lxd, &settings, &a.name, item, a.dry_run)?)?;
         }
         Command::Remove(a) => {
             let sel = match (&a.host, a.tcp, a.udp) {
@@ -216,12 +216,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 (_, _, Some(p)) => Selector::Udp(p),
                 _ => Selector::All,
             };
-            out.one(&expose::remove(&lxd, &settings, &a.name, &sel, a.dry_run)?);
+            out.one(&expose::remove(&lxd, &settings, &a.name, &sel, a.dry_run)?)?;
         }
-        Command::List => out.one(&expose::list(&lxd, &settings)?),
+        Command::List => out.one(&expose::list(&lxd, &settings)?)?,
         Command::Sync { dry_run } => {
             let report = expose::sync(&lxd, &settings, dry_run)?;
-            out.one(&report);
+            out.one(&report)?;
             return Ok(i32::from(
                 !report.problems.is_empty() || report.restart == "failed",
             ));
@@ -236,14 +236,15 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &mut |r| match r {
                     Ok(rep) if rep.changed() || !rep.problems.is_empty() => {
                         if jsonl {
-                            emit(&serde_json::to_string(&rep).expect("json"));
+                            emit(&serde_json::to_string(&rep).expect("json"))
                         } else {
-                            emit(&rep.human());
+                            emit(&rep.human())
                         }
                     }
-                    Ok(_) => {}
+                    Ok(_) => Ok(()),
                     Err(e) => {
                         out.error(&anyhow::Error::new(e));
+                        Ok(())
                     }
                 },
             )?;
@@ -257,9 +258,9 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             let bin = std::env::current_exe()?;
             let units = expose::units(&bin, every.max(1));
             match action.as_str() {
-                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?),
-                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?),
-                _ => out.list(&systemd::status(&units, &unit_dir)),
+                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?)?,
+                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
+                _ => out.list(&systemd::status(&units, &unit_dir))?,
             }
         }
         Command::Check { .. } | Command::Proxy { .. } => unreachable!("handled above"),

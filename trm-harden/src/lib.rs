@@ -150,7 +150,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let lxd = Lxd::new(&project)?;
     let opts = options(cli.paths, &settings);
     match cli.command {
-        Command::Plan => out.one(&harden::plan(&settings, &opts, &lxd)?),
+        Command::Plan => out.one(&harden::plan(&settings, &opts, &lxd)?)?,
         Command::Apply { yes, force } => {
             let plan = harden::plan(&settings, &opts, &lxd)?;
             harden::lockout_guard(&plan, force)?;
@@ -163,12 +163,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                     yes,
                 )?;
             }
-            out.one(&harden::apply(plan, &settings, &opts, &lxd, force)?);
+            out.one(&harden::apply(plan, &settings, &opts, &lxd, force)?)?;
         }
         Command::Audit => {
             // An explicit project narrows the LXD checks; else every project.
             let checks = audit::run(&settings, &opts, &lxd, cli.common.project.as_deref());
-            out.list(&checks);
+            out.list(&checks)?;
             return Ok(i32::from(audit::has_failures(&checks)));
         }
         Command::Oidc {
@@ -191,7 +191,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &lxd,
                 &oidc,
                 &client_secret_file,
-            )?);
+            )?)?;
         }
     }
     Ok(0)

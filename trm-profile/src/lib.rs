@@ -83,17 +83,17 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let lxd = Lxd::new(&project)?;
     let defs = profiles::definitions(&settings.storage_pool, &settings.bridge);
     match cli.command {
-        Command::List => out.list(&managed_profiles::list(&lxd, &defs)?),
-        Command::Show { name } => out.one(&show(&lxd, &defs, &name)?),
-        Command::Diff { name } => out.one(&DiffReports(diff(&lxd, defs, name)?)),
-        Command::Apply(a) => out.one(&apply(&lxd, defs, a)?),
+        Command::List => out.list(&managed_profiles::list(&lxd, &defs)?)?,
+        Command::Show { name } => out.one(&show(&lxd, &defs, &name)?)?,
+        Command::Diff { name } => out.one(&DiffReports(diff(&lxd, defs, name)?))?,
+        Command::Apply(a) => out.one(&apply(&lxd, defs, a)?)?,
         Command::Explain { name } => {
             let def = managed_profiles::select(defs, &[name])?.remove(0);
             let note = profiles::nesting_note(profiles::kernel_has_apparmor());
             out.one(&Explained {
                 def,
                 kernel_note: note,
-            });
+            })?;
         }
     }
     Ok(0)

@@ -199,9 +199,9 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 .iter()
                 .map(|n| snapshots::create(&lxd, n, label.as_deref(), wait))
                 .collect::<Result<Vec<_>, Error>>()?;
-            out.list(&made);
+            out.list(&made)?;
         }
-        Command::List { name } => out.list(&snapshots::list(&lxd, name.as_deref())?),
+        Command::List { name } => out.list(&snapshots::list(&lxd, name.as_deref())?)?,
         Command::Rollback {
             name,
             to,
@@ -211,7 +211,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         } => {
             let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, wait)?;
             if dry_run {
-                out.one(&plan);
+                out.one(&plan)?;
                 return Ok(0);
             }
             confirm(
@@ -229,7 +229,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 swap,
                 false,
                 wait,
-            )?);
+            )?)?;
         }
         Command::Restore {
             name,
@@ -242,13 +242,13 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             &new,
             from.as_deref(),
             start,
-        )?),
+        )?)?,
         Command::Auto { now } => out.list(&snapshots::auto(
             &lxd,
             &policy,
             now.unwrap_or_else(Utc::now),
             wait,
-        )?),
+        )?)?,
         Command::Prune {
             name,
             dry_run,
@@ -259,7 +259,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             let plan = snapshots::prune(&lxd, name.as_deref(), &policy, now, true, wait)?;
             let doomed = plan.iter().filter(|p| !p.decision.keep).count();
             if dry_run || doomed == 0 {
-                out.list(&plan);
+                out.list(&plan)?;
                 return Ok(0);
             }
             confirm(
@@ -273,13 +273,13 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 now,
                 false,
                 wait,
-            )?);
+            )?)?;
         }
         Command::Hold { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)
+            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)?
         }
         Command::Release { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)
+            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)?
         }
         Command::Export(a) => return offsite::export(&lxd, a, wait, out),
         Command::Import {
@@ -296,7 +296,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 identity: id,
                 pool: Some(settings.storage_pool.clone()),
             };
-            out.one(&import::import(&lxd, &s, &req)?);
+            out.one(&import::import(&lxd, &s, &req)?)?;
         }
         Command::Verify {
             name,
@@ -312,7 +312,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 id.as_deref(),
                 Some(&settings.storage_pool),
             )?;
-            out.one(&v);
+            out.one(&v)?;
             return Ok(if v.ok { 0 } else { 1 });
         }
         Command::S3 { .. } => unreachable!("handled above"),
@@ -324,9 +324,9 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         } => {
             let units = snapshots::units(&std::env::current_exe()?, every.clamp(1, 59));
             match action.as_str() {
-                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?),
-                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?),
-                _ => out.list(&systemd::status(&units, &unit_dir)),
+                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?)?,
+                "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
+                _ => out.list(&systemd::status(&units, &unit_dir))?,
             }
         }
     }

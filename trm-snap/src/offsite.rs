@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -167,20 +167,20 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 // The warning must reach a person even when stdout is a pipe.
                 eprintln!("{w}");
             }
-            out.one(&shown);
+            out.one(&shown)?;
         }
-        S3Command::Show => out.one(&S3Settings::require()?.shown()),
+        S3Command::Show => out.one(&S3Settings::require()?.shown())?,
         S3Command::List { name, all } => out.list(&import::list(
             &S3Settings::require()?,
             name.as_deref(),
             all,
-        )?),
+        )?)?,
         S3Command::Prune { name, dry_run, yes } => {
             let s = S3Settings::require()?;
             let (backups, decisions) = prune::prune_plan(&s, name.as_deref())?;
             let doomed = decisions.iter().filter(|d| !d.keep).count();
             if dry_run || doomed == 0 {
-                out.list(&decisions);
+                out.list(&decisions)?;
                 return Ok(0);
             }
             confirm(
@@ -188,10 +188,33 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
                 yes,
             )?;
             prune::apply(&s, &backups, &decisions)?;
-            out.list(&decisions);
+            out.list(&decisions)?;
         }
     }
     Ok(0)
+}
+
+/// Progress lines are a side channel: one that cannot be written (the
+/// reader went away: `| head -1`) never stops an export halfway, which
+/// would leave its temporary instance, snapshot and upload behind. The
+/// first failure is kept, later lines are skipped, and the error goes
+/// back to `main` once every export has finished and cleaned up.
+#[derive(Default)]
+struct ProgressOut {
+    failed: Mutex<Option<terrarium_core::Error>>,
+}
+
+impl ProgressOut {
+    fn emit(&self, line: &str) {
+        let mut failed = self.failed.lock().expect("no panics while locked");
+        if failed.is_none() {
+            *failed = terrarium_core::output::emit(line).err();
+        }
+    }
+
+    fn take(&self) -> Option<terrarium_core::Error> {
+        self.failed.lock().expect("no panics while locked").take()
+    }
 }
 
 /// A bar on a terminal, JSON Lines with `--format jsonl`, silence otherwise.
@@ -200,10 +223,11 @@ struct Report {
     format: Format,
     bar: Option<ProgressBar>,
     read: std::sync::atomic::AtomicU64,
+    out: Arc<ProgressOut>,
 }
 
 impl Report {
-    fn new(instance: &str, format: Format) -> Report {
+    fn new(instance: &str, format: Format, out: Arc<ProgressOut>) -> Report {
         let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
@@ -221,6 +245,7 @@ impl Report {
             format,
             bar,
             read: Default::default(),
+            out,
         }
     }
 }
@@ -242,7 +267,7 @@ impl Progress for Report {
             ));
         }
         if self.format == Format::Jsonl {
-            terrarium_core::output::emit(
+            self.out.emit(
                 &serde_json::json!({
                     "type": "progress",
                     "instance": self.instance,
@@ -275,6 +300,7 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
     };
     let mut done = Vec::new();
     let mut failed = 0;
+    let progress = Arc::new(ProgressOut::default());
     for name in &names {
         let req = export::Request {
             name: name.clone(),
@@ -284,15 +310,9 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
             parallel: a.parallel,
             wait,
         };
-        let report = Arc::new(Report::new(name, out.format));
+        let report = Arc::new(Report::new(name, out.format, progress.clone()));
         match export::export(lxd, &s, &req, report) {
-            Ok(x) => {
-                if !a.all {
-                    out.one(&x);
-                    return Ok(0);
-                }
-                done.push(x);
-            }
+            Ok(x) => done.push(x),
             Err(e) if a.all => {
                 failed += 1;
                 out.error(&anyhow::Error::new(e).context(format!("exporting {name}")));
@@ -300,6 +320,19 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
             Err(e) => return Err(e.into()),
         }
     }
-    out.list(&done);
-    Ok(if failed > 0 { 1 } else { 0 })
+    let printed = if a.all {
+        out.list(&done)
+    } else {
+        done.first().map_or(Ok(()), |x| out.one(x))
+    };
+    if failed > 0 {
+        // The failures are on stderr already; the status must say so
+        // even when stdout has gone.
+        return Ok(1);
+    }
+    printed?;
+    match progress.take() {
+        Some(e) => Err(e.into()),
+        None => Ok(0),
+    }
 }

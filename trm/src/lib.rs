@@ -243,11 +243,11 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Launch(a) => launch(lxd()?, a, out),
         Command::Exec(a) => Ok(instances::exec(&lxd()?, &a.name, &a.command, a.root)?),
         Command::List => {
-            out.list(&instances::list(&lxd()?)?);
+            out.list(&instances::list(&lxd()?)?)?;
             Ok(0)
         }
         Command::Info { name } => {
-            out.one(&instances::info(&lxd()?, &name)?);
+            out.one(&instances::info(&lxd()?, &name)?)?;
             Ok(0)
         }
         Command::Start(a) => lifecycle(lxd()?, Verb::Start, &a.name, a.force, a.dry_run, true, out),
@@ -263,7 +263,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         ),
         Command::Doctor { name } => {
             let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;
-            out.list(&findings);
+            out.list(&findings)?;
             Ok(i32::from(terrarium_core::doctor::has_failures(&findings)))
         }
         Command::Delete(a) => lifecycle(
@@ -339,7 +339,7 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
         changed,
         dry_run: a.dry_run,
         steps,
-    });
+    })?;
     Ok(0)
 }
 
@@ -375,7 +375,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
     };
     lxd.ping()?;
     if a.dry_run {
-        out.one(&BuildReportView(image::plan(&lxd, &opts)?));
+        out.one(&BuildReportView(image::plan(&lxd, &opts)?))?;
         return Ok(0);
     }
     let _lock = Lock::acquire(
@@ -385,7 +385,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
     let bar = spinner();
     let report = image::build(&lxd, &opts, &mut |stage| bar.set_message(stage.to_string()))?;
     bar.finish_and_clear();
-    out.one(&BuildReportView(report));
+    out.one(&BuildReportView(report))?;
     Ok(0)
 }
 
@@ -415,7 +415,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
             dry_run: true,
             cloud_init: "not_waited".into(),
             instance: None,
-        });
+        })?;
         return Ok(0);
     }
     let bar = spinner();
@@ -423,7 +423,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
     let wait = (!a.no_wait).then(|| Duration::from_secs(a.timeout));
     let launched = instances::launch(&lxd, &spec, wait);
     bar.finish_and_clear();
-    out.one(&launched?);
+    out.one(&launched?)?;
     Ok(0)
 }
 
@@ -444,6 +444,6 @@ fn lifecycle(
         }
         instances::apply_change(&lxd, &change, force)?;
     }
-    out.one(&change);
+    out.one(&change)?;
     Ok(0)
 }

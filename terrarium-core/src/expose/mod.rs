@@ -1110,7 +1110,7 @@ pub fn watch(
     lxd: &Lxd,
     settings: &Settings,
     interval: Duration,
-    report: &mut dyn FnMut(Result<SyncReport>),
+    report: &mut dyn FnMut(Result<SyncReport>) -> Result<()>,
 ) -> Result<()> {
     use std::io::BufRead;
     use std::sync::mpsc;
@@ -1129,7 +1129,11 @@ pub fn watch(
     };
     let mut monitor = spawn_monitor(tx.clone())?;
     let mut last_full = std::time::Instant::now();
-    let run = |report: &mut dyn FnMut(Result<SyncReport>)| -> Vec<String> {
+    // A report that cannot be delivered (our reader went away) ends the
+    // watch: the error goes back to the caller, the monitor is stopped.
+    let run = |report: &mut dyn FnMut(Result<SyncReport>) -> Result<()>,
+               monitor: &mut std::process::Child|
+     -> Result<Vec<String>> {
         let r = sync(lxd, settings, false);
         let mut w: Vec<String> = match &r {
             Ok(rep) => rep
@@ -1141,13 +1145,17 @@ pub fn watch(
             Err(_) => Vec::new(),
         };
         w.dedup();
-        report(r);
-        w
+        if let Err(e) = report(r) {
+            let _ = monitor.kill();
+            let _ = monitor.wait();
+            return Err(e);
+        }
+        Ok(w)
     };
     let settle =
         |w: &[String]| (!w.is_empty()).then(|| std::time::Instant::now() + Duration::from_secs(30));
     // The running labelled instances still without an address.
-    let mut waiting = run(report);
+    let mut waiting = run(report, &mut monitor)?;
     let mut settle_until = settle(&waiting);
     loop {
         // While an address is awaited, ask LXD for just those instances
@@ -1164,7 +1172,7 @@ pub fn watch(
                     .and_then(|v| v["metadata"]["action"].as_str().map(str::to_string))
                     .is_some_and(|a| WATCHED.contains(&a.as_str()));
                 if relevant {
-                    waiting = run(report);
+                    waiting = run(report, &mut monitor)?;
                     settle_until = settle(&waiting);
                 }
             }
@@ -1176,7 +1184,7 @@ pub fn watch(
             // in case events were missed meanwhile.
             std::thread::sleep(Duration::from_secs(1));
             monitor = spawn_monitor(tx.clone())?;
-            waiting = run(report);
+            waiting = run(report, &mut monitor)?;
             settle_until = settle(&waiting);
         }
         if let Some(until) = settle_until {
@@ -1189,12 +1197,12 @@ pub fn watch(
             if std::time::Instant::now() > until {
                 settle_until = None;
             } else if arrived {
-                waiting = run(report);
+                waiting = run(report, &mut monitor)?;
                 settle_until = settle(&waiting);
             }
         }
         if last_full.elapsed() >= interval {
-            waiting = run(report);
+            waiting = run(report, &mut monitor)?;
             settle_until = settle(&waiting).or(settle_until);
             last_full = std::time::Instant::now();
         }
