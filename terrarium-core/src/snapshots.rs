@@ -3,6 +3,9 @@
 //! new instance that cannot take the original's traffic, and the
 //! automatic tick that snapshots and prunes by the retention policy.
 
+pub mod drivers;
+pub mod holds;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -17,7 +20,9 @@ use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
 use crate::retention::{self, Decision, Kind, Policy, Snap};
 
-/// Instance key listing held snapshots (comma-separated).
+/// Where holds used to be kept (comma-separated). Not read any more: a
+/// rollback wiped it and any `user.*` writer could forge it; holds now
+/// live on the host ([`holds`]). Copies and imports still have it removed.
 pub const HOLDS_KEY: &str = "user.terrarium.holds";
 /// `off` opts an instance out of automatic snapshots.
 pub const OPT_OUT_KEY: &str = "user.terrarium.snapshots";
@@ -35,21 +40,13 @@ fn parse_time(s: &str) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn holds(i: &Instance) -> BTreeSet<String> {
-    i.config
-        .get(HOLDS_KEY)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The instance's snapshots for the retention plan, holds from the host's record.
+fn snaps_of(lxd: &Lxd, i: &Instance) -> Result<Vec<Snap>> {
+    let held = holds::load(lxd.project(), &i.name)?;
+    Ok(snaps_with(i, &held))
 }
 
-fn snaps_of(i: &Instance) -> Vec<Snap> {
-    let held = holds(i);
+fn snaps_with(i: &Instance, held: &BTreeSet<String>) -> Vec<Snap> {
     i.snapshots
         .iter()
         .flatten()
@@ -60,6 +57,27 @@ fn snaps_of(i: &Instance) -> Vec<Snap> {
             depended_on: false,
         })
         .collect()
+}
+
+fn snapshot_names(i: &Instance) -> BTreeSet<String> {
+    i.snapshots
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// `base`, else `base-2`, `base-3`, ...: the first name not taken. Two
+/// snapshots asked for in the same second get different names instead of
+/// LXD's database error.
+pub fn unique_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2u32..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|c| !taken(c))
+        .expect("a free name")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +137,7 @@ pub fn list(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Entry>> {
     let instances = one_or_all(lxd, name)?;
     let mut out = Vec::new();
     for i in &instances {
-        let held = holds(i);
+        let held = holds::load(lxd.project(), &i.name)?;
         for s in i.snapshots.iter().flatten() {
             out.push(Entry {
                 instance: i.name.clone(),
@@ -176,10 +194,13 @@ impl Row for Created {
 
 pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, wait: bool) -> Result<Created> {
     validate_instance_name(name)?;
-    let snapshot = manual_name(label, Utc::now())?;
+    let base = manual_name(label, Utc::now())?;
     let _lock = lock_instance(lxd.project(), name, wait)?;
-    let running = lxd.instance(name)?.is_running();
-    take(lxd, name, &snapshot, running)?;
+    // Named under the lock, against the snapshots there are now.
+    let i = lxd.instance_full(name)?;
+    let existing = snapshot_names(&i);
+    let snapshot = unique_name(&base, |n| existing.contains(n));
+    take(lxd, name, &snapshot, i.is_running())?;
     Ok(Created {
         instance: name.into(),
         snapshot,
@@ -225,6 +246,9 @@ pub struct Rollback {
     pub safety_snapshot: String,
     /// With copy-and-swap: where the previous instance now lives.
     pub kept_as: Option<String>,
+    /// With copy-and-swap: what was taken from the kept instance so it
+    /// cannot serve the routes that now belong to the copy.
+    pub kept_stripped: Vec<String>,
     pub steps: Vec<String>,
 }
 
@@ -236,6 +260,13 @@ impl Human for Rollback {
             .map(|x| format!("{}{x}", if self.dry_run { "would " } else { "" }))
             .collect::<Vec<_>>()
             .join("\n");
+        if !self.kept_stripped.is_empty() {
+            s.push_str(&format!(
+                "\ntaken from {}: {}",
+                self.kept_as.as_deref().unwrap_or_default(),
+                self.kept_stripped.join(", ")
+            ));
+        }
         s.push_str(&format!(
             "\nundo with: trm-snap rollback {} --to {}",
             self.kept_as.as_deref().unwrap_or(&self.instance),
@@ -288,16 +319,23 @@ pub fn rollback(
         .skip(1)
         .map(|(_, n)| n.as_str())
         .collect();
-    let driver = pool_driver(lxd, &i)?;
-    let method = if swap || (driver == "zfs" && !newer.is_empty()) {
-        Method::CopyAndSwap
-    } else {
-        Method::Restore
-    };
+    let pool = root_pool(lxd, &i)?;
+    let driver = pool.as_ref().map(|p| p.driver.as_str()).unwrap_or_default();
+    let remove_snapshots = pool
+        .as_ref()
+        .and_then(|p| p.config.get("volume.zfs.remove_snapshots"))
+        .is_some_and(|v| v == "true");
+    // The safety snapshot is taken first, so it is always newer than the
+    // target: the method is chosen with that in mind (see `drivers`).
+    let method = drivers::method(drivers::restore_older(driver, remove_snapshots), swap);
     let now = Utc::now();
-    let safety = retention::safety_name(now);
+    let existing = snapshot_names(&i);
+    let safety = unique_name(&retention::safety_name(now), |n| existing.contains(n));
     let was_running = i.is_running();
-    let kept_as = (method == Method::CopyAndSwap).then(|| before_name(name, now));
+    let kept_as = match method {
+        Method::CopyAndSwap => Some(free_before_name(lxd, name, now)),
+        Method::Restore => None,
+    };
     let mut steps = vec![format!("snapshot the current state as {name}/{safety}")];
     if was_running {
         steps.push(format!("stop {name}"));
@@ -306,23 +344,28 @@ pub fn rollback(
         (Method::CopyAndSwap, Some(old)) => {
             steps.push(format!("copy {name}/{target} to a new instance"));
             steps.push(format!(
-                "rename {name} (with all its snapshots, {safety} included) to {old}, kept stopped"
+                "rename {name} (with all its snapshots and holds, {safety} included) to {old}, kept stopped"
             ));
             steps.push(format!("rename the copy to {name}"));
+            steps.push(format!(
+                "take the exposure ({} and proxy devices) from {old}, so only {name} serves its routes",
+                labels::KEY
+            ));
         }
         _ => steps.push(format!(
             "restore {name} to {target} (newer snapshots kept: {})",
-            if newer.is_empty() {
-                "none".into()
-            } else {
-                newer.join(", ")
-            }
+            newer
+                .iter()
+                .copied()
+                .chain([safety.as_str()])
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
     if was_running {
         steps.push(format!("start {name}"));
     }
-    let report = Rollback {
+    let mut report = Rollback {
         instance: name.into(),
         target: target.clone(),
         method,
@@ -330,6 +373,7 @@ pub fn rollback(
         was_running,
         safety_snapshot: safety.clone(),
         kept_as: kept_as.clone(),
+        kept_stripped: Vec::new(),
         steps,
     };
     if dry_run {
@@ -355,15 +399,41 @@ pub fn rollback(
             if restarted { " and running again" } else { "" }
         )));
     }
+    // The snapshots, and so their holds, now live under the old name; its
+    // exposure belongs to the copy that took the name. Done before the
+    // copy starts; a failure here still lets it start, then is reported.
+    let kept = kept_as
+        .as_deref()
+        .map(|old| holds::rename(lxd.project(), name, old).and_then(|()| strip_exposure(lxd, old)));
     if was_running {
         lxd.start(name)?;
+    }
+    report.kept_stripped = kept.transpose()?.unwrap_or_default();
+    // The undo the report offers must exist: never claim one LXD removed.
+    let undo_on = kept_as.as_deref().unwrap_or(name);
+    if !snapshot_names(&lxd.instance_full(undo_on)?).contains(&safety) {
+        return Err(Error::WrongState(format!(
+            "'{name}' was rolled back to {target}, but the storage driver removed the safety snapshot {undo_on}/{safety}: this rollback cannot be undone"
+        )));
     }
     Ok(report)
 }
 
-fn before_name(name: &str, now: DateTime<Utc>) -> String {
+/// A name for the instance a copy-and-swap keeps: one not in use.
+fn free_before_name(lxd: &Lxd, name: &str, now: DateTime<Utc>) -> String {
+    (1u32..)
+        .map(|n| before_name(name, now, n))
+        .find(|c| lxd.instance(c).is_err())
+        .expect("a free name")
+}
+
+/// `<name>-before-rollback-<stamp>`, with `-<n>` from the second on.
+fn before_name(name: &str, now: DateTime<Utc>, n: u32) -> String {
     // Instance names: 63 characters at most.
-    let suffix = format!("-before-rollback-{}", now.format("%Y%m%d%H%M%S"));
+    let mut suffix = format!("-before-rollback-{}", now.format("%Y%m%d%H%M%S"));
+    if n > 1 {
+        suffix.push_str(&format!("-{n}"));
+    }
     let keep = 63usize.saturating_sub(suffix.len());
     format!(
         "{}{suffix}",
@@ -417,10 +487,6 @@ fn root_pool(lxd: &Lxd, i: &Instance) -> Result<Option<crate::lxd::StoragePool>>
     Ok(lxd.storage_pools()?.into_iter().find(|p| p.name == pool))
 }
 
-fn pool_driver(lxd: &Lxd, i: &Instance) -> Result<String> {
-    Ok(root_pool(lxd, i)?.map(|p| p.driver).unwrap_or_default())
-}
-
 // ---- restore as new ----
 
 #[derive(Debug, Clone, Serialize)]
@@ -449,8 +515,29 @@ impl Human for Restored {
 
 /// Take from a copied or imported instance what would let it take the
 /// original's traffic: exposure labels, proxy devices, the MAC address,
-/// and its holds. Returns what was removed, in words.
+/// and the old holds key. Returns what was removed, in words.
 pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
+    let mut stripped = strip_exposure(lxd, new)?;
+    let copy = lxd.instance(new)?;
+    for key in copy
+        .config
+        .keys()
+        .filter(|k| k.starts_with("volatile.") && k.ends_with(".hwaddr"))
+    {
+        lxd.unset_config(new, key)?;
+        stripped.push(format!("{key} (a fresh MAC is generated)"));
+    }
+    if copy.config.contains_key(HOLDS_KEY) {
+        lxd.unset_config(new, HOLDS_KEY)?;
+        stripped.push(HOLDS_KEY.to_string());
+    }
+    Ok(stripped)
+}
+
+/// Take an instance's exposure: its `user.proxy` labels (and so its
+/// claims on public hosts) and its proxy devices. Returns what was
+/// removed, in words.
+pub fn strip_exposure(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
     let copy = lxd.instance(new)?;
     let mut stripped = Vec::new();
     if copy.config.contains_key(labels::KEY) {
@@ -466,18 +553,6 @@ pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
             lxd.remove_device(new, dev)?;
             stripped.push(format!("proxy device {dev}"));
         }
-    }
-    for key in copy
-        .config
-        .keys()
-        .filter(|k| k.starts_with("volatile.") && k.ends_with(".hwaddr"))
-    {
-        lxd.unset_config(new, key)?;
-        stripped.push(format!("{key} (a fresh MAC is generated)"));
-    }
-    if copy.config.contains_key(HOLDS_KEY) {
-        lxd.unset_config(new, HOLDS_KEY)?;
-        stripped.push(HOLDS_KEY.to_string());
     }
     Ok(stripped)
 }
@@ -497,7 +572,7 @@ pub fn restore_as(
     if lxd.instance(new).is_ok() {
         return Err(Error::Usage(format!("instance '{new}' already exists")));
     }
-    let snaps: Vec<Snap> = snaps_of(&i);
+    let snaps: Vec<Snap> = snaps_with(&i, &BTreeSet::new());
     let from = match from {
         Some(f) if snaps.iter().any(|s| s.name == f) => f.to_string(),
         Some(f) => {
@@ -547,16 +622,23 @@ impl Human for Hold {
     }
 }
 
+/// Hold or release a snapshot. Root only: the record is the host's (see
+/// [`holds`]), and at most [`holds::MAX_PER_INSTANCE`] per instance.
 pub fn set_hold(lxd: &Lxd, name: &str, snap: &str, held: bool, wait: bool) -> Result<Hold> {
     validate_instance_name(name)?;
+    if !crate::fs::is_root() {
+        return Err(Error::NotRoot("holding or releasing a snapshot".into()));
+    }
     let _lock = lock_instance(lxd.project(), name, wait)?;
     let i = lxd.instance_full(name)?;
-    if !i.snapshots.iter().flatten().any(|s| s.name == snap) {
+    let existing = snapshot_names(&i);
+    if !existing.contains(snap) {
         return Err(Error::NotFound {
             kind: "snapshot",
             name: format!("{name}/{snap}"),
         });
     }
+    let change = holds::plan(&holds::load(lxd.project(), name)?, &existing, snap, held)?;
     // On ZFS the hold goes into the pool too, so not even a hand-run
     // `zfs destroy` can take the snapshot.
     if let Some(zsnap) = zfs_snapshot(lxd, &i, snap)? {
@@ -568,25 +650,12 @@ pub fn set_hold(lxd: &Lxd, name: &str, snap: &str, held: bool, wait: bool) -> Re
             crate::zfs::release(&zsnap)?;
         }
     }
-    let mut h = holds(&i);
-    let changed = if held {
-        h.insert(snap.to_string())
-    } else {
-        h.remove(snap)
-    };
-    if changed {
-        let v = h.into_iter().collect::<Vec<_>>().join(",");
-        if v.is_empty() {
-            lxd.unset_config(name, HOLDS_KEY)?;
-        } else {
-            lxd.set_config(name, HOLDS_KEY, &v)?;
-        }
-    }
+    holds::apply(lxd.project(), name, &change)?;
     Ok(Hold {
         instance: name.into(),
         snapshot: snap.into(),
         held,
-        changed,
+        changed: change.changed,
     })
 }
 
@@ -629,7 +698,7 @@ fn prune_instance(
     policy: &Policy,
     dry_run: bool,
 ) -> Result<Vec<Pruned>> {
-    let mut snaps = snaps_of(i);
+    let mut snaps = snaps_of(lxd, i)?;
     // On ZFS a snapshot a clone was made from cannot go.
     if let Some(first) = snaps.first() {
         if let Some(zsnap) = zfs_snapshot(lxd, i, &first.name)? {
@@ -739,7 +808,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
         let mut t = tick("not_due");
         // Read again under the lock: a rollback may have just finished.
         let i = lxd.instance_full(&i.name)?;
-        if let Some(tier) = retention::due_tier(&snaps_of(&i), now, policy) {
+        if let Some(tier) = retention::due_tier(&snaps_of(lxd, &i)?, now, policy) {
             let name = retention::auto_name(tier, now);
             match take(lxd, &i.name, &name, i.is_running()) {
                 Ok(()) => {
@@ -810,9 +879,28 @@ mod tests {
         let now = parse_time("2026-11-28T23:00:00Z");
         let long = "a".repeat(63);
         for n in ["web", long.as_str(), "x-"] {
-            let b = before_name(n, now);
+            let b = before_name(n, now, 1);
             validate_instance_name(&b).unwrap();
             assert!(b.ends_with("-before-rollback-20261128230000"), "{b}");
+            let b2 = before_name(n, now, 2);
+            validate_instance_name(&b2).unwrap();
+            assert!(b2.ends_with("-before-rollback-20261128230000-2"), "{b2}");
         }
+    }
+
+    #[test]
+    fn names_taken_in_the_same_second_get_a_suffix() {
+        let taken: BTreeSet<String> = ["x", "x-2", "y-2"].iter().map(|s| s.to_string()).collect();
+        let free = |b: &str| unique_name(b, |n| taken.contains(n));
+        assert_eq!(free("x"), "x-3");
+        assert_eq!(free("y"), "y");
+        assert_eq!(free("z"), "z");
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let base = manual_name(Some("x"), now).unwrap();
+        let second = unique_name(&base, |n| n == base);
+        assert_eq!(second, "trm-manual-20261128T230000Z-x-2");
+        assert_eq!(kind_label(&second), "manual");
+        let safety = unique_name(&retention::safety_name(now), |_| false);
+        assert_eq!(kind_label(&format!("{safety}-2")), "safety");
     }
 }

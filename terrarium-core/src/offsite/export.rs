@@ -200,9 +200,12 @@ pub fn export(
     let (snapshot, fresh) = match &req.snapshot {
         Some(x) => (x.clone(), false),
         None => {
-            let name = format!("trm-export-{id}");
             let _l = snapshots::lock_instance(lxd.project(), &req.name, req.wait)?;
-            snapshots::take(lxd, &req.name, &name, inst.is_running())?;
+            let now = lxd.instance_full(&req.name)?;
+            let name = snapshots::unique_name(&format!("trm-export-{id}"), |n| {
+                now.snapshots.iter().flatten().any(|x| x.name == n)
+            });
+            snapshots::take(lxd, &req.name, &name, now.is_running())?;
             (name, true)
         }
     };
@@ -225,11 +228,25 @@ pub fn export(
     };
     let result = copied.and_then(|()| job.upload(&id, &snapshot));
     let stream_done = Instant::now();
-    let _ = lxd.delete(&tmp, true);
+    // Cleanup runs whatever happened above; what it could not remove is
+    // said, never left silently (the snapshot's kind, other, is never pruned).
+    let mut left = Vec::new();
+    if let Err(e) = lxd.delete(&tmp, true) {
+        left.push(format!("temporary instance {tmp} ({e})"));
+    }
     if fresh {
-        let _ = lxd.delete_snapshot(&req.name, &snapshot);
+        if let Err(e) = lxd.delete_snapshot(&req.name, &snapshot) {
+            left.push(format!("snapshot {}/{snapshot} ({e})", req.name));
+        }
     }
     let (manifest, data, first_byte) = result?;
+    if !left.is_empty() {
+        return Err(Error::WrongState(format!(
+            "backup {id} of {} was uploaded, but cleaning up failed; delete by hand: {}",
+            req.name,
+            left.join("; ")
+        )));
+    }
     let seconds = started.elapsed().as_secs_f64();
     let stream = (stream_done - first_byte).as_secs_f64();
     let timings = Timings {
