@@ -218,7 +218,12 @@ pub fn take(lxd: &Lxd, name: &str, snap: &str, running: bool) -> Result<()> {
     }
     lxd.pause(name)?;
     let taken = lxd.snapshot(name, snap);
-    let thawed = lxd.start(name);
+    // Under load `lxc start` has been seen to time out while LXD went on
+    // to thaw the instance: what counts is whether it runs again.
+    let thawed = lxd.start(name).or_else(|e| match lxd.instance(name) {
+        Ok(i) if i.is_running() => Ok(()),
+        _ => Err(e),
+    });
     taken?;
     thawed
 }

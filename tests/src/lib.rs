@@ -3,6 +3,7 @@
 
 pub mod e2e;
 pub mod proxy;
+pub mod s3s;
 
 use std::path::Path;
 

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use chrono::{Duration, Utc};
 use serde_json::Value;
 use terrarium_tests::e2e::{self, lxc, lxc_json, lxc_ok, Bed, Names, Runner, SNAP_SUITE};
+use terrarium_tests::s3s::{self, S3Server};
 
 const N: Names = SNAP_SUITE;
 const MAIN: &str = "s-main";
@@ -65,6 +66,15 @@ fn main() {
     let bed = Bed::new(N);
     let mut t = Runner::new();
     let first = std::cell::RefCell::new(String::new());
+    // A free port: a fixed one collides with other suites' listeners.
+    let px_listen = format!(
+        "listen=tcp:127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
     let safety = std::cell::RefCell::new(String::new());
 
     t.case("setup", || {
@@ -75,8 +85,7 @@ fn main() {
         let base = text.split("[snapshots]").next().unwrap().to_string();
         std::fs::write(&path, base + "[snapshots]\nfrequent = 1\nhourly = 2\ndaily = 1\nmonthly = 1\nsafety_grace_days = 7\n").unwrap();
         e2e::assert_ok(&bed.tool("trm").args(["launch", MAIN, "--format", "json"]).output().unwrap(), "launch");
-        lxc_ok(&["config", "set", "--project", N.project, MAIN, "user.proxy", "https://main.example.test:3000"]);
-        lxc_ok(&["config", "device", "add", "--project", N.project, MAIN, "px", "proxy", "listen=tcp:127.0.0.1:18080", "connect=tcp:127.0.0.1:80"]);
+        expose_main(&px_listen);
     });
 
     t.case(
@@ -255,15 +264,7 @@ fn main() {
     });
 
     t.case("auto_snapshots_what_is_due_and_respects_opt_out", || {
-        lxc_ok(&[
-            "config",
-            "set",
-            "--project",
-            N.project,
-            "s-copy",
-            "user.terrarium.snapshots",
-            "off",
-        ]);
+        config_set("s-copy", "user.terrarium.snapshots", "off");
         let ticks = snap(&bed, &["auto"]);
         let of = |v: &Value, n: &str| {
             v.as_array()
@@ -361,6 +362,249 @@ fn main() {
         assert_eq!(status(MAIN), "Running");
     });
 
+    t.case(
+        "a_held_snapshot_survives_a_rollback_and_the_next_prune",
+        || {
+            // The attack: hold an automatic snapshot, roll back to one taken
+            // before the hold. LXD puts the config back from that snapshot; a
+            // hold kept there vanished and the next prune deleted the snapshot.
+            for d in 1..=4 {
+                lxc_ok(&["snapshot", "--project", N.project, MAIN, &hourly(2025, d)]);
+            }
+            let held = hourly(2025, 1);
+            let h = snap(&bed, &["hold", MAIN, &held]);
+            assert_eq!(
+                (h["held"].clone(), h["changed"].clone()),
+                (true.into(), true.into())
+            );
+            let r = snap(&bed, &["rollback", MAIN, "--to", &hourly(2025, 2), "--yes"]);
+            assert_eq!(r["method"], "restore", "btrfs restores in place: {r}");
+            assert!(
+                entry(&bed, MAIN, &held)["held"] == true,
+                "still held after the rollback"
+            );
+            let later = (Utc::now() + Duration::days(3)).to_rfc3339();
+            snap(&bed, &["prune", MAIN, "--yes", "--now", &later]);
+            let left = names(&snap(&bed, &["list", MAIN]));
+            assert!(
+                left.contains(&held),
+                "the held snapshot survived the prune: {left:?}"
+            );
+            assert!(
+                !left.contains(&hourly(2025, 2)),
+                "the prune did run (an unheld old hourly went): {left:?}"
+            );
+        },
+    );
+
+    t.case(
+        "swap_moves_holds_with_the_snapshots_and_the_kept_instance_serves_no_route",
+        || {
+            let label = LABEL;
+            expose_main(&px_listen);
+            let src = snap(&bed, &["create", MAIN, "--label", "swapsrc"])[0]["snapshot"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let held = hourly(2025, 1);
+            let r = snap(&bed, &["rollback", MAIN, "--to", &src, "--swap", "--yes"]);
+            let kept = r["kept_as"].as_str().unwrap().to_string();
+            let stripped = r["kept_stripped"].to_string();
+            assert!(
+                stripped.contains("user.proxy") && stripped.contains("proxy device px"),
+                "{r}"
+            );
+            let k = lxc_json(&format!("/1.0/instances/{kept}?project={}", N.project));
+            assert!(k["config"].get("user.proxy").is_none(), "{k}");
+            assert!(k["devices"].get("px").is_none(), "{k}");
+            let m = lxc_json(&format!("/1.0/instances/{MAIN}?project={}", N.project));
+            assert_eq!(
+                m["config"]["user.proxy"], label,
+                "the copy keeps the routes"
+            );
+            assert_eq!(
+                entry(&bed, &kept, &held)["held"],
+                true,
+                "the hold went with its snapshot"
+            );
+            assert!(names(&snap(&bed, &["list", &kept]))
+                .contains(&r["safety_snapshot"].as_str().unwrap().to_string()));
+            let later = (Utc::now() + Duration::days(3)).to_rfc3339();
+            snap(&bed, &["prune", &kept, "--yes", "--now", &later]);
+            assert!(names(&snap(&bed, &["list", &kept])).contains(&held));
+            lxc_ok(&["delete", "--project", N.project, &kept]);
+        },
+    );
+
+    t.case(
+        "a_forged_holds_key_pins_nothing_and_holds_are_bounded",
+        || {
+            // Start from no holds, whatever earlier cases left.
+            for e in snap(&bed, &["list", MAIN]).as_array().unwrap() {
+                if e["held"] == true {
+                    snap(&bed, &["release", MAIN, e["name"].as_str().unwrap()]);
+                }
+            }
+            let snaps: Vec<String> = (1..=17).map(|d| hourly(2024, d)).collect();
+            for n in &snaps {
+                lxc_ok(&["snapshot", "--project", N.project, MAIN, n]);
+            }
+            // What any writer of user.* keys can do (a project-restricted user,
+            // an imported backup): it must not keep a single snapshot.
+            config_set(MAIN, "user.terrarium.holds", &snaps.join(","));
+            for n in &snaps {
+                assert_eq!(entry(&bed, MAIN, n)["held"], false, "{n}");
+            }
+            let later = (Utc::now() + Duration::days(3)).to_rfc3339();
+            let plan = snap(&bed, &["prune", MAIN, "--dry-run", "--now", &later]);
+            let d = plan
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["name"] == snaps[0])
+                .cloned()
+                .unwrap();
+            assert_eq!(d["keep"], false, "{d}");
+            for n in &snaps[..16] {
+                snap(&bed, &["hold", MAIN, n]);
+            }
+            bed.refused(
+                "trm-snap",
+                &["hold", MAIN, &snaps[16]],
+                2,
+                "release one first",
+            );
+            let held: Vec<Value> = snap(&bed, &["list", MAIN])
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["held"] == true)
+                .cloned()
+                .collect();
+            assert_eq!(held.len(), 16, "the refused hold changed nothing");
+            for n in &snaps[..16] {
+                snap(&bed, &["release", MAIN, n]);
+            }
+        },
+    );
+
+    t.case("two_creates_in_the_same_second_get_different_names", || {
+        // Every name a create in the next few seconds could pick is taken,
+        // so it must find another; two at once must not take the same one.
+        let now = Utc::now();
+        let taken: Vec<String> = (0..=10)
+            .map(|s| {
+                let at = now + Duration::seconds(s);
+                format!("trm-manual-{}-same", at.format("%Y%m%dT%H%M%SZ"))
+            })
+            .collect();
+        for n in &taken {
+            lxc_ok(&["snapshot", "--project", N.project, MAIN, n]);
+        }
+        let run = || {
+            bed.tool("trm-snap")
+                .args([
+                    "--wait", "create", MAIN, "--label", "same", "--format", "json",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (run(), run());
+        let made: Vec<String> = [a, b]
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                e2e::assert_ok(&out, "create --label same");
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                v[0]["snapshot"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_ne!(made[0], made[1]);
+        let list = snap(&bed, &["list", MAIN]);
+        for m in &made {
+            assert!(!taken.contains(m), "{m} was taken");
+            assert!(m.starts_with("trm-manual-") && m.contains("-same"), "{m}");
+            let e = entry(&bed, MAIN, m);
+            assert_eq!(e["kind"], "manual", "{e}");
+        }
+        assert_eq!(
+            names(&list).iter().filter(|n| n.contains("-same")).count(),
+            taken.len() + 2
+        );
+    });
+
+    t.case(
+        "export_into_a_closed_pipe_finishes_and_leaves_nothing_behind",
+        || {
+            let server = S3Server::start();
+            let work = tempfile::tempdir().unwrap();
+            let secret = work.path().join("secret");
+            std::fs::write(&secret, format!("{}\n", s3s::SECRET)).unwrap();
+            let set = server.set_args(&secret);
+            snap(&bed, &set.iter().map(String::as_str).collect::<Vec<_>>());
+            let instances_before = instance_names();
+            let export = || {
+                let mut c = bed.tool("trm-snap");
+                c.args(["export", MAIN, "--format", "jsonl", "--part-size", "5"])
+                    .stderr(Stdio::piped());
+                c
+            };
+            // `| head -1`: read one line, then close the pipe.
+            let mut child = export().stdout(Stdio::piped()).spawn().unwrap();
+            let mut first = String::new();
+            {
+                use std::io::BufRead;
+                let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+                r.read_line(&mut first).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            let line: Value = serde_json::from_str(&first).unwrap();
+            assert_eq!(line["type"], "progress", "{first}");
+            // A pipe closed before the first line: every write fails.
+            // (The write end of a pipe whose only reader, `true`, has exited.)
+            let mut gone = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+            let writer = gone.stdin.take().unwrap();
+            gone.wait().unwrap();
+            let closed = export().stdout(writer).output().unwrap();
+            for (what, out) in [("| head -1", &out), ("closed pipe", &closed)] {
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    out.stderr.is_empty(),
+                    "{what} exits quietly: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert_eq!(
+                instance_names(),
+                instances_before,
+                "no trm-export-* instance is left"
+            );
+            let left: Vec<String> = names(&snap(&bed, &["list", MAIN]))
+                .into_iter()
+                .filter(|n| n.starts_with("trm-export-"))
+                .collect();
+            assert!(left.is_empty(), "no export snapshot is left: {left:?}");
+            assert!(
+                server.pending_parts().is_empty(),
+                "no unfinished upload: {:?}",
+                server.pending_parts()
+            );
+            let backups = snap(&bed, &["s3", "list", MAIN]);
+            assert_eq!(
+                backups.as_array().unwrap().len(),
+                2,
+                "both exports finished: {backups}"
+            );
+        },
+    );
+
     t.case("schedule_writes_units", || {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
@@ -387,6 +631,70 @@ fn main() {
     bed.teardown();
     let _ = lxc(&["list"]);
     t.finish()
+}
+
+/// `lxc config set` on an instance of the suite, as any writer of its keys could.
+fn config_set(name: &str, key: &str, value: &str) {
+    lxc_ok(&["config", "set", "--project", N.project, name, key, value]);
+}
+
+const LABEL: &str = "https://main.example.test:3000";
+
+/// MAIN's exposure: a label and a proxy device (added unless it has one).
+fn expose_main(px_listen: &str) {
+    config_set(MAIN, "user.proxy", LABEL);
+    let main = lxc_json(&format!("/1.0/instances/{MAIN}?project={}", N.project));
+    if main["devices"].get("px").is_none() {
+        lxc_ok(&[
+            "config",
+            "device",
+            "add",
+            "--project",
+            N.project,
+            MAIN,
+            "px",
+            "proxy",
+            px_listen,
+            "connect=tcp:127.0.0.1:80",
+        ]);
+    }
+}
+
+/// An automatic hourly snapshot's name for day `d` of January `year`.
+fn hourly(year: i32, d: u32) -> String {
+    format!("trm-auto-hourly-{year}01{d:02}T000000Z")
+}
+
+/// One snapshot's entry in `trm-snap list`.
+fn entry(bed: &Bed, instance: &str, snapshot: &str) -> Value {
+    bed.trm_json_with("trm-snap", &["list", instance])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == snapshot)
+        .cloned()
+        .unwrap_or_else(|| panic!("{instance}/{snapshot} is listed"))
+}
+
+fn instance_names() -> Vec<String> {
+    let mut v: Vec<String> = lxc_json(&format!("/1.0/instances?project={}", N.project))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            u.as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 fn first_snapshot(bed: &Bed) -> String {

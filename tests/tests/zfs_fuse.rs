@@ -1,7 +1,8 @@
 //! terrarium-core's zfs module against a real `zfs` (Debian's zfs-fuse on
 //! these machines, which LXD cannot use as a pool driver): a pool on a
 //! file, snapshots with data, space used, holds that stop a destroy, and
-//! an incremental send stream.
+//! an incremental send stream, and ZFS's rollback-to-newest-only rule
+//! that makes a Terrarium rollback on ZFS copy and swap.
 
 use std::process::Command;
 
@@ -101,6 +102,30 @@ fn zfs_module_against_a_real_zfs() {
             out.stdout.len() > 1_000_000,
             "incremental stream carries the 2 MiB change: {}",
             out.stdout.len()
+        );
+
+        // Why a rollback on ZFS must copy and swap (snapshots::drivers):
+        // ZFS rolls back only to the newest snapshot. Refused while a newer
+        // one exists; forced (what LXD does with zfs.remove_snapshots), the
+        // newer ones are destroyed, which would be the safety snapshot.
+        use terrarium_core::snapshots::drivers::{restore_older, RestoreOlder};
+        assert_eq!(restore_older("zfs", false), RestoreOlder::Refuses);
+        assert!(
+            !sh(&["zfs", "rollback", &s1]).status.success(),
+            "refused: {s2} is newer"
+        );
+        zfs::hold(&s2).unwrap();
+        assert!(
+            !sh(&["zfs", "rollback", "-r", &s1]).status.success(),
+            "a held newer snapshot stops even a forced rollback"
+        );
+        assert_eq!(zfs::user_refs(&s2).unwrap(), 1, "and is still there");
+        assert!(zfs::release(&s2).unwrap());
+        assert_eq!(restore_older("zfs", true), RestoreOlder::DeletesNewer);
+        ok(&["zfs", "rollback", "-r", &s1]);
+        assert!(
+            !sh(&["zfs", "list", "-t", "snapshot", &s2]).status.success(),
+            "forced, the newer snapshot is gone"
         );
     });
     let _ = sh(&["zpool", "destroy", pool]);

@@ -205,7 +205,12 @@ pub fn export(
             let name = snapshots::unique_name(&format!("trm-export-{id}"), |n| {
                 now.snapshots.iter().flatten().any(|x| x.name == n)
             });
-            snapshots::take(lxd, &req.name, &name, now.is_running())?;
+            if let Err(e) = snapshots::take(lxd, &req.name, &name, now.is_running()) {
+                // Taken but not thawed, say: it must not stay behind
+                // (its kind, other, is never pruned).
+                let _ = lxd.delete_snapshot(&req.name, &name);
+                return Err(e);
+            }
             (name, true)
         }
     };

@@ -1,0 +1,93 @@
+//! A real S3 server for tests: s3s-fs on a free loopback port, which
+//! checks request signatures and keeps objects (and the parts of
+//! unfinished multipart uploads) as plain files a test can look at.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BUCKET: &str = "backups";
+pub const ACCESS: &str = "TRMTESTKEY";
+pub const SECRET: &str = "trm-test-secret-0123456789";
+
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRM_S3S_FS") {
+        return p.into();
+    }
+    which::which("s3s-fs")
+        .ok()
+        .or_else(|| Some(PathBuf::from("/root/.cargo/bin/s3s-fs")).filter(|p| p.exists()))
+        .expect("s3s-fs is installed (scripts/test.sh: cargo install s3s-fs --features binary)")
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        let child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS, "--secret-key", SECRET])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { child, port, root }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The part files of multipart uploads neither completed nor aborted.
+    pub fn pending_parts(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".upload_id-"))
+            .collect()
+    }
+
+    /// `trm-snap s3 set` for this server, with a generated key.
+    pub fn set_args(&self, secret_file: &std::path::Path) -> Vec<String> {
+        [
+            "s3",
+            "set",
+            "--endpoint",
+            &self.endpoint(),
+            "--bucket",
+            BUCKET,
+            "--access-key",
+            ACCESS,
+            "--secret-key-file",
+            secret_file.to_str().unwrap(),
+            "--generate-key",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
