@@ -115,7 +115,7 @@ pub fn safety_name(at: DateTime<Utc>) -> String {
 
 /// `YYYYMMDDTHHMMSSZ`, checked by shape: this runs for every snapshot
 /// on every prune, and a full date parse costs more than the whole plan.
-fn is_stamp(s: &str) -> bool {
+pub(crate) fn is_stamp(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 16
         && b[8] == b'T'

@@ -65,6 +65,8 @@ fn main() {
     }
     let bed = Bed::new(N);
     let mut t = Runner::new();
+    // The off-site cases' S3 server: s3s-fs on a free loopback port.
+    let server = S3Server::start();
     let first = std::cell::RefCell::new(String::new());
     // A free port: a fixed one collides with other suites' listeners.
     let px_listen = format!(
@@ -538,7 +540,6 @@ fn main() {
     t.case(
         "export_into_a_closed_pipe_finishes_and_leaves_nothing_behind",
         || {
-            let server = S3Server::start();
             let work = tempfile::tempdir().unwrap();
             let secret = work.path().join("secret");
             std::fs::write(&secret, format!("{}\n", s3s::SECRET)).unwrap();
@@ -586,10 +587,7 @@ fn main() {
                 instances_before,
                 "no trm-export-* instance is left"
             );
-            let left: Vec<String> = names(&snap(&bed, &["list", MAIN]))
-                .into_iter()
-                .filter(|n| n.starts_with("trm-export-"))
-                .collect();
+            let left = export_snapshots(&bed);
             assert!(left.is_empty(), "no export snapshot is left: {left:?}");
             assert!(
                 server.pending_parts().is_empty(),
@@ -604,6 +602,36 @@ fn main() {
             );
         },
     );
+
+    t.case("what_a_killed_export_left_is_swept_by_the_next", || {
+        // What SIGKILL in mid-export leaves: its temporary copy and its
+        // fresh snapshot (kind other, which retention never prunes).
+        let src = snap(&bed, &["create", MAIN, "--label", "killed"])[0]["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let copy = "trm-export-0123456789ab";
+        let fresh = "trm-export-20200101T000000Z";
+        lxc_ok(&[
+            "copy",
+            "--project",
+            N.project,
+            &format!("{MAIN}/{src}"),
+            copy,
+        ]);
+        lxc_ok(&["snapshot", "--project", N.project, MAIN, fresh]);
+        assert_eq!(entry(&bed, MAIN, fresh)["kind"], "other");
+        let x = snap(&bed, &["export", MAIN, "--part-size", "5"]);
+        let swept = x["swept"].to_string();
+        assert!(swept.contains(copy) && swept.contains(fresh), "{x}");
+        assert!(!instance_names().contains(&copy.to_string()));
+        let left = export_snapshots(&bed);
+        assert!(left.is_empty(), "{left:?}");
+        assert!(
+            names(&snap(&bed, &["list", MAIN])).contains(&src),
+            "a snapshot of another name is untouched"
+        );
+    });
 
     t.case("schedule_writes_units", || {
         let dir = tempfile::tempdir().unwrap();
@@ -674,6 +702,14 @@ fn entry(bed: &Bed, instance: &str, snapshot: &str) -> Value {
         .find(|e| e["name"] == snapshot)
         .cloned()
         .unwrap_or_else(|| panic!("{instance}/{snapshot} is listed"))
+}
+
+/// MAIN's snapshots named like an export's fresh one.
+fn export_snapshots(bed: &Bed) -> Vec<String> {
+    names(&bed.trm_json_with("trm-snap", &["list", MAIN]))
+        .into_iter()
+        .filter(|n| n.starts_with("trm-export-"))
+        .collect()
 }
 
 fn instance_names() -> Vec<String> {

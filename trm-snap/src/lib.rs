@@ -120,9 +120,9 @@ pub enum Command {
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
     },
-    /// Hold a snapshot: it is never pruned
+    /// Hold a snapshot: it is never pruned (root only; recorded on the host, at most 16 per instance)
     Hold { name: String, snapshot: String },
-    /// Release a held snapshot
+    /// Release a held snapshot (root only)
     Release { name: String, snapshot: String },
     /// Back an instance up to S3: LXD export -> zstd -> age -> multipart upload -> manifest
     Export(offsite::ExportArgs),

@@ -191,9 +191,10 @@ pub fn export(
     let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
     let _lock = lock(req.wait)?;
     let client = Arc::new(s.client()?);
-    let swept = sweep(&client, s)?;
+    let mut swept = sweep(&client, s)?;
+    swept.extend(sweep_local(lxd)?);
 
-    let tmp = format!("trm-export-{}", crate::random::hex(6)?);
+    let tmp = format!("{EXPORT_PREFIX}{}", crate::random::hex(6)?);
     let started = Instant::now();
     let now = Utc::now();
     let id = now.format("%Y%m%dT%H%M%SZ").to_string();
@@ -202,7 +203,7 @@ pub fn export(
         None => {
             let _l = snapshots::lock_instance(lxd.project(), &req.name, req.wait)?;
             let now = lxd.instance_full(&req.name)?;
-            let name = snapshots::unique_name(&format!("trm-export-{id}"), |n| {
+            let name = snapshots::unique_name(&format!("{EXPORT_PREFIX}{id}"), |n| {
                 now.snapshots.iter().flatten().any(|x| x.name == n)
             });
             if let Err(e) = snapshots::take(lxd, &req.name, &name, now.is_running()) {
@@ -501,6 +502,58 @@ fn storage_driver(lxd: &Lxd, pool: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// `trm-export-` + 12 hex digits: an export's temporary copy.
+fn is_export_copy(name: &str) -> bool {
+    name.strip_prefix(EXPORT_PREFIX).is_some_and(|rest| {
+        rest.len() == 12
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// `trm-export-<stamp>[-n]`: an export's fresh snapshot.
+fn is_export_snapshot(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(EXPORT_PREFIX) else {
+        return false;
+    };
+    // `get`, not `split_at`: a name is untrusted and may not be ASCII.
+    let (Some(stamp), Some(n)) = (rest.get(..16), rest.get(16..)) else {
+        return false;
+    };
+    crate::retention::is_stamp(stamp)
+        && (n.is_empty()
+            || n.strip_prefix('-')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
+}
+
+const EXPORT_PREFIX: &str = "trm-export-";
+
+/// Remove what a killed export (SIGKILL, a power cut) left in LXD: its
+/// temporary copy and its fresh snapshot, whose kind (other) retention
+/// never prunes. Runs under the export lock, so no export of this host is
+/// using them; only names Terrarium's exports write are touched.
+pub fn sweep_local(lxd: &Lxd) -> Result<Vec<String>> {
+    let mut swept = Vec::new();
+    for i in lxd.instances()? {
+        if is_export_copy(&i.name) {
+            lxd.delete(&i.name, true)?;
+            swept.push(format!("temporary instance {} of a killed export", i.name));
+            continue;
+        }
+        for snap in i.snapshots.iter().flatten() {
+            if is_export_snapshot(&snap.name) {
+                lxd.delete_snapshot(&i.name, &snap.name)?;
+                swept.push(format!(
+                    "snapshot {}/{} of a killed export",
+                    i.name, snap.name
+                ));
+            }
+        }
+    }
+    Ok(swept)
+}
+
 /// Remove what crashed exports left: for every backup folder with an
 /// upload marker and no manifest, abort the upload and delete the data
 /// and the marker. Markers of other hosts wait a day (they may be running).
@@ -554,4 +607,38 @@ pub fn sweep(client: &Client, s: &S3Settings) -> Result<Vec<String>> {
         });
     }
     Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_exports_write_are_swept() {
+        assert!(is_export_copy("trm-export-0123456789ab"));
+        for n in [
+            "trm-export-0123456789AB",
+            "trm-export-0123456789a",
+            "trm-export-web",
+            "web",
+        ] {
+            assert!(!is_export_copy(n), "{n}");
+        }
+        for n in [
+            "trm-export-20261201T120000Z",
+            "trm-export-20261201T120000Z-2",
+        ] {
+            assert!(is_export_snapshot(n), "{n}");
+        }
+        for n in [
+            "trm-export-20261201T120000Z-",
+            "trm-export-20261201T120000Z-x",
+            "trm-export-2026",
+            "trm-export-20261201T12000éZ",
+            "trm-manual-20261201T120000Z",
+            "before-upgrade",
+        ] {
+            assert!(!is_export_snapshot(n), "{n}");
+        }
+    }
 }
