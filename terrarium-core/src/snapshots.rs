@@ -813,7 +813,17 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
         let mut t = tick("not_due");
         // Read again under the lock: a rollback may have just finished.
         let i = lxd.instance_full(&i.name)?;
-        if let Some(tier) = retention::due_tier(&snaps_of(lxd, &i)?, now, policy) {
+        // An unreadable holds record stops this instance's tick (nothing
+        // is pruned without knowing what is held), not every instance's.
+        let snaps = match snaps_of(lxd, &i) {
+            Ok(s) => s,
+            Err(e) => {
+                t.outcome = format!("failed: {e}");
+                out.push(t);
+                continue;
+            }
+        };
+        if let Some(tier) = retention::due_tier(&snaps, now, policy) {
             let name = retention::auto_name(tier, now);
             match take(lxd, &i.name, &name, i.is_running()) {
                 Ok(()) => {
