@@ -150,21 +150,7 @@ impl Bed {
             .args(args)
             .output()
             .expect("run a Terrarium tool");
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{tool} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let err = stderr_json(&out);
-        let msg = err["message"].as_str().unwrap_or_default().to_string();
-        assert!(
-            msg.contains(needle),
-            "{tool} {args:?}: message {msg:?} lacks {needle:?}"
-        );
-        assert_eq!(err["exit_code"], code);
-        assert!(out.stdout.is_empty(), "nothing on stdout for an error");
-        msg
+        assert_refused(&out, &format!("{tool} {args:?}"), code, needle)
     }
 
     /// `trm init` for this suite: its own pool and NAT-less bridge.
@@ -262,6 +248,68 @@ pub fn stderr_json(out: &Output) -> serde_json::Value {
         "want one JSON error line on stderr, got: {text}"
     );
     serde_json::from_str(lines[0]).unwrap()
+}
+
+/// A finished tool run (started with `--format json`) that must have
+/// failed with exit `code` and one JSON error line whose message contains
+/// `needle`, with nothing on stdout. Returns the message.
+pub fn assert_refused(out: &Output, what: &str, code: i32, needle: &str) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = stderr_json(out);
+    let msg = err["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains(needle),
+        "{what}: message {msg:?} lacks {needle:?}"
+    );
+    assert_eq!(err["exit_code"], code);
+    assert!(out.stdout.is_empty(), "nothing on stdout for an error");
+    msg
+}
+
+/// The IPv4 addresses an instance's eth0 reports (the container's own
+/// word, which root inside controls), in its order.
+pub fn reported_ipv4(project: &str, name: &str) -> Vec<String> {
+    let st = lxc_json(&format!("/1.0/instances/{name}/state?project={project}"));
+    st["network"]["eth0"]["addresses"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|a| a["family"] == "inet")
+                .filter_map(|a| a["address"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A shell one-liner of the test's own (never with untrusted input);
+/// panics with its stderr when it fails.
+pub fn sh(script: &str) {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Set `user.proxy` by hand, as an owner (or a label writer) would with
+/// `lxc config set`; `--` so a label starting with `--` is a value.
+pub fn set_label(project: &str, instance: &str, label: &str) {
+    lxc_ok(&[
+        "config",
+        "set",
+        "--project",
+        project,
+        "--",
+        instance,
+        "user.proxy",
+        label,
+    ]);
 }
 
 pub fn assert_ok(out: &Output, what: &str) {

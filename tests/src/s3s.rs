@@ -1,6 +1,8 @@
 //! A real S3 server for tests: s3s-fs on a free loopback port, which
-//! checks request signatures and keeps objects (and the parts of
-//! unfinished multipart uploads) as plain files a test can look at.
+//! checks request signatures (so wrong credentials are really refused)
+//! and keeps objects (and the parts of unfinished multipart uploads) as
+//! plain files a test can look at. Restartable on the same port and
+//! directory: what a crash and a restart look like to a client.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +13,7 @@ pub const ACCESS: &str = "TRMTESTKEY";
 pub const SECRET: &str = "trm-test-secret-0123456789";
 
 pub struct S3Server {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
     pub root: tempfile::TempDir,
 }
@@ -35,24 +37,48 @@ impl S3Server {
             .port();
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        let mut s = S3Server {
+            child: None,
+            port,
+            root,
+        };
+        s.run();
+        s
+    }
+
+    /// Start (again) on the same port and directory.
+    pub fn run(&mut self) {
         let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS, "--secret-key", SECRET])
-            .arg(root.path())
+            .arg(self.root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
+        self.child = Some(child);
         let until = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < until, "s3s-fs did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        S3Server { child, port, root }
+    }
+
+    /// Stop it by its pid (a crash, as a client sees it).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where s3s-fs keeps an object's bytes.
+    pub fn object(&self, key: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(key)
     }
 
     /// The part files of multipart uploads neither completed nor aborted.
@@ -64,7 +90,7 @@ impl S3Server {
             .collect()
     }
 
-    /// `trm-snap s3 set` for this server, with a generated key.
+    /// `trm-snap s3 set` for this server, without a key option.
     pub fn set_args(&self, secret_file: &std::path::Path) -> Vec<String> {
         [
             "s3",
@@ -77,7 +103,6 @@ impl S3Server {
             ACCESS,
             "--secret-key-file",
             secret_file.to_str().unwrap(),
-            "--generate-key",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -87,7 +112,6 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

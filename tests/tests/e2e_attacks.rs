@@ -25,11 +25,6 @@ const HTTP: u16 = 19080;
 const SECRET_PORT: u16 = 9000;
 const APP_PORT: u16 = 3000;
 
-fn sh(script: &str) {
-    let st = Command::new("sh").args(["-c", script]).status().unwrap();
-    assert!(st.success(), "{script}");
-}
-
 /// Run a script in a box. LXD 5.0's exec now and then fails with "Failed
 /// to retrieve PID of executing child process", sometimes after the
 /// command ran (see HOST-NOTES); every script here is idempotent, so run
@@ -112,17 +107,7 @@ fn lease(name: &str) -> String {
 
 /// What the container itself reports on eth0.
 fn reported(name: &str) -> Vec<String> {
-    let st = lxc_json(&format!(
-        "/1.0/instances/{name}/state?project={}",
-        N.project
-    ));
-    st["network"]["eth0"]["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["family"] == "inet")
-        .map(|a| a["address"].as_str().unwrap().to_string())
-        .collect()
+    e2e::reported_ipv4(N.project, name)
 }
 
 /// Root inside `name` flushes eth0 and adds `ip`, then `keep` after it
@@ -153,10 +138,14 @@ fn restore(name: &str, own: &str, gw: &str) {
         &format!("ip addr flush dev eth0 && ip addr add {own}/24 dev eth0 && ip route replace default via {gw}"),
     );
     e2e::assert_ok(&back, "restore the app's address");
-    set_label(name, &format!("http://{HOST}:{APP_PORT}"));
+    e2e::set_label(N.project, name, &format!("http://{HOST}:{APP_PORT}"));
     eventually("its own address to work again", 30, || {
         probe(name, gw, APP_PORT).contains("host private")
     });
+}
+
+fn label_of(name: &str) -> String {
+    lxc_ok(&["config", "get", "--project", N.project, name, "user.proxy"])
 }
 
 fn http_get(host: &str) -> (u32, String) {
@@ -187,18 +176,6 @@ fn backend_of(bed: &Bed, instance: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn set_label(name: &str, label: &str) {
-    lxc_ok(&[
-        "config",
-        "set",
-        "--project",
-        N.project,
-        name,
-        "user.proxy",
-        label,
-    ]);
-}
-
 /// The suite's settings: Traefik on loopback, no UFW, ACME pointed at a
 /// port nobody serves (only http:// routes here).
 fn configure(bed: &Bed, dir: &std::path::Path) {
@@ -210,7 +187,7 @@ fn configure_with(bed: &Bed, dir: &std::path::Path, extra: &str) {
     let path = bed.config_dir.path().join("terrarium.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let base = text.split("[expose]").next().unwrap().to_string();
-    sh(&format!("chmod 0755 {}", dir.display()));
+    e2e::sh(&format!("chmod 0755 {}", dir.display()));
     let p = |x: &str| dir.join(x).display().to_string();
     let expose = format!(
         "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\n{extra}ufw = false\nstate_dir = \"{}\"\n\
@@ -303,7 +280,7 @@ fn main() {
         eventually("the neighbour's port to answer the app", 30, || {
             probe(APP, &lease(OTHER), SECRET_PORT).contains("secret of s-other")
         });
-        set_label(APP, &format!("http://{HOST}:{APP_PORT}"));
+        e2e::set_label(N.project, APP, &format!("http://{HOST}:{APP_PORT}"));
         sync(&bed);
         let st = bed.trm_json_with("trm-expose", &["proxy", "start"]);
         assert_eq!(st["answering"], true, "{st}");
@@ -344,7 +321,7 @@ fn main() {
             // The chosen address first, its own kept after it: what it
             // reports first was what sync used to route to.
             take_address(APP, &spoofed, Some(&own), &gateway(&bed));
-            set_label(APP, &format!("http://{HOST}:{port}"));
+            e2e::set_label(N.project, APP, &format!("http://{HOST}:{port}"));
             let report = sync(&bed);
             assert!(report.is_object(), "{report}");
             assert_eq!(
@@ -436,7 +413,7 @@ fn main() {
             "security.ipv6_filtering=false",
         ]);
         serve(LOOSE, APP_PORT, "hello from s-loose");
-        set_label(LOOSE, &format!("http://loose.example.test:{APP_PORT}"));
+        e2e::set_label(N.project, LOOSE, &format!("http://loose.example.test:{APP_PORT}"));
         let out = bed
             .tool("trm-expose")
             .args(["sync", "--format", "json"])
@@ -514,7 +491,7 @@ fn main() {
                 "management",
             );
             assert!(msg.contains("manage.example.test"), "{msg}");
-            let label = lxc_ok(&["config", "get", "--project", N.project, OTHER, "user.proxy"]);
+            let label = label_of(OTHER);
             assert_eq!(label.trim(), "", "nothing was labelled");
             configure(&bed, dir.path());
         },
@@ -524,16 +501,7 @@ fn main() {
         // A label writer's text that lxc would read as flags if passed
         // bare: Terrarium appends to it and keeps it verbatim.
         let planted = "--project=default --force";
-        lxc_ok(&[
-            "config",
-            "set",
-            "--project",
-            N.project,
-            "--",
-            OTHER,
-            "user.proxy",
-            planted,
-        ]);
+        e2e::set_label(N.project, OTHER, planted);
         let out = bed.trm_json_with(
             "trm-expose",
             &[
@@ -546,7 +514,7 @@ fn main() {
             ],
         );
         assert_eq!(out["changed"], true, "{out}");
-        let label = lxc_ok(&["config", "get", "--project", N.project, OTHER, "user.proxy"]);
+        let label = label_of(OTHER);
         assert_eq!(
             label.trim_end(),
             format!("{planted}\nhttps://other.example.test:3000")
@@ -567,12 +535,11 @@ fn main() {
             // /run/lock is world-writable: a local user could create the
             // lock directory first. Terrarium refuses it and changes nothing.
             let planted = tempfile::tempdir().unwrap();
-            sh(&format!(
+            e2e::sh(&format!(
                 "chown 65534:65534 {0} && chmod 0777 {0}",
                 planted.path().display()
             ));
-            let label_before =
-                lxc_ok(&["config", "get", "--project", N.project, APP, "user.proxy"]);
+            let label_before = label_of(APP);
             let mut c = bed.tool("trm-expose");
             c.env("TRM_LOCK_DIR", planted.path()).args([
                 "--format",
@@ -585,24 +552,13 @@ fn main() {
                 "lock.example.test",
             ]);
             let out = c.output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(4),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            e2e::assert_refused(
+                &out,
+                "add under a planted lock dir",
+                4,
+                "is owned by uid 65534",
             );
-            let err = e2e::stderr_json(&out);
-            assert!(
-                err["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("is owned by uid 65534"),
-                "{err}"
-            );
-            assert_eq!(
-                lxc_ok(&["config", "get", "--project", N.project, APP, "user.proxy"]),
-                label_before
-            );
+            assert_eq!(label_of(APP), label_before);
             assert_eq!(
                 std::fs::read_dir(planted.path()).unwrap().count(),
                 0,
@@ -618,7 +574,7 @@ fn main() {
             // to name hosts after. The sync refuses, and no file changes.
             let ns = "trm-e2e-atk";
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            sh(&format!("ip netns add {ns}"));
+            e2e::sh(&format!("ip netns add {ns}"));
             configure_with(&bed, dir.path(), "");
             let before = std::fs::read(dir.path().join("dynamic/trm-s-app.yml")).unwrap();
             let out = bed
@@ -630,19 +586,11 @@ fn main() {
                 .unwrap();
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
             configure(&bed, dir.path());
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let err = e2e::stderr_json(&out);
-            assert!(
-                err["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("no expose.root_domain is set"),
-                "{err}"
+            e2e::assert_refused(
+                &out,
+                "sync without a base",
+                2,
+                "no expose.root_domain is set",
             );
             assert_eq!(
                 std::fs::read(dir.path().join("dynamic/trm-s-app.yml")).unwrap(),

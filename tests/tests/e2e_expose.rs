@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use terrarium_core::traefik;
-use terrarium_tests::e2e::{
-    self, eventually, lxc, lxc_json, lxc_ok, Bed, Names, Runner, EXPOSE_SUITE,
-};
+use terrarium_tests::e2e::{self, eventually, lxc, lxc_ok, Bed, Names, Runner, EXPOSE_SUITE};
 use terrarium_tests::proxy::{Pebble, Ports};
 
 const N: Names = EXPOSE_SUITE;
@@ -71,27 +69,22 @@ impl Side {
     }
 }
 
-fn sh(script: &str) {
-    let st = Command::new("sh").args(["-c", script]).status().unwrap();
-    assert!(st.success(), "{script}");
-}
-
 /// A hermetic copy of ufw's configuration, and a wrapper that runs ufw in
 /// our network namespace: the machine's own firewall is never touched.
 fn setup_firewall(side: &Side) -> PathBuf {
     let root = side.ufw_root();
     e2e::ufw_copy(&root);
     let _ = Command::new("ip").args(["netns", "del", NETNS]).status();
-    sh(&format!("ip netns add {NETNS}"));
+    e2e::sh(&format!("ip netns add {NETNS}"));
     let wrapper = side.dir.path().join("ufw-in-netns");
     std::fs::write(
         &wrapper,
         format!("#!/bin/sh\nexec ip netns exec {NETNS} ufw \"$@\"\n"),
     )
     .unwrap();
-    sh(&format!("chmod +x {}", wrapper.display()));
+    e2e::sh(&format!("chmod +x {}", wrapper.display()));
     let r = root.display();
-    sh(&format!(
+    e2e::sh(&format!(
         "{} --rootdir={r} --datadir={r} --force enable >/dev/null 2>&1",
         wrapper.display()
     ));
@@ -129,7 +122,7 @@ fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
         ),
     )
     .unwrap();
-    sh(&format!(
+    e2e::sh(&format!(
         "chmod 0755 {} {}",
         wrapper.display(),
         side.dir.path().display()
@@ -155,19 +148,6 @@ fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
         r = r.display(),
     );
     std::fs::write(&path, base + &expose).unwrap();
-}
-
-/// Set a label by hand, as an owner would with `lxc config set`.
-fn set_label(instance: &str, label: &str) {
-    lxc_ok(&[
-        "config",
-        "set",
-        "--project",
-        N.project,
-        instance,
-        "user.proxy",
-        label,
-    ]);
 }
 
 fn expose(bed: &Bed, args: &[&str]) -> std::process::Output {
@@ -201,16 +181,9 @@ fn backend_url(file: &Value) -> String {
 }
 
 fn ipv4(name: &str) -> String {
-    let st = lxc_json(&format!(
-        "/1.0/instances/{name}/state?project={}",
-        N.project
-    ));
-    st["network"]["eth0"]["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["family"] == "inet")
-        .map(|a| a["address"].as_str().unwrap().to_string())
+    e2e::reported_ipv4(N.project, name)
+        .into_iter()
+        .next()
         .unwrap_or_default()
 }
 
@@ -564,7 +537,7 @@ fn main() {
             "a second port for the same host replaces nothing silently"
         );
         // The same label set by hand: sync refuses exactly those items.
-        set_label(OTHER, &label);
+        e2e::set_label(N.project, OTHER, &label);
         let out = expose(&bed, &["sync"]);
         assert_eq!(out.status.code(), Some(1));
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -591,7 +564,8 @@ fn main() {
     });
 
     t.case("hand_set_bad_labels_block_only_themselves", || {
-        set_label(
+        e2e::set_label(
+            N.project,
             OTHER,
             "https://{{ .Env.X }}\nhttps://other.example.test:3000",
         );
@@ -665,7 +639,7 @@ fn main() {
         });
         serves(&pebble, "https", HOST, APP);
         // A label set by hand goes live through watch alone.
-        set_label(OTHER, "https://by-hand.example.test:3000");
+        e2e::set_label(N.project, OTHER, "https://by-hand.example.test:3000");
         serves(&pebble, "https", "by-hand.example.test", OTHER);
         lxc_ok(&[
             "config",
@@ -687,7 +661,7 @@ fn main() {
         || {
             // x-other serves /shared under x-app's host: when x-app stops, its
             // "/" must not fall through to x-other.
-            set_label(OTHER, &format!("https://{HOST}:3000/shared"));
+            e2e::set_label(N.project, OTHER, &format!("https://{HOST}:3000/shared"));
             assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
             eventually("x-other's path route", 30, || {
                 pebble
@@ -894,7 +868,7 @@ fn main() {
         let good = "http:\n  routers:\n    mine:\n      rule: Host(`mine.example.test`)\n      service: mine\n      entrypoints: [web]\n  services:\n    mine:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:9\n";
         std::fs::write(side.dynamic().join("hand-good.yml"), good).unwrap();
         // Files younger than 2 s may be mid-write and are judged later.
-        sh(&format!(
+        e2e::sh(&format!(
             "cd {} && touch -d '1 minute ago' hand/zz-hand-made.yml hand-typo.yml hand-good.yml",
             side.dynamic().display()
         ));
@@ -961,7 +935,11 @@ fn main() {
     t.case("kill_9_mid_sync_never_leaves_a_broken_file", || {
         for round in 0..20u64 {
             let path = if round % 2 == 0 { "/a" } else { "/b" };
-            set_label(APP, &format!("https://app.example.test:3000{path}"));
+            e2e::set_label(
+                N.project,
+                APP,
+                &format!("https://app.example.test:3000{path}"),
+            );
             let mut child = bed.spawn_quiet("trm-expose", &["sync", "--format", "json"]);
             std::thread::sleep(Duration::from_millis(20 + (round * 37) % 200));
             let _ = Command::new("kill")
@@ -975,7 +953,7 @@ fn main() {
                 }
             }
         }
-        set_label(APP, "https://app.example.test:3000");
+        e2e::set_label(N.project, APP, "https://app.example.test:3000");
         assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
         // Leftover temporary files are names Traefik does not read.
         for e in std::fs::read_dir(side.dynamic()).unwrap().flatten() {

@@ -70,15 +70,6 @@ impl Side {
     }
 }
 
-fn sh(script: &str) {
-    let out = Command::new("sh").args(["-c", script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn quiet(script: &str) {
     let _ = Command::new("sh")
         .args(["-c", script])
@@ -148,7 +139,7 @@ fn bridge_prefix(bed: &Bed) -> String {
 fn build_topology(side: &Side, prefix: &str) {
     clean_network();
     e2e::ufw_copy(&side.ufw_root());
-    sh(&format!(
+    e2e::sh(&format!(
         "set -e
          ip netns add {HOST_NS}; ip netns add {OUT_NS}
          ip -n {HOST_NS} link set lo up; ip -n {OUT_NS} link set lo up
@@ -220,7 +211,7 @@ fn write_sshd_config(side: &Side, port: u16) {
     let ssh = side.p("ssh");
     std::fs::create_dir_all(side.ssh_dir()).unwrap();
     std::fs::create_dir_all(ssh.join("keys")).unwrap();
-    sh(&format!(
+    e2e::sh(&format!(
         "ssh-keygen -q -t ed25519 -N '' -f {0}/host_ed25519 && ssh-keygen -q -t ed25519 -N '' -f {0}/client",
         ssh.display()
     ));
@@ -852,7 +843,7 @@ fn main() {
             assert_eq!(check(&checks, name)["status"], "pass", "{name}: {:#}", check(&checks, name));
         }
 
-        sh(&format!(
+        e2e::sh(&format!(
             "ip -n {HOST_NS} link add stray0 type veth peer name stray1 && ip -n {HOST_NS} addr add {STRAY_ADDR}/32 dev stray0 && ip -n {HOST_NS} link set stray0 up"
         ));
         let www = side.p("www").display().to_string();

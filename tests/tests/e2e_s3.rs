@@ -4,7 +4,7 @@
 //! files (so a test can flip a byte, or see an abandoned upload's parts).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,121 +12,16 @@ use terrarium_core::offsite::manifest::Manifest;
 use terrarium_core::offsite::signing::{self, SigningKey};
 use terrarium_core::s3::{Client, Target};
 use terrarium_tests::e2e::{self, lxc, lxc_json, lxc_ok, Bed, Names, Runner, S3_SUITE};
+use terrarium_tests::s3s::{S3Server, ACCESS, BUCKET, SECRET};
 
 const N: Names = S3_SUITE;
 const MAIN: &str = "b-main";
 const BIG: &str = "b-big";
-const BUCKET: &str = "backups";
-const ACCESS: &str = "TRMTESTKEY";
-const SECRET: &str = "trm-test-secret-0123456789";
 /// A forged backup's id: later than any real one.
 const FORGED_ID: &str = "20991231T000000Z";
 
-/// An s3s-fs server on a loopback port, restartable on the same port and
-/// directory (what a crash and a restart look like to a client).
-struct S3Server {
-    child: Option<Child>,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-fn s3s_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRM_S3S_FS") {
-        return p.into();
-    }
-    which::which("s3s-fs")
-        .ok()
-        .or_else(|| Some(PathBuf::from("/root/.cargo/bin/s3s-fs")).filter(|p| p.exists()))
-        .expect("s3s-fs is installed (scripts/test.sh: cargo install s3s-fs --features binary)")
-}
-
-impl S3Server {
-    fn start() -> S3Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
-        let mut s = S3Server {
-            child: None,
-            port,
-            root,
-        };
-        s.run();
-        s
-    }
-
-    fn run(&mut self) {
-        let child = Command::new(s3s_binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS, "--secret-key", SECRET])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < until, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Where s3s-fs keeps an object's bytes.
-    fn object(&self, key: &str) -> PathBuf {
-        self.root.path().join(BUCKET).join(key)
-    }
-
-    /// The part files of multipart uploads not completed or aborted.
-    fn pending_parts(&self) -> Vec<String> {
-        std::fs::read_dir(self.root.path())
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(".upload_id-"))
-            .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn snap(bed: &Bed, args: &[&str]) -> Value {
     bed.trm_json_with("trm-snap", args)
-}
-
-fn set_args(server: &S3Server, secret_file: &Path) -> Vec<String> {
-    [
-        "s3",
-        "set",
-        "--endpoint",
-        &server.endpoint(),
-        "--bucket",
-        BUCKET,
-        "--access-key",
-        ACCESS,
-        "--secret-key-file",
-        secret_file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 fn exists(name: &str) -> bool {
@@ -220,18 +115,18 @@ fn main() {
         || {
             let bad = work.path().join("bad-secret");
             std::fs::write(&bad, "not-the-secret").unwrap();
-            let mut args = set_args(&server, &bad);
+            let mut args = server.set_args(&bad);
             args.push("--generate-key".into());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             bed.refused("trm-snap", &a, 1, "refused the credentials");
 
-            let mut args = set_args(&server, &secret);
+            let mut args = server.set_args(&secret);
             args[5] = "no-such-bucket".into();
             args.push("--generate-key".into());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             bed.refused("trm-snap", &a, 1, "bucket 'no-such-bucket' does not exist");
 
-            let mut args = set_args(&server, &secret);
+            let mut args = server.set_args(&secret);
             args[3] = "http://127.0.0.1:9".into();
             args.push("--generate-key".into());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -271,7 +166,7 @@ fn main() {
     t.case(
         "s3_set_probes_saves_0600_and_never_prints_the_secret",
         || {
-            let mut args = set_args(&server, &secret);
+            let mut args = server.set_args(&secret);
             args.push("--generate-key".into());
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             let out = bed
@@ -633,7 +528,7 @@ fn main() {
             .object(first.borrow()["objects"]["data"].as_str().unwrap())
             .exists());
         // The last one stays, even by a policy of zero.
-        let mut args = set_args(&server, &secret);
+        let mut args = server.set_args(&secret);
         args.extend(
             [
                 "--keep-daily",
@@ -973,7 +868,7 @@ fn main() {
             std::fs::remove_file(&signing_key).unwrap();
 
             // The identity alone: a new signing key, and nothing old is trusted.
-            let mut args = set_args(&server, &secret);
+            let mut args = server.set_args(&secret);
             args.extend(["--identity-file".to_string(), saved.display().to_string()]);
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             let v = snap(&bed, &a);

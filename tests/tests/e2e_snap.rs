@@ -543,7 +543,8 @@ fn main() {
             let work = tempfile::tempdir().unwrap();
             let secret = work.path().join("secret");
             std::fs::write(&secret, format!("{}\n", s3s::SECRET)).unwrap();
-            let set = server.set_args(&secret);
+            let mut set = server.set_args(&secret);
+            set.push("--generate-key".into());
             snap(&bed, &set.iter().map(String::as_str).collect::<Vec<_>>());
             let instances_before = instance_names();
             let export = || {
