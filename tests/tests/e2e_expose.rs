@@ -752,11 +752,12 @@ fn main() {
                 );
             }
             // The holder's own label shares /api: x-other serves it, and only it.
-            set_label(
-                APP,
-                &format!("https://{HOST}:3000@auth:admins\nshare://{HOST}/api"),
+            let rep = expose_json(&bed, &["add", APP, "--host", HOST, "--share", "/api"]);
+            assert_eq!(
+                rep["label_after"],
+                format!("https://{HOST}:3000@auth:admins\nshare://{HOST}/api")
             );
-            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+            assert_eq!(rep["sync"]["problems"], serde_json::json!([]), "{rep}");
             eventually("x-other's shared /api", 30, || {
                 pebble.get("https", HOST, "/api/").ok_from("api of x-other")
             });
