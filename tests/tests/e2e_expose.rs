@@ -217,6 +217,25 @@ fn expose(bed: &Bed, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A sync that finds problems (exit 1), and those of one instance.
+fn sync_problems_of(bed: &Bed, instance: &str) -> Vec<Value> {
+    let out = expose(bed, &["sync"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rep["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["instance"] == instance)
+        .cloned()
+        .collect()
+}
+
 /// `trm-expose` working in another project.
 fn expose_in(bed: &Bed, project: &str, args: &[&str]) -> std::process::Output {
     bed.tool("trm-expose")
@@ -724,22 +743,14 @@ fn main() {
                 "{rep}"
             );
             set_label(OTHER, &label);
-            let out = expose(&bed, &["sync"]);
-            assert_eq!(out.status.code(), Some(1));
-            let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
-            let problems: Vec<&Value> = rep["problems"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|p| p["instance"] == OTHER)
-                .collect();
-            assert_eq!(problems.len(), 1, "{rep}");
+            let problems = sync_problems_of(&bed, OTHER);
+            assert_eq!(problems.len(), 1, "{problems:?}");
             assert_eq!(problems[0]["item"], label);
             assert!(
                 problems[0]["message"].as_str().unwrap().contains(
                     "app.example.test is held by instance 'x-app', whose label does not share /api"
                 ),
-                "{rep}"
+                "{problems:?}"
             );
             assert!(!side.file(OTHER).exists(), "no route is written for it");
             // Through Traefik, /api is the holder's like the rest of the host:
@@ -819,17 +830,12 @@ fn main() {
             APP,
             &format!("https://{HOST}:3000\nhttps://taken.example.test:3000\ntcp://15440:3000"),
         );
-        let out = expose(&bed, &["sync"]);
-        assert_eq!(out.status.code(), Some(1));
-        let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let msgs: Vec<&str> = rep["problems"]
-            .as_array()
-            .unwrap()
+        let problems = sync_problems_of(&bed, APP);
+        let msgs: Vec<&str> = problems
             .iter()
-            .filter(|p| p["instance"] == APP)
             .map(|p| p["message"].as_str().unwrap())
             .collect();
-        assert_eq!(msgs.len(), 2, "{rep}");
+        assert_eq!(msgs.len(), 2, "{problems:?}");
         assert!(
             msgs.iter()
                 .all(|m| m.contains("held by instance 'x-other'")),
