@@ -6,6 +6,8 @@
 //! https://HOST[:CPORT][/PATH][@auth[:GROUP,GROUP...]]   TLS at Traefik, http->https redirect
 //! http://HOST[:CPORT][/PATH][@auth[:GROUP,...]]         plain HTTP
 //! tcp://HOSTPORT[:CPORT]    udp://HOSTPORT[:CPORT]      a raw host port
+//! share://HOST/PATH                                     the holder of HOST lets other
+//!                                                       instances route PATH and below
 //! ```
 //! Items are separated by commas or newlines; a comma inside an `@auth:`
 //! group list belongs to that item.
@@ -38,6 +40,12 @@ pub enum Item {
         host_port: u16,
         cport: u16,
     },
+    /// Routes nothing: the holder of `host` lets other instances route
+    /// `path` and the paths below it (a host is otherwise all its holder's).
+    Share {
+        host: String,
+        path: String,
+    },
 }
 
 /// What an item holds exclusively: a host and path, or a host port.
@@ -67,8 +75,20 @@ impl Item {
                 host: host.clone(),
                 path: path.clone().unwrap_or_else(|| "/".into()),
             },
+            Item::Share { host, path } => Claim::Route {
+                host: host.clone(),
+                path: path.clone(),
+            },
             Item::Tcp { host_port, .. } => Claim::Tcp { port: *host_port },
             Item::Udp { host_port, .. } => Claim::Udp { port: *host_port },
+        }
+    }
+
+    /// The public host an `http(s)://` or `share://` item is on.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Item::Http { host, .. } | Item::Share { host, .. } => Some(host),
+            Item::Tcp { .. } | Item::Udp { .. } => None,
         }
     }
 
@@ -77,7 +97,7 @@ impl Item {
         match self {
             Item::Tcp { host_port, .. } => Some((false, *host_port)),
             Item::Udp { host_port, .. } => Some((true, *host_port)),
-            Item::Http { .. } => None,
+            Item::Http { .. } | Item::Share { .. } => None,
         }
     }
 }
@@ -108,6 +128,7 @@ impl fmt::Display for Item {
             }
             Item::Tcp { host_port, cport } => write!(f, "tcp://{host_port}:{cport}"),
             Item::Udp { host_port, cport } => write!(f, "udp://{host_port}:{cport}"),
+            Item::Share { host, path } => write!(f, "share://{host}{path}"),
         }
     }
 }
@@ -187,14 +208,15 @@ fn parse_item(text: &str) -> Result<Item, String> {
     }
     let (scheme, rest) = text
         .split_once("://")
-        .ok_or("expected https://, http://, tcp:// or udp://")?;
+        .ok_or("expected https://, http://, tcp://, udp:// or share://")?;
     match scheme.to_ascii_lowercase().as_str() {
         "https" => parse_http(true, rest),
         "http" => parse_http(false, rest),
         "tcp" => parse_ports(rest).map(|(host_port, cport)| Item::Tcp { host_port, cport }),
         "udp" => parse_ports(rest).map(|(host_port, cport)| Item::Udp { host_port, cport }),
+        "share" => parse_share(rest),
         other => Err(format!(
-            "unknown scheme '{other}' (use https, http, tcp or udp)"
+            "unknown scheme '{other}' (use https, http, tcp, udp or share)"
         )),
     }
 }
@@ -218,6 +240,28 @@ fn parse_http(tls: bool, rest: &str) -> Result<Item, String> {
         cport,
         path: path.filter(|p| p != "/"),
         auth,
+    })
+}
+
+/// `share://HOST/PATH`: a path is required (sharing `/` would give the
+/// whole host away), and nothing else: no port, no auth.
+fn parse_share(rest: &str) -> Result<Item, String> {
+    let Some(i) = rest.find('/') else {
+        return Err("share:// needs a path: share://HOST/PATH".into());
+    };
+    let path = normalize_path(&rest[i..])?;
+    if path == "/" {
+        return Err("share:// needs a path other than /: share://HOST/PATH".into());
+    }
+    let host = &rest[..i];
+    if host.contains([':', '@']) {
+        return Err(format!(
+            "'{host}': share:// takes a host and a path only (no port, no @auth)"
+        ));
+    }
+    Ok(Item::Share {
+        host: normalize_host(host)?,
+        path,
     })
 }
 
@@ -354,6 +398,11 @@ mod tests {
             ("tcp://5432:5432", "tcp://5432:5432"),
             ("tcp://2222", "tcp://2222:2222"),
             ("udp://5353:53", "udp://5353:53"),
+            (
+                "SHARE://App.Example.com/api/",
+                "share://app.example.com/api",
+            ),
+            ("share://a.example/docs/v1", "share://a.example/docs/v1"),
         ];
         for (label, canonical) in cases {
             assert_eq!(one(label).to_string(), canonical, "{label}");
@@ -402,6 +451,11 @@ mod tests {
             ("tcp://0:22", "between 1 and 65535"),
             ("tcp://22:x", "not a port"),
             ("ftp://a.example", "unknown scheme"),
+            ("share://a.example", "needs a path"),
+            ("share://a.example/", "other than /"),
+            ("share://a.example:80/x", "no port, no @auth"),
+            ("share://a.example/x@auth", "may contain only"),
+            ("share://a_b.example/x", "not a valid domain"),
             ("a.example", "expected https://"),
             ("https://a.example@admin", "expected @auth"),
             ("https://a.example@auth:g;rm", "invalid group"),

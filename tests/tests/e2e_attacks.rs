@@ -144,6 +144,12 @@ fn restore(name: &str, own: &str, gw: &str) {
     });
 }
 
+/// The app's Traefik file (its name carries the project).
+fn app_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("dynamic")
+        .join(terrarium_core::traefik::file_name(N.project, APP))
+}
+
 fn label_of(name: &str) -> String {
     lxc_ok(&["config", "get", "--project", N.project, name, "user.proxy"])
 }
@@ -329,7 +335,7 @@ fn main() {
                 Some(format!("http://{own}:{port}")),
                 "the backend is the host's lease, not the reported {spoofed}"
             );
-            let file = std::fs::read_to_string(dir.path().join("dynamic/trm-s-app.yml")).unwrap();
+            let file = std::fs::read_to_string(app_file(dir.path())).unwrap();
             assert!(!file.contains(&format!("{spoofed}:")), "{file}");
             let gw = gateway(&bed);
             if spoofed == gw {
@@ -576,7 +582,7 @@ fn main() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
             e2e::sh(&format!("ip netns add {ns}"));
             configure_with(&bed, dir.path(), "");
-            let before = std::fs::read(dir.path().join("dynamic/trm-s-app.yml")).unwrap();
+            let before = std::fs::read(app_file(dir.path())).unwrap();
             let out = bed
                 .command("ip")
                 .args(["netns", "exec", ns])
@@ -592,10 +598,7 @@ fn main() {
                 2,
                 "no expose.root_domain is set",
             );
-            assert_eq!(
-                std::fs::read(dir.path().join("dynamic/trm-s-app.yml")).unwrap(),
-                before
-            );
+            assert_eq!(std::fs::read(app_file(dir.path())).unwrap(), before);
         },
     );
 

@@ -23,6 +23,8 @@ const NETNS: &str = "trm-e2e-exp";
 const APP: &str = "x-app";
 const OTHER: &str = "x-other";
 const HOST: &str = "app.example.test";
+/// A second LXD project on the suite's bridge and pool (another tenant).
+const PROJECT_B: &str = "trm-e2e-exp-b";
 const PORTS: Ports = Ports {
     http: 18080,
     https: 18443,
@@ -57,7 +59,33 @@ impl Side {
         self.dir.path().join("ufw")
     }
     fn file(&self, instance: &str) -> PathBuf {
-        self.dynamic().join(format!("trm-{instance}.yml"))
+        self.file_in(N.project, instance)
+    }
+    fn file_in(&self, project: &str, instance: &str) -> PathBuf {
+        self.dynamic().join(traefik::file_name(project, instance))
+    }
+    /// The instance files of one project, by name, with their bytes.
+    fn files_of(&self, project: &str) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(self.dynamic())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                matches!(traefik::owner_of_file(&e.file_name().to_string_lossy()),
+                    Some(traefik::FileOwner::Project { project: p, .. }) if p == project)
+            })
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+    fn claims(&self) -> Value {
+        serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("state/expose-claims.json")).unwrap(),
+        )
+        .unwrap()
     }
     /// Traefik's pid, from the pid file Terrarium's supervision keeps.
     fn traefik_pid(&self) -> Option<u32> {
@@ -150,12 +178,61 @@ fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
     std::fs::write(&path, base + &expose).unwrap();
 }
 
+fn unset_label(instance: &str) {
+    lxc_ok(&[
+        "config",
+        "unset",
+        "--project",
+        N.project,
+        instance,
+        "user.proxy",
+    ]);
+}
+
 fn expose(bed: &Bed, args: &[&str]) -> std::process::Output {
     bed.tool("trm-expose")
         .args(args)
         .args(["--format", "json"])
         .output()
         .unwrap()
+}
+
+/// A sync that finds problems (exit 1), and those of one instance.
+fn sync_problems_of(bed: &Bed, instance: &str) -> Vec<Value> {
+    let out = expose(bed, &["sync"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rep["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["instance"] == instance)
+        .cloned()
+        .collect()
+}
+
+/// `trm-expose` working in another project.
+fn expose_in(bed: &Bed, project: &str, args: &[&str]) -> std::process::Output {
+    bed.tool("trm-expose")
+        .env("TRM_PROJECT", project)
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap()
+}
+
+/// Project B and its instances, gone.
+fn clean_project_b() {
+    let list = lxc(&["list", "--project", PROJECT_B, "--format", "csv", "-c", "n"]);
+    for name in String::from_utf8_lossy(&list.stdout).lines() {
+        lxc(&["delete", "--force", "--project", PROJECT_B, name.trim()]);
+    }
+    lxc(&["project", "delete", PROJECT_B]);
 }
 
 fn expose_json(bed: &Bed, args: &[&str]) -> Value {
@@ -181,31 +258,31 @@ fn backend_url(file: &Value) -> String {
 }
 
 fn ipv4(name: &str) -> String {
-    e2e::reported_ipv4(N.project, name)
+    ipv4_in(N.project, name)
+}
+
+fn ipv4_in(project: &str, name: &str) -> String {
+    e2e::reported_ipv4(project, name)
         .into_iter()
         .next()
         .unwrap_or_default()
 }
 
 fn in_container(name: &str, script: &str) {
-    lxc_ok(&[
-        "exec",
-        "--project",
-        N.project,
-        name,
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    in_project(N.project, name, script)
+}
+
+fn in_project(project: &str, name: &str, script: &str) {
+    lxc_ok(&["exec", "--project", project, name, "--", "sh", "-c", script]);
 }
 
 /// A systemd service in the container from a one-line ExecStart.
-fn service(name: &str, unit: &str, exec: &str) {
+fn service(project: &str, name: &str, unit: &str, exec: &str) {
     let text = format!(
         "[Unit]\nDescription={unit}\n[Service]\nExecStart={exec}\nRestart=always\n[Install]\nWantedBy=multi-user.target\n"
     );
-    in_container(
+    in_project(
+        project,
         name,
         &format!(
             "printf '{}' > /etc/systemd/system/{unit}.service && systemctl daemon-reload && systemctl enable --now {unit}.service",
@@ -217,7 +294,12 @@ fn service(name: &str, unit: &str, exec: &str) {
 /// Real services that come back after restarts: HTTP on 0.0.0.0:3000
 /// saying whose it is, and a UDP echo on 5353 doing the same.
 fn start_services(name: &str) {
-    in_container(
+    start_services_in(N.project, name)
+}
+
+fn start_services_in(project: &str, name: &str) {
+    in_project(
+        project,
         name,
         &format!(
             "mkdir -p /srv/www/shared && echo 'hello from {name}' > /srv/www/index.html && echo 'shared of {name}' > /srv/www/shared/index.html && \
@@ -225,16 +307,17 @@ fn start_services(name: &str) {
         ),
     );
     service(
+        project,
         name,
         "web",
         "/usr/bin/python3 -m http.server 3000 --directory /srv/www",
     );
-    service(name, "echo", "/usr/bin/python3 /srv/echo.py");
+    service(project, name, "echo", "/usr/bin/python3 /srv/echo.py");
     eventually("the web server", 30, || {
         lxc(&[
             "exec",
             "--project",
-            N.project,
+            project,
             name,
             "--",
             "python3",
@@ -611,6 +694,297 @@ fn main() {
         assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
     });
 
+    t.case(
+        "a_sub_path_of_a_held_host_is_refused_unless_its_holder_shares_it",
+        || {
+            in_container(
+                OTHER,
+                "mkdir -p /srv/www/api && echo 'api of x-other' > /srv/www/api/index.html",
+            );
+            // The attack: x-app holds the host behind single sign-on, and a
+            // later instance asks for /api of it, without auth.
+            e2e::set_label(N.project, APP, &format!("https://{HOST}:3000@auth:admins"));
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+            eventually("x-app's host behind the (down) gate", 30, || {
+                pebble.get("https", HOST, "/").status >= 500
+            });
+            let label = format!("https://{HOST}:3000/api");
+            let out = expose(&bed, &["check", &label, "--instance", OTHER]);
+            assert_eq!(out.status.code(), Some(2));
+            let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                rep["items"][0]["problem"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("does not share /api"),
+                "{rep}"
+            );
+            e2e::set_label(N.project, OTHER, &label);
+            let problems = sync_problems_of(&bed, OTHER);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0]["item"], label);
+            assert!(
+                problems[0]["message"].as_str().unwrap().contains(
+                    "app.example.test is held by instance 'x-app', whose label does not share /api"
+                ),
+                "{problems:?}"
+            );
+            assert!(!side.file(OTHER).exists(), "no route is written for it");
+            // Through Traefik, /api is the holder's like the rest of the host:
+            // it asks the (down) gate, and x-other never answers.
+            for path in ["/api/", "/api", "/"] {
+                let r = pebble.get("https", HOST, path);
+                assert!(
+                    r.status >= 500 && !r.body.contains("x-other"),
+                    "{path}: {r:?}"
+                );
+            }
+            // The holder's own label shares /api: x-other serves it, and only it.
+            let rep = expose_json(&bed, &["add", APP, "--host", HOST, "--share", "/api"]);
+            assert_eq!(
+                rep["label_after"],
+                format!("https://{HOST}:3000@auth:admins\nshare://{HOST}/api")
+            );
+            assert_eq!(rep["sync"]["problems"], serde_json::json!([]), "{rep}");
+            eventually("x-other's shared /api", 30, || {
+                pebble.get("https", HOST, "/api/").ok_from("api of x-other")
+            });
+            let r = pebble.get("https", HOST, "/");
+            assert!(r.status >= 500 && !r.body.contains("hello from"), "{r:?}");
+            bed.refused(
+                "trm-expose",
+                &[
+                    "add", OTHER, "--port", "3000", "--host", HOST, "--path", "/admin",
+                ],
+                2,
+                "does not share /admin",
+            );
+            // No longer shared: the route goes with the share.
+            e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(1));
+            assert!(!side.file(OTHER).exists());
+            serves(&pebble, "https", HOST, APP);
+            eventually("/api back with its holder", 30, || {
+                let r = pebble.get("https", HOST, "/api/");
+                r.curl_exit == 0 && !r.body.contains("x-other")
+            });
+            unset_label(OTHER);
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+        },
+    );
+
+    t.case("an_old_instance_cannot_take_what_a_newer_one_holds", || {
+        // x-app was created before x-other: the oldest instance used to win
+        // every contested claim, whenever it asked.
+        expose_json(
+            &bed,
+            &[
+                "add",
+                OTHER,
+                "--port",
+                "3000",
+                "--host",
+                "taken.example.test",
+            ],
+        );
+        expose_json(&bed, &["add", OTHER, "--tcp", "15440:3000"]);
+        serves(&pebble, "https", "taken.example.test", OTHER);
+        let holder = |kind: &str, key: &str, value: Value| -> Option<String> {
+            side.claims()["claims"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["kind"] == kind && c[key] == value)
+                .map(|c| c["instance"].as_str().unwrap().to_string())
+        };
+        assert_eq!(
+            holder("host", "host", "taken.example.test".into()).as_deref(),
+            Some(OTHER)
+        );
+        // The older instance's label, set by hand as anyone who may write
+        // user.* keys could.
+        e2e::set_label(
+            N.project,
+            APP,
+            &format!("https://{HOST}:3000\nhttps://taken.example.test:3000\ntcp://15440:3000"),
+        );
+        let problems = sync_problems_of(&bed, APP);
+        let msgs: Vec<&str> = problems
+            .iter()
+            .map(|p| p["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(msgs.len(), 2, "{problems:?}");
+        assert!(
+            msgs.iter()
+                .all(|m| m.contains("held by instance 'x-other'")),
+            "{msgs:?}"
+        );
+        serves(&pebble, "https", "taken.example.test", OTHER);
+        assert!(tcp_get(15440).contains("hello from x-other"));
+        serves(&pebble, "https", HOST, APP);
+        // The holder lets go: the claims are released, and the waiting
+        // label takes them.
+        expose_json(&bed, &["remove", OTHER, "--all"]);
+        assert_eq!(
+            holder("host", "host", "taken.example.test".into()).as_deref(),
+            Some(APP)
+        );
+        assert_eq!(holder("tcp", "port", 15440.into()).as_deref(), Some(APP));
+        serves(&pebble, "https", "taken.example.test", APP);
+        eventually("the port to follow its new holder", 30, || {
+            tcp_get(15440).contains("hello from x-app")
+        });
+        e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
+        assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
+        assert_eq!(holder("host", "host", "taken.example.test".into()), None);
+    });
+
+    t.case("one_projects_sync_never_touches_another_projects_routes", || {
+        clean_project_b();
+        // Project B shares the suite's bridge: it goes even when a step fails.
+        let steps = std::panic::AssertUnwindSafe(|| {
+            lxc_ok(&["project", "create", PROJECT_B, "-c", "features.images=false"]);
+            lxc_ok(&[
+                "launch", "terrarium/debian12", "x-b", "--project", PROJECT_B, "-s", N.pool, "-n",
+                N.bridge,
+            ]);
+            // The same name as project A's x-app, stopped: a file of its own,
+            // and routers that never collide with A's.
+            lxc_ok(&[
+                "init", "terrarium/debian12", APP, "--project", PROJECT_B, "-s", N.pool, "-n", N.bridge,
+            ]);
+            // Launched by hand, not by `trm launch`: wait for its boot.
+            eventually("x-b's systemd and address", 90, || {
+                let st = lxc(&[
+                    "exec", "--project", PROJECT_B, "x-b", "--", "systemctl", "is-system-running",
+                ]);
+                let st = String::from_utf8_lossy(&st.stdout);
+                (st.contains("running") || st.contains("degraded"))
+                    && !ipv4_in(PROJECT_B, "x-b").is_empty()
+            });
+            start_services_in(PROJECT_B, "x-b");
+            let set_b = |instance: &str, label: &str| {
+                lxc_ok(&[
+                    "config", "set", "--project", PROJECT_B, instance, "user.proxy", label,
+                ]);
+            };
+            set_b(
+                "x-b",
+                &format!("https://b.example.test:3000\ntcp://15450:3000\nhttps://{HOST}:3000/b"),
+            );
+            set_b(APP, "https://twin.example.test:3000");
+            let a_before = side.files_of(N.project);
+            assert!(!a_before.is_empty());
+            let out = expose_in(&bed, PROJECT_B, &["sync"]);
+            assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+            let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(rep["deleted"], serde_json::json!([]), "{rep}");
+            let problems = rep["problems"].as_array().unwrap();
+            assert_eq!(problems.len(), 1, "{rep}");
+            assert!(
+                problems[0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("held by instance 'x-app' of project 'trm-e2e-exp'"),
+                "{rep}"
+            );
+            assert_eq!(side.files_of(N.project), a_before, "A's files byte-identical");
+            assert!(side.file_in(PROJECT_B, "x-b").exists());
+            assert!(side.file_in(PROJECT_B, APP).exists());
+            serves(&pebble, "https", "b.example.test", "x-b");
+            eventually("B's raw port", 30, || tcp_get(15450).contains("hello from x-b"));
+            let b_rule = format!("allow 15450/tcp comment 'terrarium-expose {PROJECT_B}/x-b'");
+            assert!(ufw(&side, &wrapper, &["show", "added"]).contains(&b_rule));
+
+            // Files from before names carried the project: A's own duplicate
+            // (serving), another project's, and one of an instance gone.
+            let legacy = |name: &str, host: &str, url: &str| {
+                let f = serde_json::json!({"http": {
+                    "routers": {format!("trm-{name}_http-old"): {"rule": format!("Host(`{host}`)"), "entryPoints": ["web"], "service": format!("trm-{name}_svc-old")}},
+                    "services": {format!("trm-{name}_svc-old"): {"loadBalancer": {"servers": [{"url": url}]}}},
+                }});
+                std::fs::write(side.dynamic().join(format!("trm-{name}.yml")), f.to_string()).unwrap();
+            };
+            legacy(APP, "dup.example.test", &format!("http://{}:3000", ipv4(APP)));
+            legacy("x-b", "old-b.example.test", "http://127.0.0.1:9");
+            legacy("x-gone-before-upgrade", "gone.example.test", "http://127.0.0.1:9");
+            eventually("the old duplicate serving", 30, || {
+                pebble.get("http", "dup.example.test", "/").ok_from("hello from x-app")
+            });
+
+            // A's sync: B's files byte-identical, B's port and rule stay.
+            let b_before = side.files_of(PROJECT_B);
+            let out = expose(&bed, &["sync"]);
+            let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(side.files_of(PROJECT_B), b_before, "B's files byte-identical");
+            let deleted: std::collections::BTreeSet<&str> = rep["deleted"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                deleted,
+                ["trm-x-app.yml", "trm-x-gone-before-upgrade.yml"].into(),
+                "{rep}"
+            );
+            assert!(side.dynamic().join("trm-x-b.yml").exists(), "B's to replace");
+            let problems = rep["problems"].as_array().unwrap();
+            assert_eq!(problems.len(), 1, "{rep}");
+            assert!(problems[0]["message"].as_str().unwrap().contains("another project's"));
+            eventually("the stale duplicate gone", 30, || {
+                pebble.get("http", "dup.example.test", "/").status == 404
+            });
+            assert!(ufw(&side, &wrapper, &["show", "added"]).contains(&b_rule));
+            let st: Value =
+                serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap()).unwrap();
+            assert_eq!(st["entryPoints"]["tcp-15450"]["address"], ":15450/tcp");
+            assert!(tcp_get(15450).contains("hello from x-b"));
+            serves(&pebble, "https", "b.example.test", "x-b");
+            serves(&pebble, "https", HOST, APP);
+            // Neither can A take B's host or port.
+            bed.refused(
+                "trm-expose",
+                &["add", OTHER, "--port", "3000", "--host", "b.example.test"],
+                2,
+                "held by instance 'x-b' of project 'trm-e2e-exp-b'",
+            );
+            bed.refused(
+                "trm-expose",
+                &["add", OTHER, "--tcp", "15450:3000"],
+                2,
+                "held by instance 'x-b' of project 'trm-e2e-exp-b'",
+            );
+            // B's sync replaces its old file; every router of both x-apps loads.
+            let rep: Value =
+                serde_json::from_slice(&expose_in(&bed, PROJECT_B, &["sync"]).stdout).unwrap();
+            assert_eq!(rep["deleted"], serde_json::json!(["trm-x-b.yml"]), "{rep}");
+            assert_eq!(side.files_of(N.project).len(), a_before.len());
+            eventually("every router of both projects loaded", 30, || {
+                proxy_status(&bed)["files"]["missing"] == serde_json::json!([])
+            });
+
+            // B's instances go: its sync takes away its files, rule and port.
+            for name in ["x-b", APP] {
+                lxc_ok(&["delete", "--force", "--project", PROJECT_B, name]);
+            }
+            let rep: Value =
+                serde_json::from_slice(&expose_in(&bed, PROJECT_B, &["sync"]).stdout).unwrap();
+            assert_eq!(rep["deleted"].as_array().unwrap().len(), 2, "{rep}");
+            assert!(side.files_of(PROJECT_B).is_empty());
+            assert!(!ufw(&side, &wrapper, &["show", "added"]).contains("15450"));
+            assert_eq!(tcp_get(15450), "", "the port is closed");
+            assert_eq!(side.files_of(N.project), a_before);
+            assert!(!side.claims().to_string().contains(PROJECT_B), "released");
+        });
+        let outcome = std::panic::catch_unwind(steps);
+        clean_project_b();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        serves(&pebble, "https", HOST, APP);
+    });
+
     t.case("watch_follows_a_restart_to_the_new_address", || {
         let mut watch = bed.spawn_quiet("trm-expose", &["watch", "--format", "jsonl"]);
         let old = ipv4(APP);
@@ -659,8 +1033,13 @@ fn main() {
     t.case(
         "a_stopped_instance_answers_5xx_and_never_another_tenant",
         || {
-            // x-other serves /shared under x-app's host: when x-app stops, its
-            // "/" must not fall through to x-other.
+            // x-app shares /shared of its host, and x-other serves it: when
+            // x-app stops, its "/" must not fall through to x-other.
+            e2e::set_label(
+                N.project,
+                APP,
+                &format!("https://{HOST}:3000\nshare://{HOST}/shared"),
+            );
             e2e::set_label(N.project, OTHER, &format!("https://{HOST}:3000/shared"));
             assert_eq!(expose(&bed, &["sync"]).status.code(), Some(0));
             eventually("x-other's path route", 30, || {
@@ -700,6 +1079,7 @@ fn main() {
                 OTHER,
                 "user.proxy",
             ]);
+            e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
             lxc_ok(&["start", "--project", N.project, APP]);
             eventually("the route to come back", 60, || {
                 expose(&bed, &["sync"]);
@@ -1073,6 +1453,7 @@ fn main() {
         assert_eq!(r.status, 0, "nothing listens: {r:?}");
     });
 
+    clean_project_b();
     // Traefik is stopped by pid whatever happened above.
     let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
     if let Some(pid) = side.traefik_pid() {

@@ -22,7 +22,10 @@ use terrarium_core::Error;
     long_about = "Expose a container's service publicly through Traefik, explicitly.\n\n\
 Containers are private by default. An exposure lives in the instance's LXD key user.proxy \
 (set by this tool or by hand), one item per line:\n  \
-https://HOST[:CPORT][/PATH][@auth[:GROUP,...]]   http://...   tcp://HOSTPORT:CPORT   udp://HOSTPORT:CPORT\n\n\
+https://HOST[:CPORT][/PATH][@auth[:GROUP,...]]   http://...   tcp://HOSTPORT:CPORT   udp://HOSTPORT:CPORT   share://HOST/PATH\n\n\
+A host belongs to its first holder, all its paths included; its holder lets other instances route a path \
+(and the paths below it) with share://HOST/PATH in its own label. Claims are recorded on the host and go to \
+whoever held them first; they are released when the holder's label drops them or the holder is gone.\n\n\
 Every change is serialised with other Terrarium writers, --dry-run-able, and reported as JSON.",
     after_help = after_help()
 )]
@@ -102,14 +105,15 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["port", "tcp", "udp"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["port", "tcp", "udp", "share"])))]
+#[command(group(clap::ArgGroup::new("on_host").args(["port", "share"])))]
 pub struct AddArgs {
     pub name: String,
     /// Container port of an HTTP service (routed by host name through Traefik)
     #[arg(long)]
     pub port: Option<u16>,
     /// Public host name [default: NAME.<root domain>, or NAME.<dashed IPv4>.traefik.me]
-    #[arg(long, requires = "port")]
+    #[arg(long, requires = "on_host")]
     pub host: Option<String>,
     /// Route only this path prefix
     #[arg(long, requires = "port")]
@@ -120,6 +124,10 @@ pub struct AddArgs {
     /// Behind single sign-on; with groups, only their members pass
     #[arg(long, requires = "port", num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "GROUPS")]
     pub auth: Option<String>,
+    /// Let other instances route this path of the host, and the paths
+    /// below it (share://HOST/PATH); a host is otherwise all its holder's
+    #[arg(long, value_name = "PATH")]
+    pub share: Option<String>,
     /// Raw TCP port on the host: HOSTPORT[:CPORT]
     #[arg(long, value_name = "HOSTPORT[:CPORT]")]
     pub tcp: Option<String>,
@@ -159,11 +167,16 @@ pub fn command() -> clap::Command {
 /// The one item `add` asks for, written as label text and parsed by the
 /// label grammar, so flags and hand-written labels are checked alike.
 fn item_of(a: &AddArgs, settings: &Settings) -> Result<Item, Error> {
-    let text = if let Some(cport) = a.port {
-        let host = match &a.host {
+    let host = || -> Result<String, Error> {
+        Ok(match &a.host {
             Some(h) => h.clone(),
             None => format!("{}.{}", a.name, expose::base_domain(&settings.expose)?),
-        };
+        })
+    };
+    let text = if let Some(path) = &a.share {
+        format!("share://{}{path}", host()?)
+    } else if let Some(cport) = a.port {
+        let host = host()?;
         let auth = match &a.auth {
             None => String::new(),
             Some(g) if g.is_empty() => "@auth".into(),

@@ -67,7 +67,8 @@ pub fn check(
         }),
     }
     let (host, ufw_note) = HostView::read_lenient(&settings.expose);
-    let ctx = host.context(settings, &sources)?;
+    let project = lxd.map_or(settings.project.as_str(), |l| l.project());
+    let ctx = host.context(settings, &sources, project)?;
     let p = plan(&sources, &ctx);
     let (items, errors) = labels::parse(label);
     let items: Vec<CheckedItem> = items
@@ -119,6 +120,9 @@ impl Human for CheckReport {
                                 format!(", behind single sign-on for groups {}", g.join(", ")),
                         }
                     ),
+                    Item::Share { path, .. } => {
+                        format!("lets other instances route {path} and below")
+                    }
                     Item::Tcp { cport, .. } => format!("raw TCP to container port {cport}"),
                     Item::Udp { cport, .. } => format!("raw UDP to container port {cport}"),
                 };

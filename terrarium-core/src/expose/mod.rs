@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fs::{atomic_write, Lock};
-use crate::labels::{self, Claim, Item};
+use crate::labels::{self, Item};
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
@@ -21,6 +21,7 @@ use crate::traefik::{self, EntryPoint};
 use crate::ufw::{self, PortRule, Ufw};
 
 mod check;
+pub mod claims;
 mod foreign_files;
 pub mod policy;
 pub use check::{check, CheckReport};
@@ -313,6 +314,10 @@ pub struct Plan {
     pub rules: BTreeSet<PortRule>,
     pub routes: Vec<Route>,
     pub problems: Vec<Problem>,
+    /// The LXD project planned for.
+    pub project: String,
+    /// Every recorded claim after this plan (`claims::settle`).
+    pub claims: Vec<claims::Record>,
 }
 
 fn public_address(item: &Item) -> String {
@@ -326,6 +331,7 @@ fn public_address(item: &Item) -> String {
         ),
         Item::Tcp { host_port, .. } => format!("tcp://:{host_port}"),
         Item::Udp { host_port, .. } => format!("udp://:{host_port}"),
+        Item::Share { host, path } => format!("share://{host}{path}"),
     }
 }
 
@@ -333,19 +339,26 @@ fn backend(item: &Item, ip: &str) -> String {
     match item {
         Item::Http { cport, .. } => format!("http://{ip}:{cport}"),
         Item::Tcp { cport, .. } | Item::Udp { cport, .. } => format!("{ip}:{cport}"),
+        Item::Share { .. } => String::new(),
     }
 }
 
-/// Desired state from the labels. The instance created first keeps a
-/// contested claim, so a copy never steals its original's routes.
+/// Desired state from the labels and the recorded claims (`ctx.claims`):
+/// each contested host, shared path or raw port goes to whoever held it
+/// first; claims first asked for in the same sync go to the instance
+/// created first, so a copy never steals its original's routes. Only
+/// `ctx.project`'s files and firewall rules are planned; the other
+/// projects' claims stand, and their raw ports stay entrypoints.
 pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
     let mut order: Vec<&Source> = sources
         .iter()
         .filter(|s| !s.label.trim().is_empty())
         .collect();
     order.sort_by(|a, b| (&a.created_at, &a.name).cmp(&(&b.created_at, &b.name)));
-    let mut holders: HashMap<Claim, &str> = HashMap::new();
     let mut plan = Plan::default();
+    // Per instance, its items in label order with the policy's verdict.
+    type Judged = Vec<(Item, Option<(RouteState, String)>)>;
+    let mut judged: Vec<(&Source, Judged)> = Vec::new();
     for src in order {
         let (items, errors) = labels::parse(&src.label);
         for e in errors {
@@ -364,11 +377,14 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
                 problem: Some(e.message),
             });
         }
-        let mut accepted: Vec<Item> = Vec::new();
+        let mut mine: Judged = Vec::new();
         for item in items {
             // One route per host and path, one backend per port: a second
             // item for the same claim would silently replace the first.
-            let twin = accepted.iter().find(|a| a.claim() == item.claim());
+            let twin = mine
+                .iter()
+                .find(|(a, ok)| ok.is_none() && a.claim() == item.claim())
+                .map(|(a, _)| a);
             let refusal = match (ctx.refusal(&item), twin) {
                 (Some(why), _) => Some((RouteState::Refused, why)),
                 (None, Some(first)) if *first == item => continue,
@@ -379,13 +395,30 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
                         item.claim()
                     ),
                 )),
-                (None, None) => match holders.get(&item.claim()) {
-                    Some(holder) if *holder != src.name => Some((
-                        RouteState::Conflict,
-                        format!("{} is held by instance '{holder}'", item.claim()),
-                    )),
-                    _ => None,
-                },
+                (None, None) => None,
+            };
+            mine.push((item, refusal));
+        }
+        judged.push((src, mine));
+    }
+    let wants: Vec<(&str, Vec<Item>)> = judged
+        .iter()
+        .map(|(src, items)| {
+            let ok = items.iter().filter(|(_, r)| r.is_none());
+            (src.name.as_str(), ok.map(|(i, _)| i.clone()).collect())
+        })
+        .collect();
+    let settled = claims::settle(&ctx.project, &wants, &ctx.claims, &ctx.now);
+    for ((src, items), verdicts) in judged.into_iter().zip(settled.refusals) {
+        let mut verdicts = verdicts.into_iter();
+        let mut accepted: Vec<Item> = Vec::new();
+        for (item, policy) in items {
+            let refusal = match policy {
+                Some(r) => Some(r),
+                None => verdicts
+                    .next()
+                    .flatten()
+                    .map(|why| (RouteState::Conflict, why)),
             };
             if let Some((state, message)) = refusal {
                 plan.problems.push(Problem {
@@ -396,71 +429,88 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
                 plan.routes.push(route(src, &item, state, Some(message)));
                 continue;
             }
-            holders.insert(item.claim(), &src.name);
             accepted.push(item);
         }
-        for (udp, port) in accepted.iter().filter_map(Item::host_port) {
-            plan.entrypoints.insert(EntryPoint { udp, port });
-            plan.rules.insert(PortRule {
-                port,
-                udp,
-                comment: ufw::expose_comment(&ctx.project, &src.name),
+        plan_instance(&mut plan, src, &accepted, ctx);
+    }
+    // Another project's raw ports keep their entrypoints in the one static file.
+    for r in settled.records.iter().filter(|r| r.project != ctx.project) {
+        match r.held {
+            claims::Held::Tcp { port } => plan.entrypoints.insert(EntryPoint { udp: false, port }),
+            claims::Held::Udp { port } => plan.entrypoints.insert(EntryPoint { udp: true, port }),
+            _ => false,
+        };
+    }
+    plan.claims = settled.records;
+    plan.project = ctx.project.clone();
+    plan
+}
+
+/// One instance's file, entrypoints, firewall rules and route rows, from
+/// the items it may have.
+fn plan_instance(plan: &mut Plan, src: &Source, accepted: &[Item], ctx: &Context) {
+    for (udp, port) in accepted.iter().filter_map(Item::host_port) {
+        plan.entrypoints.insert(EntryPoint { udp, port });
+        plan.rules.insert(PortRule {
+            port,
+            udp,
+            comment: ufw::expose_comment(&ctx.project, &src.name),
+        });
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    let mut problem = None;
+    let state = match (&src.ipv4, src.running, &src.unroutable) {
+        (_, false, _) => RouteState::Stopped,
+        (_, true, Some(why)) => {
+            let message = format!("not routed: {why}");
+            plan.problems.push(Problem {
+                instance: src.name.clone(),
+                item: String::new(),
+                message: message.clone(),
             });
+            problem = Some(message);
+            RouteState::Refused
         }
-        if accepted.is_empty() {
-            continue;
-        }
-        let mut problem = None;
-        let state = match (&src.ipv4, src.running, &src.unroutable) {
-            (_, false, _) => RouteState::Stopped,
-            (_, true, Some(why)) => {
-                let message = format!("not routed: {why}");
+        (None, true, None) => RouteState::NoAddress,
+        (Some(_), true, None) => RouteState::Active,
+    };
+    // A stopped or unroutable instance keeps routes that answer 502, so
+    // its hosts and paths never fall through to another tenant's.
+    let backend = match state {
+        RouteState::Active => src.ipv4.as_deref(),
+        _ => None,
+    };
+    // A label of shares alone holds its hosts and routes nothing.
+    if accepted.iter().any(|i| !matches!(i, Item::Share { .. })) {
+        let owner = traefik::owner_id(&ctx.project, &src.name);
+        let file = traefik::instance_config(&owner, backend, accepted, &ctx.route);
+        let name = traefik::file_name(&ctx.project, &src.name);
+        match traefik::validate_dynamic(&file) {
+            Ok(()) => {
+                plan.files.insert(name, file);
+            }
+            Err(errs) => {
+                let message = format!("generated file does not validate: {}", errs.join("; "));
                 plan.problems.push(Problem {
                     instance: src.name.clone(),
                     item: String::new(),
                     message: message.clone(),
                 });
+                plan.keep.insert(name);
                 problem = Some(message);
-                RouteState::Refused
             }
-            (None, true, None) => RouteState::NoAddress,
-            (Some(_), true, None) => RouteState::Active,
-        };
-        // A stopped or unroutable instance keeps routes that answer 502,
-        // so its hosts and paths never fall through to another tenant's.
-        let backend = match state {
-            RouteState::Active => src.ipv4.as_deref(),
-            _ => None,
-        };
-        {
-            let file = traefik::instance_config(&src.name, backend, &accepted, &ctx.route);
-            let name = traefik::file_name(&src.name);
-            match traefik::validate_dynamic(&file) {
-                Ok(()) => {
-                    plan.files.insert(name, file);
-                }
-                Err(errs) => {
-                    let message = format!("generated file does not validate: {}", errs.join("; "));
-                    plan.problems.push(Problem {
-                        instance: src.name.clone(),
-                        item: String::new(),
-                        message: message.clone(),
-                    });
-                    plan.keep.insert(name);
-                    problem = Some(message);
-                }
-            }
-        }
-        for item in &accepted {
-            let st = if problem.is_some() {
-                RouteState::Refused
-            } else {
-                state
-            };
-            plan.routes.push(route(src, item, st, problem.clone()));
         }
     }
-    plan
+    for item in accepted {
+        let st = if problem.is_some() {
+            RouteState::Refused
+        } else {
+            state
+        };
+        plan.routes.push(route(src, item, st, problem.clone()));
+    }
 }
 
 fn route(src: &Source, item: &Item, state: RouteState, problem: Option<String>) -> Route {
@@ -468,8 +518,9 @@ fn route(src: &Source, item: &Item, state: RouteState, problem: Option<String>) 
         instance: src.name.clone(),
         item: item.to_string(),
         public: public_address(item),
-        backend: match (state, &src.ipv4) {
-            (RouteState::Active, Some(ip)) => Some(backend(item, ip)),
+        backend: match (state, &src.ipv4, item) {
+            (_, _, Item::Share { .. }) => None,
+            (RouteState::Active, Some(ip), _) => Some(backend(item, ip)),
             _ => None,
         },
         state,
@@ -597,18 +648,78 @@ pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport>
 fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
     // Before anything is written: the static file serves the API there.
     traefik::supervise::check_settings(&settings.expose)?;
+    traefik::check_project_name(lxd.project()).map_err(Error::Usage)?;
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let sources = backends.sources(&instances);
     let host = HostView::read(&settings.expose)?;
-    let plan = plan(&sources, &host.context(settings, &sources)?);
-    apply(settings, &host, plan, dry_run)
+    let plan = plan(&sources, &host.context(settings, &sources, lxd.project())?);
+    let (legacy, legacy_problems) = legacy_files(lxd, &settings.expose, &sources);
+    let mut report = apply(settings, &host, plan, &legacy, dry_run)?;
+    report.problems.extend(legacy_problems);
+    Ok(report)
+}
+
+/// Files from before names carried the project (`trm-<instance>.yml`)
+/// that this sync deletes: its own instances' (their routes now live in
+/// `trm-<project>_<instance>.yml`, so the old file is a stale duplicate)
+/// and those of instances no project has any more. One of another
+/// project's instance waits for that project's sync.
+fn legacy_files(
+    lxd: &Lxd,
+    e: &ExposeSettings,
+    sources: &[Source],
+) -> (BTreeSet<String>, Vec<Problem>) {
+    let old: Vec<(String, String)> = std::fs::read_dir(&e.dynamic_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|x| {
+            let name = x.file_name().to_string_lossy().into_owned();
+            match traefik::owner_of_file(&name)? {
+                traefik::FileOwner::Legacy { instance } => Some((name, instance)),
+                traefik::FileOwner::Project { .. } => None,
+            }
+        })
+        .collect();
+    let mut delete = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut elsewhere: Option<Result<BTreeSet<String>>> = None;
+    for (name, instance) in old {
+        if sources.iter().any(|s| s.name == instance) {
+            delete.insert(name);
+            continue;
+        }
+        let all = elsewhere.get_or_insert_with(|| {
+            lxd.instances_all_projects()
+                .map(|v| v.into_iter().map(|i| i.name).collect())
+        });
+        let why = match all {
+            Ok(names) if !names.contains(&instance) => {
+                delete.insert(name);
+                continue;
+            }
+            Ok(_) => format!(
+                "{name} is from before file names carried the project, and instance '{instance}' is another project's: that project's sync replaces it"
+            ),
+            Err(err) => format!(
+                "{name} is from before file names carried the project; left in place, as the other projects could not be read: {err}"
+            ),
+        };
+        problems.push(Problem {
+            instance,
+            item: name,
+            message: why,
+        });
+    }
+    (delete, problems)
 }
 
 /// What the host says, read once per change: the live static file (its
-/// entrypoints are Traefik's own listeners) and UFW's rules.
+/// entrypoints are Traefik's own listeners), UFW's rules and the claims.
 pub struct HostView {
     live_static: Option<Value>,
     ufw_added: Vec<String>,
+    claims: Vec<claims::Record>,
 }
 
 impl HostView {
@@ -620,26 +731,33 @@ impl HostView {
             } else {
                 Vec::new()
             },
+            claims: claims::load(e)?,
         })
     }
 
-    /// For reports that change nothing (`check`, `list`): UFW's rules when
-    /// they can be read (root, ufw installed), else none and why not.
+    /// For reports that change nothing (`check`, `list`): UFW's rules and
+    /// the claims when they can be read, else none and why not.
     pub fn read_lenient(e: &ExposeSettings) -> (HostView, Option<String>) {
-        let (ufw_added, why) = match e.ufw.then(|| ufw_of(e).added()) {
-            Some(Ok(rules)) => (rules, None),
-            Some(Err(err)) => (
-                Vec::new(),
-                Some(format!("UFW's rules were not read: {err}")),
-            ),
-            None => (Vec::new(), None),
+        let mut notes = Vec::new();
+        let ufw_added = match e.ufw.then(|| ufw_of(e).added()) {
+            Some(Ok(rules)) => rules,
+            Some(Err(err)) => {
+                notes.push(format!("UFW's rules were not read: {err}"));
+                Vec::new()
+            }
+            None => Vec::new(),
         };
+        let claims = claims::load(e).unwrap_or_else(|err| {
+            notes.push(format!("the recorded claims were not read: {err}"));
+            Vec::new()
+        });
         (
             HostView {
                 live_static: Self::live_static(e),
                 ufw_added,
+                claims,
             },
-            why,
+            (!notes.is_empty()).then(|| notes.join("; ")),
         )
     }
 
@@ -649,41 +767,68 @@ impl HostView {
             .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
-    /// The policy context for judging these sources' labels.
-    pub fn context(&self, settings: &Settings, sources: &[Source]) -> Result<Context> {
+    /// The policy context for judging these sources' labels in `project`.
+    pub fn context(
+        &self,
+        settings: &Settings,
+        sources: &[Source],
+        project: &str,
+    ) -> Result<Context> {
         let wanted = sources
             .iter()
             .flat_map(|s| labels::parse(&s.label).0)
             .filter_map(|i| i.host_port())
             .collect();
-        Ok(Context::from_settings(settings)?.with_host(
+        let mut ctx = Context::from_settings(settings)?.with_host(
             self.live_static.as_ref(),
             self.ufw_added.clone(),
             &wanted,
-        ))
+        );
+        ctx.project = project.to_string();
+        ctx.claims = self.claims.clone();
+        Ok(ctx)
     }
 }
 
-fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Result<SyncReport> {
+/// Bring the host in line with `plan` for its project: only that
+/// project's files and firewall rules are written or deleted (and the
+/// `legacy` files), the claims file and the shared static file updated.
+fn apply(
+    settings: &Settings,
+    host: &HostView,
+    plan: Plan,
+    legacy: &BTreeSet<String>,
+    dry_run: bool,
+) -> Result<SyncReport> {
     let e = &settings.expose;
+    let project = plan.project.clone();
     let dir = Path::new(&e.dynamic_dir);
     let mut written = Vec::new();
     let mut deleted = Vec::new();
-    let existing: BTreeSet<String> = std::fs::read_dir(dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .map(|x| x.file_name().to_string_lossy().into_owned())
-                .filter(|n| traefik::is_our_file(n))
                 .collect()
         })
         .unwrap_or_default();
-    let replaced: BTreeSet<String> = existing
+    let existing: BTreeSet<String> = names
         .iter()
-        .filter(|n| !plan.keep.contains(*n))
+        .filter(|n| {
+            matches!(traefik::owner_of_file(n),
+                Some(traefik::FileOwner::Project { project: p, .. }) if p == project)
+        })
+        .cloned()
+        .collect();
+    // Terrarium's instance files, every project's, are validated before
+    // they are written: never the foreign-file sweep's to move.
+    let skip: BTreeSet<String> = names
+        .iter()
+        .filter(|n| traefik::is_our_file(n))
         .cloned()
         .chain(plan.files.keys().cloned())
         .collect();
-    let (rejected, stuck) = foreign_files::reject_unreadable(dir, &replaced, dry_run);
+    let (rejected, stuck) = foreign_files::reject_unreadable(dir, &skip, dry_run);
     let mut problems = plan.problems;
     problems.extend(rejected.iter().map(|r| Problem {
         instance: String::new(),
@@ -708,21 +853,31 @@ fn apply(settings: &Settings, host: &HostView, plan: Plan, dry_run: bool) -> Res
             written.push(name.clone());
         }
     }
-    for name in existing {
-        if !plan.files.contains_key(&name) && !plan.keep.contains(&name) {
-            if !dry_run {
-                std::fs::remove_file(dir.join(&name)).map_err(|err| {
-                    Error::io(format!("deleting {}", dir.join(&name).display()), err)
-                })?;
-            }
-            deleted.push(name);
+    if plan.claims != host.claims && !dry_run {
+        claims::save(e, &plan.claims)?;
+    }
+    let stale: Vec<String> = existing
+        .into_iter()
+        .filter(|n| !plan.files.contains_key(n) && !plan.keep.contains(n))
+        .chain(legacy.iter().cloned())
+        .collect();
+    for name in stale {
+        if !dry_run {
+            std::fs::remove_file(dir.join(&name))
+                .map_err(|err| Error::io(format!("deleting {}", dir.join(&name).display()), err))?;
         }
+        deleted.push(name);
     }
 
     let (mut firewall_added, mut firewall_removed) = (Vec::new(), Vec::new());
     if e.ufw {
         let fw = ufw_of(e);
-        let owned: BTreeSet<PortRule> = ufw::owned_rules(&host.ufw_added).into_iter().collect();
+        // Rules of other projects' instances are theirs.
+        let mine = ufw::expose_comment(&project, "");
+        let owned: BTreeSet<PortRule> = ufw::owned_rules(&host.ufw_added)
+            .into_iter()
+            .filter(|r| r.comment.starts_with(&mine))
+            .collect();
         for r in owned.difference(&plan.rules) {
             if !dry_run {
                 fw.delete(r)?;
@@ -904,7 +1059,8 @@ pub fn add(
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
     }
-    let ctx = HostView::read(&settings.expose)?.context(settings, &sources)?;
+    traefik::check_project_name(lxd.project()).map_err(Error::Usage)?;
+    let ctx = HostView::read(&settings.expose)?.context(settings, &sources, lxd.project())?;
     let p = plan(&sources, &ctx);
     if let Some(problem) = p
         .problems
@@ -974,7 +1130,9 @@ pub fn remove(
         .iter()
         .filter(|it| match (sel, it) {
             (Selector::All, _) => false,
-            (Selector::Host(_), Item::Http { host: h, .. }) => Some(h) != host.as_ref(),
+            (Selector::Host(_), Item::Http { host: h, .. } | Item::Share { host: h, .. }) => {
+                Some(h) != host.as_ref()
+            }
             (Selector::Tcp(p), Item::Tcp { host_port, .. }) => host_port != p,
             (Selector::Udp(p), Item::Udp { host_port, .. }) => host_port != p,
             _ => true,
@@ -1040,9 +1198,10 @@ impl Human for Listing {
 pub fn list(lxd: &Lxd, settings: &Settings) -> Result<Listing> {
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let sources = backends.sources(&instances);
-    let ctx = HostView::read_lenient(&settings.expose)
-        .0
-        .context(settings, &sources)?;
+    let ctx =
+        HostView::read_lenient(&settings.expose)
+            .0
+            .context(settings, &sources, lxd.project())?;
     let p = plan(&sources, &ctx);
     let st = load_state(&settings.expose);
     Ok(Listing {
@@ -1217,6 +1376,10 @@ mod tests {
         let mut s = Settings::default();
         s.expose.root_domain = "example.com".into();
         Context::from_settings(&s).unwrap()
+    }
+
+    fn fname(instance: &str) -> String {
+        traefik::file_name("default", instance)
     }
 
     fn src(name: &str, created: &str, label: &str) -> Source {
@@ -1452,7 +1615,7 @@ mod tests {
             .problems
             .iter()
             .any(|x| x.instance == "a" && x.message.contains("any address")));
-        let file = serde_json::to_string(&p.files[&traefik::file_name("a")]).unwrap();
+        let file = serde_json::to_string(&p.files[&fname("a")]).unwrap();
         assert!(!file.contains("10.100.0.9"), "{file}");
     }
 
@@ -1474,7 +1637,7 @@ mod tests {
         assert!(p.problems[0]
             .message
             .contains("already routed by `http://h.example.com:3000`"));
-        let file = p.files["trm-a.yml"].to_string();
+        let file = p.files[&fname("a")].to_string();
         assert!(file.contains(":3000") && !file.contains(":3001"), "{file}");
     }
 
@@ -1493,8 +1656,8 @@ mod tests {
             ),
         ];
         let p = plan(&sources, &ctx());
-        assert!(p.files.contains_key("trm-original.yml"));
-        assert!(!p.files.contains_key("trm-copy.yml"));
+        assert!(p.files.contains_key(&fname("original")));
+        assert!(!p.files.contains_key(&fname("copy")));
         assert_eq!(p.problems.len(), 2);
         assert!(p
             .problems
@@ -1517,7 +1680,7 @@ mod tests {
         let sources = vec![src("a", "1", "https://manage.example.com, tcp://22:22, tcp://8443:1, udp://4180:1, udp://67, https://ok.example.com")];
         let p = plan(&sources, &c);
         assert_eq!(p.problems.len(), 5, "{:?}", p.problems);
-        let file = &p.files["trm-a.yml"];
+        let file = &p.files[&fname("a")];
         assert!(file.to_string().contains("ok.example.com"));
         assert!(p.entrypoints.is_empty());
     }
@@ -1528,12 +1691,12 @@ mod tests {
         stopped.running = false;
         let sources = vec![stopped, src("b", "2", "https://app.example.com")];
         let p = plan(&sources, &ctx());
-        let file = p.files["trm-a.yml"].to_string();
+        let file = p.files[&fname("a")].to_string();
         assert!(
             file.contains("http://127.0.0.1:0") && !file.contains("10.100.0.9"),
             "a stopped instance's routes point nowhere: {file}"
         );
-        assert!(!p.files.contains_key("trm-b.yml"));
+        assert!(!p.files.contains_key(&fname("b")));
         assert_eq!(p.entrypoints.len(), 1, "the port stays claimed");
         assert!(p.problems.iter().any(|x| x.instance == "b"));
         assert!(p
@@ -1550,8 +1713,146 @@ mod tests {
             src("good", "2", "https://good.example.com"),
         ];
         let p = plan(&sources, &ctx());
-        assert!(p.files.contains_key("trm-good.yml"));
+        assert!(p.files.contains_key(&fname("good")));
         assert_eq!(p.problems.len(), 2);
+    }
+
+    fn rec(held: claims::Held, project: &str, instance: &str) -> claims::Record {
+        claims::Record::new(held, project, instance, "2026-01-01T00:00:00Z")
+    }
+
+    /// What a user of the planned files would see: which instance's file
+    /// routes which rule, and what was refused and why.
+    #[test]
+    fn hosts_paths_and_ports_go_to_their_first_holder() {
+        type Case<'a> = (
+            &'a str,
+            Vec<claims::Record>,
+            Vec<(&'a str, &'a str, &'a str)>,
+            Vec<(&'a str, &'a str)>,
+            Vec<(&'a str, &'a str)>,
+        );
+        use claims::Held;
+        let host = |h: &str| Held::Host { host: h.into() };
+        let cases: Vec<Case> = vec![
+            (
+                "B cannot route /api under A's host behind A's back",
+                vec![],
+                vec![
+                    ("a", "1", "https://app.example.com@auth:admins"),
+                    ("b", "2", "https://app.example.com/api"),
+                ],
+                vec![("a", "Host(`app.example.com`)")],
+                vec![("b", "whose label does not share /api")],
+            ),
+            (
+                "A shares /api: B routes it, and nothing else of A's",
+                vec![],
+                vec![
+                    (
+                        "a",
+                        "1",
+                        "https://app.example.com@auth:admins, share://app.example.com/api",
+                    ),
+                    (
+                        "b",
+                        "2",
+                        "https://app.example.com/api, https://app.example.com/admin",
+                    ),
+                ],
+                vec![
+                    ("a", "Host(`app.example.com`)"),
+                    ("b", "Host(`app.example.com`) && PathPrefix(`/api`)"),
+                ],
+                vec![("b", "does not share /admin")],
+            ),
+            (
+                "an older instance cannot take a host a newer one holds",
+                vec![rec(host("app.example.com"), "default", "new")],
+                vec![
+                    ("old", "1", "https://app.example.com"),
+                    ("new", "2", "https://app.example.com"),
+                ],
+                vec![("new", "Host(`app.example.com`)")],
+                vec![("old", "held by instance 'new'")],
+            ),
+            (
+                "another project's host and port are refused, its files not planned",
+                vec![
+                    rec(host("app.example.com"), "acc-a", "web"),
+                    rec(Held::Tcp { port: 2222 }, "acc-a", "db"),
+                ],
+                vec![(
+                    "web",
+                    "1",
+                    "https://app.example.com, tcp://2222:22, https://own.example.com",
+                )],
+                vec![("web", "Host(`own.example.com`)")],
+                vec![
+                    ("web", "held by instance 'web' of project 'acc-a'"),
+                    ("web", "held by instance 'db' of project 'acc-a'"),
+                ],
+            ),
+        ];
+        for (what, recorded, sources, files, refused) in cases {
+            let mut c = ctx();
+            c.claims = recorded;
+            let sources: Vec<Source> = sources.iter().map(|(n, t, l)| src(n, t, l)).collect();
+            let p = plan(&sources, &c);
+            let rules: Vec<(String, String)> = p
+                .files
+                .iter()
+                .flat_map(|(f, v)| {
+                    v["http"]["routers"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, r)| r["entryPoints"][0] == "websecure")
+                        .map(move |(_, r)| (f.clone(), r["rule"].as_str().unwrap().to_string()))
+                })
+                .collect();
+            let want: Vec<(String, String)> = files
+                .iter()
+                .map(|(i, r)| (fname(i), r.to_string()))
+                .collect();
+            assert_eq!(rules, want, "{what}");
+            let got: Vec<(&str, &str)> = p
+                .problems
+                .iter()
+                .map(|x| (x.instance.as_str(), x.message.as_str()))
+                .collect();
+            assert_eq!(got.len(), refused.len(), "{what}: {got:?}");
+            for ((gi, gm), (wi, wm)) in got.iter().zip(&refused) {
+                assert!(gi == wi && gm.contains(wm), "{what}: {gi}: {gm}");
+            }
+            assert!(
+                p.routes
+                    .iter()
+                    .filter(|r| r.state == RouteState::Conflict)
+                    .count()
+                    == refused.len(),
+                "{what}: every refusal is a conflict row"
+            );
+        }
+    }
+
+    #[test]
+    fn another_projects_ports_stay_entrypoints_and_its_rules_are_not_planned() {
+        let mut c = ctx();
+        c.claims = vec![rec(claims::Held::Udp { port: 5353 }, "acc-a", "dns")];
+        let p = plan(&[src("db", "1", "tcp://15432:5432")], &c);
+        let eps: Vec<String> = p.entrypoints.iter().map(EntryPoint::name).collect();
+        assert_eq!(eps, ["tcp-15432", "udp-5353"]);
+        let rules: Vec<&str> = p.rules.iter().map(|r| r.comment.as_str()).collect();
+        assert_eq!(rules, ["terrarium-expose default/db"]);
+        assert!(p
+            .claims
+            .iter()
+            .any(|r| r.project == "acc-a" && r.instance == "dns"));
+        assert!(p
+            .claims
+            .iter()
+            .any(|r| r.project == "default" && r.instance == "db"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! management hosts, host ports the host needs (sshd's configured ports
 //! among them), ports something else listens on, and ports a UFW rule
 //! Terrarium does not own names. Conflicts between instances are the
-//! planner's. The host is read once into a `Context`; judging is pure.
+//! planner's (`claims`). The host is read once into a `Context`; judging
+//! is pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,6 +29,10 @@ pub struct Context {
     pub busy: BTreeMap<(bool, u16), String>,
     /// `ufw show added` lines, to find rules Terrarium does not own.
     pub ufw_added: Vec<String>,
+    /// The claims on file (`claims::load`), every project's.
+    pub claims: Vec<super::claims::Record>,
+    /// When this plan is made (RFC 3339 UTC): the time of a new claim.
+    pub now: String,
 }
 
 fn port_of(address: &str) -> Option<u16> {
@@ -69,6 +74,8 @@ impl Context {
             reserved_ports: reserved,
             busy: BTreeMap::new(),
             ufw_added: Vec::new(),
+            claims: Vec::new(),
+            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         })
     }
 
@@ -115,7 +122,7 @@ impl Context {
 
     /// Why this item may not be exposed on this host, if it may not.
     pub fn refusal(&self, item: &Item) -> Option<String> {
-        if let Item::Http { host, .. } = item {
+        if let Some(host) = item.host() {
             return self
                 .management_hosts
                 .contains(host)
@@ -256,6 +263,7 @@ mod tests {
         c.ufw_added = vec!["allow 7000/tcp comment 'mine'".into()];
         let cases = [
             ("https://manage.example.com", "management hostname"),
+            ("share://auth.example.com/x", "management hostname"),
             ("tcp://22:22", "host itself needs (SSH)"),
             ("tcp://443:8443", "host itself needs (HTTPS)"),
             ("tcp://18443:1", "Traefik's HTTPS entrypoint"),

@@ -66,14 +66,66 @@ impl EntryPoint {
     }
 }
 
-/// The dynamic file name for an instance.
-pub fn file_name(instance: &str) -> String {
-    format!("{PREFIX}{instance}.yml")
+/// Whose a file or a router is: `<project>_<instance>`. LXD refuses `_`
+/// in project and instance names, so two owners never share an id, and
+/// the same instance name in two projects never shares a router name.
+pub fn owner_id(project: &str, instance: &str) -> String {
+    format!("{project}_{instance}")
 }
 
-/// Is this a file Terrarium wrote (and may delete)?
+/// The dynamic file name for an instance of a project.
+pub fn file_name(project: &str, instance: &str) -> String {
+    format!("{PREFIX}{}.yml", owner_id(project, instance))
+}
+
+/// Whose instance file a name in the watched directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOwner {
+    Project {
+        project: String,
+        instance: String,
+    },
+    /// `trm-<instance>.yml`, from before names carried the project.
+    Legacy {
+        instance: String,
+    },
+}
+
+pub fn owner_of_file(name: &str) -> Option<FileOwner> {
+    let id = name.strip_prefix(PREFIX)?.strip_suffix(".yml")?;
+    if id.is_empty() || name.starts_with('.') {
+        return None;
+    }
+    Some(match id.split_once('_') {
+        Some((project, instance)) => FileOwner::Project {
+            project: project.into(),
+            instance: instance.into(),
+        },
+        None => FileOwner::Legacy {
+            instance: id.into(),
+        },
+    })
+}
+
+/// Is this an instance file Terrarium wrote (of any project)?
 pub fn is_our_file(name: &str) -> bool {
-    name.starts_with(PREFIX) && name.ends_with(".yml") && !name.starts_with('.')
+    owner_of_file(name).is_some()
+}
+
+/// A project whose name can go into router and file names: Traefik
+/// reads `@` as a provider suffix, so letters, digits and hyphens only.
+pub fn check_project_name(project: &str) -> Result<(), String> {
+    if !project.is_empty()
+        && project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "project '{project}' cannot be exposed: Traefik names need letters, digits and hyphens only"
+        ))
+    }
 }
 
 fn short_hash(parts: &[&str]) -> String {
@@ -85,10 +137,10 @@ fn short_hash(parts: &[&str]) -> String {
     format!("{:x}", h.finalize())[..12].to_string()
 }
 
-/// Names are `trm-<instance>_<what>`: instance names never contain `_`,
-/// so two instances can never produce the same name.
-fn name(instance: &str, what: &str) -> String {
-    format!("{PREFIX}{instance}_{what}")
+/// Names are `trm-<owner>_<what>` (`owner_id`): neither part of the id
+/// nor `what` contains another `_`, so two owners never produce one name.
+fn name(owner: &str, what: &str) -> String {
+    format!("{PREFIX}{owner}_{what}")
 }
 
 fn rule(host: &str, path: Option<&str>) -> String {
@@ -98,11 +150,12 @@ fn rule(host: &str, path: Option<&str>) -> String {
     }
 }
 
-/// The dynamic configuration routing `items` to `backend_ip`; with no
-/// backend (stopped, no address yet) HTTP routes answer 502 and raw ports
-/// get no router, so their traffic goes nowhere.
+/// The dynamic configuration routing `items` to `backend_ip`, its names
+/// carrying `owner` (`owner_id`); with no backend (stopped, no address
+/// yet) HTTP routes answer 502 and raw ports get no router, so their
+/// traffic goes nowhere. `share://` items route nothing.
 pub fn instance_config(
-    instance: &str,
+    owner: &str,
     backend_ip: Option<&str>,
     items: &[Item],
     opts: &RouteOptions,
@@ -124,7 +177,7 @@ pub fn instance_config(
                 auth,
             } => {
                 let id = short_hash(&[host, path.as_deref().unwrap_or("/")]);
-                let svc = name(instance, &format!("svc-{id}"));
+                let svc = name(owner, &format!("svc-{id}"));
                 let url = match backend_ip {
                     Some(ip) => format!("http://{ip}:{cport}"),
                     None => format!("http://{NO_BACKEND}"),
@@ -135,10 +188,7 @@ pub fn instance_config(
                 );
                 let mut mws: Vec<String> = Vec::new();
                 if let Some(groups) = auth {
-                    let mw = name(
-                        instance,
-                        &format!("auth-{}", short_hash(&[&groups.join(",")])),
-                    );
+                    let mw = name(owner, &format!("auth-{}", short_hash(&[&groups.join(",")])));
                     let mut address =
                         format!("{}/oauth2/auth", opts.auth_address.trim_end_matches('/'));
                     if !groups.is_empty() {
@@ -163,15 +213,15 @@ pub fn instance_config(
                     if !mws.is_empty() {
                         router["middlewares"] = json!(mws);
                     }
-                    routers.insert(name(instance, &format!("https-{id}")), router);
-                    let redirect = name(instance, "to-https");
+                    routers.insert(name(owner, &format!("https-{id}")), router);
+                    let redirect = name(owner, "to-https");
                     let mut to_https = json!({"scheme": "https", "permanent": true});
                     if let Some(port) = opts.https_port {
                         to_https["port"] = json!(port.to_string());
                     }
                     middlewares.insert(redirect.clone(), json!({ "redirectScheme": to_https }));
                     routers.insert(
-                        name(instance, &format!("http-{id}")),
+                        name(owner, &format!("http-{id}")),
                         json!({"rule": r, "entryPoints": ["web"], "service": svc, "middlewares": [redirect]}),
                     );
                 } else {
@@ -179,9 +229,10 @@ pub fn instance_config(
                     if !mws.is_empty() {
                         router["middlewares"] = json!(mws);
                     }
-                    routers.insert(name(instance, &format!("http-{id}")), router);
+                    routers.insert(name(owner, &format!("http-{id}")), router);
                 }
             }
+            Item::Share { .. } => {}
             Item::Tcp { .. } | Item::Udp { .. } if backend_ip.is_none() => {}
             Item::Tcp { host_port, cport } => {
                 let backend_ip = backend_ip.unwrap_or(NO_BACKEND);
@@ -190,7 +241,7 @@ pub fn instance_config(
                     port: *host_port,
                 }
                 .name();
-                let n = name(instance, &ep);
+                let n = name(owner, &ep);
                 tcp_routers.insert(
                     n.clone(),
                     json!({"rule": "HostSNI(`*`)", "entryPoints": [ep], "service": n}),
@@ -204,7 +255,7 @@ pub fn instance_config(
                     port: *host_port,
                 }
                 .name();
-                let n = name(instance, &ep);
+                let n = name(owner, &ep);
                 udp_routers.insert(n.clone(), json!({"entryPoints": [ep], "service": n}));
                 udp_services.insert(n, json!({"loadBalancer": {"servers": [{"address": format!("{backend_ip}:{cport}")}]}}));
             }
@@ -556,6 +607,47 @@ mod tests {
                 .collect()
         };
         assert!(keys(&one).is_disjoint(&keys(&two)));
+    }
+
+    #[test]
+    fn file_names_carry_the_project_and_old_names_are_recognised() {
+        let cases = [
+            (
+                file_name("acc-a", "web"),
+                Some(FileOwner::Project {
+                    project: "acc-a".into(),
+                    instance: "web".into(),
+                }),
+            ),
+            (
+                "trm-web.yml".to_string(),
+                Some(FileOwner::Legacy {
+                    instance: "web".into(),
+                }),
+            ),
+            ("terrarium-management.yml".into(), None),
+            (".trm-a_b.yml.tmp-1".into(), None),
+            ("trm-a_b.yml.rejected".into(), None),
+            ("trm-.yml".into(), None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(owner_of_file(&name), want, "{name}");
+        }
+        // "a" of project "b-x" and "b" of project "a": never one name.
+        assert_ne!(file_name("a", "b-x"), file_name("a-b", "x"));
+        assert_ne!(
+            render(&owner_id("p", "web"), "https://w.example"),
+            render(&owner_id("q", "web"), "https://w.example")
+        );
+        for (project, ok) in [
+            ("default", true),
+            ("acc-a", true),
+            ("a@b", false),
+            ("a_b", false),
+            ("", false),
+        ] {
+            assert_eq!(check_project_name(project).is_ok(), ok, "{project}");
+        }
     }
 
     #[test]
