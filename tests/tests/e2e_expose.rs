@@ -853,6 +853,14 @@ fn main() {
             lxc_ok(&[
                 "init", "terrarium/debian12", APP, "--project", PROJECT_B, "-s", N.pool, "-n", N.bridge,
             ]);
+            // `-n` gives a bare NIC: pin x-b's the way Terrarium's profiles
+            // do, or it would not be routed at all. (Not the stopped twin:
+            // LXD 5.0 refuses the filters on a second "x-app" on one
+            // bridge, "Instance DNS name already used on network".)
+            lxc_ok(&[
+                "config", "device", "set", "--project", PROJECT_B, "x-b", "eth0",
+                "security.mac_filtering=true", "security.ipv4_filtering=true",
+            ]);
             // Launched by hand, not by `trm launch`: wait for its boot.
             eventually("x-b's systemd and address", 90, || {
                 let st = lxc(&[
