@@ -537,9 +537,10 @@ impl Lxd {
         )
     }
 
-    /// The leases LXD's DHCP server handed out on a managed network.
-    pub fn network_leases(&self, network: &str) -> Result<Vec<Lease>> {
-        self.query(&format!("/1.0/networks/{network}/leases"))
+    /// The leases LXD's DHCP server handed out on a managed network to
+    /// instances of `project` (LXD lists only that project's).
+    pub fn network_leases(&self, network: &str, project: &str) -> Result<Vec<Lease>> {
+        self.query_unscoped(&format!("/1.0/networks/{network}/leases?project={project}"))
             .map_err(|e| not_found(e, "network", network))
     }
 

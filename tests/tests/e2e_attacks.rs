@@ -419,6 +419,16 @@ fn main() {
             "security.ipv6_filtering=false",
         ]);
         serve(LOOSE, APP_PORT, "hello from s-loose");
+        // The control for the spoofing case: without the filters, the same
+        // probe from an unused address of the subnet IS answered by the
+        // host, so "no answer" there is the filters' doing.
+        let gw = gateway(&bed);
+        let own = lease(LOOSE);
+        let unused = format!("{}.78", own.rsplit_once('.').unwrap().0);
+        take_address(LOOSE, &unused, None, &gw);
+        eventually("the host to answer an unfiltered spoofed source", 30, || {
+            probe(LOOSE, &gw, APP_PORT).contains("host private")
+        });
         e2e::set_label(N.project, LOOSE, &format!("http://loose.example.test:{APP_PORT}"));
         let out = bed
             .tool("trm-expose")

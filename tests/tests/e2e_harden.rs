@@ -160,7 +160,20 @@ fn build_topology(side: &Side, prefix: &str) {
 /// routed through the host namespace.
 fn start_box(prefix: &str) {
     e2e::ensure_busybox_image();
-    lxc_ok(&["launch", "--project", N.project, BUSYBOX_IMAGE, BOX]);
+    // No DHCP in busybox: the address is pinned on the host side, as
+    // Terrarium's NIC filters allow only the address the host assigned.
+    lxc_ok(&["init", "--project", N.project, BUSYBOX_IMAGE, BOX]);
+    lxc_ok(&[
+        "config",
+        "device",
+        "override",
+        "--project",
+        N.project,
+        BOX,
+        "eth0",
+        &format!("ipv4.address={prefix}.10"),
+    ]);
+    lxc_ok(&["start", "--project", N.project, BOX]);
     let script = format!(
         "ip link set eth0 up && ip addr add {prefix}.10/24 dev eth0 && ip route add default via {prefix}.250 \
          && mkdir -p /www && echo hello > /www/index.html && httpd -p 0.0.0.0:8080 -h /www"

@@ -96,28 +96,23 @@ pub struct Source {
 pub struct Backends {
     bridge: String,
     subnet: Option<crate::net::Subnet>,
+    /// Every project's leases on the bridge: a tenant of one project must
+    /// not be routed to an address the host gave another project's box.
     leases: Vec<crate::lxd::Lease>,
+    /// The project routes are planned for; `sources` returns its instances.
+    project: String,
 }
 
 /// The NIC filters that pin a container to its own MAC and addresses.
 pub const NIC_FILTERS: [&str; 2] = ["security.mac_filtering", "security.ipv4_filtering"];
 
 impl Backends {
-    /// The host's side of the bridge, read from LXD.
-    pub fn read(lxd: &Lxd, s: &Settings) -> Result<Backends> {
-        let leases = if s.bridge.is_empty() {
-            Vec::new()
-        } else {
-            lxd.network_leases(&s.bridge)?
-        };
-        Ok(Backends::of(s, leases))
-    }
-
     pub fn of(s: &Settings, leases: Vec<crate::lxd::Lease>) -> Backends {
         Backends {
             bridge: s.bridge.clone(),
             subnet: crate::net::Subnet::parse(&s.subnet).ok(),
             leases,
+            project: s.project.clone(),
         }
     }
 
@@ -136,10 +131,7 @@ impl Backends {
     /// The host-assigned address of `i`'s NIC on the bridge: Ok(None)
     /// while there is none yet, Err(why) when it may not be used.
     pub fn address(&self, i: &Instance) -> std::result::Result<Option<String>, String> {
-        let Some((dev, nic)) = i.expanded_devices.iter().find(|(_, d)| {
-            d.get("type").map(String::as_str) == Some("nic")
-                && d.get("network") == Some(&self.bridge)
-        }) else {
+        let Some((dev, nic)) = on_bridge(i, &self.bridge) else {
             return Err(format!(
                 "it has no NIC on Terrarium's bridge {}",
                 self.bridge
@@ -154,14 +146,13 @@ impl Backends {
                  run `trm-profile apply` or set the filters on the device"
             ));
         }
+        let mac = nic_mac(i, dev, nic);
         let ip = match nic.get("ipv4.address").filter(|a| !a.is_empty()) {
             Some(pinned) => pinned.clone(),
             None => {
-                let mac = nic
-                    .get("hwaddr")
-                    .or_else(|| i.config.get(&format!("volatile.{dev}.hwaddr")))
-                    .map(|m| m.to_ascii_lowercase());
-                let Some(mac) = mac else { return Ok(None) };
+                let Some(mac) = mac.clone() else {
+                    return Ok(None);
+                };
                 let mut found: Vec<&str> = self
                     .leases
                     .iter()
@@ -188,12 +179,11 @@ impl Backends {
                 "its address {ip} is not a host address of the bridge subnet"
             ));
         }
-        let mac = i.config.get(&format!("volatile.{dev}.hwaddr"));
-        if let Some(other) = self
-            .leases
-            .iter()
-            .find(|l| l.address == ip && mac.is_some_and(|m| !l.hwaddr.eq_ignore_ascii_case(m)))
-        {
+        if let Some(other) = self.leases.iter().find(|l| {
+            l.address == ip
+                && !l.hwaddr.is_empty()
+                && mac.as_deref() != Some(&l.hwaddr.to_ascii_lowercase())
+        }) {
             return Err(format!(
                 "its address {ip} is also leased to MAC {}",
                 other.hwaddr
@@ -202,26 +192,91 @@ impl Backends {
         Ok(Some(ip))
     }
 
-    /// The instances and the host's leases, read side by side (each is a
-    /// round trip to LXD; sync's cost is about the slower one).
+    /// Every project's instances and the leases on the bridge of every
+    /// project that has an instance there (LXD lists leases per project),
+    /// for routes planned in `lxd`'s project. This project's leases are
+    /// read beside the instance list; other projects' after it, in
+    /// parallel, only when there are any.
     pub fn read_with_instances(lxd: &Lxd, s: &Settings) -> Result<(Vec<Instance>, Backends)> {
-        std::thread::scope(|scope| {
-            let leases = scope.spawn(|| Backends::read(lxd, s));
-            let instances = lxd.instances();
-            let backends = leases.join().expect("lease reader panicked");
-            Ok((instances?, backends?))
-        })
+        let project = lxd.project().to_string();
+        let bridge = s.bridge.clone();
+        let leases_of = |p: &str| -> Result<Vec<crate::lxd::Lease>> {
+            if bridge.is_empty() {
+                Ok(Vec::new())
+            } else {
+                lxd.network_leases(&bridge, p)
+            }
+        };
+        let (instances, own) = std::thread::scope(|scope| {
+            let own = scope.spawn(|| leases_of(&project));
+            let all = lxd.instances_all_projects();
+            (all, own.join().expect("lease reader panicked"))
+        });
+        let (instances, mut leases) = (instances?, own?);
+        let others: BTreeSet<&str> = instances
+            .iter()
+            .filter(|i| i.project != project && on_bridge(i, &bridge).is_some())
+            .map(|i| i.project.as_str())
+            .collect();
+        let more: Vec<Result<Vec<crate::lxd::Lease>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = others
+                .iter()
+                .map(|p| scope.spawn(|| leases_of(p)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("lease reader panicked"))
+                .collect()
+        });
+        for l in more {
+            leases.extend(l?);
+        }
+        let mut b = Backends::of(s, leases);
+        b.project = project;
+        Ok((instances, b))
     }
 
-    /// Sources for a list of instances. An address two instances would
-    /// share goes to neither.
+    /// The sources of this project, judged against the instances of every
+    /// project given: an address or a MAC two instances share (a pinned
+    /// `ipv4.address`, a `hwaddr` or `volatile.*.hwaddr` set to a
+    /// neighbour's) goes to neither.
     pub fn sources(&self, instances: &[Instance]) -> Vec<Source> {
-        let mut out: Vec<Source> = instances
+        let judged: Vec<(&Instance, Option<String>, Option<String>, Option<String>)> = instances
             .iter()
             .map(|i| {
-                let (ipv4, unroutable) = match self.address(i) {
-                    Ok(a) => (a, None),
-                    Err(why) => (None, Some(why)),
+                let mac = on_bridge(i, &self.bridge).and_then(|(dev, nic)| nic_mac(i, dev, nic));
+                match self.address(i) {
+                    Ok(a) => (i, mac, a, None),
+                    Err(why) => (i, mac, None, Some(why)),
+                }
+            })
+            .collect();
+        let mut ips: HashMap<&str, usize> = HashMap::new();
+        let mut macs: HashMap<&str, usize> = HashMap::new();
+        for (_, mac, ip, _) in &judged {
+            if let Some(ip) = ip {
+                *ips.entry(ip.as_str()).or_default() += 1;
+            }
+            if let Some(mac) = mac {
+                *macs.entry(mac.as_str()).or_default() += 1;
+            }
+        }
+        judged
+            .iter()
+            .filter(|(i, ..)| i.project.is_empty() || i.project == self.project)
+            .map(|(i, mac, ip, why)| {
+                let shared = match (ip, mac) {
+                    (Some(ip), _) if ips[ip.as_str()] > 1 => Some(format!(
+                        "its address {ip} is claimed by another instance too"
+                    )),
+                    (_, Some(mac)) if macs[mac.as_str()] > 1 => {
+                        Some(format!("its MAC {mac} is another instance's too"))
+                    }
+                    _ => None,
+                };
+                let (ipv4, unroutable) = match shared {
+                    Some(s) => (None, Some(s)),
+                    None => (ip.clone(), why.clone()),
                 };
                 Source {
                     name: i.name.clone(),
@@ -232,21 +287,28 @@ impl Backends {
                     label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
                 }
             })
-            .collect();
-        let mut count: HashMap<String, usize> = HashMap::new();
-        for ip in out.iter().filter_map(|s| s.ipv4.clone()) {
-            *count.entry(ip).or_default() += 1;
-        }
-        for s in &mut out {
-            if let Some(ip) = s.ipv4.clone().filter(|ip| count[ip] > 1) {
-                s.ipv4 = None;
-                s.unroutable = Some(format!(
-                    "its address {ip} is claimed by another instance too"
-                ));
-            }
-        }
-        out
+            .collect()
     }
+}
+
+/// The instance's NIC on `bridge`, by device name.
+fn on_bridge<'a>(
+    i: &'a Instance,
+    bridge: &str,
+) -> Option<(&'a String, &'a BTreeMap<String, String>)> {
+    i.expanded_devices.iter().find(|(_, d)| {
+        d.get("type").map(String::as_str) == Some("nic")
+            && d.get("network").map(String::as_str) == Some(bridge)
+    })
+}
+
+/// A NIC's MAC as LXD will use it (the device's `hwaddr`, else the one
+/// LXD generated into `volatile.DEV.hwaddr`), lowercased.
+fn nic_mac(i: &Instance, dev: &str, nic: &BTreeMap<String, String>) -> Option<String> {
+    nic.get("hwaddr")
+        .or_else(|| i.config.get(&format!("volatile.{dev}.hwaddr")))
+        .filter(|m| !m.is_empty())
+        .map(|m| m.to_ascii_lowercase())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1037,7 +1099,7 @@ pub fn add(
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let target = instances
         .iter()
-        .find(|i| i.name == instance)
+        .find(|i| i.name == instance && i.project == lxd.project())
         .ok_or_else(|| Error::NotFound {
             kind: "instance",
             name: instance.to_string(),
@@ -1592,6 +1654,74 @@ mod tests {
                 (Some("10.87.0.11".into()), false)
             ]
         );
+    }
+
+    #[test]
+    fn another_projects_box_cannot_borrow_an_address_or_a_mac() {
+        let s = Settings {
+            bridge: "trmbr0".into(),
+            subnet: "10.87.0.1/24".into(),
+            ..Settings::default()
+        };
+        // The victim's lease (default project) and the attacker's own.
+        let b = Backends::of(
+            &s,
+            vec![
+                lease("00:16:3e:00:00:0a", "10.87.0.10"),
+                lease("00:16:3e:00:00:0e", "10.87.0.14"),
+            ],
+        );
+        let in_project = |mut i: Instance, p: &str| {
+            i.project = p.into();
+            i
+        };
+        let victim = in_project(nic_instance("victim", "00:16:3e:00:00:0a", &[]), "default");
+        for (what, attacker, want) in [
+            (
+                "pins the victim's leased address",
+                nic_instance(
+                    "evil",
+                    "00:16:3e:00:00:0e",
+                    &[("ipv4.address", "10.87.0.10")],
+                ),
+                "also leased to MAC 00:16:3e:00:00:0a",
+            ),
+            (
+                "sets the victim's MAC on its device",
+                nic_instance(
+                    "evil",
+                    "00:16:3e:00:00:0e",
+                    &[("hwaddr", "00:16:3E:00:00:0A")],
+                ),
+                "is claimed by another instance too",
+            ),
+        ] {
+            let all = [victim.clone(), in_project(attacker, "acc-b")];
+            let mut b = b.clone();
+            b.project = "acc-b".into();
+            let evil = b.sources(&all);
+            assert_eq!(evil.len(), 1, "only acc-b's own: {what}");
+            assert_eq!(evil[0].ipv4, None, "{what}");
+            assert!(
+                evil[0]
+                    .unroutable
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(want),
+                "{what}: {:?}",
+                evil[0].unroutable
+            );
+        }
+        // A MAC cloned into volatile: neither is routed (refused, not misrouted).
+        let clone = in_project(nic_instance("evil", "00:16:3e:00:00:0a", &[]), "acc-b");
+        let got = b.sources(&[victim.clone(), clone]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].name, "victim");
+        assert!(got[0]
+            .unroutable
+            .as_deref()
+            .unwrap_or_default()
+            .contains("another instance"));
     }
 
     #[test]
