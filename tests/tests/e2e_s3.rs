@@ -785,6 +785,70 @@ fn main() {
     );
 
     t.case(
+        "another_projects_signed_backup_of_the_same_name_is_neither_imported_nor_pruned",
+        || {
+            let key = signing::read_key(&signing_key).unwrap();
+            let genuine = newest(&bed, MAIN);
+            let gm = manifest_at(&server, &genuine);
+            let evil = attacker(&server, BUCKET);
+            let small = work.path().join("small");
+            std::fs::write(&small, [7u8; 1000]).unwrap();
+            // Project B's backups of its own b-main, signed by this host:
+            // the newest of all, and an old one the retention would delete.
+            let ids = [FORGED_ID, "20000101T000000Z"];
+            let mut dirs = Vec::new();
+            for id in ids {
+                let dir = format!("terrarium/{MAIN}/{id}/");
+                let mut m = forged_manifest(&gm, MAIN, id, &small, 4000);
+                m["project"] = "trm-e2e-s3-b".into();
+                if id != FORGED_ID {
+                    m["created"] = "2000-01-01T00:00:00Z".into();
+                }
+                evil.put(&format!("{dir}data.tar.zst.age"), &[7u8; 1000])
+                    .unwrap();
+                evil.put(&format!("{dir}manifest.json"), &signed(&m, &key))
+                    .unwrap();
+                dirs.push(dir);
+            }
+            for id in ids {
+                let b = listed(&bed, MAIN, id);
+                assert_eq!(b["state"], "refused", "{b}");
+                assert_eq!(
+                    b["refused"],
+                    format!(
+                        "it belongs to project trm-e2e-s3-b (this is project {})",
+                        N.project
+                    ),
+                    "{b}"
+                );
+            }
+            assert_eq!(newest(&bed, MAIN)["id"], genuine["id"]);
+            let r = snap(&bed, &["import", MAIN, "--as", "b-proj"]);
+            assert_eq!(r["backup"], genuine["id"], "{r}");
+            assert_eq!(file_in("b-proj", "/root/marker").trim(), "precious-42");
+            lxc_ok(&["delete", "--project", N.project, "b-proj"]);
+            let plan = snap(&bed, &["s3", "prune", "--dry-run"]);
+            assert!(
+                !plan.to_string().contains("20000101T000000Z")
+                    && !plan.to_string().contains(FORGED_ID),
+                "{plan}"
+            );
+            snap(&bed, &["s3", "prune", MAIN, "--yes"]);
+            for dir in &dirs {
+                assert!(
+                    server.object(&format!("{dir}manifest.json")).exists(),
+                    "{dir}"
+                );
+                assert!(
+                    server.object(&format!("{dir}data.tar.zst.age")).exists(),
+                    "{dir}"
+                );
+                std::fs::remove_dir_all(server.object(dir)).unwrap();
+            }
+        },
+    );
+
+    t.case(
         "keys_planted_in_manifests_and_markers_never_leave_the_prefix",
         || {
             std::fs::create_dir_all(server.root.path().join("other")).unwrap();

@@ -181,7 +181,7 @@ pub fn command() -> clap::Command {
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     if let Command::S3 { command } = cli.command {
-        return offsite::s3(command, out);
+        return offsite::s3(command, &cli.common.project()?, out);
     }
     let settings = Settings::require()?;
     let project = cli.common.project()?;

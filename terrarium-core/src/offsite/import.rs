@@ -97,7 +97,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
     let identities = read_identities(&identity)?;
     let started = Instant::now();
     let client = s.client()?;
-    let backups = catalog::scan(&client, s, Some(&req.name))?;
+    let backups = catalog::scan(&client, s, Some(&req.name), lxd.project())?;
     let backup = catalog::select(&backups, &req.name, req.at.as_deref())?;
     let m = backup
         .manifest
@@ -439,13 +439,13 @@ fn inspect(lxd: &Lxd, name: &str) -> Result<(usize, Vec<String>)> {
     Ok((root.len(), checks))
 }
 
-/// The backups `s3 list` shows.
-pub fn list(s: &S3Settings, name: Option<&str>, all: bool) -> Result<Vec<Backup>> {
+/// The backups `s3 list` shows (another project's as refused, with --all).
+pub fn list(s: &S3Settings, name: Option<&str>, all: bool, project: &str) -> Result<Vec<Backup>> {
     if let Some(n) = name {
         validate_instance_name(n)?;
     }
     let client = s.client()?;
-    let mut b = catalog::scan(&client, s, name)?;
+    let mut b = catalog::scan(&client, s, name, project)?;
     if !all {
         b.retain(Backup::is_complete);
     }
