@@ -460,6 +460,16 @@ impl Lxd {
             .map(drop)
     }
 
+    /// Remove one key from an instance-local device.
+    pub fn unset_device_key(&self, name: &str, device: &str, key: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("config")
+                .args(["device", "unset", name, device, key]),
+        )
+        .map(drop)
+    }
+
     /// The `lxc exec` command line for `spec`; the caller decides whether
     /// to capture it, attach it to the terminal or exec into it.
     pub fn exec_cmd(&self, name: &str, spec: &ExecSpec) -> Cmd {

@@ -18,10 +18,13 @@ use crate::lxd::{Config, Devices};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Removal {
-    /// `config` or `device`.
+    /// `config`, `device`, `device key` or `snapshot`.
     pub kind: &'static str,
     /// The config key or device name.
     pub name: String,
+    /// For `device key`: the key removed from device `name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub value: String,
     pub why: String,
 }
@@ -29,8 +32,12 @@ pub struct Removal {
 impl Removal {
     /// In words, for reports: `security.privileged=true (why)`.
     pub fn describe(&self) -> String {
-        match self.kind {
-            "device" => format!("device {} ({}): {}", self.name, self.value, self.why),
+        match (self.kind, &self.key) {
+            ("device", _) => format!("device {} ({}): {}", self.name, self.value, self.why),
+            (_, Some(key)) => format!(
+                "device {} key {key}={}: {}",
+                self.name, self.value, self.why
+            ),
             _ => format!("{}={}: {}", self.name, self.value, self.why),
         }
     }
@@ -66,6 +73,15 @@ fn config_reason(key: &str, value: &str) -> Option<&'static str> {
     if key == "linux.kernel_modules" {
         return Some("loads modules into the host's kernel");
     }
+    if key.starts_with("nvidia.") {
+        return Some("hands the host's GPU driver to the container");
+    }
+    if key.starts_with("boot.autostart") {
+        return Some("a restored instance starts only when its owner starts it");
+    }
+    if key.starts_with("snapshots.schedule") {
+        return Some("snapshot schedules are Terrarium's (`trm-snap schedule`)");
+    }
     None
 }
 
@@ -76,19 +92,31 @@ fn is_pool_root(d: &std::collections::BTreeMap<String, String>) -> bool {
         && !d.get("source").is_some_and(|s| !s.is_empty())
 }
 
-/// A NIC on a managed network, with no host interface named, whose only
-/// `security.*` keys turn LXD's anti-spoofing filters on (what Terrarium's
-/// profiles set, and what `lxc config device override` copies).
-fn is_managed_nic(d: &std::collections::BTreeMap<String, String>) -> bool {
-    d.get("network").is_some_and(|n| !n.is_empty())
-        && !d.contains_key("parent")
-        && !d.contains_key("nictype")
-        && d.iter()
-            .filter(|(k, _)| k.starts_with("security."))
-            .all(|(k, v)| k.ends_with("_filtering") && v == "true")
+/// A NIC keeps only these keys, and `security.*_filtering=true`: an
+/// address, a MAC or routes of its own could take a neighbour's traffic.
+const NIC_KEYS: &[&str] = &["type", "name", "network"];
+
+fn is_kept_nic_key(key: &str, value: &str) -> bool {
+    NIC_KEYS.contains(&key)
+        || (key.starts_with("security.") && key.ends_with("_filtering") && value == "true")
 }
 
-fn device_reason(d: &std::collections::BTreeMap<String, String>) -> Option<&'static str> {
+/// Why a NIC goes whole: not on Terrarium's bridge, or without LXD's MAC
+/// and IPv4 filters once its other keys are stripped (the profile's NIC
+/// of that name, which has them, shows through instead).
+fn nic_reason(d: &Device, bridge: &str) -> Option<&'static str> {
+    if bridge.is_empty() || d.get("network").map(String::as_str) != Some(bridge) {
+        return Some("a NIC off Terrarium's bridge bypasses the bridge's rules");
+    }
+    let filtered = crate::expose::NIC_FILTERS
+        .iter()
+        .all(|k| d.get(*k).map(String::as_str) == Some("true"));
+    (!filtered).then_some("a NIC without LXD's MAC and IPv4 filters could pose as a neighbour")
+}
+
+type Device = std::collections::BTreeMap<String, String>;
+
+fn device_reason(d: &Device, bridge: &str) -> Option<&'static str> {
     match d.get("type").map(String::as_str).unwrap_or("") {
         // `none` hides a profile's device: it takes nothing from the host.
         "none" => None,
@@ -97,10 +125,7 @@ fn device_reason(d: &std::collections::BTreeMap<String, String>) -> Option<&'sta
             Some("a disk from a host path gives the container the host's files")
         }
         "disk" => Some("only the root disk on a pool is kept; attach volumes again by hand"),
-        "nic" if is_managed_nic(d) => None,
-        "nic" => Some(
-            "a NIC on a host interface, or with its own filtering, bypasses the bridge's rules",
-        ),
+        "nic" => nic_reason(d, bridge),
         "unix-char" | "unix-block" | "unix-hotplug" => {
             Some("host device nodes reach past the container")
         }
@@ -112,27 +137,46 @@ fn device_reason(d: &std::collections::BTreeMap<String, String>) -> Option<&'sta
     }
 }
 
-/// What to remove from a restored instance's own config and devices.
-pub fn import_plan(config: &Config, devices: &Devices) -> Vec<Removal> {
+/// What to remove from a restored instance's own config and devices;
+/// `bridge` is the host's Terrarium bridge, the only network a NIC keeps.
+pub fn import_plan(config: &Config, devices: &Devices, bridge: &str) -> Vec<Removal> {
     let mut out: Vec<Removal> = config
         .iter()
         .filter_map(|(k, v)| {
             config_reason(k, v).map(|why| Removal {
                 kind: "config",
                 name: k.clone(),
+                key: None,
                 value: v.clone(),
                 why: why.into(),
             })
         })
         .collect();
-    out.extend(devices.iter().filter_map(|(name, d)| {
-        device_reason(d).map(|why| Removal {
-            kind: "device",
-            name: name.clone(),
-            value: describe_device(d),
-            why: why.into(),
-        })
-    }));
+    for (name, d) in devices {
+        if let Some(why) = device_reason(d, bridge) {
+            out.push(Removal {
+                kind: "device",
+                name: name.clone(),
+                key: None,
+                value: describe_device(d),
+                why: why.into(),
+            });
+        } else if d.get("type").map(String::as_str) == Some("nic") {
+            out.extend(
+                d.iter()
+                    .filter(|(k, v)| !is_kept_nic_key(k, v))
+                    .map(|(k, v)| Removal {
+                        kind: "device key",
+                        name: name.clone(),
+                        key: Some(k.clone()),
+                        value: v.clone(),
+                        why: "a NIC keeps only its name, Terrarium's bridge and filters: \
+                              an address, MAC or route of its own could take a neighbour's traffic"
+                            .into(),
+                    }),
+            );
+        }
+    }
     out
 }
 
@@ -143,6 +187,13 @@ fn describe_device(d: &std::collections::BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
+/// What an audit finding is about: a config key or a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subject {
+    Config(String),
+    Device(String),
+}
+
 /// What the audit flags on a running host, from the expanded config and
 /// devices (profiles included): privileged mode, raw.* keys, host-path
 /// disks, NICs without LXD's MAC and IPv4 filters (root inside could pose
@@ -151,22 +202,41 @@ pub fn audit_findings(
     expanded_config: &Config,
     expanded_devices: &Devices,
 ) -> Vec<(&'static str, String)> {
+    audit_items(expanded_config, expanded_devices)
+        .into_iter()
+        .map(|(check, what, _)| (check, what))
+        .collect()
+}
+
+fn audit_items(
+    expanded_config: &Config,
+    expanded_devices: &Devices,
+) -> Vec<(&'static str, String, Subject)> {
     let mut out = Vec::new();
     if expanded_config
         .get("security.privileged")
         .map(String::as_str)
         == Some("true")
     {
-        out.push(("privileged", "security.privileged=true".to_string()));
+        out.push((
+            "privileged",
+            "security.privileged=true".to_string(),
+            Subject::Config("security.privileged".into()),
+        ));
     }
     for (k, v) in expanded_config
         .iter()
         .filter(|(k, _)| k.starts_with("raw."))
     {
         let first = v.lines().next().unwrap_or_default();
-        out.push(("raw config", format!("{k}={first}")));
+        out.push((
+            "raw config",
+            format!("{k}={first}"),
+            Subject::Config(k.clone()),
+        ));
     }
     for (name, d) in expanded_devices {
+        let subject = || Subject::Device(name.clone());
         if d.get("type").map(String::as_str) == Some("nic") {
             let off: Vec<&str> = crate::expose::NIC_FILTERS
                 .iter()
@@ -177,6 +247,7 @@ pub fn audit_findings(
                 out.push((
                     "nic filters",
                     format!("nic {name} can use any address ({} off)", off.join(", ")),
+                    subject(),
                 ));
             }
         }
@@ -190,10 +261,47 @@ pub fn audit_findings(
                     d["source"],
                     d.get("path").map(String::as_str).unwrap_or("?")
                 ),
+                subject(),
             ));
         }
     }
     out
+}
+
+/// The audit's findings on an imported instance, each naming where it
+/// comes from: the instance itself, or the last of its profiles (in the
+/// order LXD applies them) that sets it.
+pub fn import_findings(
+    local_config: &Config,
+    local_devices: &Devices,
+    expanded_config: &Config,
+    expanded_devices: &Devices,
+    profiles: &[crate::lxd::Profile],
+) -> Vec<String> {
+    audit_items(expanded_config, expanded_devices)
+        .into_iter()
+        .map(|(check, what, subject)| {
+            let (local, in_profile) = match &subject {
+                Subject::Config(k) => (
+                    local_config.contains_key(k),
+                    profiles.iter().rev().find(|p| p.config.contains_key(k)),
+                ),
+                Subject::Device(n) => (
+                    local_devices.contains_key(n),
+                    profiles.iter().rev().find(|p| p.devices.contains_key(n)),
+                ),
+            };
+            let from = if local {
+                "the instance itself".to_string()
+            } else {
+                match in_profile {
+                    Some(p) => format!("profile {}", p.name),
+                    None => "an unknown source".to_string(),
+                }
+            };
+            format!("{check}: {what} (from {from})")
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,12 +342,18 @@ mod tests {
             ("linux.kernel_modules", "ip_tables", true),
             ("limits.cpu", "2", false),
             ("user.note", "hello", false),
-            ("boot.autostart", "true", false),
+            ("boot.autostart", "true", true),
+            ("boot.autostart.delay", "5", true),
+            ("boot.stop.priority", "1", false),
+            ("snapshots.schedule", "@hourly", true),
+            ("snapshots.expiry", "1w", false),
+            ("nvidia.runtime", "true", true),
+            ("nvidia.driver.capabilities", "all", true),
             ("image.os", "debian", false),
             ("volatile.base_image", "abc", false),
         ];
         for (k, v, removed) in table {
-            let plan = import_plan(&cfg(&[(k, v)]), &Devices::new());
+            let plan = import_plan(&cfg(&[(k, v)]), &Devices::new(), "br");
             assert_eq!(!plan.is_empty(), *removed, "{k}={v}: {plan:?}");
             if *removed {
                 assert_eq!(plan[0].kind, "config");
@@ -248,8 +362,13 @@ mod tests {
         }
     }
 
+    const FILTERS: [(&str, &str); 2] = [
+        ("security.mac_filtering", "true"),
+        ("security.ipv4_filtering", "true"),
+    ];
+
     #[test]
-    fn import_keeps_only_the_pool_root_and_managed_nics() {
+    fn import_keeps_only_the_pool_root_and_filtered_nics_on_the_bridge() {
         let table: &[(&[(&str, &str)], bool)] = &[
             (&[("type", "disk"), ("path", "/"), ("pool", "p")], false),
             (
@@ -275,9 +394,29 @@ mod tests {
                 true,
             ),
             (&[("type", "disk"), ("path", "/"), ("source", "/srv")], true),
+            // No filters: the profile's eth0, which has them, shows through.
             (
                 &[("type", "nic"), ("name", "eth0"), ("network", "br")],
+                true,
+            ),
+            (
+                &[
+                    ("type", "nic"),
+                    ("name", "eth0"),
+                    ("network", "br"),
+                    FILTERS[0],
+                    FILTERS[1],
+                ],
                 false,
+            ),
+            (
+                &[
+                    ("type", "nic"),
+                    ("network", "other"),
+                    FILTERS[0],
+                    FILTERS[1],
+                ],
+                true,
             ),
             (
                 &[("type", "nic"), ("nictype", "physical"), ("parent", "eth0")],
@@ -292,27 +431,7 @@ mod tests {
                     ("type", "nic"),
                     ("network", "br"),
                     ("security.mac_filtering", "false"),
-                ],
-                true,
-            ),
-            // What `lxc config device override NAME eth0 ipv4.address=...`
-            // leaves: Terrarium's filters, tightening only. Kept.
-            (
-                &[
-                    ("type", "nic"),
-                    ("network", "br"),
-                    ("ipv4.address", "10.0.0.5"),
-                    ("security.mac_filtering", "true"),
-                    ("security.ipv4_filtering", "true"),
-                    ("security.ipv6_filtering", "true"),
-                ],
-                false,
-            ),
-            (
-                &[
-                    ("type", "nic"),
-                    ("network", "br"),
-                    ("security.acls", "open"),
+                    FILTERS[1],
                 ],
                 true,
             ),
@@ -334,7 +453,7 @@ mod tests {
             (&[("type", "weird")], true),
         ];
         for (d, removed) in table {
-            let plan = import_plan(&Config::new(), &devs(&[("dev", d)]));
+            let plan = import_plan(&Config::new(), &devs(&[("dev", d)]), "br");
             assert_eq!(!plan.is_empty(), *removed, "{d:?}: {plan:?}");
             if *removed {
                 assert_eq!(plan[0].kind, "device");
@@ -358,10 +477,118 @@ mod tests {
                 ),
                 ("root", &[("type", "disk"), ("path", "/"), ("pool", "p")]),
             ]),
+            "br",
         );
         let names: Vec<&str> = plan.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["security.privileged", "host"]);
         assert!(plan[1].describe().contains("source=/"), "{:?}", plan[1]);
+    }
+
+    #[test]
+    fn a_nic_on_the_bridge_loses_every_key_but_name_network_and_filters() {
+        let nic = [
+            ("type", "nic"),
+            ("name", "eth0"),
+            ("network", "br"),
+            FILTERS[0],
+            FILTERS[1],
+            ("security.ipv6_filtering", "true"),
+            ("hwaddr", "00:16:3e:00:00:01"),
+            ("ipv4.address", "10.87.0.2"),
+            ("ipv4.routes", "0.0.0.0/0"),
+            ("ipv6.address", "fd00::2"),
+            ("host_name", "veth-neighbour"),
+            ("security.acls", "open"),
+        ];
+        let plan = import_plan(&Config::new(), &devs(&[("eth0", &nic)]), "br");
+        let keys: Vec<(&str, &str, Option<&str>)> = plan
+            .iter()
+            .map(|r| (r.kind, r.name.as_str(), r.key.as_deref()))
+            .collect();
+        let want: Vec<(&str, &str, Option<&str>)> = [
+            "host_name",
+            "hwaddr",
+            "ipv4.address",
+            "ipv4.routes",
+            "ipv6.address",
+            "security.acls",
+        ]
+        .iter()
+        .map(|k| ("device key", "eth0", Some(*k)))
+        .collect();
+        assert_eq!(keys, want);
+        assert_eq!(
+            plan[1]
+                .describe()
+                .split(':')
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(":"),
+            "device eth0 key hwaddr=00:16:3e:00:00:01"
+        );
+        // On another network, or with no bridge configured, the NIC goes whole.
+        for bridge in ["lxdbr0", ""] {
+            let plan = import_plan(&Config::new(), &devs(&[("eth0", &nic)]), bridge);
+            assert_eq!(plan.len(), 1, "{plan:?}");
+            assert_eq!((plan[0].kind, plan[0].key.as_deref()), ("device", None));
+        }
+    }
+
+    #[test]
+    fn import_findings_name_the_profile_they_come_from() {
+        let profile = |name: &str, c: &[(&str, &str)], d: Devices| crate::lxd::Profile {
+            name: name.into(),
+            description: String::new(),
+            config: cfg(c),
+            devices: d,
+            used_by: Vec::new(),
+        };
+        let host = [("type", "disk"), ("source", "/srv"), ("path", "/mnt")];
+        let eth0 = [("type", "nic"), ("network", "br"), FILTERS[0], FILTERS[1]];
+        let profiles = [
+            profile("default", &[], devs(&[("eth0", &eth0)])),
+            profile(
+                "evil",
+                &[("security.privileged", "true")],
+                devs(&[("host", &host)]),
+            ),
+            profile("late", &[], devs(&[("host", &host)])),
+        ];
+        let local_cfg = cfg(&[("raw.lxc", "x")]);
+        let found = import_findings(
+            &local_cfg,
+            &Devices::new(),
+            &cfg(&[("security.privileged", "true"), ("raw.lxc", "x")]),
+            &devs(&[("host", &host), ("eth0", &eth0)]),
+            &profiles,
+        );
+        assert_eq!(
+            found,
+            [
+                "privileged: security.privileged=true (from profile evil)",
+                "raw config: raw.lxc=x (from the instance itself)",
+                "host-path disk: disk host mounts host /srv at /mnt (from profile late)",
+            ]
+        );
+        assert!(import_findings(
+            &Config::new(),
+            &Devices::new(),
+            &Config::new(),
+            &devs(&[("eth0", &eth0)]),
+            &profiles
+        )
+        .is_empty());
+        let unknown = import_findings(
+            &Config::new(),
+            &Devices::new(),
+            &Config::new(),
+            &devs(&[("eth1", &[("type", "nic"), ("network", "br")])]),
+            &[],
+        );
+        assert_eq!(
+            unknown,
+            ["nic filters: nic eth1 can use any address (security.mac_filtering, security.ipv4_filtering off) (from an unknown source)"]
+        );
     }
 
     #[test]

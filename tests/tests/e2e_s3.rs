@@ -681,6 +681,174 @@ fn main() {
     );
 
     t.case(
+        "import_judges_what_the_instance_runs_with_its_profiles_included",
+        || {
+            // Signed with the host's own key, as a mistake would be.
+            let key = signing::read_key(&signing_key).unwrap();
+            let gm = manifest_at(&server, &newest(&bed, MAIN));
+            let recipient = gm["encryption"]["recipient"].as_str().unwrap();
+            let evil = attacker(&server, BUCKET);
+            let dir = format!("terrarium/{MAIN}/{FORGED_ID}/");
+            let plant = |tar: &Path| {
+                let data = work.path().join("rewritten.tar.zst.age");
+                seal(tar, recipient, &data);
+                evil.put(
+                    &format!("{dir}data.tar.zst.age"),
+                    &std::fs::read(&data).unwrap(),
+                )
+                .unwrap();
+                let m = forged_manifest(&gm, MAIN, FORGED_ID, &data, size_of(tar));
+                evil.put(&format!("{dir}manifest.json"), &signed(&m, &key))
+                    .unwrap();
+            };
+            let before = instance_count();
+            let src = work.path().join("backup.tar");
+
+            // An existing profile of this project with the host's root in it.
+            let p = ["--project", N.project];
+            lxc_ok(&["profile", "create", "b-hostdisk", p[0], p[1]]);
+            lxc_ok(&[
+                "profile",
+                "device",
+                "add",
+                "b-hostdisk",
+                "host",
+                "disk",
+                "source=/",
+                "path=/mnt/host",
+                p[0],
+                p[1],
+            ]);
+            let tar = rewrite_tarball(&src, &work.path().join("profile.tar"), &mut |i| {
+                if let Some(serde_yaml_ng::Value::Sequence(ps)) = i.get_mut("profiles") {
+                    ps.push("b-hostdisk".into());
+                }
+            });
+            plant(&tar);
+            let args = ["import", MAIN, "--as", "b-prof", "--at", FORGED_ID];
+            let msg = bed.refused(
+                "trm-snap",
+                &args,
+                1,
+                "host-path disk: disk host mounts host / at /mnt/host (from profile b-hostdisk)",
+            );
+            assert!(msg.contains("it was deleted"), "{msg}");
+            assert!(!exists("b-prof"), "never left behind, never started");
+            assert_eq!(instance_count(), before);
+            lxc_ok(&["profile", "delete", "b-hostdisk", p[0], p[1]]);
+
+            // The instance's own eth0 on the bridge, with a neighbour's MAC and a fixed address.
+            let net = lxc_json(&format!("/1.0/networks/{}", N.bridge));
+            let gw = net["config"]["ipv4.address"].as_str().unwrap();
+            let addr = format!("{}.250", gw.rsplit_once('.').unwrap().0);
+            let nic = format!(
+                "{{type: nic, name: eth0, network: {}, hwaddr: '00:16:3e:12:34:56', \
+                 ipv4.address: '{addr}', security.mac_filtering: 'true', \
+                 security.ipv4_filtering: 'true'}}",
+                N.bridge
+            );
+            let nic: serde_yaml_ng::Value = serde_yaml_ng::from_str(&nic).unwrap();
+            let tar = rewrite_tarball(&src, &work.path().join("nic.tar"), &mut |i| {
+                let mut d = serde_yaml_ng::Mapping::new();
+                d.insert("eth0".into(), nic.clone());
+                i.insert("devices".into(), serde_yaml_ng::Value::Mapping(d));
+            });
+            plant(&tar);
+            let r = snap(&bed, &["import", MAIN, "--as", "b-nic", "--at", FORGED_ID]);
+            let keys: Vec<String> = r["removed_by_policy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["kind"] == "device key")
+                .map(|x| format!("{}.{}={}", x["name"], x["key"], x["value"]))
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    r#""eth0"."hwaddr"="00:16:3e:12:34:56""#.to_string(),
+                    format!(r#""eth0"."ipv4.address"="{addr}""#),
+                ],
+                "{r}"
+            );
+            let i = lxc_json(&format!("/1.0/instances/b-nic?project={}", N.project));
+            assert_eq!(i["status"], "Stopped");
+            let eth0 = &i["expanded_devices"]["eth0"];
+            assert!(
+                eth0.get("hwaddr").is_none() && eth0.get("ipv4.address").is_none(),
+                "{i}"
+            );
+            assert_eq!(eth0["network"], N.bridge, "{i}");
+            assert_eq!(eth0["security.mac_filtering"], "true", "{i}");
+            lxc_ok(&["delete", "--project", N.project, "b-nic"]);
+            std::fs::remove_dir_all(server.object(&dir)).unwrap();
+        },
+    );
+
+    t.case(
+        "another_projects_signed_backup_of_the_same_name_is_neither_imported_nor_pruned",
+        || {
+            let key = signing::read_key(&signing_key).unwrap();
+            let genuine = newest(&bed, MAIN);
+            let gm = manifest_at(&server, &genuine);
+            let evil = attacker(&server, BUCKET);
+            let small = work.path().join("small");
+            std::fs::write(&small, [7u8; 1000]).unwrap();
+            // Project B's backups of its own b-main, signed by this host:
+            // the newest of all, and an old one the retention would delete.
+            let ids = [FORGED_ID, "20000101T000000Z"];
+            let mut dirs = Vec::new();
+            for id in ids {
+                let dir = format!("terrarium/{MAIN}/{id}/");
+                let mut m = forged_manifest(&gm, MAIN, id, &small, 4000);
+                m["project"] = "trm-e2e-s3-b".into();
+                if id != FORGED_ID {
+                    m["created"] = "2000-01-01T00:00:00Z".into();
+                }
+                evil.put(&format!("{dir}data.tar.zst.age"), &[7u8; 1000])
+                    .unwrap();
+                evil.put(&format!("{dir}manifest.json"), &signed(&m, &key))
+                    .unwrap();
+                dirs.push(dir);
+            }
+            for id in ids {
+                let b = listed(&bed, MAIN, id);
+                assert_eq!(b["state"], "refused", "{b}");
+                assert_eq!(
+                    b["refused"],
+                    format!(
+                        "it belongs to project trm-e2e-s3-b (this is project {})",
+                        N.project
+                    ),
+                    "{b}"
+                );
+            }
+            assert_eq!(newest(&bed, MAIN)["id"], genuine["id"]);
+            let r = snap(&bed, &["import", MAIN, "--as", "b-proj"]);
+            assert_eq!(r["backup"], genuine["id"], "{r}");
+            assert_eq!(file_in("b-proj", "/root/marker").trim(), "precious-42");
+            lxc_ok(&["delete", "--project", N.project, "b-proj"]);
+            let plan = snap(&bed, &["s3", "prune", "--dry-run"]);
+            assert!(
+                !plan.to_string().contains("20000101T000000Z")
+                    && !plan.to_string().contains(FORGED_ID),
+                "{plan}"
+            );
+            snap(&bed, &["s3", "prune", MAIN, "--yes"]);
+            for dir in &dirs {
+                assert!(
+                    server.object(&format!("{dir}manifest.json")).exists(),
+                    "{dir}"
+                );
+                assert!(
+                    server.object(&format!("{dir}data.tar.zst.age")).exists(),
+                    "{dir}"
+                );
+                std::fs::remove_dir_all(server.object(dir)).unwrap();
+            }
+        },
+    );
+
+    t.case(
         "keys_planted_in_manifests_and_markers_never_leave_the_prefix",
         || {
             std::fs::create_dir_all(server.root.path().join("other")).unwrap();
@@ -1014,7 +1182,17 @@ fn forge_tarball(src: &Path, dir: &Path) -> PathBuf {
     if out.exists() {
         return out;
     }
-    let tree = dir.join("forged-tree");
+    rewrite_tarball(src, &out, &mut make_privileged)
+}
+
+/// A copy of a real LXD backup with `change` applied to every instance
+/// record, in both places LXD reads an instance from.
+fn rewrite_tarball(
+    src: &Path,
+    out: &Path,
+    change: &mut dyn FnMut(&mut serde_yaml_ng::Mapping),
+) -> PathBuf {
+    let tree = out.with_extension("tree");
     std::fs::create_dir_all(&tree).unwrap();
     let tar = |args: &[&str]| {
         let ok = Command::new("tar")
@@ -1035,7 +1213,10 @@ fn forge_tarball(src: &Path, dir: &Path) -> PathBuf {
         let path = tree.join(member);
         let mut doc: serde_yaml_ng::Value =
             serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert!(make_privileged(&mut doc) > 0, "an instance in {member}");
+        assert!(
+            each_instance(&mut doc, change) > 0,
+            "an instance in {member}"
+        );
         std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
     }
     // The index first, as LXD writes it.
@@ -1049,47 +1230,52 @@ fn forge_tarball(src: &Path, dir: &Path) -> PathBuf {
         "backup",
     ]);
     std::fs::remove_dir_all(&tree).unwrap();
-    out
+    out.to_path_buf()
 }
 
-/// Every instance record (architecture, config, devices) in an LXD
-/// backup's YAML gets `security.privileged=true` and a disk `source: /`.
-fn make_privileged(v: &mut serde_yaml_ng::Value) -> usize {
+/// Apply `change` to every instance record (architecture, config,
+/// devices) in an LXD backup's YAML; how many there were.
+fn each_instance(
+    v: &mut serde_yaml_ng::Value,
+    change: &mut dyn FnMut(&mut serde_yaml_ng::Mapping),
+) -> usize {
     use serde_yaml_ng::Value as Y;
     let mut n = 0;
     match v {
         Y::Mapping(m) => {
-            let is_instance = m.contains_key("architecture")
-                && m.get("config").is_some_and(Y::is_mapping)
-                && m.contains_key("devices");
-            if is_instance {
-                if let Some(Y::Mapping(c)) = m.get_mut("config") {
-                    c.insert("security.privileged".into(), "true".into());
-                }
-                let host: Y =
-                    serde_yaml_ng::from_str("{type: disk, source: /, path: /mnt/host}").unwrap();
-                match m.get_mut("devices") {
-                    Some(Y::Mapping(d)) => {
-                        d.insert("host".into(), host);
-                    }
-                    _ => {
-                        let mut d = serde_yaml_ng::Mapping::new();
-                        d.insert("host".into(), host);
-                        m.insert("devices".into(), Y::Mapping(d));
-                    }
-                }
+            if m.contains_key("architecture") && m.get("config").is_some_and(Y::is_mapping) {
+                change(m);
                 n += 1;
             }
             for (_, x) in m.iter_mut() {
-                n += make_privileged(x);
+                n += each_instance(x, change);
             }
         }
         Y::Sequence(s) => {
             for x in s {
-                n += make_privileged(x);
+                n += each_instance(x, change);
             }
         }
         _ => {}
     }
     n
+}
+
+/// An instance record gets `security.privileged=true` and a disk `source: /`.
+fn make_privileged(m: &mut serde_yaml_ng::Mapping) {
+    use serde_yaml_ng::Value as Y;
+    if let Some(Y::Mapping(c)) = m.get_mut("config") {
+        c.insert("security.privileged".into(), "true".into());
+    }
+    let host: Y = serde_yaml_ng::from_str("{type: disk, source: /, path: /mnt/host}").unwrap();
+    match m.get_mut("devices") {
+        Some(Y::Mapping(d)) => {
+            d.insert("host".into(), host);
+        }
+        _ => {
+            let mut d = serde_yaml_ng::Mapping::new();
+            d.insert("host".into(), host);
+            m.insert("devices".into(), Y::Mapping(d));
+        }
+    }
 }

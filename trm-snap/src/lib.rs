@@ -181,7 +181,7 @@ pub fn command() -> clap::Command {
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     if let Command::S3 { command } = cli.command {
-        return offsite::s3(command, out);
+        return offsite::s3(command, &cli.common.project()?, out);
     }
     let settings = Settings::require()?;
     let project = cli.common.project()?;
@@ -295,6 +295,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 at,
                 identity: id,
                 pool: Some(settings.storage_pool.clone()),
+                bridge: settings.bridge.clone(),
             };
             out.one(&import::import(&lxd, &s, &req)?)?;
         }
@@ -311,6 +312,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 at.as_deref(),
                 id.as_deref(),
                 Some(&settings.storage_pool),
+                &settings.bridge,
             )?;
             out.one(&v)?;
             return Ok(if v.ok { 0 } else { 1 });

@@ -115,7 +115,8 @@ pub enum S3Command {
     },
 }
 
-pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
+/// `project`: only its backups are listed as complete, imported or pruned.
+pub fn s3(cmd: S3Command, project: &str, out: Printer) -> anyhow::Result<i32> {
     match cmd {
         S3Command::Set {
             endpoint,
@@ -174,10 +175,11 @@ pub fn s3(cmd: S3Command, out: Printer) -> anyhow::Result<i32> {
             &S3Settings::require()?,
             name.as_deref(),
             all,
+            project,
         )?)?,
         S3Command::Prune { name, dry_run, yes } => {
             let s = S3Settings::require()?;
-            let (backups, decisions) = prune::prune_plan(&s, name.as_deref())?;
+            let (backups, decisions) = prune::prune_plan(&s, name.as_deref(), project)?;
             let doomed = decisions.iter().filter(|d| !d.keep).count();
             if dry_run || doomed == 0 {
                 out.list(&decisions)?;

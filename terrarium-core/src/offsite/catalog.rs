@@ -124,8 +124,15 @@ fn group(root: &str, listed: Vec<crate::s3::Object>) -> Folders {
 }
 
 /// Every backup folder under the prefix (or one instance's), oldest
-/// first, complete ones with their manifest read and checked.
-pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<Vec<Backup>> {
+/// first, complete ones with their manifest read and checked. Only
+/// backups of `project` (the LXD project the command runs in) are
+/// trusted: another project's are refused, so never picked or pruned.
+pub fn scan(
+    client: &Client,
+    s: &S3Settings,
+    instance: Option<&str>,
+    project: &str,
+) -> Result<Vec<Backup>> {
     let trusted = s.trusted_signer()?;
     let dirs = folders(client, s, instance)?;
     let mut out = Vec::new();
@@ -156,7 +163,17 @@ pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<V
                 } else {
                     let key = manifest_key(&dir);
                     let bytes = client.get_bytes(&key, MANIFEST_LIMIT)?;
-                    trust(&key, &bytes, &inst, &id, listed_size, trusted.as_ref())
+                    trust(
+                        &key,
+                        &bytes,
+                        &Place {
+                            instance: &inst,
+                            id: &id,
+                            project,
+                        },
+                        listed_size,
+                        trusted.as_ref(),
+                    )
                 };
                 match read {
                     Ok(m) => {
@@ -182,19 +199,33 @@ pub fn scan(client: &Client, s: &S3Settings, instance: Option<&str>) -> Result<V
     Ok(out)
 }
 
+/// Where a manifest was found: its folder, and the project asking.
+pub struct Place<'a> {
+    pub instance: &'a str,
+    pub id: &'a str,
+    pub project: &'a str,
+}
+
 /// A manifest is trusted when it parses, belongs to its folder, carries
-/// this host's signature, and its data object is listed at its size.
+/// this host's signature, names the project asking (the signed field;
+/// folders are not split by project), and its data object is listed at
+/// its size.
 pub fn trust(
     key: &str,
     bytes: &[u8],
-    instance: &str,
-    id: &str,
+    at: &Place,
     listed_size: Option<u64>,
     trusted: Option<&VerifyingKey>,
 ) -> std::result::Result<Manifest, String> {
     let m = Manifest::parse(key, bytes).map_err(|e| e.to_string())?;
-    m.check_folder(instance, id)?;
+    m.check_folder(at.instance, at.id)?;
     signing::check(&m, trusted)?;
+    if m.project != at.project {
+        return Err(format!(
+            "it belongs to project {} (this is project {})",
+            m.project, at.project
+        ));
+    }
     match listed_size {
         None => Err("its data object is missing".into()),
         Some(n) if n != m.size => Err(format!(
@@ -408,8 +439,15 @@ mod tests {
         let mut m = sample("web", "20261201T000000Z");
         signing::sign(&mut m, &key);
         let bytes = serde_json::to_vec(&m).unwrap();
+        fn place<'a>(instance: &'a str, project: &'a str) -> Place<'a> {
+            Place {
+                instance,
+                id: "20261201T000000Z",
+                project,
+            }
+        }
         let t = |inst: &str, listed: Option<u64>| {
-            trust("k", &bytes, inst, "20261201T000000Z", listed, Some(&vk))
+            trust("k", &bytes, &place(inst, "default"), listed, Some(&vk))
         };
         assert!(t("web", Some(1000)).is_ok());
         assert!(t("db", Some(1000)).unwrap_err().contains("lies in folder"));
@@ -423,13 +461,51 @@ mod tests {
         let e = trust(
             "k",
             &unsigned,
-            "web",
-            "20261201T000000Z",
+            &place("web", "default"),
             Some(1000),
             Some(&vk),
         )
         .unwrap_err();
         assert!(e.contains("not signed"), "{e}");
-        assert!(trust("k", b"{", "web", "x", Some(1), Some(&vk)).is_err());
+        let garbage = Place {
+            instance: "web",
+            id: "x",
+            project: "default",
+        };
+        assert!(trust("k", b"{", &garbage, Some(1), Some(&vk)).is_err());
+    }
+
+    #[test]
+    fn another_projects_signed_backup_is_refused() {
+        let key = signing::generate().unwrap();
+        let vk = key.verifying_key();
+        let mut m = sample("web", "20261201T000000Z");
+        m.project = "team-a".into();
+        signing::sign(&mut m, &key);
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let in_project = |project| {
+            let at = Place {
+                instance: "web",
+                id: "20261201T000000Z",
+                project,
+            };
+            trust("k", &bytes, &at, Some(1000), Some(&vk))
+        };
+        assert!(in_project("team-a").is_ok());
+        assert_eq!(
+            in_project("team-b").unwrap_err(),
+            "it belongs to project team-a (this is project team-b)"
+        );
+        // Rewriting the project field breaks the signature instead.
+        let mut moved: Manifest = serde_json::from_slice(&bytes).unwrap();
+        moved.project = "team-b".into();
+        let moved = serde_json::to_vec(&moved).unwrap();
+        let at = Place {
+            instance: "web",
+            id: "20261201T000000Z",
+            project: "team-b",
+        };
+        let e = trust("k", &moved, &at, Some(1000), Some(&vk)).unwrap_err();
+        assert!(!e.contains("belongs to project"), "{e}");
     }
 }

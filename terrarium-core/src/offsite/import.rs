@@ -40,6 +40,8 @@ pub struct Request {
     pub identity: Option<PathBuf>,
     /// The storage pool for the new instance.
     pub pool: Option<String>,
+    /// The host's Terrarium bridge: the only network a restored NIC keeps.
+    pub bridge: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,7 +97,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
     let identities = read_identities(&identity)?;
     let started = Instant::now();
     let client = s.client()?;
-    let backups = catalog::scan(&client, s, Some(&req.name))?;
+    let backups = catalog::scan(&client, s, Some(&req.name), lxd.project())?;
     let backup = catalog::select(&backups, &req.name, req.at.as_deref())?;
     let m = backup
         .manifest
@@ -111,7 +113,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         &req.new,
         req.pool.as_deref(),
     )?;
-    let confined = confine(lxd, &req.new).and_then(|removed| {
+    let confined = confine(lxd, &req.new, &req.bridge).and_then(|removed| {
         let st = snapshots::strip_identity(lxd, &req.new)?;
         lxd.set_config(&req.new, ORIGIN_KEY, &format!("{}/{}", m.instance, m.id))?;
         Ok((removed, st))
@@ -142,13 +144,17 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
 /// Apply the policy to what LXD created from the backup: remove what it
 /// plans, drop any snapshots (Terrarium exports carry none, and a
 /// snapshot's config would come back on rollback), then read again: the
-/// instance must now pass, or the import fails.
-fn confine(lxd: &Lxd, new: &str) -> Result<Vec<Removal>> {
+/// instance's own config must now pass, and so must what it runs with,
+/// its profiles included (a backup names its profiles, and an existing
+/// profile with a host disk or privileged mode would otherwise come along
+/// whole); else the import fails and the caller deletes the instance.
+fn confine(lxd: &Lxd, new: &str, bridge: &str) -> Result<Vec<Removal>> {
     let i = lxd.instance_full(new)?;
-    let plan = policy::import_plan(&i.config, &i.devices);
+    let plan = policy::import_plan(&i.config, &i.devices, bridge);
     for r in &plan {
-        match r.kind {
-            "device" => lxd.remove_device(new, &r.name)?,
+        match (r.kind, &r.key) {
+            ("device", _) => lxd.remove_device(new, &r.name)?,
+            (_, Some(key)) => lxd.unset_device_key(new, &r.name, key)?,
             _ => lxd.unset_config(new, &r.name)?,
         }
     }
@@ -158,16 +164,35 @@ fn confine(lxd: &Lxd, new: &str) -> Result<Vec<Removal>> {
         removed.push(Removal {
             kind: "snapshot",
             name: snap.name.clone(),
+            key: None,
             value: String::new(),
             why: "backups made by Terrarium carry no snapshots, and a snapshot's config returns on rollback".into(),
         });
     }
     let again = lxd.instance_full(new)?;
-    let left = policy::import_plan(&again.config, &again.devices);
+    let left = policy::import_plan(&again.config, &again.devices, bridge);
     if !left.is_empty() || again.snapshots.iter().flatten().next().is_some() {
         return Err(Error::Integrity(format!(
             "the restored instance still carries what Terrarium's policy refuses ({}); it was deleted",
             left.iter().map(Removal::describe).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    let mut profiles = Vec::new();
+    for name in &again.profiles {
+        profiles.extend(lxd.profile(name)?);
+    }
+    let found = policy::import_findings(
+        &again.config,
+        &again.devices,
+        &again.expanded_config,
+        &again.expanded_devices,
+        &profiles,
+    );
+    if !found.is_empty() {
+        return Err(Error::Integrity(format!(
+            "the restored instance would run with what Terrarium's policy refuses: {}; \
+             it was deleted (give it profiles without these, then import again)",
+            found.join("; ")
         )));
     }
     Ok(removed)
@@ -350,6 +375,7 @@ pub fn verify(
     at: Option<&str>,
     identity: Option<&Path>,
     pool: Option<&str>,
+    bridge: &str,
 ) -> Result<Verified> {
     let tmp = format!("trm-verify-{}", crate::random::hex(4)?);
     let req = Request {
@@ -358,6 +384,7 @@ pub fn verify(
         at: at.map(String::from),
         identity: identity.map(Path::to_path_buf),
         pool: pool.map(String::from),
+        bridge: bridge.to_string(),
     };
     let started = Instant::now();
     let imported = import(lxd, s, &req)?;
@@ -412,13 +439,13 @@ fn inspect(lxd: &Lxd, name: &str) -> Result<(usize, Vec<String>)> {
     Ok((root.len(), checks))
 }
 
-/// The backups `s3 list` shows.
-pub fn list(s: &S3Settings, name: Option<&str>, all: bool) -> Result<Vec<Backup>> {
+/// The backups `s3 list` shows (another project's as refused, with --all).
+pub fn list(s: &S3Settings, name: Option<&str>, all: bool, project: &str) -> Result<Vec<Backup>> {
     if let Some(n) = name {
         validate_instance_name(n)?;
     }
     let client = s.client()?;
-    let mut b = catalog::scan(&client, s, name)?;
+    let mut b = catalog::scan(&client, s, name, project)?;
     if !all {
         b.retain(Backup::is_complete);
     }

@@ -119,9 +119,15 @@ pub fn decide(backups: &[Backup], policy: &Retention) -> Vec<Decision> {
     out
 }
 
-pub fn prune_plan(s: &S3Settings, name: Option<&str>) -> Result<(Vec<Backup>, Vec<Decision>)> {
+/// Only `project`'s backups are counted or deleted: another project's
+/// are refused by the catalog and left alone.
+pub fn prune_plan(
+    s: &S3Settings,
+    name: Option<&str>,
+    project: &str,
+) -> Result<(Vec<Backup>, Vec<Decision>)> {
     let client = s.client()?;
-    let backups = catalog::scan(&client, s, name)?;
+    let backups = catalog::scan(&client, s, name, project)?;
     let decisions = decide(&backups, &s.retention);
     Ok((backups, decisions))
 }
