@@ -841,6 +841,11 @@ fn apply(
     dry_run: bool,
 ) -> Result<SyncReport> {
     let e = &settings.expose;
+    // The claims first: a route written without its record would let the
+    // next sync hand its host to an older instance.
+    if plan.claims != host.claims && !dry_run {
+        claims::save(e, &plan.claims)?;
+    }
     let project = plan.project.clone();
     let dir = Path::new(&e.dynamic_dir);
     let mut written = Vec::new();
@@ -892,9 +897,6 @@ fn apply(
             }
             written.push(name.clone());
         }
-    }
-    if plan.claims != host.claims && !dry_run {
-        claims::save(e, &plan.claims)?;
     }
     let stale: Vec<String> = existing
         .into_iter()
@@ -1462,6 +1464,51 @@ mod tests {
                 _ => panic!("{mine} {others:?}: {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn claims_are_saved_before_any_route_and_a_dry_run_saves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dynamic = d.path().join("dynamic");
+        std::fs::create_dir(&dynamic).unwrap();
+        let mut s = Settings::default();
+        s.expose.root_domain = "example.com".into();
+        s.expose.dynamic_dir = dynamic.display().to_string();
+        s.expose.static_file = d.path().join("traefik.json").display().to_string();
+        let host = HostView {
+            live_static: None,
+            ufw_added: Vec::new(),
+            claims: Vec::new(),
+        };
+        let planned = || {
+            plan(
+                &[src("web", "2026-01-01", "https://web.example.com")],
+                &ctx(),
+            )
+        };
+        assert!(!planned().files.is_empty() && !planned().claims.is_empty());
+        let routes = || std::fs::read_dir(&dynamic).unwrap().count();
+
+        // The claims cannot be saved (a directory is in their way): no route.
+        let state = d.path().join("state");
+        s.expose.state_dir = state.display().to_string();
+        std::fs::create_dir_all(claims::path(&s.expose)).unwrap();
+        let Err(err) = apply(&s, &host, planned(), &BTreeSet::new(), false) else {
+            panic!("the claims cannot be saved, yet apply went on");
+        };
+        let err = err.to_string();
+        assert!(err.contains("expose-claims.json"), "{err}");
+        assert_eq!(routes(), 0, "no route without its claim on file");
+
+        // A dry run writes neither, even where it could.
+        std::fs::remove_dir(claims::path(&s.expose)).unwrap();
+        let rep = apply(&s, &host, planned(), &BTreeSet::new(), true).unwrap();
+        assert!(!rep.written.is_empty(), "it reports what it would write");
+        assert_eq!(routes(), 0);
+        assert!(
+            !claims::path(&s.expose).exists(),
+            "a dry run saves no claim"
+        );
     }
 
     #[test]
