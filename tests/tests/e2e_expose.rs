@@ -759,6 +759,45 @@ fn main() {
                 2,
                 "does not share /admin",
             );
+            // The holder routes /api/admin itself, behind its sign-on: no
+            // path touching it is shared, or x-other's deeper rule would
+            // outrank the holder's and skip the gate. A sibling stays open.
+            in_container(
+                OTHER,
+                "for d in admin/x other; do mkdir -p /srv/www/api/$d && echo \"$d of x-other\" > /srv/www/api/$d/index.html; done",
+            );
+            e2e::set_label(
+                N.project,
+                APP,
+                &format!(
+                    "https://{HOST}:3000@auth:admins\nshare://{HOST}/api\nhttps://{HOST}:3000/api/admin@auth:admins"
+                ),
+            );
+            let deep = format!("https://{HOST}:3000/api/admin/x");
+            e2e::set_label(
+                N.project,
+                OTHER,
+                &format!("{deep}\nhttps://{HOST}:3000/api/other"),
+            );
+            let problems = sync_problems_of(&bed, OTHER);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0]["item"], deep);
+            assert!(
+                problems[0]["message"].as_str().unwrap().contains(
+                    "overlaps app.example.test/api/admin, routed by instance 'x-app', the holder"
+                ),
+                "{problems:?}"
+            );
+            eventually("x-other's sibling /api/other", 30, || {
+                pebble.get("https", HOST, "/api/other/").ok_from("other of x-other")
+            });
+            for path in ["/api/admin/x/", "/api/admin/"] {
+                let r = pebble.get("https", HOST, path);
+                assert!(
+                    r.status >= 500 && !r.body.contains("x-other"),
+                    "{path}: {r:?}"
+                );
+            }
             // No longer shared: the route goes with the share.
             e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
             assert_eq!(expose(&bed, &["sync"]).status.code(), Some(1));
