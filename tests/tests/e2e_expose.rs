@@ -268,6 +268,15 @@ fn ipv4_in(project: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A sync refuses exactly one of `instance`'s items, `item`, saying `why`.
+fn the_one_problem_of(bed: &Bed, instance: &str, item: &str, why: &str) {
+    let problems = sync_problems_of(bed, instance);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["item"], item);
+    let message = problems[0]["message"].as_str().unwrap();
+    assert!(message.contains(why), "{problems:?}");
+}
+
 fn in_container(name: &str, script: &str) {
     in_project(N.project, name, script)
 }
@@ -720,14 +729,11 @@ fn main() {
                 "{rep}"
             );
             e2e::set_label(N.project, OTHER, &label);
-            let problems = sync_problems_of(&bed, OTHER);
-            assert_eq!(problems.len(), 1, "{problems:?}");
-            assert_eq!(problems[0]["item"], label);
-            assert!(
-                problems[0]["message"].as_str().unwrap().contains(
-                    "app.example.test is held by instance 'x-app', whose label does not share /api"
-                ),
-                "{problems:?}"
+            the_one_problem_of(
+                &bed,
+                OTHER,
+                &label,
+                "app.example.test is held by instance 'x-app', whose label does not share /api",
             );
             assert!(!side.file(OTHER).exists(), "no route is written for it");
             // Through Traefik, /api is the holder's like the rest of the host:
@@ -779,14 +785,11 @@ fn main() {
                 OTHER,
                 &format!("{deep}\nhttps://{HOST}:3000/api/other"),
             );
-            let problems = sync_problems_of(&bed, OTHER);
-            assert_eq!(problems.len(), 1, "{problems:?}");
-            assert_eq!(problems[0]["item"], deep);
-            assert!(
-                problems[0]["message"].as_str().unwrap().contains(
-                    "overlaps app.example.test/api/admin, routed by instance 'x-app', the holder"
-                ),
-                "{problems:?}"
+            the_one_problem_of(
+                &bed,
+                OTHER,
+                &deep,
+                "overlaps app.example.test/api/admin, routed by instance 'x-app', the holder",
             );
             eventually("x-other's sibling /api/other", 30, || {
                 pebble.get("https", HOST, "/api/other/").ok_from("other of x-other")
