@@ -791,16 +791,20 @@ fn main() {
                 &deep,
                 "overlaps app.example.test/api/admin, routed by instance 'x-app', the holder",
             );
-            eventually("x-other's sibling /api/other", 30, || {
-                pebble.get("https", HOST, "/api/other/").ok_from("other of x-other")
-            });
-            for path in ["/api/admin/x/", "/api/admin/"] {
+            // Both new files loaded: the holder's /api/admin and, with
+            // x-other's old /api gone, /api itself ask the gate.
+            let to_the_gate = |path: &str| {
                 let r = pebble.get("https", HOST, path);
-                assert!(
-                    r.status >= 500 && !r.body.contains("x-other"),
-                    "{path}: {r:?}"
-                );
-            }
+                r.status >= 500 && !r.body.contains("x-other")
+            };
+            eventually("/api and /api/admin at the gate", 30, || {
+                to_the_gate("/api/") && to_the_gate("/api/admin/")
+            });
+            let r = pebble.get("https", HOST, "/api/admin/x/");
+            assert!(r.status >= 500 && !r.body.contains("x-other"), "{r:?}");
+            assert!(pebble
+                .get("https", HOST, "/api/other/")
+                .ok_from("other of x-other"));
             // No longer shared: the route goes with the share.
             e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
             assert_eq!(expose(&bed, &["sync"]).status.code(), Some(1));
