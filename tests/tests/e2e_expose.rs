@@ -268,6 +268,15 @@ fn ipv4_in(project: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A sync refuses exactly one of `instance`'s items, `item`, saying `why`.
+fn the_one_problem_of(bed: &Bed, instance: &str, item: &str, why: &str) {
+    let problems = sync_problems_of(bed, instance);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["item"], item);
+    let message = problems[0]["message"].as_str().unwrap();
+    assert!(message.contains(why), "{problems:?}");
+}
+
 fn in_container(name: &str, script: &str) {
     in_project(N.project, name, script)
 }
@@ -720,14 +729,11 @@ fn main() {
                 "{rep}"
             );
             e2e::set_label(N.project, OTHER, &label);
-            let problems = sync_problems_of(&bed, OTHER);
-            assert_eq!(problems.len(), 1, "{problems:?}");
-            assert_eq!(problems[0]["item"], label);
-            assert!(
-                problems[0]["message"].as_str().unwrap().contains(
-                    "app.example.test is held by instance 'x-app', whose label does not share /api"
-                ),
-                "{problems:?}"
+            the_one_problem_of(
+                &bed,
+                OTHER,
+                &label,
+                "app.example.test is held by instance 'x-app', whose label does not share /api",
             );
             assert!(!side.file(OTHER).exists(), "no route is written for it");
             // Through Traefik, /api is the holder's like the rest of the host:
@@ -759,6 +765,46 @@ fn main() {
                 2,
                 "does not share /admin",
             );
+            // The holder routes /api/admin itself, behind its sign-on: no
+            // path touching it is shared, or x-other's deeper rule would
+            // outrank the holder's and skip the gate. A sibling stays open.
+            in_container(
+                OTHER,
+                "for d in admin/x other; do mkdir -p /srv/www/api/$d && echo \"$d of x-other\" > /srv/www/api/$d/index.html; done",
+            );
+            e2e::set_label(
+                N.project,
+                APP,
+                &format!(
+                    "https://{HOST}:3000@auth:admins\nshare://{HOST}/api\nhttps://{HOST}:3000/api/admin@auth:admins"
+                ),
+            );
+            let deep = format!("https://{HOST}:3000/api/admin/x");
+            e2e::set_label(
+                N.project,
+                OTHER,
+                &format!("{deep}\nhttps://{HOST}:3000/api/other"),
+            );
+            the_one_problem_of(
+                &bed,
+                OTHER,
+                &deep,
+                "overlaps app.example.test/api/admin, routed by instance 'x-app', the holder",
+            );
+            // Both new files loaded: the holder's /api/admin and, with
+            // x-other's old /api gone, /api itself ask the gate.
+            let to_the_gate = |path: &str| {
+                let r = pebble.get("https", HOST, path);
+                r.status >= 500 && !r.body.contains("x-other")
+            };
+            eventually("/api and /api/admin at the gate", 30, || {
+                to_the_gate("/api/") && to_the_gate("/api/admin/")
+            });
+            let r = pebble.get("https", HOST, "/api/admin/x/");
+            assert!(r.status >= 500 && !r.body.contains("x-other"), "{r:?}");
+            assert!(pebble
+                .get("https", HOST, "/api/other/")
+                .ok_from("other of x-other"));
             // No longer shared: the route goes with the share.
             e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
             assert_eq!(expose(&bed, &["sync"]).status.code(), Some(1));
@@ -904,8 +950,9 @@ fn main() {
             let b_rule = format!("allow 15450/tcp comment 'terrarium-expose {PROJECT_B}/x-b'");
             assert!(ufw(&side, &wrapper, &["show", "added"]).contains(&b_rule));
 
-            // Files from before names carried the project: A's own duplicate
-            // (serving), another project's, and one of an instance gone.
+            // Files from before names carried the project: A's own, one of
+            // x-app (serving), which both projects have, another project's,
+            // and one of an instance gone.
             let legacy = |name: &str, host: &str, url: &str| {
                 let f = serde_json::json!({"http": {
                     "routers": {format!("trm-{name}_http-old"): {"rule": format!("Host(`{host}`)"), "entryPoints": ["web"], "service": format!("trm-{name}_svc-old")}},
@@ -914,6 +961,7 @@ fn main() {
                 std::fs::write(side.dynamic().join(format!("trm-{name}.yml")), f.to_string()).unwrap();
             };
             legacy(APP, "dup.example.test", &format!("http://{}:3000", ipv4(APP)));
+            legacy(OTHER, "old-other.example.test", "http://127.0.0.1:9");
             legacy("x-b", "old-b.example.test", "http://127.0.0.1:9");
             legacy("x-gone-before-upgrade", "gone.example.test", "http://127.0.0.1:9");
             eventually("the old duplicate serving", 30, || {
@@ -933,16 +981,43 @@ fn main() {
                 .collect();
             assert_eq!(
                 deleted,
-                ["trm-x-app.yml", "trm-x-gone-before-upgrade.yml"].into(),
+                ["trm-x-other.yml", "trm-x-gone-before-upgrade.yml"].into(),
                 "{rep}"
             );
             assert!(side.dynamic().join("trm-x-b.yml").exists(), "B's to replace");
-            let problems = rep["problems"].as_array().unwrap();
-            assert_eq!(problems.len(), 1, "{rep}");
-            assert!(problems[0]["message"].as_str().unwrap().contains("another project's"));
-            eventually("the stale duplicate gone", 30, || {
-                pebble.get("http", "dup.example.test", "/").status == 404
-            });
+            // x-app's may be either project's: left, and said so.
+            let ambiguous = format!(
+                "both this project ('{}') and project '{PROJECT_B}' have an instance 'x-app', so whose it is is ambiguous",
+                N.project
+            );
+            // The problems about old files (each names its file).
+            let legacy_problems = |rep: &Value| -> Vec<(String, String)> {
+                rep["problems"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        let s = |k: &str| p[k].as_str().unwrap().to_string();
+                        (s("item"), s("message"))
+                    })
+                    .filter(|(item, _)| item.ends_with(".yml"))
+                    .collect()
+            };
+            let problems = legacy_problems(&rep);
+            assert_eq!(problems.len(), 2, "{rep}");
+            let about = |file: &str| {
+                problems
+                    .iter()
+                    .find(|p| p.0 == file)
+                    .map(|p| p.1.clone())
+                    .unwrap_or_default()
+            };
+            assert!(about("trm-x-b.yml").contains("another project's"), "{rep}");
+            assert!(about("trm-x-app.yml").contains(&ambiguous), "{rep}");
+            assert!(side.dynamic().join("trm-x-app.yml").exists());
+            assert!(pebble
+                .get("http", "dup.example.test", "/")
+                .ok_from("hello from x-app"));
             assert!(ufw(&side, &wrapper, &["show", "added"]).contains(&b_rule));
             let st: Value =
                 serde_json::from_str(&std::fs::read_to_string(side.static_file()).unwrap()).unwrap();
@@ -967,9 +1042,18 @@ fn main() {
             let rep: Value =
                 serde_json::from_slice(&expose_in(&bed, PROJECT_B, &["sync"]).stdout).unwrap();
             assert_eq!(rep["deleted"], serde_json::json!(["trm-x-b.yml"]), "{rep}");
+            let problems = legacy_problems(&rep);
+            assert_eq!(problems.len(), 1, "{rep}");
+            assert_eq!(problems[0].0, "trm-x-app.yml");
+            assert!(problems[0].1.contains("have an instance 'x-app'"), "{rep}");
             assert_eq!(side.files_of(N.project).len(), a_before.len());
             eventually("every router of both projects loaded", 30, || {
                 proxy_status(&bed)["files"]["missing"] == serde_json::json!([])
+            });
+            // Deleted by hand, as the problem says: the stale duplicate goes.
+            std::fs::remove_file(side.dynamic().join("trm-x-app.yml")).unwrap();
+            eventually("the stale duplicate gone", 30, || {
+                pebble.get("http", "dup.example.test", "/").status == 404
             });
 
             // B's instances go: its sync takes away its files, rule and port.

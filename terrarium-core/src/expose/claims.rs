@@ -235,11 +235,16 @@ pub fn settle(
         (r.shares, r.routes) = (shares, routes);
     }
 
-    // Paths of shared hosts, for instances that do not hold the host.
+    // Paths of shared hosts, for instances that do not hold the host. A
+    // path touching one the holder routes itself is never open: the
+    // deeper rule would win Traefik's ranking and skip the holder's
+    // middlewares (its sign-on) on part of the holder's own route.
     let mut paths: Vec<Record> = Vec::new();
     let shared_to = |host: &str, path: &str, i: usize| -> bool {
         hosts.get(host).is_some_and(|h| {
-            h.holder() != (project, wants[i].0) && h.shares.iter().any(|s| covers(s, path))
+            h.holder() != (project, wants[i].0)
+                && h.shares.iter().any(|s| covers(s, path))
+                && own_route(h, path).is_none()
         })
     };
     for r in &recorded {
@@ -276,9 +281,9 @@ pub fn settle(
                             "{host} is held by {}, whose label does not share {path} (a host is all its holder's, every path included)",
                             holder.who(project)
                         ))
-                    } else if holder.routes.contains(&path) {
+                    } else if let Some(own) = own_route(holder, &path) {
                         Some(format!(
-                            "{host}{path} is routed by {}, the holder of {host}, itself",
+                            "{host}{path} overlaps {host}{own}, routed by {}, the holder of {host}, itself",
                             holder.who(project)
                         ))
                     } else {
@@ -339,6 +344,17 @@ pub fn settle(
         .collect();
     records.sort_by(|a, b| (&a.held, &a.project).cmp(&(&b.held, &b.project)));
     Settled { refusals, records }
+}
+
+/// The holder's own route on its host that a route at `path` would
+/// overlap, if any. Its root route (`/`) overlaps only `/`: every deeper
+/// path is what a share hands out.
+fn own_route<'a>(holder: &'a Record, path: &str) -> Option<&'a str> {
+    holder
+        .routes
+        .iter()
+        .find(|r| overlap(r, path))
+        .map(String::as_str)
 }
 
 fn path_of_held(held: &Held) -> &str {
@@ -419,6 +435,59 @@ mod tests {
                     vec![],
                     vec![(0, "only the holder"), (1, "routed by instance 'a'")],
                 ],
+            ),
+            (
+                "a shared parent path never hands out what the holder routes below it",
+                vec![],
+                vec![
+                    (
+                        "a",
+                        "https://app.t@auth, share://app.t/pub, https://app.t/pub/admin@auth",
+                    ),
+                    (
+                        "b",
+                        "https://app.t/pub/admin/x, https://app.t/pub/admin, https://app.t/pub/other, https://app.t/pub/adminx",
+                    ),
+                ],
+                vec![
+                    vec![],
+                    vec![
+                        (0, "overlaps app.t/pub/admin, routed by instance 'a'"),
+                        (1, "routed by instance 'a'"),
+                    ],
+                ],
+            ),
+            (
+                "nor a shallower path that would take the rest of one the holder routes",
+                vec![],
+                vec![
+                    ("a", "https://app.t, share://app.t/pub, https://app.t/pub/x/y"),
+                    ("b", "https://app.t/pub/x, https://app.t/pub/z"),
+                ],
+                vec![vec![], vec![(0, "overlaps app.t/pub/x/y")]],
+            ),
+            (
+                "the holder's root route leaves every shared path open",
+                vec![],
+                vec![
+                    ("a", "https://app.t/, share://app.t/pub"),
+                    ("b", "https://app.t/pub"),
+                ],
+                vec![vec![], vec![]],
+            ),
+            (
+                "another project's holder routing below its share keeps that path",
+                vec![{
+                    let mut r = rec(host("app.t"), "q", "a", "2026-01-01T00:00:00Z");
+                    r.shares = vec!["/pub".into()];
+                    r.routes = vec!["/".into(), "/pub/admin".into()];
+                    r
+                }],
+                vec![("b", "https://app.t/pub/admin/x, https://app.t/pub/other")],
+                vec![vec![(
+                    0,
+                    "overlaps app.t/pub/admin, routed by instance 'a' of project 'q'",
+                )]],
             ),
             (
                 "an old instance cannot take a live host held by a newer one",
@@ -538,6 +607,31 @@ mod tests {
                 .any(|r| matches!(r.held, Held::Tcp { .. })),
             "released"
         );
+    }
+
+    #[test]
+    fn a_held_path_is_released_when_its_holder_routes_into_it() {
+        let wants = vec![
+            ("a", items("https://app.t, share://app.t/pub")),
+            ("b", items("https://app.t/pub/admin/x")),
+        ];
+        let s = settle("p", &wants, &[], "2026-02-01T00:00:00Z");
+        assert_eq!(s.refusals[1], [None]);
+        let is_path = |r: &&Record| matches!(r.held, Held::Path { .. });
+        assert_eq!(s.records.iter().filter(is_path).count(), 1);
+        // The holder now routes /pub/admin itself, behind its sign-on.
+        let wants = vec![
+            (
+                "a",
+                items("https://app.t, share://app.t/pub, https://app.t/pub/admin@auth"),
+            ),
+            ("b", items("https://app.t/pub/admin/x")),
+        ];
+        let s2 = settle("p", &wants, &s.records, "2026-03-01T00:00:00Z");
+        let why = s2.refusals[1][0].as_deref().unwrap();
+        assert!(why.contains("overlaps app.t/pub/admin"), "{why}");
+        assert_eq!(s2.records.iter().filter(is_path).count(), 0, "released");
+        assert_eq!(s2.refusals[0], [None, None, None], "the holder keeps all");
     }
 
     #[test]

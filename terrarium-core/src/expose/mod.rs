@@ -722,10 +722,8 @@ fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncRepo
 }
 
 /// Files from before names carried the project (`trm-<instance>.yml`)
-/// that this sync deletes: its own instances' (their routes now live in
-/// `trm-<project>_<instance>.yml`, so the old file is a stale duplicate)
-/// and those of instances no project has any more. One of another
-/// project's instance waits for that project's sync.
+/// that this sync deletes: see `legacy_fate`. The others stay, each with
+/// a problem saying why.
 fn legacy_files(
     lxd: &Lxd,
     e: &ExposeSettings,
@@ -743,37 +741,79 @@ fn legacy_files(
             }
         })
         .collect();
+    if old.is_empty() {
+        return (BTreeSet::new(), Vec::new());
+    }
+    let project = lxd.project();
+    // For each instance name, the other projects that have one.
+    let elsewhere: std::result::Result<BTreeMap<String, BTreeSet<String>>, String> = lxd
+        .instances_all_projects()
+        .map(|all| {
+            let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for i in all.into_iter().filter(|i| i.project != project) {
+                by_name.entry(i.name).or_default().insert(i.project);
+            }
+            by_name
+        })
+        .map_err(|err| err.to_string());
     let mut delete = BTreeSet::new();
     let mut problems = Vec::new();
-    let mut elsewhere: Option<Result<BTreeSet<String>>> = None;
     for (name, instance) in old {
-        if sources.iter().any(|s| s.name == instance) {
-            delete.insert(name);
-            continue;
-        }
-        let all = elsewhere.get_or_insert_with(|| {
-            lxd.instances_all_projects()
-                .map(|v| v.into_iter().map(|i| i.name).collect())
-        });
-        let why = match all {
-            Ok(names) if !names.contains(&instance) => {
+        let mine = sources.iter().any(|s| s.name == instance);
+        let others = elsewhere
+            .as_ref()
+            .map(|m| m.get(&instance).cloned().unwrap_or_default())
+            .map_err(String::clone);
+        match legacy_fate(&name, &instance, project, mine, &others) {
+            None => {
                 delete.insert(name);
-                continue;
             }
-            Ok(_) => format!(
-                "{name} is from before file names carried the project, and instance '{instance}' is another project's: that project's sync replaces it"
-            ),
-            Err(err) => format!(
-                "{name} is from before file names carried the project; left in place, as the other projects could not be read: {err}"
-            ),
-        };
-        problems.push(Problem {
-            instance,
-            item: name,
-            message: why,
-        });
+            Some(message) => problems.push(Problem {
+                instance,
+                item: name,
+                message,
+            }),
+        }
     }
     (delete, problems)
+}
+
+/// Whether this sync of `project` deletes the old file `name` of
+/// `instance` (`None`) or leaves it, and why. `mine`: this project has an
+/// instance of that name; `others`: the other projects that do, or why
+/// they could not be read. The old name says no project, so the file is
+/// this project's only when no other project has such an instance: one
+/// project's sync must never drop another's routes.
+fn legacy_fate(
+    name: &str,
+    instance: &str,
+    project: &str,
+    mine: bool,
+    others: &std::result::Result<BTreeSet<String>, String>,
+) -> Option<String> {
+    let old = format!("{name} is from before file names carried the project");
+    let others = match others {
+        Ok(others) if others.is_empty() => return None,
+        Ok(others) => {
+            let names: Vec<String> = others.iter().map(|p| format!("'{p}'")).collect();
+            let s = if names.len() > 1 { "s" } else { "" };
+            format!("project{s} {}", names.join(", "))
+        }
+        Err(err) => {
+            return Some(format!(
+                "{old}; left in place, as the other projects could not be read: {err}"
+            ))
+        }
+    };
+    Some(if mine {
+        format!(
+            "{old}, and both this project ('{project}') and {others} have an instance '{instance}', so whose it is is ambiguous: it is left in place. Delete it by hand once each of them has synced (their routes now live in trm-<project>_{instance}.yml)"
+        )
+    } else {
+        format!(
+            "{old}, and instance '{instance}' is another project's ({others}): that project's sync replaces it"
+        )
+    })
 }
 
 /// What the host says, read once per change: the live static file (its
@@ -863,6 +903,11 @@ fn apply(
     dry_run: bool,
 ) -> Result<SyncReport> {
     let e = &settings.expose;
+    // The claims first: a route written without its record would let the
+    // next sync hand its host to an older instance.
+    if plan.claims != host.claims && !dry_run {
+        claims::save(e, &plan.claims)?;
+    }
     let project = plan.project.clone();
     let dir = Path::new(&e.dynamic_dir);
     let mut written = Vec::new();
@@ -914,9 +959,6 @@ fn apply(
             }
             written.push(name.clone());
         }
-    }
-    if plan.claims != host.claims && !dry_run {
-        claims::save(e, &plan.claims)?;
     }
     let stale: Vec<String> = existing
         .into_iter()
@@ -1453,6 +1495,82 @@ mod tests {
             unroutable: None,
             label: label.into(),
         }
+    }
+
+    #[test]
+    fn an_old_file_is_deleted_only_when_no_other_project_has_its_instance() {
+        type Others = std::result::Result<BTreeSet<String>, String>;
+        let set = |ps: &[&str]| -> Others { Ok(ps.iter().map(|p| p.to_string()).collect()) };
+        // (this project has it, the other projects', a word of why it stays)
+        let cases: Vec<(bool, Others, Option<&str>)> = vec![
+            (true, set(&[]), None),
+            (false, set(&[]), None),
+            (
+                true,
+                set(&["acc-a"]),
+                Some("this project ('default') and project 'acc-a' have an instance 'web', so whose it is is ambiguous"),
+            ),
+            (true, set(&["acc-a", "acc-b"]), Some("projects 'acc-a', 'acc-b'")),
+            (false, set(&["acc-a"]), Some("another project's (project 'acc-a')")),
+            (true, Err("lxd is down".into()), Some("could not be read: lxd is down")),
+            (false, Err("lxd is down".into()), Some("could not be read")),
+        ];
+        for (mine, others, want) in cases {
+            let got = legacy_fate("trm-web.yml", "web", "default", mine, &others);
+            match (want, &got) {
+                (None, None) => {}
+                (Some(word), Some(why)) => {
+                    assert!(why.contains(word), "{mine} {others:?}: {why}");
+                    assert!(why.starts_with("trm-web.yml "), "{why}");
+                }
+                _ => panic!("{mine} {others:?}: {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn claims_are_saved_before_any_route_and_a_dry_run_saves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dynamic = d.path().join("dynamic");
+        std::fs::create_dir(&dynamic).unwrap();
+        let mut s = Settings::default();
+        s.expose.root_domain = "example.com".into();
+        s.expose.dynamic_dir = dynamic.display().to_string();
+        s.expose.static_file = d.path().join("traefik.json").display().to_string();
+        let host = HostView {
+            live_static: None,
+            ufw_added: Vec::new(),
+            claims: Vec::new(),
+        };
+        let planned = || {
+            plan(
+                &[src("web", "2026-01-01", "https://web.example.com")],
+                &ctx(),
+            )
+        };
+        assert!(!planned().files.is_empty() && !planned().claims.is_empty());
+        let routes = || std::fs::read_dir(&dynamic).unwrap().count();
+
+        // The claims cannot be saved (a directory is in their way): no route.
+        let state = d.path().join("state");
+        s.expose.state_dir = state.display().to_string();
+        std::fs::create_dir_all(claims::path(&s.expose)).unwrap();
+        let Err(err) = apply(&s, &host, planned(), &BTreeSet::new(), false) else {
+            panic!("the claims cannot be saved, yet apply went on");
+        };
+        let err = err.to_string();
+        assert!(err.contains("expose-claims.json"), "{err}");
+        assert_eq!(routes(), 0, "no route without its claim on file");
+
+        // A dry run writes neither, even where it could.
+        std::fs::remove_dir(claims::path(&s.expose)).unwrap();
+        let rep = apply(&s, &host, planned(), &BTreeSet::new(), true).unwrap();
+        assert!(!rep.written.is_empty(), "it reports what it would write");
+        assert_eq!(routes(), 0);
+        assert!(
+            !claims::path(&s.expose).exists(),
+            "a dry run saves no claim"
+        );
     }
 
     #[test]
