@@ -241,7 +241,9 @@ impl Backends {
     /// `ipv4.address`, a `hwaddr` or `volatile.*.hwaddr` set to a
     /// neighbour's) goes to neither.
     pub fn sources(&self, instances: &[Instance]) -> Vec<Source> {
-        let judged: Vec<(&Instance, Option<String>, Option<String>, Option<String>)> = instances
+        // (instance, its MAC, its address, why it may not be routed)
+        type Judged<'a> = (&'a Instance, Option<String>, Option<String>, Option<String>);
+        let judged: Vec<Judged> = instances
             .iter()
             .map(|i| {
                 let mac = on_bridge(i, &self.bridge).and_then(|(dev, nic)| nic_mac(i, dev, nic));
