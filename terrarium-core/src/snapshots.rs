@@ -701,7 +701,7 @@ fn prune_instance(
     i: &Instance,
     now: DateTime<Utc>,
     policy: &Policy,
-    dry_run: bool,
+    mode: PruneMode,
 ) -> Result<Vec<Pruned>> {
     let mut snaps = snaps_of(lxd, i)?;
     // On ZFS a snapshot a clone was made from cannot go.
@@ -718,7 +718,11 @@ fn prune_instance(
     let mut out = Vec::new();
     for mut d in retention::plan(&snaps, now, policy) {
         let mut deleted = false;
-        if !d.keep && !dry_run {
+        if let PruneMode::Confirmed(set) = &mode {
+            let confirmed = set.contains(&(i.name.clone(), d.name.clone()));
+            only_if_confirmed(&mut d, confirmed);
+        }
+        if !d.keep && !matches!(mode, PruneMode::Plan) {
             // One snapshot LXD refuses to delete does not stop the others.
             match lxd.delete_snapshot(&i.name, &d.name) {
                 Ok(()) => deleted = true,
@@ -737,25 +741,68 @@ fn prune_instance(
     Ok(out)
 }
 
-/// Apply retention now (one instance or all); `now` is injectable so the
-/// policy can be exercised against real snapshots with a moved clock.
-pub fn prune(
+/// Only what the user saw and confirmed goes, and only if the policy,
+/// read again under the lock, still lets it go (a hold placed meanwhile
+/// wins).
+fn only_if_confirmed(d: &mut retention::Decision, confirmed: bool) {
+    if !d.keep && !confirmed {
+        d.keep = true;
+        d.rule = "kept: not in the confirmed plan".into();
+    } else if d.keep && confirmed {
+        d.rule = format!("kept: {} (changed since the plan was confirmed)", d.rule);
+    }
+}
+
+/// How a prune treats the policy's verdicts.
+enum PruneMode {
+    /// Decide only: delete nothing.
+    Plan,
+    /// Delete what the policy says now (the scheduled tick, unattended).
+    Policy,
+    /// Delete only these (instance, snapshot) pairs, the plan the user
+    /// confirmed, and of them only what the policy still lets go.
+    Confirmed(BTreeSet<(String, String)>),
+}
+
+/// What retention would delete now (one instance or all), deleting
+/// nothing; `now` is injectable so the policy can be exercised against
+/// real snapshots with a moved clock.
+pub fn prune_plan(
     lxd: &Lxd,
     name: Option<&str>,
     policy: &Policy,
     now: DateTime<Utc>,
-    dry_run: bool,
+) -> Result<Vec<Pruned>> {
+    let mut out = Vec::new();
+    for i in &one_or_all(lxd, name)? {
+        out.extend(prune_instance(lxd, i, now, policy, PruneMode::Plan)?);
+    }
+    Ok(out)
+}
+
+/// Apply a plan from `prune_plan` that the user confirmed: exactly its
+/// deletions, each instance under its lock, never a snapshot it did not
+/// list (one taken, or one that aged past the policy, since).
+pub fn prune_apply(
+    lxd: &Lxd,
+    confirmed: &[Pruned],
+    policy: &Policy,
+    now: DateTime<Utc>,
     wait: bool,
 ) -> Result<Vec<Pruned>> {
-    let instances = one_or_all(lxd, name)?;
+    let doomed: BTreeSet<(String, String)> = confirmed
+        .iter()
+        .filter(|p| !p.decision.keep)
+        .map(|p| (p.instance.clone(), p.decision.name.clone()))
+        .collect();
+    // Every instance the plan showed, in the same shape as the plan.
+    let names: BTreeSet<&str> = confirmed.iter().map(|p| p.instance.as_str()).collect();
     let mut out = Vec::new();
-    for i in &instances {
-        let _lock = if dry_run {
-            None
-        } else {
-            Some(lock_instance(lxd.project(), &i.name, wait)?)
-        };
-        out.extend(prune_instance(lxd, i, now, policy, dry_run)?);
+    for name in names {
+        let _lock = lock_instance(lxd.project(), name, wait)?;
+        let i = lxd.instance_full(name)?;
+        let mode = PruneMode::Confirmed(doomed.clone());
+        out.extend(prune_instance(lxd, &i, now, policy, mode)?);
     }
     Ok(out)
 }
@@ -838,7 +885,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
             }
         }
         let fresh = lxd.instance_full(&i.name)?;
-        t.deleted = prune_instance(lxd, &fresh, now, policy, false)?
+        t.deleted = prune_instance(lxd, &fresh, now, policy, PruneMode::Policy)?
             .into_iter()
             .filter(|p| p.deleted)
             .map(|p| p.decision.name)
@@ -872,6 +919,35 @@ pub fn units(binary: &std::path::Path, every_minutes: u32) -> Vec<crate::systemd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_confirmed_prune_deletes_only_what_was_confirmed_and_is_still_due() {
+        let d = |keep: bool| retention::Decision {
+            name: "s".into(),
+            keep,
+            rule: "rule".into(),
+        };
+        // (policy now says keep?, was it in the confirmed deletions?) -> keep?
+        for (keep_now, confirmed, want_keep, rule) in [
+            (false, true, false, "rule"),
+            (false, false, true, "kept: not in the confirmed plan"),
+            (
+                true,
+                true,
+                true,
+                "kept: rule (changed since the plan was confirmed)",
+            ),
+            (true, false, true, "rule"),
+        ] {
+            let mut x = d(keep_now);
+            only_if_confirmed(&mut x, confirmed);
+            assert_eq!(
+                (x.keep, x.rule.as_str()),
+                (want_keep, rule),
+                "{keep_now} {confirmed}"
+            );
+        }
+    }
 
     #[test]
     fn manual_names_carry_a_checked_label() {

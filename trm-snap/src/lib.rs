@@ -256,7 +256,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             now,
         } => {
             let now = now.unwrap_or_else(Utc::now);
-            let plan = snapshots::prune(&lxd, name.as_deref(), &policy, now, true, wait)?;
+            let plan = snapshots::prune_plan(&lxd, name.as_deref(), &policy, now)?;
             let doomed = plan.iter().filter(|p| !p.decision.keep).count();
             if dry_run || doomed == 0 {
                 out.list(&plan)?;
@@ -266,14 +266,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &format!("Delete {doomed} snapshot(s) by the retention policy"),
                 yes,
             )?;
-            out.list(&snapshots::prune(
-                &lxd,
-                name.as_deref(),
-                &policy,
-                now,
-                false,
-                wait,
-            )?)?;
+            out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, wait)?)?;
         }
         Command::Hold { name, snapshot } => {
             out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)?
