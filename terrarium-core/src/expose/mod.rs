@@ -717,7 +717,8 @@ fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncRepo
     let sources = backends.sources(&instances);
     let host = HostView::read(&settings.expose)?;
     let plan = plan(&sources, &host.context(settings, &sources, lxd.project())?);
-    let (legacy, legacy_problems) = legacy_files(lxd, &settings.expose, &sources);
+    let (legacy, legacy_problems) =
+        legacy_files(lxd.project(), &settings.expose, &sources, &instances);
     let mut report = apply(settings, &host, plan, &legacy, dry_run)?;
     report.problems.extend(legacy_problems);
     Ok(report)
@@ -727,9 +728,10 @@ fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncRepo
 /// that this sync deletes: see `legacy_fate`. The others stay, each with
 /// a problem saying why.
 fn legacy_files(
-    lxd: &Lxd,
+    project: &str,
     e: &ExposeSettings,
     sources: &[Source],
+    all_instances: &[Instance],
 ) -> (BTreeSet<String>, Vec<Problem>) {
     let old: Vec<(String, String)> = std::fs::read_dir(&e.dynamic_dir)
         .into_iter()
@@ -746,26 +748,23 @@ fn legacy_files(
     if old.is_empty() {
         return (BTreeSet::new(), Vec::new());
     }
-    let project = lxd.project();
-    // For each instance name, the other projects that have one.
-    let elsewhere: std::result::Result<BTreeMap<String, BTreeSet<String>>, String> = lxd
-        .instances_all_projects()
-        .map(|all| {
-            let mut by_name: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for i in all.into_iter().filter(|i| i.project != project) {
-                by_name.entry(i.name).or_default().insert(i.project);
-            }
-            by_name
-        })
-        .map_err(|err| err.to_string());
+    // For each instance name, the other projects that have one (from the
+    // every-project read the sync already made).
+    let mut elsewhere: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for i in all_instances.iter().filter(|i| i.project != project) {
+        elsewhere
+            .entry(i.name.as_str())
+            .or_default()
+            .insert(i.project.clone());
+    }
     let mut delete = BTreeSet::new();
     let mut problems = Vec::new();
     for (name, instance) in old {
         let mine = sources.iter().any(|s| s.name == instance);
         let others = elsewhere
-            .as_ref()
-            .map(|m| m.get(&instance).cloned().unwrap_or_default())
-            .map_err(String::clone);
+            .get(instance.as_str())
+            .cloned()
+            .unwrap_or_default();
         match legacy_fate(&name, &instance, project, mine, &others) {
             None => {
                 delete.insert(name);
@@ -782,8 +781,7 @@ fn legacy_files(
 
 /// Whether this sync of `project` deletes the old file `name` of
 /// `instance` (`None`) or leaves it, and why. `mine`: this project has an
-/// instance of that name; `others`: the other projects that do, or why
-/// they could not be read. The old name says no project, so the file is
+/// instance of that name; `others`: the other projects that do. The old name says no project, so the file is
 /// this project's only when no other project has such an instance: one
 /// project's sync must never drop another's routes.
 fn legacy_fate(
@@ -791,22 +789,15 @@ fn legacy_fate(
     instance: &str,
     project: &str,
     mine: bool,
-    others: &std::result::Result<BTreeSet<String>, String>,
+    others: &BTreeSet<String>,
 ) -> Option<String> {
+    if others.is_empty() {
+        return None;
+    }
     let old = format!("{name} is from before file names carried the project");
-    let others = match others {
-        Ok(others) if others.is_empty() => return None,
-        Ok(others) => {
-            let names: Vec<String> = others.iter().map(|p| format!("'{p}'")).collect();
-            let s = if names.len() > 1 { "s" } else { "" };
-            format!("project{s} {}", names.join(", "))
-        }
-        Err(err) => {
-            return Some(format!(
-                "{old}; left in place, as the other projects could not be read: {err}"
-            ))
-        }
-    };
+    let names: Vec<String> = others.iter().map(|p| format!("'{p}'")).collect();
+    let s = if names.len() > 1 { "s" } else { "" };
+    let others = format!("project{s} {}", names.join(", "));
     Some(if mine {
         format!(
             "{old}, and both this project ('{project}') and {others} have an instance '{instance}', so whose it is is ambiguous: it is left in place. Delete it by hand once each of them has synced (their routes now live in trm-<project>_{instance}.yml)"
@@ -1501,8 +1492,8 @@ mod tests {
 
     #[test]
     fn an_old_file_is_deleted_only_when_no_other_project_has_its_instance() {
-        type Others = std::result::Result<BTreeSet<String>, String>;
-        let set = |ps: &[&str]| -> Others { Ok(ps.iter().map(|p| p.to_string()).collect()) };
+        type Others = BTreeSet<String>;
+        let set = |ps: &[&str]| -> Others { ps.iter().map(|p| p.to_string()).collect() };
         // (this project has it, the other projects', a word of why it stays)
         let cases: Vec<(bool, Others, Option<&str>)> = vec![
             (true, set(&[]), None),
@@ -1514,8 +1505,6 @@ mod tests {
             ),
             (true, set(&["acc-a", "acc-b"]), Some("projects 'acc-a', 'acc-b'")),
             (false, set(&["acc-a"]), Some("another project's (project 'acc-a')")),
-            (true, Err("lxd is down".into()), Some("could not be read: lxd is down")),
-            (false, Err("lxd is down".into()), Some("could not be read")),
         ];
         for (mine, others, want) in cases {
             let got = legacy_fate("trm-web.yml", "web", "default", mine, &others);
