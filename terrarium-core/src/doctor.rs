@@ -118,7 +118,7 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
         ));
         return Ok(out);
     }
-    let run = |cmd: &[&str]| lxd.exec_output(name, cmd, EXEC_TIMEOUT);
+    let run = |cmd: &[&str]| lxd.exec_read(name, cmd, EXEC_TIMEOUT);
 
     let ci = run(&["cloud-init", "status"])?;
     let text = ci.stdout_str();

@@ -356,15 +356,23 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
 }
 
 fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {
-    let out = lxd.exec_output(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
-    Ok(out.status.success())
+    let out = lxd.exec_read(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
+    // getent says 2 for "no such entry"; anything else is not an answer.
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(2) => Ok(false),
+        _ => Err(Error::WrongState(format!(
+            "could not ask '{name}' for its '{USER}' user: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
 }
 
 fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let out = lxd.exec_output(
+        let out = lxd.exec_read(
             name,
             &["cloud-init", "status", "--wait"],
             left.max(Duration::from_secs(1)),
@@ -374,7 +382,7 @@ fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
             return Ok("disabled".into());
         }
         let long = lxd
-            .exec_output(
+            .exec_read(
                 name,
                 &["cloud-init", "status", "--long"],
                 Duration::from_secs(30),

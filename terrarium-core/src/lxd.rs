@@ -489,13 +489,24 @@ impl Lxd {
         cmd.arg("--").args(&spec.command)
     }
 
-    /// Run a command in the instance and capture its output (unchecked).
-    pub fn exec_output(&self, name: &str, command: &[&str], timeout: Duration) -> Result<Output> {
+    /// Run a command that only reads (a status or a lookup) in the
+    /// instance and capture its output (unchecked). LXD 5.0's exec now and
+    /// then fails with "Failed to retrieve PID of executing child process",
+    /// even after the command ran, so only reads may be run again then.
+    pub fn exec_read(&self, name: &str, command: &[&str], timeout: Duration) -> Result<Output> {
         let spec = ExecSpec {
             command: command.iter().map(|s| s.to_string()).collect(),
             ..ExecSpec::default()
         };
-        self.exec_cmd(name, &spec).timeout(timeout).output()
+        let mut tries = 0;
+        loop {
+            let out = self.exec_cmd(name, &spec).timeout(timeout).output()?;
+            tries += 1;
+            if tries >= EXEC_READ_TRIES || !lost_track_of_child(&out) {
+                return Ok(out);
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// `lxc monitor` of lifecycle events in our project, one JSON object
@@ -679,12 +690,39 @@ fn daemon_error(e: Error) -> Error {
     }
 }
 
+/// How often a read-only exec is tried when LXD loses track of its child.
+const EXEC_READ_TRIES: u32 = 4;
+
+/// LXD's exec failed to follow the child process; the exit code says
+/// nothing about the command.
+fn lost_track_of_child(out: &Output) -> bool {
+    !out.status.success()
+        && String::from_utf8_lossy(&out.stderr)
+            .contains("Failed to retrieve PID of executing child")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn instance(json: serde_json::Value) -> Instance {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_lxds_lost_child_is_tried_again() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = |code: i32, stderr: &str| Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: vec![],
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        let lost = "Error: Failed to retrieve PID of executing child process";
+        assert!(lost_track_of_child(&out(1, lost)));
+        // The command's own failure, or success, is its answer.
+        assert!(!lost_track_of_child(&out(2, "")));
+        assert!(!lost_track_of_child(&out(1, "Error: Instance not found")));
+        assert!(!lost_track_of_child(&out(0, lost)));
     }
 
     #[test]
