@@ -12,7 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 PREFIX=${PREFIX:-/usr/local}
 echo "==> building (release)" >&2
 cargo build --release --locked --workspace --bins
-for bin in trm trm-expose trm-snap trm-harden trm-profile; do
+for bin in trm trm-expose trm-snap trm-harden trm-profile trm-gate; do
     install -D -m 0755 "target/release/$bin" "$PREFIX/bin/$bin"
 done
 install -d "$PREFIX/share/man/man1"

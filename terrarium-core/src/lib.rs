@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod error;
 pub mod expose;
 pub mod fs;
+pub mod gate;
 pub mod harden;
 pub mod image;
 pub mod instances;

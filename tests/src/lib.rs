@@ -12,6 +12,7 @@ pub fn commands() -> Vec<clap::Command> {
     vec![
         trm::command(),
         trm_profile::command(),
+        trm_gate::command(),
         trm_expose::command(),
         trm_snap::command(),
         trm_harden::command(),

@@ -1,0 +1,96 @@
+//! The gate's settings, `/etc/terrarium/gate.toml`, written by
+//! `trm-harden oidc set`. No secret is in it: the client secret and the
+//! cookie keys are 0600 files it names.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::settings::{config_dir, load_toml, render_toml};
+
+pub const FILE_NAME: &str = "gate.toml";
+
+pub fn path() -> PathBuf {
+    config_dir().join(FILE_NAME)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateSettings {
+    /// Loopback only: Traefik is the gate's only client.
+    pub listen: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// 0600, owned by the gate's user.
+    pub client_secret_file: String,
+    /// Members pass the management hosts (manage., proxy.).
+    pub admin_group: String,
+    /// The ID token claim that lists a user's groups.
+    pub groups_claim: String,
+    /// The sign-in host's URL, e.g. `https://auth.example.com`; the IdP
+    /// redirects to `<auth_url>/oauth2/callback`.
+    pub auth_url: String,
+    /// How long a session lasts.
+    pub session_hours: u32,
+    /// The cookie keys, newest first (0600): `trm-gate keys rotate`.
+    pub keys_file: String,
+    /// Traefik's watched directory: the hosts routed through the gate are
+    /// the only redirect targets.
+    pub dynamic_dir: String,
+    /// Sign-outs are remembered here until the sessions would have expired.
+    pub state_dir: String,
+    pub log_dir: String,
+    /// The unprivileged user the gate runs as; empty: the user starting it.
+    pub user: String,
+    /// Who runs the gate: `auto`, `systemd` or `terrarium` (as for Traefik).
+    pub supervisor: String,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            listen: "127.0.0.1:4180".into(),
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret_file: "/etc/terrarium/gate/client-secret".into(),
+            admin_group: String::new(),
+            groups_claim: "groups".into(),
+            auth_url: String::new(),
+            session_hours: 12,
+            keys_file: "/etc/terrarium/gate/cookie-keys".into(),
+            dynamic_dir: "/etc/traefik/dynamic".into(),
+            state_dir: "/var/lib/terrarium/gate".into(),
+            log_dir: "/var/log/terrarium".into(),
+            user: "trm-gate".into(),
+            supervisor: "auto".into(),
+        }
+    }
+}
+
+impl GateSettings {
+    pub fn load() -> Result<Option<GateSettings>> {
+        load_toml(&path())
+    }
+
+    /// The saved settings, or an error saying how to make them.
+    pub fn require() -> Result<GateSettings> {
+        Self::load()?.ok_or_else(|| {
+            Error::Unavailable(format!(
+                "the single-sign-on gate is not configured ({} is missing): run `trm-harden oidc set`",
+                path().display()
+            ))
+        })
+    }
+
+    pub fn render(&self) -> String {
+        render_toml(
+            "Terrarium's single-sign-on gate (trm-gate), written by `trm-harden oidc set`.",
+            self,
+        )
+    }
+
+    pub fn save(&self) -> Result<()> {
+        crate::fs::atomic_write(&path(), self.render().as_bytes(), 0o644)
+    }
+}

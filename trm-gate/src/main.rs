@@ -1,0 +1,3 @@
+fn main() {
+    terrarium_core::cli::main(trm_gate::run)
+}
