@@ -50,6 +50,12 @@ pub const ATTACKS_SUITE: Names = Names {
     pool: "trm-e2e-atk",
 };
 
+pub const GATE_SUITE: Names = Names {
+    project: "trm-e2e-gate",
+    bridge: "trme2e8",
+    pool: "trm-e2e-gate",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",

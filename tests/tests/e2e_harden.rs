@@ -56,9 +56,6 @@ impl Side {
     fn keys(&self) -> PathBuf {
         self.p("ssh/keys/root")
     }
-    fn gate(&self) -> PathBuf {
-        self.p("oauth2-proxy/oauth2-proxy.cfg")
-    }
     fn static_file(&self) -> PathBuf {
         self.p("traefik/traefik.yml")
     }
@@ -449,7 +446,6 @@ fn main() {
         ("TRM_SSHD_DIR", side.ssh_dir()),
         ("TRM_SSHD_CONFIG", side.sshd_config()),
         ("TRM_SSHD_PID_FILE", side.p("ssh/sshd.pid")),
-        ("TRM_GATE_CONFIG", side.gate()),
         ("TRM_SYSTEMD_DIR", side.p("systemd")),
     ] {
         bed.extra_env.push((k.into(), v.display().to_string()));
@@ -717,9 +713,14 @@ fn main() {
         for gated in ["trm_manage", "trm_proxy"] {
             assert_eq!(r[gated]["middlewares"], serde_json::json!(["trm_gate"]));
         }
+        // No gate configured yet: no admin group to ask for.
         assert_eq!(
             m["http"]["middlewares"]["trm_gate"]["forwardAuth"]["address"],
-            "http://127.0.0.1:4180/"
+            "http://127.0.0.1:4180/oauth2/auth"
+        );
+        assert_eq!(
+            m["http"]["middlewares"]["trm_gate"]["forwardAuth"]["trustForwardHeader"],
+            false
         );
         assert_eq!(
             m["http"]["services"]["trm_cockpit"]["loadBalancer"]["servers"][0]["url"],
@@ -791,7 +792,8 @@ fn main() {
             let a = args(&format!("http://127.0.0.1:{liar}"));
             let argv: Vec<&str> = a.iter().map(String::as_str).collect();
             bed.refused("trm-harden", &argv, 2, "mismatching issuer");
-            assert!(!side.gate().exists(), "a refused issuer saves nothing");
+            let gate_toml = bed.config_dir.path().join("gate.toml");
+            assert!(!gate_toml.exists(), "a refused issuer saves nothing");
             assert_eq!(
                 e2e::lxc_json("/1.0")["config"],
                 server_before,
@@ -804,22 +806,34 @@ fn main() {
             let argv: Vec<&str> = a.iter().map(String::as_str).collect();
             let rep = bed.trm_json_with("trm-harden", &argv);
             assert_eq!(rep["changed"], true);
-            let cfg: toml::Table = std::fs::read_to_string(side.gate())
+            let cfg: toml::Table = std::fs::read_to_string(&gate_toml)
                 .unwrap()
                 .parse()
                 .unwrap();
-            assert_eq!(cfg["oidc_issuer_url"].as_str(), Some(issuer.as_str()));
-            assert_eq!(cfg["http_address"].as_str(), Some("127.0.0.1:4180"));
-            assert_eq!(cfg["allowed_groups"][0].as_str(), Some("admins"));
-            let cookie = cfg["cookie_secret"].as_str().unwrap().to_string();
-            assert_eq!(cookie.len(), 32);
-            assert_eq!(mode(&side.gate()), 0o600);
+            assert_eq!(cfg["issuer"].as_str(), Some(issuer.as_str()));
+            assert_eq!(cfg["listen"].as_str(), Some("127.0.0.1:4180"));
+            assert_eq!(cfg["admin_group"].as_str(), Some("admins"));
+            assert_eq!(cfg["groups_claim"].as_str(), Some("groups"));
+            assert_eq!(cfg["auth_url"].as_str(), Some("https://auth.example.test:28443"));
+            let keys_file = PathBuf::from(cfg["keys_file"].as_str().unwrap());
+            let keys = std::fs::read_to_string(&keys_file).unwrap();
+            assert_eq!(mode(&keys_file), 0o600);
             let secret_copy = PathBuf::from(cfg["client_secret_file"].as_str().unwrap());
             assert_eq!(
                 std::fs::read_to_string(&secret_copy).unwrap(),
                 "s3cret-value\n"
             );
             assert_eq!(mode(&secret_copy), 0o600);
+            assert!(
+                !std::fs::read_to_string(&gate_toml).unwrap().contains("s3cret"),
+                "no secret in the settings"
+            );
+            // The dashboards now ask for the admin group.
+            let m = valid_json(&side.management());
+            assert_eq!(
+                m["http"]["middlewares"]["trm_gate"]["forwardAuth"]["address"],
+                "http://127.0.0.1:4180/oauth2/auth?allowed_groups=admins"
+            );
             let exts = e2e::lxc_json("/1.0")["api_extensions"].to_string();
             if exts.contains("\"oidc\"") {
                 assert_eq!(
@@ -834,14 +848,14 @@ fn main() {
                 assert!(lxd.contains("does not support OIDC"), "said clearly: {lxd}");
                 println!("    LXD: {lxd}");
             }
-            // Again: nothing changes, the cookie secret stays.
+            // Again: nothing changes.
             let again = bed.trm_json_with("trm-harden", &argv);
             assert_eq!(again["changed"], false);
-            let cfg: toml::Table = std::fs::read_to_string(side.gate())
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert_eq!(cfg["cookie_secret"].as_str(), Some(cookie.as_str()));
+            assert_eq!(
+                std::fs::read_to_string(&keys_file).unwrap(),
+                keys,
+                "the cookie keys stay: no one is signed out"
+            );
         },
     );
 
@@ -878,9 +892,10 @@ fn main() {
     });
 
     t.case("audit_flags_loose_secrets_and_an_open_default", || {
-        std::fs::set_permissions(side.gate(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let secret = bed.config_dir.path().join("gate/client-secret");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (code, checks) = audit(&bed);
-        std::fs::set_permissions(side.gate(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(code, Some(1));
         let s = check(&checks, "secret file modes");
         assert_eq!(s["status"], "fail");
@@ -888,7 +903,7 @@ fn main() {
             s["evidence"]
                 .as_str()
                 .unwrap()
-                .contains("oauth2-proxy.cfg is 644"),
+                .contains("client-secret is 644"),
             "{s}"
         );
 

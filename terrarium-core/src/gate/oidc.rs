@@ -207,7 +207,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Issuer for Oidc {
     fn begin(&self) -> Result<Begun, SignInError> {
-        let client = self.client(false)?;
+        // Asked afresh: a sign-in is never sent to an issuer that is down
+        // (and picks up its new keys); the callback reuses this discovery.
+        let client = self.client(true)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
             .authorize_url(

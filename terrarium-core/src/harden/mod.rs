@@ -563,6 +563,15 @@ pub fn oidc_set(
     g.groups_claim = oidc.groups_claim.clone();
     g.auth_url = auth_url.trim_end_matches('/').to_string();
     g.dynamic_dir = e.dynamic_dir.clone();
+    // The gate listens where the routes ask it (a loopback auth_address);
+    // an auth_address elsewhere is someone else's gate (an oauth2-proxy).
+    if let Some(listen) = url::Url::parse(&e.auth_address).ok().and_then(|u| {
+        Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
+    }) {
+        if traefik::is_loopback_address(&listen) {
+            g.listen = listen;
+        }
+    }
     crate::gate::serve::auth_url(&g)?;
     gate::discover(&oidc.issuer)?;
     let server = lxd.server()?;

@@ -1,0 +1,526 @@
+//! Single sign-on for real (issue 13): trm-gate in front of Cockpit,
+//! Traefik's dashboard and two tenants' `@auth` routes, with a real OIDC
+//! provider (oidc-provider-mock), a real Traefik (ACME from pebble) and a
+//! real headless Chromium that resolves only this test's hosts. All on
+//! loopback and this suite's own LXD project and bridge.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use terrarium_core::gate::keys;
+use terrarium_core::gate::session::{KeyRing, Session, SESSION_COOKIE};
+use terrarium_tests::browser::Browser;
+use terrarium_tests::cockpit::{Cockpit, LOGIN_MARKER};
+use terrarium_tests::e2e::{self, eventually, lxc, lxc_ok, Bed, Names, Runner, GATE_SUITE};
+use terrarium_tests::idp::Idp;
+use terrarium_tests::proxy::{Pebble, Ports};
+
+const N: Names = GATE_SUITE;
+const PORTS: Ports = Ports {
+    http: 29080,
+    https: 29443,
+    api: 29082,
+    acme: 14000,
+    acme_mgmt: 15001,
+    dns: 29053,
+};
+const GATE: &str = "127.0.0.1:29180";
+/// The management routes send manage. to Cockpit here.
+const COCKPIT_PORT: u16 = 9090;
+const DOMAIN: &str = "example.test";
+const APP_A: &str = "app-a";
+const APP_B: &str = "app-b";
+
+fn host(name: &str) -> String {
+    format!("{name}.{DOMAIN}")
+}
+
+fn url(name: &str, path: &str) -> String {
+    format!("https://{}:{}{path}", host(name), PORTS.https)
+}
+
+struct Side {
+    dir: tempfile::TempDir,
+}
+
+impl Side {
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn dynamic(&self) -> PathBuf {
+        self.p("traefik/dynamic")
+    }
+}
+
+/// What curl saw of one request through Traefik.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    location: String,
+    body: String,
+    headers: String,
+}
+
+/// A GET through Traefik as a browser from outside would send it
+/// (certificate not checked: the browser ignores it too).
+fn get(name: &str, path: &str, cookie: Option<&str>, extra: &[&str]) -> Reply {
+    let hdr = tempfile::NamedTempFile::new().unwrap();
+    let mut c = Command::new("curl");
+    c.args(["-sk", "-m", "10", "-o", "-", "-D"])
+        .arg(hdr.path())
+        .args(["-w", "\n%{http_code} %{redirect_url}"])
+        .arg("--resolve")
+        .arg(format!("{}:{}:127.0.0.1", host(name), PORTS.https))
+        .args(["-H", "Accept: text/html"]);
+    if let Some(v) = cookie {
+        c.args(["-H", &format!("Cookie: {SESSION_COOKIE}={v}")]);
+    }
+    for h in extra {
+        c.args(["-H", h]);
+    }
+    let out = c.arg(url(name, path)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, last) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (code, location) = last.split_once(' ').unwrap_or((last, ""));
+    Reply {
+        status: code.parse().unwrap_or(0),
+        location: location.to_string(),
+        body: body.to_string(),
+        headers: std::fs::read_to_string(hdr.path()).unwrap_or_default(),
+    }
+}
+
+/// Refused: sent to sign in (302 to the auth host), never the page.
+fn assert_sent_to_sign_in(r: &Reply, what: &str) {
+    assert_eq!(r.status, 302, "{what}: {r:?}");
+    assert!(
+        r.location
+            .starts_with(&url("auth", "/oauth2/start?rd=")),
+        "{what}: {r:?}"
+    );
+    assert!(!r.body.contains("\"headers\""), "{what}: no backend page");
+}
+
+/// A backend that answers with the request's headers as JSON and keeps
+/// each request's headers in /srv/seen.jsonl (what the tenant saw).
+fn start_echo(name: &str) {
+    let script = format!(
+        "import http.server, json\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       seen = {{'backend': '{name}', 'path': self.path, 'headers': [[k, v] for k, v in self.headers.items()]}}\n\
+         \x20       body = json.dumps(seen).encode()\n\
+         \x20       open('/srv/seen.jsonl', 'a').write(body.decode() + '\\n')\n\
+         \x20       self.send_response(200)\n\
+         \x20       self.send_header('Content-Type', 'text/plain')\n\
+         \x20       self.end_headers()\n\
+         \x20       self.wfile.write(body)\n\
+         http.server.ThreadingHTTPServer(('0.0.0.0', 3000), H).serve_forever()\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("echo.py");
+    std::fs::write(&local, script).unwrap();
+    lxc_ok(&[
+        "file",
+        "push",
+        "--project",
+        N.project,
+        local.to_str().unwrap(),
+        &format!("{name}/srv/echo.py"),
+    ]);
+    let unit = "[Unit]\nDescription=echo\n[Service]\nExecStart=/usr/bin/python3 /srv/echo.py\nRestart=always\n[Install]\nWantedBy=multi-user.target\n";
+    lxc_ok(&[
+        "exec",
+        "--project",
+        N.project,
+        name,
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "printf '{}' > /etc/systemd/system/echo.service && systemctl daemon-reload && systemctl enable --now echo.service",
+            unit.replace('\n', "\\n")
+        ),
+    ]);
+}
+
+/// Every header value the backend `name` received, by header name.
+fn seen_by(name: &str, header: &str) -> Vec<String> {
+    let out = lxc(&[
+        "exec", "--project", N.project, name, "--", "cat", "/srv/seen.jsonl",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .flat_map(|v| {
+            v["headers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+        })
+        .filter(|h| h[0].as_str().is_some_and(|k| k.eq_ignore_ascii_case(header)))
+        .filter_map(|h| h[1].as_str().map(String::from))
+        .collect()
+}
+
+/// The values of our session cookie in `Cookie:` header values.
+fn session_values(cookie_headers: &[String]) -> Vec<String> {
+    cookie_headers
+        .iter()
+        .flat_map(|h| terrarium_core::gate::session::cookie_values(Some(h), SESSION_COOKIE))
+        .collect()
+}
+
+fn browser() -> Browser {
+    let hosts: Vec<String> = ["auth", "manage", "proxy", APP_A, APP_B, "evil"]
+        .iter()
+        .map(|h| if *h == "evil" { "evil.example".into() } else { host(h) })
+        .collect();
+    let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    Browser::start(&refs)
+}
+
+/// At the provider's form: sign in as `sub`.
+fn sign_in_at_provider(b: &Browser, idp: &Idp, sub: &str) {
+    b.wait_url("the provider's sign-in page", 20, |u| {
+        u.starts_with(&idp.authorize_endpoint())
+    });
+    b.wait_for("input[name=sub]", 10);
+    b.fill("input[name=sub]", sub);
+    b.click("button[type=submit]");
+}
+
+fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
+    let path = bed.config_dir.path().join("terrarium.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let base = text.split("[expose]").next().unwrap().to_string();
+    let d = side.dir.path();
+    let expose = format!(
+        "[expose]\ndynamic_dir = \"{}\"\nstatic_file = \"{}\"\nroot_domain = \"{DOMAIN}\"\nufw = false\nstate_dir = \"{}\"\n\
+         acme_storage = \"{}\"\nacme_ca_server = \"{}\"\nacme_ca_certificates = \"{}\"\n\
+         http_address = \"127.0.0.1:{}\"\nhttps_address = \"127.0.0.1:{}\"\napi_address = \"127.0.0.1:{}\"\n\
+         auth_address = \"http://{GATE}\"\nlog_dir = \"{}\"\nsupervisor = \"terrarium\"\n",
+        side.dynamic().display(),
+        d.join("traefik/traefik.yml").display(),
+        d.join("state").display(),
+        d.join("acme/acme.json").display(),
+        pebble.directory_url(),
+        pebble.ca().display(),
+        PORTS.http,
+        PORTS.https,
+        PORTS.api,
+        d.join("log").display(),
+    );
+    std::fs::write(&path, base + &expose).unwrap();
+}
+
+fn gate_settings(bed: &Bed) -> terrarium_core::gate::GateSettings {
+    toml::from_str(&std::fs::read_to_string(bed.config_dir.path().join("gate.toml")).unwrap())
+        .unwrap()
+}
+
+/// The gate, run by this test (killed by pid at the end).
+fn start_gate(bed: &Bed, log: &Path) -> Child {
+    let child = bed
+        .tool("trm-gate")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    eventually("the gate answers /ping", 20, || {
+        ureq::get(&format!("http://{GATE}/ping")).call().is_ok()
+    });
+    child
+}
+
+fn main() {
+    if !e2e::enabled("e2e_gate") {
+        return;
+    }
+    let mut bed = Bed::new(N);
+    let side = Side {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    std::fs::create_dir_all(side.dynamic()).unwrap();
+    // Traefik runs as its own user and reads below here.
+    e2e::sh(&format!("chmod 0755 {}", side.dir.path().display()));
+    bed.extra_env
+        .push(("TRM_LOCK_WAIT_SECS".into(), "300".into()));
+    let bed = bed;
+    let pebble = Pebble::start(&side.p("pebble"), PORTS);
+    let mut idp = Idp::start(&[("bob", &["admins"]), ("alice", &["devs"])]);
+    let mut cockpit = Cockpit::start(COCKPIT_PORT);
+    let mut gate: Option<Child> = None;
+    let gate_log = side.p("gate.log");
+    let mut t = Runner::new();
+
+    t.case("setup_gate_traefik_and_two_tenants", || {
+        bed.trm_json(&bed.init_args());
+        configure(&bed, &side, &pebble);
+        let launches: Vec<Child> = [APP_A, APP_B]
+            .iter()
+            .map(|n| {
+                bed.tool("trm")
+                    .args(["launch", n, "--format", "json"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for l in launches {
+            let out = l.wait_with_output().unwrap();
+            e2e::assert_ok(
+                &std::process::Output {
+                    status: out.status,
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                },
+                "launch",
+            );
+        }
+        for n in [APP_A, APP_B] {
+            start_echo(n);
+            e2e::set_label(N.project, n, &format!("https://{}:3000@auth:devs", host(n)));
+        }
+        let secret = side.p("client-secret");
+        std::fs::write(&secret, "gate-test-secret\n").unwrap();
+        let rep = bed.trm_json_with(
+            "trm-harden",
+            &[
+                "oidc",
+                "set",
+                "--issuer",
+                &idp.issuer(),
+                "--client-id",
+                "terrarium",
+                "--client-secret-file",
+                secret.to_str().unwrap(),
+                "--admin-group",
+                "admins",
+            ],
+        );
+        assert_eq!(rep["auth_url"], url("auth", "").trim_end_matches('/'));
+        let g = gate_settings(&bed);
+        assert_eq!(g.listen, GATE, "the gate listens where the routes ask");
+        bed.trm_json_with("trm-expose", &["sync"]);
+        let st = bed.trm_json_with("trm-expose", &["proxy", "start"]);
+        assert_eq!(st["answering"], true, "{st}");
+        gate = Some(start_gate(&bed, &gate_log));
+        // Both tenants' routes are live and ask the gate.
+        for n in [APP_A, APP_B] {
+            eventually(&format!("{n}'s route asks the gate"), 30, || {
+                get(n, "/", None, &[]).status == 302
+            });
+        }
+    });
+
+    let mut bob = None;
+    t.case("anonymous_is_sent_to_the_provider", || {
+        let b = browser();
+        b.goto(&url("manage", "/"));
+        b.wait_url("the provider", 20, |u| u.starts_with(&idp.authorize_endpoint()));
+        let at = b.url();
+        for part in ["code_challenge_method=S256", "code_challenge=", "state=", "nonce=", "client_id=terrarium"] {
+            assert!(at.contains(part), "{part} in {at}");
+        }
+        assert!(
+            at.contains(&format!(
+                "redirect_uri=https%3A%2F%2Fauth.{DOMAIN}%3A{}%2Foauth2%2Fcallback",
+                PORTS.https
+            )),
+            "{at}"
+        );
+        bob = Some(b);
+    });
+
+    t.case("bob_the_admin_reaches_cockpit_and_the_dashboard", || {
+        let b = bob.as_ref().expect("the anonymous case left a browser");
+        sign_in_at_provider(b, &idp, "bob");
+        b.wait_url("Cockpit through manage.", 30, |u| u.starts_with(&url("manage", "/")));
+        b.wait_for(&format!("#{LOGIN_MARKER}"), 20);
+        // Cockpit's own login stays: the second factor.
+        assert!(b.exists("#login-password-input"));
+        let c = b.cookie(SESSION_COOKIE).expect("manage. has its own session cookie");
+        assert!(c.secure && c.http_only, "{c:?}");
+        assert_eq!(c.same_site.as_deref(), Some("Lax"), "{c:?}");
+        assert_eq!(c.domain.as_deref(), Some(host("manage").as_str()), "host-only: {c:?}");
+        assert_eq!(c.path.as_deref(), Some("/"));
+        // proxy. needs no second visit to the provider: the auth host hands off.
+        b.goto(&url("proxy", "/dashboard/"));
+        b.wait_url("the dashboard", 30, |u| u.starts_with(&url("proxy", "/dashboard/")));
+        eventually("Traefik's dashboard page", 20, || {
+            b.source().to_ascii_lowercase().contains("traefik")
+        });
+        let api = get("proxy", "/api/version", b.cookie(SESSION_COOKIE).map(|c| c.value).as_deref(), &[]);
+        assert_eq!(api.status, 200, "{api:?}");
+        assert!(api.body.contains("3.7.15"), "{api:?}");
+    });
+
+    let mut alice_cookie = String::new();
+    t.case("alice_is_refused_on_management_and_allowed_on_her_app", || {
+        let b = browser();
+        b.goto(&url("manage", "/"));
+        sign_in_at_provider(&b, &idp, "alice");
+        eventually("a refusal page", 30, || b.text().contains("Access refused"));
+        assert!(b.text().contains("alice"), "{}", b.text());
+        let manage = b.cookie(SESSION_COOKIE).expect("a session, of the wrong group").value;
+        let r = get("manage", "/", Some(&manage), &[]);
+        assert_eq!(r.status, 403, "{r:?}");
+        assert!(!r.body.contains(LOGIN_MARKER), "no Cockpit for devs");
+        assert_eq!(get("proxy", "/api/version", None, &[]).status, 302);
+        // Her app: through the auth host's session, no provider visit.
+        b.goto(&url(APP_A, "/hello"));
+        eventually("app-a's page", 30, || b.text().contains("\"backend\": \"app-a\""));
+        let page: Value = serde_json::from_str(&b.text()).unwrap();
+        let headers: Vec<(String, String)> = page["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap().to_lowercase(), h[1].as_str().unwrap().to_string()))
+            .collect();
+        assert!(headers.contains(&("x-auth-request-user".into(), "alice".into())), "{headers:?}");
+        assert!(headers.contains(&("x-auth-request-groups".into(), "devs".into())), "{headers:?}");
+        assert_eq!(page["path"], "/hello", "the original path survives the sign-in");
+        alice_cookie = b.cookie(SESSION_COOKIE).unwrap().value;
+        let r = get(APP_A, "/", Some(&alice_cookie), &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        // A client's own X-Auth-Request-User never reaches the backend.
+        let r = get(APP_A, "/", Some(&alice_cookie), &["X-Auth-Request-User: bob"]);
+        assert!(r.body.contains("\"alice\"") && !r.body.contains("\"bob\""), "{r:?}");
+    });
+
+    t.case("a_backend_never_gets_a_cookie_that_opens_another_host", || {
+        let received = session_values(&seen_by(APP_A, "cookie"));
+        assert!(!received.is_empty(), "app-a saw its own session cookie");
+        for v in &received {
+            for other in [APP_B, "manage", "proxy"] {
+                assert_sent_to_sign_in(&get(other, "/", Some(v), &[]), &format!("app-a's cookie on {other}"));
+                // Not even claiming to be app-a through forwarded headers.
+                let forged = format!("X-Forwarded-Host: {}", host(APP_A));
+                assert_sent_to_sign_in(&get(other, "/", Some(v), &[&forged]), &format!("{other} with a forged X-Forwarded-Host"));
+            }
+            let r = get("auth", "/", Some(v), &[]);
+            assert!(r.body.contains("Not signed in"), "the auth host is not opened: {r:?}");
+        }
+        // The auth host's and manage.'s cookies never went to a tenant.
+        for n in [APP_A, APP_B] {
+            for h in seen_by(n, "cookie") {
+                assert!(!h.contains("trm_gate_signin"), "{n} saw a sign-in cookie: {h}");
+            }
+        }
+    });
+
+    t.case("tampered_expired_and_other_host_cookies_are_refused", || {
+        // Tampered: one character of the sealed value changed.
+        let mut bytes = alice_cookie.clone().into_bytes();
+        let i = bytes.len() / 2;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let r = get(APP_A, "/", Some(&tampered), &[]);
+        assert_sent_to_sign_in(&r, "a tampered cookie");
+        assert!(r.headers.contains("Max-Age=0"), "the bad cookie is cleared: {r:?}");
+        // Sealed with the gate's own keys: valid until it expires.
+        let g = gate_settings(&bed);
+        let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let session = |exp: u64, h: &str| Session {
+            sid: "test-made".into(),
+            host: h.into(),
+            sub: "alice".into(),
+            email: "alice@example.test".into(),
+            groups: vec!["devs".into()],
+            exp,
+        };
+        let fresh = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+        assert_eq!(get(APP_A, "/", Some(&fresh), &[]).status, 200, "the control: a valid cookie opens");
+        let expired = ring.seal(SESSION_COOKIE, &session(now - 1, &host(APP_A)));
+        assert_sent_to_sign_in(&get(APP_A, "/", Some(&expired), &[]), "an expired cookie");
+        let for_b = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_B)));
+        assert_sent_to_sign_in(&get(APP_A, "/", Some(&for_b), &[]), "app-b's cookie on app-a");
+        assert_eq!(get(APP_B, "/", Some(&for_b), &[]).status, 200, "on its own host it opens");
+        // A key someone else made opens nothing.
+        let foreign = KeyRing::new(&[vec![9; keys::KEY_BYTES]]).seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+        assert_sent_to_sign_in(&get(APP_A, "/", Some(&foreign), &[]), "a forged cookie");
+    });
+
+    t.case("open_redirects_are_refused", || {
+        let b = browser();
+        for rd in ["https://evil.example/", "https%3A%2F%2Fevil.example%2F", "//evil.example/"] {
+            b.goto(&url("auth", &format!("/oauth2/start?rd={rd}")));
+            eventually("the refusal", 10, || b.text().contains("Redirect refused"));
+            assert!(b.url().starts_with(&url("auth", "/")), "stays on the auth host: {}", b.url());
+        }
+        let r = get("auth", "/oauth2/start?rd=https%3A%2F%2Fevil.example%2F", None, &[]);
+        assert_eq!(r.status, 400, "{r:?}");
+    });
+
+    t.case("sign_out_ends_the_session_everywhere", || {
+        let b = bob.as_ref().expect("bob's browser");
+        let manage = b.cookie(SESSION_COOKIE).map(|c| c.value);
+        b.goto(&url("manage", "/"));
+        let manage = b.cookie(SESSION_COOKIE).map(|c| c.value).or(manage).unwrap();
+        assert_eq!(get("manage", "/", Some(&manage), &[]).status, 200);
+        b.goto(&url("proxy", "/dashboard/"));
+        let proxy = b.cookie(SESSION_COOKIE).unwrap().value;
+        b.goto(&url("manage", "/oauth2/sign_out"));
+        eventually("signed out", 20, || b.text().contains("Signed out"));
+        assert!(b.url().starts_with(&url("auth", "/oauth2/sign_out")), "{}", b.url());
+        assert!(b.cookie(SESSION_COOKIE).is_none(), "the auth host's cookie is gone");
+        // Cookies kept from before open nothing now, on any host.
+        assert_sent_to_sign_in(&get("manage", "/", Some(&manage), &[]), "manage. after sign-out");
+        assert_sent_to_sign_in(&get("proxy", "/", Some(&proxy), &[]), "proxy. after sign-out");
+        b.goto(&url("proxy", "/dashboard/"));
+        b.wait_url("back at the provider", 20, |u| u.starts_with(&idp.authorize_endpoint()));
+    });
+
+    t.case("with_the_provider_down_access_is_refused_with_a_clear_page", || {
+        idp.kill();
+        let b = browser();
+        b.goto(&url(APP_B, "/"));
+        eventually("the unavailable page", 30, || b.text().contains("Sign-in unavailable"));
+        assert!(b.text().contains("does not answer"), "{}", b.text());
+        assert!(b.url().starts_with(&url("auth", "/oauth2/start")), "{}", b.url());
+        let r = get("auth", &format!("/oauth2/start?rd=https%3A%2F%2F{}%3A{}%2F", host(APP_B), PORTS.https), None, &[]);
+        assert_eq!(r.status, 503, "{r:?}");
+        assert_sent_to_sign_in(&get(APP_B, "/", None, &[]), "app-b while the provider is down");
+        idp.run();
+    });
+
+    t.case("audit_sees_the_dashboards_only_through_the_gate", || {
+        let out = bed.tool("trm-harden").args(["audit", "--format", "json"]).output().unwrap();
+        let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let check = |name: &str| {
+            checks
+                .iter()
+                .find(|c| c["check"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} check: {checks:#?}"))
+        };
+        let d = check("dashboards gated");
+        assert_eq!(d["status"], "pass", "{d:#}");
+        assert!(d["evidence"].as_str().unwrap().contains("answers 302"), "{d:#}");
+        assert_eq!(check("gate")["status"], "pass", "{:#}", check("gate"));
+    });
+
+    if let Some(mut g) = gate.take() {
+        let _ = g.kill();
+        let _ = g.wait();
+    }
+    if let Ok(log) = std::fs::read_to_string(&gate_log) {
+        assert!(!log.contains("gate-test-secret"), "the client secret is never logged");
+    }
+    let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
+    drop(bob);
+    cockpit.kill();
+    idp.kill();
+    bed.teardown();
+    drop(pebble);
+    t.finish()
+}
