@@ -251,6 +251,8 @@ pub fn https_status_via_loopback(host: &str, port: u16) -> std::result::Result<u
             "--max-time",
             "5",
         ])
+        // As a browser navigating there would: the gate redirects those.
+        .args(["-H", "Accept: text/html"])
         .arg("--resolve")
         .arg(format!("{host}:{port}:127.0.0.1"))
         .arg(format!("https://{host}:{port}/"))

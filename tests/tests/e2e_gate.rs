@@ -95,8 +95,7 @@ fn get(name: &str, path: &str, cookie: Option<&str>, extra: &[&str]) -> Reply {
 fn assert_sent_to_sign_in(r: &Reply, what: &str) {
     assert_eq!(r.status, 302, "{what}: {r:?}");
     assert!(
-        r.location
-            .starts_with(&url("auth", "/oauth2/start?rd=")),
+        r.location.starts_with(&url("auth", "/oauth2/start?rd=")),
         "{what}: {r:?}"
     );
     assert!(!r.body.contains("\"headers\""), "{what}: no backend page");
@@ -148,7 +147,13 @@ fn start_echo(name: &str) {
 /// Every header value the backend `name` received, by header name.
 fn seen_by(name: &str, header: &str) -> Vec<String> {
     let out = lxc(&[
-        "exec", "--project", N.project, name, "--", "cat", "/srv/seen.jsonl",
+        "exec",
+        "--project",
+        N.project,
+        name,
+        "--",
+        "cat",
+        "/srv/seen.jsonl",
     ]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -160,7 +165,10 @@ fn seen_by(name: &str, header: &str) -> Vec<String> {
                 .unwrap_or_default()
                 .into_iter()
         })
-        .filter(|h| h[0].as_str().is_some_and(|k| k.eq_ignore_ascii_case(header)))
+        .filter(|h| {
+            h[0].as_str()
+                .is_some_and(|k| k.eq_ignore_ascii_case(header))
+        })
         .filter_map(|h| h[1].as_str().map(String::from))
         .collect()
 }
@@ -176,7 +184,13 @@ fn session_values(cookie_headers: &[String]) -> Vec<String> {
 fn browser() -> Browser {
     let hosts: Vec<String> = ["auth", "manage", "proxy", APP_A, APP_B, "evil"]
         .iter()
-        .map(|h| if *h == "evil" { "evil.example".into() } else { host(h) })
+        .map(|h| {
+            if *h == "evil" {
+                "evil.example".into()
+            } else {
+                host(h)
+            }
+        })
         .collect();
     let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
     Browser::start(&refs)
@@ -322,9 +336,17 @@ fn main() {
     t.case("anonymous_is_sent_to_the_provider", || {
         let b = browser();
         b.goto(&url("manage", "/"));
-        b.wait_url("the provider", 20, |u| u.starts_with(&idp.authorize_endpoint()));
+        b.wait_url("the provider", 20, |u| {
+            u.starts_with(&idp.authorize_endpoint())
+        });
         let at = b.url();
-        for part in ["code_challenge_method=S256", "code_challenge=", "state=", "nonce=", "client_id=terrarium"] {
+        for part in [
+            "code_challenge_method=S256",
+            "code_challenge=",
+            "state=",
+            "nonce=",
+            "client_id=terrarium",
+        ] {
             assert!(at.contains(part), "{part} in {at}");
         }
         assert!(
@@ -340,124 +362,215 @@ fn main() {
     t.case("bob_the_admin_reaches_cockpit_and_the_dashboard", || {
         let b = bob.as_ref().expect("the anonymous case left a browser");
         sign_in_at_provider(b, &idp, "bob");
-        b.wait_url("Cockpit through manage.", 30, |u| u.starts_with(&url("manage", "/")));
+        b.wait_url("Cockpit through manage.", 30, |u| {
+            u.starts_with(&url("manage", "/"))
+        });
         b.wait_for(&format!("#{LOGIN_MARKER}"), 20);
         // Cockpit's own login stays: the second factor.
         assert!(b.exists("#login-password-input"));
-        let c = b.cookie(SESSION_COOKIE).expect("manage. has its own session cookie");
+        let c = b
+            .cookie(SESSION_COOKIE)
+            .expect("manage. has its own session cookie");
         assert!(c.secure && c.http_only, "{c:?}");
         assert_eq!(c.same_site.as_deref(), Some("Lax"), "{c:?}");
-        assert_eq!(c.domain.as_deref(), Some(host("manage").as_str()), "host-only: {c:?}");
+        assert_eq!(
+            c.domain.as_deref(),
+            Some(host("manage").as_str()),
+            "host-only: {c:?}"
+        );
         assert_eq!(c.path.as_deref(), Some("/"));
         // proxy. needs no second visit to the provider: the auth host hands off.
         b.goto(&url("proxy", "/dashboard/"));
-        b.wait_url("the dashboard", 30, |u| u.starts_with(&url("proxy", "/dashboard/")));
+        b.wait_url("the dashboard", 30, |u| {
+            u.starts_with(&url("proxy", "/dashboard/"))
+        });
         eventually("Traefik's dashboard page", 20, || {
             b.source().to_ascii_lowercase().contains("traefik")
         });
-        let api = get("proxy", "/api/version", b.cookie(SESSION_COOKIE).map(|c| c.value).as_deref(), &[]);
+        let api = get(
+            "proxy",
+            "/api/version",
+            b.cookie(SESSION_COOKIE).map(|c| c.value).as_deref(),
+            &[],
+        );
         assert_eq!(api.status, 200, "{api:?}");
         assert!(api.body.contains("3.7.15"), "{api:?}");
     });
 
     let mut alice_cookie = String::new();
-    t.case("alice_is_refused_on_management_and_allowed_on_her_app", || {
-        let b = browser();
-        b.goto(&url("manage", "/"));
-        sign_in_at_provider(&b, &idp, "alice");
-        eventually("a refusal page", 30, || b.text().contains("Access refused"));
-        assert!(b.text().contains("alice"), "{}", b.text());
-        let manage = b.cookie(SESSION_COOKIE).expect("a session, of the wrong group").value;
-        let r = get("manage", "/", Some(&manage), &[]);
-        assert_eq!(r.status, 403, "{r:?}");
-        assert!(!r.body.contains(LOGIN_MARKER), "no Cockpit for devs");
-        assert_eq!(get("proxy", "/api/version", None, &[]).status, 302);
-        // Her app: through the auth host's session, no provider visit.
-        b.goto(&url(APP_A, "/hello"));
-        eventually("app-a's page", 30, || b.text().contains("\"backend\": \"app-a\""));
-        let page: Value = serde_json::from_str(&b.text()).unwrap();
-        let headers: Vec<(String, String)> = page["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| (h[0].as_str().unwrap().to_lowercase(), h[1].as_str().unwrap().to_string()))
-            .collect();
-        assert!(headers.contains(&("x-auth-request-user".into(), "alice".into())), "{headers:?}");
-        assert!(headers.contains(&("x-auth-request-groups".into(), "devs".into())), "{headers:?}");
-        assert_eq!(page["path"], "/hello", "the original path survives the sign-in");
-        alice_cookie = b.cookie(SESSION_COOKIE).unwrap().value;
-        let r = get(APP_A, "/", Some(&alice_cookie), &[]);
-        assert_eq!(r.status, 200, "{r:?}");
-        // A client's own X-Auth-Request-User never reaches the backend.
-        let r = get(APP_A, "/", Some(&alice_cookie), &["X-Auth-Request-User: bob"]);
-        assert!(r.body.contains("\"alice\"") && !r.body.contains("\"bob\""), "{r:?}");
-    });
+    t.case(
+        "alice_is_refused_on_management_and_allowed_on_her_app",
+        || {
+            let b = browser();
+            b.goto(&url("manage", "/"));
+            sign_in_at_provider(&b, &idp, "alice");
+            eventually("a refusal page", 30, || b.text().contains("Access refused"));
+            assert!(b.text().contains("alice"), "{}", b.text());
+            let manage = b
+                .cookie(SESSION_COOKIE)
+                .expect("a session, of the wrong group")
+                .value;
+            let r = get("manage", "/", Some(&manage), &[]);
+            assert_eq!(r.status, 403, "{r:?}");
+            assert!(!r.body.contains(LOGIN_MARKER), "no Cockpit for devs");
+            assert_eq!(get("proxy", "/api/version", None, &[]).status, 302);
+            // Her app: through the auth host's session, no provider visit.
+            b.goto(&url(APP_A, "/hello"));
+            eventually("app-a's page", 30, || {
+                b.text().contains("\"backend\": \"app-a\"")
+            });
+            let page: Value = serde_json::from_str(&b.text()).unwrap();
+            let headers: Vec<(String, String)> = page["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    (
+                        h[0].as_str().unwrap().to_lowercase(),
+                        h[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            assert!(
+                headers.contains(&("x-auth-request-user".into(), "alice".into())),
+                "{headers:?}"
+            );
+            assert!(
+                headers.contains(&("x-auth-request-groups".into(), "devs".into())),
+                "{headers:?}"
+            );
+            assert_eq!(
+                page["path"], "/hello",
+                "the original path survives the sign-in"
+            );
+            alice_cookie = b.cookie(SESSION_COOKIE).unwrap().value;
+            let r = get(APP_A, "/", Some(&alice_cookie), &[]);
+            assert_eq!(r.status, 200, "{r:?}");
+            // A client's own X-Auth-Request-User never reaches the backend.
+            let r = get(
+                APP_A,
+                "/",
+                Some(&alice_cookie),
+                &["X-Auth-Request-User: bob"],
+            );
+            assert!(
+                r.body.contains("\"alice\"") && !r.body.contains("\"bob\""),
+                "{r:?}"
+            );
+        },
+    );
 
-    t.case("a_backend_never_gets_a_cookie_that_opens_another_host", || {
-        let received = session_values(&seen_by(APP_A, "cookie"));
-        assert!(!received.is_empty(), "app-a saw its own session cookie");
-        for v in &received {
-            for other in [APP_B, "manage", "proxy"] {
-                assert_sent_to_sign_in(&get(other, "/", Some(v), &[]), &format!("app-a's cookie on {other}"));
-                // Not even claiming to be app-a through forwarded headers.
-                let forged = format!("X-Forwarded-Host: {}", host(APP_A));
-                assert_sent_to_sign_in(&get(other, "/", Some(v), &[&forged]), &format!("{other} with a forged X-Forwarded-Host"));
+    t.case(
+        "a_backend_never_gets_a_cookie_that_opens_another_host",
+        || {
+            let received = session_values(&seen_by(APP_A, "cookie"));
+            assert!(!received.is_empty(), "app-a saw its own session cookie");
+            for v in &received {
+                for other in [APP_B, "manage", "proxy"] {
+                    assert_sent_to_sign_in(
+                        &get(other, "/", Some(v), &[]),
+                        &format!("app-a's cookie on {other}"),
+                    );
+                    // Not even claiming to be app-a through forwarded headers.
+                    let forged = format!("X-Forwarded-Host: {}", host(APP_A));
+                    assert_sent_to_sign_in(
+                        &get(other, "/", Some(v), &[&forged]),
+                        &format!("{other} with a forged X-Forwarded-Host"),
+                    );
+                }
+                let r = get("auth", "/", Some(v), &[]);
+                assert!(
+                    r.body.contains("Not signed in"),
+                    "the auth host is not opened: {r:?}"
+                );
             }
-            let r = get("auth", "/", Some(v), &[]);
-            assert!(r.body.contains("Not signed in"), "the auth host is not opened: {r:?}");
-        }
-        // The auth host's and manage.'s cookies never went to a tenant.
-        for n in [APP_A, APP_B] {
-            for h in seen_by(n, "cookie") {
-                assert!(!h.contains("trm_gate_signin"), "{n} saw a sign-in cookie: {h}");
+            // The auth host's and manage.'s cookies never went to a tenant.
+            for n in [APP_A, APP_B] {
+                for h in seen_by(n, "cookie") {
+                    assert!(
+                        !h.contains("trm_gate_signin"),
+                        "{n} saw a sign-in cookie: {h}"
+                    );
+                }
             }
-        }
-    });
+        },
+    );
 
-    t.case("tampered_expired_and_other_host_cookies_are_refused", || {
-        // Tampered: one character of the sealed value changed.
-        let mut bytes = alice_cookie.clone().into_bytes();
-        let i = bytes.len() / 2;
-        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(bytes).unwrap();
-        let r = get(APP_A, "/", Some(&tampered), &[]);
-        assert_sent_to_sign_in(&r, "a tampered cookie");
-        assert!(r.headers.contains("Max-Age=0"), "the bad cookie is cleared: {r:?}");
-        // Sealed with the gate's own keys: valid until it expires.
-        let g = gate_settings(&bed);
-        let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let session = |exp: u64, h: &str| Session {
-            sid: "test-made".into(),
-            host: h.into(),
-            sub: "alice".into(),
-            email: "alice@example.test".into(),
-            groups: vec!["devs".into()],
-            exp,
-        };
-        let fresh = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
-        assert_eq!(get(APP_A, "/", Some(&fresh), &[]).status, 200, "the control: a valid cookie opens");
-        let expired = ring.seal(SESSION_COOKIE, &session(now - 1, &host(APP_A)));
-        assert_sent_to_sign_in(&get(APP_A, "/", Some(&expired), &[]), "an expired cookie");
-        let for_b = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_B)));
-        assert_sent_to_sign_in(&get(APP_A, "/", Some(&for_b), &[]), "app-b's cookie on app-a");
-        assert_eq!(get(APP_B, "/", Some(&for_b), &[]).status, 200, "on its own host it opens");
-        // A key someone else made opens nothing.
-        let foreign = KeyRing::new(&[vec![9; keys::KEY_BYTES]]).seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
-        assert_sent_to_sign_in(&get(APP_A, "/", Some(&foreign), &[]), "a forged cookie");
-    });
+    t.case(
+        "tampered_expired_and_other_host_cookies_are_refused",
+        || {
+            // Tampered: one character of the sealed value changed.
+            let mut bytes = alice_cookie.clone().into_bytes();
+            let i = bytes.len() / 2;
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            let r = get(APP_A, "/", Some(&tampered), &[]);
+            assert_sent_to_sign_in(&r, "a tampered cookie");
+            assert!(
+                r.headers.contains("Max-Age=0"),
+                "the bad cookie is cleared: {r:?}"
+            );
+            // Sealed with the gate's own keys: valid until it expires.
+            let g = gate_settings(&bed);
+            let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let session = |exp: u64, h: &str| Session {
+                sid: "test-made".into(),
+                host: h.into(),
+                sub: "alice".into(),
+                email: "alice@example.test".into(),
+                groups: vec!["devs".into()],
+                exp,
+            };
+            let fresh = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+            assert_eq!(
+                get(APP_A, "/", Some(&fresh), &[]).status,
+                200,
+                "the control: a valid cookie opens"
+            );
+            let expired = ring.seal(SESSION_COOKIE, &session(now - 1, &host(APP_A)));
+            assert_sent_to_sign_in(&get(APP_A, "/", Some(&expired), &[]), "an expired cookie");
+            let for_b = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_B)));
+            assert_sent_to_sign_in(
+                &get(APP_A, "/", Some(&for_b), &[]),
+                "app-b's cookie on app-a",
+            );
+            assert_eq!(
+                get(APP_B, "/", Some(&for_b), &[]).status,
+                200,
+                "on its own host it opens"
+            );
+            // A key someone else made opens nothing.
+            let foreign = KeyRing::new(&[vec![9; keys::KEY_BYTES]])
+                .seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+            assert_sent_to_sign_in(&get(APP_A, "/", Some(&foreign), &[]), "a forged cookie");
+        },
+    );
 
     t.case("open_redirects_are_refused", || {
         let b = browser();
-        for rd in ["https://evil.example/", "https%3A%2F%2Fevil.example%2F", "//evil.example/"] {
+        for rd in [
+            "https://evil.example/",
+            "https%3A%2F%2Fevil.example%2F",
+            "//evil.example/",
+        ] {
             b.goto(&url("auth", &format!("/oauth2/start?rd={rd}")));
             eventually("the refusal", 10, || b.text().contains("Redirect refused"));
-            assert!(b.url().starts_with(&url("auth", "/")), "stays on the auth host: {}", b.url());
+            assert!(
+                b.url().starts_with(&url("auth", "/")),
+                "stays on the auth host: {}",
+                b.url()
+            );
         }
-        let r = get("auth", "/oauth2/start?rd=https%3A%2F%2Fevil.example%2F", None, &[]);
+        let r = get(
+            "auth",
+            "/oauth2/start?rd=https%3A%2F%2Fevil.example%2F",
+            None,
+            &[],
+        );
         assert_eq!(r.status, 400, "{r:?}");
     });
 
@@ -465,36 +578,93 @@ fn main() {
         let b = bob.as_ref().expect("bob's browser");
         let manage = b.cookie(SESSION_COOKIE).map(|c| c.value);
         b.goto(&url("manage", "/"));
-        let manage = b.cookie(SESSION_COOKIE).map(|c| c.value).or(manage).unwrap();
+        let manage = b
+            .cookie(SESSION_COOKIE)
+            .map(|c| c.value)
+            .or(manage)
+            .unwrap();
         assert_eq!(get("manage", "/", Some(&manage), &[]).status, 200);
         b.goto(&url("proxy", "/dashboard/"));
         let proxy = b.cookie(SESSION_COOKIE).unwrap().value;
         b.goto(&url("manage", "/oauth2/sign_out"));
         eventually("signed out", 20, || b.text().contains("Signed out"));
-        assert!(b.url().starts_with(&url("auth", "/oauth2/sign_out")), "{}", b.url());
-        assert!(b.cookie(SESSION_COOKIE).is_none(), "the auth host's cookie is gone");
+        assert!(
+            b.url().starts_with(&url("auth", "/oauth2/sign_out")),
+            "{}",
+            b.url()
+        );
+        assert!(
+            b.cookie(SESSION_COOKIE).is_none(),
+            "the auth host's cookie is gone"
+        );
         // Cookies kept from before open nothing now, on any host.
-        assert_sent_to_sign_in(&get("manage", "/", Some(&manage), &[]), "manage. after sign-out");
-        assert_sent_to_sign_in(&get("proxy", "/", Some(&proxy), &[]), "proxy. after sign-out");
+        assert_sent_to_sign_in(
+            &get("manage", "/", Some(&manage), &[]),
+            "manage. after sign-out",
+        );
+        assert_sent_to_sign_in(
+            &get("proxy", "/", Some(&proxy), &[]),
+            "proxy. after sign-out",
+        );
         b.goto(&url("proxy", "/dashboard/"));
-        b.wait_url("back at the provider", 20, |u| u.starts_with(&idp.authorize_endpoint()));
+        b.wait_url("back at the provider", 20, |u| {
+            u.starts_with(&idp.authorize_endpoint())
+        });
     });
 
-    t.case("with_the_provider_down_access_is_refused_with_a_clear_page", || {
-        idp.kill();
-        let b = browser();
-        b.goto(&url(APP_B, "/"));
-        eventually("the unavailable page", 30, || b.text().contains("Sign-in unavailable"));
-        assert!(b.text().contains("does not answer"), "{}", b.text());
-        assert!(b.url().starts_with(&url("auth", "/oauth2/start")), "{}", b.url());
-        let r = get("auth", &format!("/oauth2/start?rd=https%3A%2F%2F{}%3A{}%2F", host(APP_B), PORTS.https), None, &[]);
-        assert_eq!(r.status, 503, "{r:?}");
-        assert_sent_to_sign_in(&get(APP_B, "/", None, &[]), "app-b while the provider is down");
-        idp.run();
-    });
+    t.case(
+        "with_the_provider_down_access_is_refused_with_a_clear_page",
+        || {
+            idp.kill();
+            let before = get(APP_B, "/", None, &[]);
+            let st = bed
+                .tool("trm-expose")
+                .args(["proxy", "status", "--format", "json"])
+                .output()
+                .unwrap();
+            println!(
+                "    before: {before:?}\n    traefik: {}",
+                String::from_utf8_lossy(&st.stdout)
+            );
+            let b = browser();
+            if let Err(e) = b.try_goto(&url(APP_B, "/")) {
+                let log = std::fs::read_to_string(side.p("log/traefik.log")).unwrap_or_default();
+                panic!("{e}\n{}", &log[log.len().saturating_sub(3000)..]);
+            }
+            eventually("the unavailable page", 30, || {
+                b.text().contains("Sign-in unavailable")
+            });
+            assert!(b.text().contains("does not answer"), "{}", b.text());
+            assert!(
+                b.url().starts_with(&url("auth", "/oauth2/start")),
+                "{}",
+                b.url()
+            );
+            let r = get(
+                "auth",
+                &format!(
+                    "/oauth2/start?rd=https%3A%2F%2F{}%3A{}%2F",
+                    host(APP_B),
+                    PORTS.https
+                ),
+                None,
+                &[],
+            );
+            assert_eq!(r.status, 503, "{r:?}");
+            assert_sent_to_sign_in(
+                &get(APP_B, "/", None, &[]),
+                "app-b while the provider is down",
+            );
+            idp.run();
+        },
+    );
 
     t.case("audit_sees_the_dashboards_only_through_the_gate", || {
-        let out = bed.tool("trm-harden").args(["audit", "--format", "json"]).output().unwrap();
+        let out = bed
+            .tool("trm-harden")
+            .args(["audit", "--format", "json"])
+            .output()
+            .unwrap();
         let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
         let check = |name: &str| {
             checks
@@ -505,7 +675,10 @@ fn main() {
         };
         let d = check("dashboards gated");
         assert_eq!(d["status"], "pass", "{d:#}");
-        assert!(d["evidence"].as_str().unwrap().contains("answers 302"), "{d:#}");
+        assert!(
+            d["evidence"].as_str().unwrap().contains("answers 302"),
+            "{d:#}"
+        );
         assert_eq!(check("gate")["status"], "pass", "{:#}", check("gate"));
     });
 
@@ -514,7 +687,10 @@ fn main() {
         let _ = g.wait();
     }
     if let Ok(log) = std::fs::read_to_string(&gate_log) {
-        assert!(!log.contains("gate-test-secret"), "the client secret is never logged");
+        assert!(
+            !log.contains("gate-test-secret"),
+            "the client secret is never logged"
+        );
     }
     let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
     drop(bob);

@@ -814,7 +814,10 @@ fn main() {
             assert_eq!(cfg["listen"].as_str(), Some("127.0.0.1:4180"));
             assert_eq!(cfg["admin_group"].as_str(), Some("admins"));
             assert_eq!(cfg["groups_claim"].as_str(), Some("groups"));
-            assert_eq!(cfg["auth_url"].as_str(), Some("https://auth.example.test:28443"));
+            assert_eq!(
+                cfg["auth_url"].as_str(),
+                Some("https://auth.example.test:28443")
+            );
             let keys_file = PathBuf::from(cfg["keys_file"].as_str().unwrap());
             let keys = std::fs::read_to_string(&keys_file).unwrap();
             assert_eq!(mode(&keys_file), 0o600);
@@ -825,7 +828,9 @@ fn main() {
             );
             assert_eq!(mode(&secret_copy), 0o600);
             assert!(
-                !std::fs::read_to_string(&gate_toml).unwrap().contains("s3cret"),
+                !std::fs::read_to_string(&gate_toml)
+                    .unwrap()
+                    .contains("s3cret"),
                 "no secret in the settings"
             );
             // The dashboards now ask for the admin group.

@@ -565,9 +565,10 @@ pub fn oidc_set(
     g.dynamic_dir = e.dynamic_dir.clone();
     // The gate listens where the routes ask it (a loopback auth_address);
     // an auth_address elsewhere is someone else's gate (an oauth2-proxy).
-    if let Some(listen) = url::Url::parse(&e.auth_address).ok().and_then(|u| {
-        Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
-    }) {
+    if let Some(listen) = url::Url::parse(&e.auth_address)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+    {
         if traefik::is_loopback_address(&listen) {
             g.listen = listen;
         }
