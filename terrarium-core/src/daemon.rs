@@ -202,6 +202,27 @@ pub fn command(user: &str, caps: &[&str], argv: &[String]) -> Cmd {
         .args(argv)
 }
 
+/// A unit's `User=`/`Group=` lines (none for an empty user: root).
+pub fn unit_user(user: &str) -> String {
+    if user.is_empty() {
+        String::new()
+    } else {
+        format!("User={user}\nGroup={user}\n")
+    }
+}
+
+/// The sandbox every Terrarium unit runs in: a read-only system but for
+/// `read_write` (space-separated paths), no home, private /tmp and
+/// devices, the kernel and cgroups out of reach, IP and Unix sockets only.
+pub fn unit_sandbox(read_write: &str) -> String {
+    format!(
+        "ProtectSystem=strict\nReadWritePaths={read_write}\nProtectHome=true\nPrivateTmp=true\nPrivateDevices=true\n\
+         ProtectKernelTunables=true\nProtectKernelModules=true\nProtectKernelLogs=true\nProtectControlGroups=true\n\
+         ProtectClock=true\nProtectHostname=true\nRestrictNamespaces=true\nRestrictSUIDSGID=true\nLockPersonality=true\n\
+         RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallArchitectures=native\n"
+    )
+}
+
 /// Write `unit` (marked by its first line `mark`) unless it is already
 /// there as is, then enable it. A unit of that name without the mark is
 /// someone else's: refused, `not_ours` saying what to do instead.

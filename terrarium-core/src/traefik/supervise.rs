@@ -75,26 +75,18 @@ pub fn unit(e: &ExposeSettings) -> systemd::Unit {
             e.acme_ca_certificates
         );
     }
-    let user = if e.traefik_user.is_empty() {
-        String::new()
-    } else {
-        format!("User={0}\nGroup={0}\n", e.traefik_user)
-    };
-    let acme_dir = parent_of(&e.acme_storage);
+    let user = daemon::unit_user(&e.traefik_user);
+    let sandbox = daemon::unit_sandbox(&format!("{} {}", parent_of(&e.acme_storage), e.log_dir));
     systemd::Unit {
         name: UNIT.into(),
         content: format!(
             "{UNIT_MARK}\n[Unit]\nDescription=Traefik, Terrarium's public proxy\nAfter=network-online.target\nWants=network-online.target\n\n\
              [Service]\n{user}ExecStart={bin} --configFile={cfg}\n{env}Restart=on-failure\nRestartSec=2\n\
              AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nNoNewPrivileges=true\n\
-             ProtectSystem=strict\nReadWritePaths={acme_dir} {logs}\nProtectHome=true\nPrivateTmp=true\nPrivateDevices=true\n\
-             ProtectKernelTunables=true\nProtectKernelModules=true\nProtectKernelLogs=true\nProtectControlGroups=true\n\
-             ProtectClock=true\nProtectHostname=true\nRestrictNamespaces=true\nRestrictSUIDSGID=true\nLockPersonality=true\n\
-             RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallArchitectures=native\nLimitNOFILE=1048576\n\n\
+             {sandbox}LimitNOFILE=1048576\n\n\
              [Install]\nWantedBy=multi-user.target\n",
             bin = e.traefik_binary,
             cfg = e.static_file,
-            logs = e.log_dir,
         ),
         enable: true,
     }
