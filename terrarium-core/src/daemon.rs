@@ -36,6 +36,31 @@ pub fn choose(setting: &str, systemd_runs: bool) -> Supervisor {
     }
 }
 
+/// `running (supervisor: terrarium, pid 42)`, for status reports;
+/// `supervisor` is any snake_case enum (Traefik's has a third kind).
+pub fn describe(running: bool, supervisor: impl Serialize, pid: Option<u32>) -> String {
+    format!(
+        "{} (supervisor: {}{})",
+        if running { "running" } else { "not running" },
+        serde_json::to_value(supervisor)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        pid.map(|p| format!(", pid {p}")).unwrap_or_default(),
+    )
+}
+
+/// A helper's unauthenticated endpoint stays on loopback: `setting`
+/// names it in the error, `example` shows a good value.
+pub fn require_loopback(setting: &str, address: &str, example: &str) -> Result<()> {
+    if crate::traefik::is_loopback_address(address) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{setting} {address:?} must be a loopback address such as {example}"
+    )))
+}
+
 /// A process Terrarium runs itself: every process whose argv holds `mark`
 /// (e.g. `--configFile=/etc/traefik/traefik.yml`) is it, and its pid is
 /// recorded in `pid_file`.
@@ -289,6 +314,19 @@ pub fn log_since(marks: &[(PathBuf, u64)]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Test support: `unit` has each of `lines`, whole, and Terrarium's mark.
+#[cfg(test)]
+pub(crate) fn assert_unit_lines(unit: &systemd::Unit, mark: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            unit.content.lines().any(|l| l == *line),
+            "missing {line}:\n{}",
+            unit.content
+        );
+    }
+    assert!(unit.content.starts_with(mark), "marked as Terrarium's");
 }
 
 #[cfg(test)]

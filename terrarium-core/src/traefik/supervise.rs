@@ -130,18 +130,9 @@ impl Status {
 impl Human for Status {
     fn human(&self) -> String {
         let mut s = format!(
-            "Traefik {}: {} (supervisor: {}{})\nAPI {} ({})\nstatic file {}\nlog {}",
+            "Traefik {}: {}\nAPI {} ({})\nstatic file {}\nlog {}",
             self.version.as_deref().unwrap_or("?"),
-            if self.running {
-                "running"
-            } else {
-                "not running"
-            },
-            serde_json::to_value(self.supervisor)
-                .expect("enum")
-                .as_str()
-                .unwrap_or_default(),
-            self.pid.map(|p| format!(", pid {p}")).unwrap_or_default(),
+            daemon::describe(self.running, self.supervisor, self.pid),
             self.api_address,
             if self.answering {
                 "answers"
@@ -208,13 +199,7 @@ pub fn status(e: &ExposeSettings) -> Status {
 
 /// The API address must be loopback: it is read-only but unauthenticated.
 pub fn check_settings(e: &ExposeSettings) -> Result<()> {
-    if !super::is_loopback_address(&e.api_address) {
-        return Err(Error::Usage(format!(
-            "expose.api_address {:?} must be a loopback address such as 127.0.0.1:8082",
-            e.api_address
-        )));
-    }
-    Ok(())
+    daemon::require_loopback("expose.api_address", &e.api_address, "127.0.0.1:8082")
 }
 
 /// Directories Traefik writes, owned by its user. Only the directories
@@ -452,23 +437,20 @@ mod tests {
     fn the_unit_is_hardened_and_runs_the_pinned_binary() {
         let e = ExposeSettings::default();
         let u = unit(&e);
-        for line in [
-            "User=traefik",
-            "ExecStart=/usr/local/bin/traefik --configFile=/etc/traefik/traefik.yml",
-            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-            "NoNewPrivileges=true",
-            "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/traefik /var/log/traefik",
-        ] {
-            assert!(
-                u.content.lines().any(|l| l == line),
-                "missing {line}:\n{}",
-                u.content
-            );
-        }
+        daemon::assert_unit_lines(
+            &u,
+            UNIT_MARK,
+            &[
+                "User=traefik",
+                "ExecStart=/usr/local/bin/traefik --configFile=/etc/traefik/traefik.yml",
+                "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+                "NoNewPrivileges=true",
+                "ProtectSystem=strict",
+                "ReadWritePaths=/var/lib/traefik /var/log/traefik",
+            ],
+        );
         assert!(!u.content.contains("LEGO_CA_CERTIFICATES"));
-        assert!(u.content.starts_with(UNIT_MARK), "marked as Terrarium's");
     }
 
     #[test]
