@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine to build and test Terrarium: packages
 # (dnsmasq-base, which LXD needs for every bridge but only recommends;
-# pebble, the test ACME CA), the pinned Traefik and its user, and a
-# running LXD daemon.
+# pebble, the test ACME CA; Chromium and chromedriver, cockpit-ws and wrk
+# for the single-sign-on gate's tests), the pinned Traefik and its user,
+# the pinned OIDC provider the gate's tests log in at, and a running LXD
+# daemon.
 # Idempotent; needs root. Used by scripts/test.sh and scripts/install.sh.
 set -euo pipefail
 
@@ -12,6 +14,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time
           openssh-server openssh-client pebble
+          chromium chromium-driver cockpit-ws wrk python3-venv
           ca-certificates curl build-essential pkg-config)
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -55,6 +58,26 @@ if ! "$TRAEFIK_BIN" version 2>/dev/null | grep -q "^Version: *$TRAEFIK_VERSION\$
     rm -rf "$tmp"
     "$TRAEFIK_BIN" version | grep -q "^Version: *$TRAEFIK_VERSION\$"
 fi
+# The SSO gate's tests log in at a real OIDC provider: oidc-provider-mock
+# from PyPI in a venv of its own, every package pinned by version and hash
+# (scripts/oidc-provider-mock.requirements.txt). Reinstalled only when that
+# file changes or the venv is broken; nothing is fetched at test time.
+OIDC_VENV=/opt/terrarium-test/oidc
+OIDC_REQ="$(cd "$(dirname "$0")" && pwd)/oidc-provider-mock.requirements.txt"
+oidc_want=$(sha256sum "$OIDC_REQ" | cut -d' ' -f1)
+if [ "$(cat "$OIDC_VENV/.requirements.sha256" 2>/dev/null)" != "$oidc_want" ] ||
+    ! "$OIDC_VENV/bin/oidc-provider-mock" --help >/dev/null 2>&1; then
+    log "installing oidc-provider-mock into $OIDC_VENV"
+    rm -rf "$OIDC_VENV"
+    mkdir -p "$(dirname "$OIDC_VENV")"
+    python3 -m venv "$OIDC_VENV"
+    "$OIDC_VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
+        --only-binary=:all: --require-hashes -r "$OIDC_REQ"
+    "$OIDC_VENV/bin/oidc-provider-mock" --help >/dev/null 2>&1 ||
+        { echo "oidc-provider-mock in $OIDC_VENV does not run" >&2; exit 1; }
+    echo "$oidc_want" >"$OIDC_VENV/.requirements.sha256"
+fi
+
 # Traefik runs as its own user, with only the capability to bind low ports.
 id traefik >/dev/null 2>&1 ||
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin traefik

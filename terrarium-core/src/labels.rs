@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! https://HOST[:CPORT][/PATH][@auth[:GROUP,GROUP...]]   TLS at Traefik, http->https redirect
-//! http://HOST[:CPORT][/PATH][@auth[:GROUP,...]]         plain HTTP
+//! http://HOST[:CPORT][/PATH]                             plain HTTP (no @auth: the sign-on cookie is HTTPS-only)
 //! tcp://HOSTPORT[:CPORT]    udp://HOSTPORT[:CPORT]      a raw host port
 //! share://HOST/PATH                                     the holder of HOST lets other
 //!                                                       instances route PATH and below
@@ -234,6 +234,11 @@ fn parse_http(tls: bool, rest: &str) -> Result<Item, String> {
         None => (hostport, 80),
         Some((h, p)) => (h, parse_port(p, "container port")?),
     };
+    if !tls && auth.is_some() {
+        return Err(format!(
+            "'http://{rest}': @auth needs https:// (the sign-on cookie is only ever sent over HTTPS)"
+        ));
+    }
     Ok(Item::Http {
         tls,
         host: normalize_host(host)?,
@@ -458,6 +463,7 @@ mod tests {
             ("share://a_b.example/x", "not a valid domain"),
             ("a.example", "expected https://"),
             ("https://a.example@admin", "expected @auth"),
+            ("http://a.example@auth", "@auth needs https://"),
             ("https://a.example@auth:g;rm", "invalid group"),
             ("https://a.example\u{0}", "unexpected character"),
             (

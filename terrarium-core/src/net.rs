@@ -236,6 +236,37 @@ pub fn default_source_ipv4() -> Option<Ipv4Addr> {
     }
 }
 
+/// The status Traefik on loopback answers for `https://HOST:PORT/`, the
+/// way a browser from outside would ask (SNI and Host), no cookie, no
+/// redirects followed; its certificate is not checked (this asks who
+/// answers, not whether the certificate is good).
+pub fn https_status_via_loopback(host: &str, port: u16) -> std::result::Result<u16, String> {
+    let out = crate::process::Cmd::new("curl")
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg(format!("https://{host}:{port}/"))
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let code = out.stdout_str();
+    match code.trim().parse::<u16>() {
+        Ok(c) if c > 0 => Ok(c),
+        _ => Err(format!(
+            "no answer ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,9 +76,6 @@ pub struct Paths {
     /// ufw --datadir [default: expose.ufw_datadir from the settings]
     #[arg(long, global = true, env = "TRM_UFW_DATADIR")]
     pub ufw_datadir: Option<PathBuf>,
-    /// The single-sign-on gate's (oauth2-proxy's) configuration file
-    #[arg(long, global = true, env = "TRM_GATE_CONFIG", default_value = gate::GATE_CONFIG)]
-    pub gate_config: PathBuf,
     /// systemd's unit directory (Cockpit's socket drop-in goes below it)
     #[arg(long, global = true, env = "TRM_SYSTEMD_DIR", default_value = terrarium_core::systemd::DEFAULT_UNIT_DIR)]
     pub systemd_dir: PathBuf,
@@ -108,7 +105,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OidcCommand {
-    /// Check the issuer's discovery document, then write the gate's configuration and LXD's oidc.* keys
+    /// Check the issuer's discovery document, then write trm-gate's settings, the management routes and LXD's oidc.* keys
     Set {
         /// The OIDC issuer URL (its /.well-known/openid-configuration must name it)
         #[arg(long)]
@@ -118,9 +115,15 @@ pub enum OidcCommand {
         /// A file holding the client secret (copied to a 0600 file beside the gate's configuration)
         #[arg(long)]
         client_secret_file: PathBuf,
-        /// Only members of this group pass the gate
+        /// Only members of this group pass the gate to the dashboards (manage., proxy.)
         #[arg(long)]
         admin_group: String,
+        /// The ID token claim that lists a user's groups
+        #[arg(long, default_value = "groups")]
+        groups_claim: String,
+        /// The sign-in host's URL [default: https://auth.<root domain>, on the public HTTPS port]
+        #[arg(long, value_name = "URL")]
+        auth_url: Option<String>,
     },
 }
 
@@ -139,7 +142,6 @@ fn options(p: Paths, settings: &Settings) -> Options {
             rootdir: p.ufw_rootdir.or(from_settings.rootdir),
             datadir: p.ufw_datadir.or(from_settings.datadir),
         },
-        gate_config: p.gate_config,
         systemd_dir: p.systemd_dir,
     }
 }
@@ -178,16 +180,19 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                     client_id,
                     client_secret_file,
                     admin_group,
+                    groups_claim,
+                    auth_url,
                 },
         } => {
             let oidc = gate::Oidc {
                 issuer,
                 client_id,
                 admin_group,
+                groups_claim,
+                auth_url,
             };
             out.one(&harden::oidc_set(
                 &settings,
-                &opts,
                 &lxd,
                 &oidc,
                 &client_secret_file,

@@ -2046,7 +2046,10 @@ mod tests {
                         .as_object()
                         .into_iter()
                         .flatten()
-                        .filter(|(_, r)| r["entryPoints"][0] == "websecure")
+                        // The gate's /oauth2/ router on an @auth host is no route of its own.
+                        .filter(|(n, r)| {
+                            r["entryPoints"][0] == "websecure" && !n.contains("_oauth2-")
+                        })
                         .map(move |(_, r)| (f.clone(), r["rule"].as_str().unwrap().to_string()))
                 })
                 .collect();

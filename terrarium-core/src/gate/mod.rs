@@ -9,8 +9,13 @@
 //! host's `/oauth2/handoff`, so a tenant's backend never sees a cookie that
 //! opens another host.
 
+pub mod handler;
+pub mod hosts;
 pub mod keys;
+pub mod oidc;
+pub mod pages;
 pub mod serve;
+pub mod session;
 pub mod settings;
 pub mod supervise;
 

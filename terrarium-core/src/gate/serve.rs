@@ -1,8 +1,204 @@
-//! The gate's HTTP server (to be written).
+//! The gate's HTTP server: `tiny_http` on loopback, a few worker threads
+//! over the request handler, the cookie keys re-read when their file
+//! changes, sign-outs kept in the state directory.
 
-use super::GateSettings;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use super::handler::{Gate, GateParts, Request, Response};
+use super::hosts::gated_hosts;
+use super::oidc::Oidc;
+use super::session::KeyRing;
+use super::{keys, GateSettings};
 use crate::error::{Error, Result};
 
-pub fn run(_g: &GateSettings) -> Result<()> {
-    Err(Error::Usage("not yet".into()))
+/// Worker threads: forward-auth answers take microseconds; a sign-in
+/// waits on the issuer, so a few of them keep the rest flowing.
+const WORKERS: usize = 4;
+
+pub fn revoked_file(g: &GateSettings) -> PathBuf {
+    Path::new(&g.state_dir).join("signed-out.json")
+}
+
+/// The settings' auth URL, checked: https, a host, no path.
+pub fn auth_url(g: &GateSettings) -> Result<Url> {
+    let url = Url::parse(&g.auth_url)
+        .map_err(|e| Error::Usage(format!("gate auth_url {:?}: {e}", g.auth_url)))?;
+    if url.scheme() != "https" || url.host_str().is_none() || url.path() != "/" {
+        return Err(Error::Usage(format!(
+            "gate auth_url {:?} must be https://HOST[:PORT] (the auth host, no path)",
+            g.auth_url
+        )));
+    }
+    Ok(url)
+}
+
+/// The gate as the settings describe it.
+pub fn gate(g: &GateSettings) -> Result<Gate> {
+    if !crate::traefik::is_loopback_address(&g.listen) {
+        return Err(Error::Usage(format!(
+            "gate listen {:?} must be a loopback address: Traefik is its only client",
+            g.listen
+        )));
+    }
+    for (what, v) in [
+        ("issuer", &g.issuer),
+        ("client_id", &g.client_id),
+        ("admin_group", &g.admin_group),
+    ] {
+        if v.is_empty() {
+            return Err(Error::Usage(format!(
+                "gate {what} is not set: run `trm-harden oidc set`"
+            )));
+        }
+    }
+    let auth = auth_url(g)?;
+    let secret = std::fs::read_to_string(&g.client_secret_file).map_err(|e| {
+        Error::io(
+            format!("reading the client secret {}", g.client_secret_file),
+            e,
+        )
+    })?;
+    let callback = format!("{}oauth2/callback", auth.as_str());
+    let issuer = Oidc::new(
+        &g.issuer,
+        &g.client_id,
+        secret.trim(),
+        &callback,
+        &g.groups_claim,
+    );
+    let revoked: HashMap<String, u64> = std::fs::read(revoked_file(g))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let dynamic_dir = PathBuf::from(&g.dynamic_dir);
+    let keep = revoked_file(g);
+    Ok(Gate::new(GateParts {
+        auth_url: auth,
+        admin_group: g.admin_group.clone(),
+        session_secs: u64::from(g.session_hours.max(1)) * 3600,
+        keys: KeyRing::new(&keys::read(Path::new(&g.keys_file))?),
+        issuer: Box::new(issuer),
+        gated: Box::new(move || gated_hosts(&dynamic_dir)),
+        revoked,
+        on_revoke: Box::new(move |r| {
+            let body = serde_json::to_vec(r).expect("a map of strings to numbers");
+            if let Err(e) = crate::fs::atomic_write(&keep, &body, 0o600) {
+                eprintln!(
+                    "trm-gate: could not keep the sign-outs in {}: {e}",
+                    keep.display()
+                );
+            }
+        }),
+        random: Box::new(|| crate::random::hex(32).expect("/dev/urandom")),
+    }))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn request(r: &tiny_http::Request) -> Request {
+    let mut req = Request {
+        method: r.method().as_str().to_string(),
+        target: r.url().to_string(),
+        ..Request::default()
+    };
+    for h in r.headers() {
+        let v = h.value.as_str().to_string();
+        match h.field.as_str().as_str().to_ascii_lowercase().as_str() {
+            "host" => req.host = v,
+            "x-forwarded-host" => req.forwarded_host = Some(v),
+            "x-forwarded-proto" => req.forwarded_proto = Some(v),
+            "x-forwarded-uri" => req.forwarded_uri = Some(v),
+            "x-forwarded-method" => req.forwarded_method = Some(v),
+            // Several Cookie headers are one list.
+            "cookie" => {
+                req.cookie = Some(match req.cookie.take() {
+                    Some(c) => format!("{c}; {v}"),
+                    None => v,
+                })
+            }
+            "accept" => req.accept = Some(v),
+            _ => {}
+        }
+    }
+    req
+}
+
+fn respond(r: tiny_http::Request, resp: Response) {
+    let mut out = tiny_http::Response::from_string(resp.body).with_status_code(resp.status);
+    for (n, v) in resp.headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()) {
+            out.add_header(h);
+        }
+    }
+    let _ = r.respond(out);
+}
+
+/// Re-read the keys when their file changes (a rotation needs no restart).
+fn follow_keys(gate: Arc<Gate>, path: PathBuf) {
+    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = stamp(&path);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        match keys::read(&path) {
+            Ok(k) => {
+                gate.set_keys(KeyRing::new(&k));
+                eprintln!("trm-gate: cookie keys re-read ({} key(s))", k.len());
+                seen = now;
+            }
+            // Half-written or broken: keep the keys we have, say so once.
+            Err(e) => {
+                eprintln!("trm-gate: keeping the current cookie keys: {e}");
+                seen = now;
+            }
+        }
+    }
+}
+
+/// Serve until killed.
+pub fn run(g: &GateSettings) -> Result<()> {
+    let gate = Arc::new(gate(g)?);
+    let server =
+        Arc::new(tiny_http::Server::http(&g.listen).map_err(|e| {
+            Error::Unavailable(format!("the gate cannot listen on {}: {e}", g.listen))
+        })?);
+    eprintln!(
+        "trm-gate: listening on {} for issuer {}, auth host {}",
+        g.listen, g.issuer, g.auth_url
+    );
+    {
+        let gate = gate.clone();
+        let path = PathBuf::from(&g.keys_file);
+        std::thread::spawn(move || follow_keys(gate, path));
+    }
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let server = server.clone();
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                while let Ok(r) = server.recv() {
+                    let req = request(&r);
+                    let resp = gate.handle(&req, now());
+                    respond(r, resp);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
 }

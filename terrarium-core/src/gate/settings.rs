@@ -55,12 +55,16 @@ impl Default for GateSettings {
             listen: "127.0.0.1:4180".into(),
             issuer: String::new(),
             client_id: String::new(),
-            client_secret_file: "/etc/terrarium/gate/client-secret".into(),
+            // Beside gate.toml (TRM_CONFIG_DIR moves them all).
+            client_secret_file: config_dir()
+                .join("gate/client-secret")
+                .display()
+                .to_string(),
             admin_group: String::new(),
             groups_claim: "groups".into(),
             auth_url: String::new(),
             session_hours: 12,
-            keys_file: "/etc/terrarium/gate/cookie-keys".into(),
+            keys_file: config_dir().join("gate/cookie-keys").display().to_string(),
             dynamic_dir: "/etc/traefik/dynamic".into(),
             state_dir: "/var/lib/terrarium/gate".into(),
             log_dir: "/var/log/terrarium/gate".into(),

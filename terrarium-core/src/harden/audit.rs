@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{firewall, gate, ssh, wan, Options};
+use crate::gate::GateSettings;
 use crate::lxd::{Instance, Lxd};
 use crate::output::Row;
 use crate::process::{Cmd, Tool};
@@ -114,10 +115,10 @@ pub fn run(settings: &Settings, opts: &Options, lxd: &Lxd, project: Option<&str>
     let networks = lxd.networks().unwrap_or_default();
     listener_checks(&mut a, &ssh_ports, static_file.as_ref(), &added, &networks);
     management_checks(&mut a, lxd);
-    gate_checks(&mut a, opts, lxd);
+    gate_checks(&mut a, settings, lxd);
     lxd_checks(&mut a, settings, lxd, project);
     docker_check(&mut a);
-    secret_checks(&mut a, settings, opts, eff.as_ref());
+    secret_checks(&mut a, settings, eff.as_ref());
     a.0
 }
 
@@ -481,29 +482,32 @@ fn management_checks(a: &mut Audit, lxd: &Lxd) {
     );
 }
 
-fn gate_checks(a: &mut Audit, opts: &Options, lxd: &Lxd) {
+fn gate_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd) {
     const PROMISE: &str = "dashboards are behind single sign-on";
-    let text = match std::fs::read_to_string(&opts.gate_config) {
-        Ok(t) => t,
-        Err(_) => {
-            a.push("gate", PROMISE, Status::Warn, format!("{} is missing: no single-sign-on gate is configured, gated dashboards answer no one", opts.gate_config.display()), Some("`trm-harden oidc set --issuer URL --client-id ID --client-secret-file F --admin-group G`"));
+    const SET: &str =
+        "`trm-harden oidc set --issuer URL --client-id ID --client-secret-file F --admin-group G`";
+    let g = match GateSettings::load() {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            a.push("gate", PROMISE, Status::Warn, format!("{} is missing: no single-sign-on gate is configured, gated dashboards answer no one", crate::gate::settings::path().display()), Some(SET));
+            return;
+        }
+        Err(e) => {
+            a.push("gate", PROMISE, Status::Fail, e.to_string(), Some(SET));
             return;
         }
     };
-    let t: toml::Table = text.parse().unwrap_or_default();
-    let get = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let mut problems = Vec::new();
-    if get("http_address") != gate::GATE_LISTEN {
-        problems.push(format!("the gate listens on '{}'", get("http_address")));
+    if let Err(e) = crate::gate::serve::gate(&g) {
+        problems.push(e.to_string());
     }
-    if t.get("allowed_groups")
-        .and_then(|v| v.as_array())
-        .map_or(true, Vec::is_empty)
-    {
-        problems.push("no allowed group: any account of the issuer passes".into());
-    }
-    if get("cookie_secret").len() < 16 {
-        problems.push("no usable cookie secret".into());
+    if let Ok(want) = super::default_auth_url(&settings.expose) {
+        if g.auth_url != want {
+            problems.push(format!(
+                "the gate signs in at {}, the management routes at {want}",
+                g.auth_url
+            ));
+        }
     }
     a.verdict(
         "gate",
@@ -511,12 +515,33 @@ fn gate_checks(a: &mut Audit, opts: &Options, lxd: &Lxd) {
         &problems,
         Status::Fail,
         format!(
-            "oauth2-proxy for {} on {}",
-            get("oidc_issuer_url"),
-            gate::GATE_LISTEN
+            "trm-gate for {} on {}, admins: group {}, sign-in at {}",
+            g.issuer, g.listen, g.admin_group, g.auth_url
         ),
-        "`trm-harden oidc set ...`",
+        SET,
     );
+    let st = crate::gate::supervise::status(&g);
+    if st.healthy() {
+        a.push(
+            "gate running",
+            PROMISE,
+            Status::Pass,
+            format!("trm-gate answers on {}", g.listen),
+            None,
+        );
+    } else {
+        a.push(
+            "gate running",
+            PROMISE,
+            Status::Warn,
+            format!(
+                "trm-gate does not answer on {}: gated routes answer no one",
+                g.listen
+            ),
+            Some("`trm-gate start`"),
+        );
+    }
+    dashboard_probe(a, settings);
     if let Ok(s) = lxd.server() {
         let issuer = s
             .config
@@ -525,7 +550,7 @@ fn gate_checks(a: &mut Audit, opts: &Options, lxd: &Lxd) {
             .unwrap_or("");
         if !s.api_extensions.iter().any(|x| x == "oidc") {
             a.push("lxd oidc", PROMISE, Status::Warn, format!("LXD {} does not support OIDC: it stays behind its TLS client certificates on loopback", s.environment.server_version), Some("upgrade LXD (5.14 or later) for single sign-on to LXD itself"));
-        } else if issuer == get("oidc_issuer_url") {
+        } else if issuer == g.issuer {
             a.push(
                 "lxd oidc",
                 PROMISE,
@@ -540,12 +565,52 @@ fn gate_checks(a: &mut Audit, opts: &Options, lxd: &Lxd) {
                 Status::Warn,
                 format!(
                     "LXD oidc.issuer is '{issuer}', the gate's is '{}'",
-                    get("oidc_issuer_url")
+                    g.issuer
                 ),
-                Some("`trm-harden oidc set ...`"),
+                Some(SET),
             );
         }
     }
+}
+
+/// Ask Traefik for each dashboard as a stranger would (no cookie): any
+/// 2xx means it answers without the gate.
+fn dashboard_probe(a: &mut Audit, settings: &Settings) {
+    const PROMISE: &str = "dashboards answer only through the gate";
+    let e = &settings.expose;
+    let Ok(domain) = crate::expose::base_domain(e) else {
+        return;
+    };
+    let port = traefik::address_port(&e.https_address).map_or(443, |(p, _)| p);
+    let mut problems = Vec::new();
+    let mut evidence = Vec::new();
+    for d in gate::DASHBOARDS {
+        let host = format!("{d}.{domain}");
+        match crate::net::https_status_via_loopback(&host, port) {
+            Ok(code) if (200..300).contains(&code) => {
+                problems.push(format!("https://{host}/ answers {code} without a sign-in"))
+            }
+            Ok(code) => evidence.push(format!("https://{host}/ answers {code} to a stranger")),
+            Err(why) => {
+                a.push(
+                    "dashboards gated",
+                    PROMISE,
+                    Status::Warn,
+                    format!("could not ask Traefik on 127.0.0.1:{port}: {why}"),
+                    Some("`trm-expose proxy start`, then audit again"),
+                );
+                return;
+            }
+        }
+    }
+    a.verdict(
+        "dashboards gated",
+        PROMISE,
+        &problems,
+        Status::Fail,
+        evidence.join("; "),
+        APPLY,
+    );
 }
 
 fn instances(lxd: &Lxd, project: Option<&str>) -> crate::Result<Vec<Instance>> {
@@ -738,12 +803,12 @@ fn docker_published(ps: &str) -> Vec<String> {
         .collect()
 }
 
-fn secret_checks(a: &mut Audit, settings: &Settings, opts: &Options, eff: Option<&ssh::Effective>) {
-    let mut files = vec![
-        opts.gate_config.clone(),
-        opts.gate_secret(),
-        settings.expose.acme_storage.clone().into(),
-    ];
+fn secret_checks(a: &mut Audit, settings: &Settings, eff: Option<&ssh::Effective>) {
+    let mut files: Vec<std::path::PathBuf> = vec![settings.expose.acme_storage.clone().into()];
+    if let Ok(Some(g)) = GateSettings::load() {
+        files.push(g.client_secret_file.into());
+        files.push(g.keys_file.into());
+    }
     files.extend(
         eff.and_then(|e| e.get("hostkey"))
             .into_iter()

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fs::{atomic_write, lock_wait, Lock};
 use crate::lxd::Lxd;
 use crate::output::Human;
+use crate::settings::ExposeSettings;
 use crate::settings::Settings;
 use crate::ufw::{self, Ufw};
 use crate::{baseline, expose, net, systemd, traefik};
@@ -31,8 +32,6 @@ pub struct Options {
     pub sshd_config: PathBuf,
     pub sshd_pid_file: PathBuf,
     pub ufw: Ufw,
-    /// The gate's (oauth2-proxy's) configuration file.
-    pub gate_config: PathBuf,
     /// systemd's unit directory (Cockpit's socket drop-in goes below it).
     pub systemd_dir: PathBuf,
 }
@@ -50,14 +49,6 @@ impl Options {
 
     fn cockpit_drop_in(&self) -> PathBuf {
         self.systemd_dir.join(gate::COCKPIT_DROP_IN)
-    }
-
-    /// The gate's client secret, beside its configuration.
-    pub fn gate_secret(&self) -> PathBuf {
-        self.gate_config
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("client-secret")
     }
 }
 
@@ -151,6 +142,34 @@ fn wan(opts: &Options) -> Result<String> {
 }
 
 /// Every change `apply` would make, from the host's current state.
+/// The management routes for these settings: the admin group comes from
+/// the gate's settings (none yet: the gate is not configured, and does
+/// not run, so the dashboards answer no one).
+fn management_file(
+    e: &ExposeSettings,
+    g: Option<&crate::gate::GateSettings>,
+) -> Result<serde_json::Value> {
+    let mgmt = gate::management_config(
+        &expose::base_domain(e)?,
+        &e.cert_resolver,
+        &e.auth_address,
+        baseline::HTTPS_ADDRESS,
+        g.map(|g| g.admin_group.as_str()).unwrap_or_default(),
+    );
+    traefik::validate_dynamic(&mgmt)
+        .map_err(|errs| Error::parse("the generated management routes", errs.join("; ")))?;
+    Ok(mgmt)
+}
+
+/// The auth host's URL: `auth.<root domain>` on the public HTTPS port.
+pub fn default_auth_url(e: &ExposeSettings) -> Result<String> {
+    let domain = expose::base_domain(e)?;
+    Ok(match traefik::address_port(&e.https_address) {
+        Some((p, _)) if p != 443 => format!("https://auth.{domain}:{p}"),
+        _ => format!("https://auth.{domain}"),
+    })
+}
+
 pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
@@ -266,14 +285,8 @@ pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
             Step::TraefikStatic(static_path, pretty(&doc)),
         ));
     }
-    let mgmt = gate::management_config(
-        &expose::base_domain(e)?,
-        &e.cert_resolver,
-        &e.auth_address,
-        baseline::HTTPS_ADDRESS,
-    );
-    traefik::validate_dynamic(&mgmt)
-        .map_err(|errs| Error::parse("the generated management routes", errs.join("; ")))?;
+    let gate_settings = crate::gate::GateSettings::load()?;
+    let mgmt = management_file(e, gate_settings.as_ref())?;
     let mgmt_path = Path::new(&e.dynamic_dir).join(gate::MANAGEMENT_FILE);
     if differs(&mgmt_path, &pretty(&mgmt)) {
         changes.push(change(
@@ -284,10 +297,10 @@ pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
             Step::Write(mgmt_path, pretty(&mgmt)),
         ));
     }
-    if !opts.gate_config.exists() {
+    if gate_settings.is_none() {
         notes.push(format!(
             "no single-sign-on gate is configured ({} is missing): run `trm-harden oidc set`; until then the gated dashboards answer no one",
-            opts.gate_config.display()
+            crate::gate::settings::path().display()
         ));
     }
 
@@ -466,9 +479,15 @@ pub struct OidcReport {
     pub issuer: String,
     pub client_id: String,
     pub admin_group: String,
+    pub groups_claim: String,
+    pub auth_url: String,
+    /// The gate's settings file.
     pub gate_config: String,
     pub client_secret_file: String,
+    pub keys_file: String,
     pub changed: bool,
+    /// The running gate was restarted onto the new settings.
+    pub gate_restarted: bool,
     /// `set`, or why LXD's own OIDC keys were not set.
     pub lxd: String,
     pub lxd_keys: Vec<String>,
@@ -477,22 +496,28 @@ pub struct OidcReport {
 impl Human for OidcReport {
     fn human(&self) -> String {
         format!(
-            "gate: {} ({}) for issuer {}, client {}, group {}\nlxd: {}",
+            "gate: {} ({}{}) for issuer {}, client {}, admins: group {}, sign-in at {}\nlxd: {}",
             self.gate_config,
             if self.changed { "written" } else { "unchanged" },
+            if self.gate_restarted {
+                ", gate restarted"
+            } else {
+                ""
+            },
             self.issuer,
             self.client_id,
             self.admin_group,
+            self.auth_url,
             self.lxd
         )
     }
 }
 
-/// Check the issuer, then write the gate's configuration and secret (0600)
+/// Check the issuer, then write the gate's settings, its client secret
+/// (0600) and cookie keys, the management routes with the admin group,
 /// and LXD's OIDC keys. A refused issuer saves nothing.
 pub fn oidc_set(
     settings: &Settings,
-    opts: &Options,
     lxd: &Lxd,
     oidc: &gate::Oidc,
     secret_file: &Path,
@@ -513,31 +538,56 @@ pub fn oidc_set(
     for (what, v) in [
         ("--client-id", &oidc.client_id),
         ("--admin-group", &oidc.admin_group),
+        ("--groups-claim", &oidc.groups_claim),
     ] {
         if v.trim().is_empty() {
             return Err(Error::Usage(format!("{what} must not be empty")));
         }
     }
+    if oidc.admin_group.contains(',') {
+        return Err(Error::Usage(format!(
+            "--admin-group {:?}: one group, without commas",
+            oidc.admin_group
+        )));
+    }
+    let e = &settings.expose;
+    let auth_url = match &oidc.auth_url {
+        Some(u) => u.clone(),
+        None => default_auth_url(e)?,
+    };
+    let existing = crate::gate::GateSettings::load()?;
+    let mut g = existing.clone().unwrap_or_default();
+    g.issuer = oidc.issuer.clone();
+    g.client_id = oidc.client_id.clone();
+    g.admin_group = oidc.admin_group.clone();
+    g.groups_claim = oidc.groups_claim.clone();
+    g.auth_url = auth_url.trim_end_matches('/').to_string();
+    g.dynamic_dir = e.dynamic_dir.clone();
+    crate::gate::serve::auth_url(&g)?;
     gate::discover(&oidc.issuer)?;
     let server = lxd.server()?;
 
     let _lock = Lock::acquire("harden", lock_wait())?;
-    let secret_path = opts.gate_secret();
-    let existing = std::fs::read_to_string(&opts.gate_config).ok();
-    let cookie = match existing.as_deref().and_then(gate::existing_cookie_secret) {
-        Some(c) => c,
-        None => gate::cookie_secret()?,
-    };
-    let config = gate::gate_config(
-        oidc,
-        &secret_path.display().to_string(),
-        &cookie,
-        &expose::base_domain(&settings.expose)?,
-    );
-    let changed = existing.as_deref() != Some(config.as_str())
-        || differs(&secret_path, &format!("{secret}\n"));
+    let secret_path = PathBuf::from(&g.client_secret_file);
+    let changed = existing.as_ref() != Some(&g) || differs(&secret_path, &format!("{secret}\n"));
+    if let Some(dir) = secret_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+    }
     atomic_write(&secret_path, format!("{secret}\n").as_bytes(), 0o600)?;
-    atomic_write(&opts.gate_config, config.as_bytes(), 0o600)?;
+    crate::gate::keys::ensure(&g)?;
+    g.save()?;
+    let mgmt = management_file(e, Some(&g))?;
+    let mgmt_path = Path::new(&e.dynamic_dir).join(gate::MANAGEMENT_FILE);
+    if differs(&mgmt_path, &pretty(&mgmt)) {
+        std::fs::create_dir_all(&e.dynamic_dir)
+            .map_err(|err| Error::io(format!("creating {}", e.dynamic_dir), err))?;
+        atomic_write(&mgmt_path, pretty(&mgmt).as_bytes(), 0o644)?;
+    }
+    let gate_restarted = changed && crate::gate::supervise::status(&g).running && {
+        crate::gate::supervise::restart(&g)?;
+        true
+    };
 
     let has = |ext: &str| server.api_extensions.iter().any(|x| x == ext);
     let mut keys: Vec<(&str, &str)> = Vec::new();
@@ -545,7 +595,7 @@ pub fn oidc_set(
         keys.push(("oidc.issuer", &oidc.issuer));
         keys.push(("oidc.client.id", &oidc.client_id));
         if has("oidc_groups_claim") {
-            keys.push(("oidc.groups.claim", "groups"));
+            keys.push(("oidc.groups.claim", &oidc.groups_claim));
             "set".to_string()
         } else {
             "set oidc.issuer and oidc.client.id; this LXD has no oidc.groups.claim (API extension 'oidc_groups_claim' missing)".to_string()
@@ -564,9 +614,13 @@ pub fn oidc_set(
         issuer: oidc.issuer.clone(),
         client_id: oidc.client_id.clone(),
         admin_group: oidc.admin_group.clone(),
-        gate_config: opts.gate_config.display().to_string(),
+        groups_claim: g.groups_claim.clone(),
+        auth_url: g.auth_url.clone(),
+        gate_config: crate::gate::settings::path().display().to_string(),
         client_secret_file: secret_path.display().to_string(),
+        keys_file: g.keys_file.clone(),
         changed,
+        gate_restarted,
         lxd: lxd_status,
         lxd_keys: keys.iter().map(|(k, _)| k.to_string()).collect(),
     })

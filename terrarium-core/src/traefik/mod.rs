@@ -189,20 +189,18 @@ pub fn instance_config(
                 let mut mws: Vec<String> = Vec::new();
                 if let Some(groups) = auth {
                     let mw = name(owner, &format!("auth-{}", short_hash(&[&groups.join(",")])));
-                    let mut address =
-                        format!("{}/oauth2/auth", opts.auth_address.trim_end_matches('/'));
-                    if !groups.is_empty() {
-                        address.push_str(&format!("?allowed_groups={}", groups.join(",")));
-                    }
-                    middlewares.insert(
-                        mw.clone(),
-                        json!({"forwardAuth": {
-                            "address": address,
-                            "trustForwardHeader": true,
-                            "authResponseHeaders": ["X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups"],
-                        }}),
-                    );
+                    middlewares.insert(mw.clone(), forward_auth(&opts.auth_address, groups));
                     mws.push(mw);
+                    // The gate's own paths on this host: hand-off, sign-out.
+                    let gate_svc = name(owner, "gate");
+                    services.insert(
+                        gate_svc.clone(),
+                        json!({"loadBalancer": {"servers": [{"url": opts.auth_address.trim_end_matches('/')}]}}),
+                    );
+                    routers.insert(
+                        name(owner, &format!("oauth2-{}", short_hash(&[host]))),
+                        oauth2_router(host, &gate_svc, &opts.cert_resolver),
+                    );
                 }
                 let r = rule(host, path.as_deref());
                 if *tls {
@@ -282,6 +280,36 @@ pub fn instance_config(
         );
     }
     Value::Object(out)
+}
+
+/// The forwardAuth middleware asking the gate at `gate` for members of
+/// `groups` (any signed-in user when empty). The gate learns the host
+/// from the `X-Forwarded-*` Traefik sets from the request it received
+/// (`trustForwardHeader` off: a client's own are never believed), and
+/// sees only the headers it needs.
+pub fn forward_auth(gate: &str, groups: &[String]) -> Value {
+    let mut address = format!("{}/oauth2/auth", gate.trim_end_matches('/'));
+    if !groups.is_empty() {
+        address.push_str(&format!("?allowed_groups={}", groups.join(",")));
+    }
+    json!({"forwardAuth": {
+        "address": address,
+        "trustForwardHeader": false,
+        "authRequestHeaders": ["Accept", "Cookie"],
+        "authResponseHeaders": ["X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups"],
+    }})
+}
+
+/// The router that gives the gate `/oauth2/` on a gated host, above any
+/// route a tenant has there.
+pub fn oauth2_router(host: &str, gate_service: &str, cert_resolver: &str) -> Value {
+    json!({
+        "rule": crate::gate::hosts::oauth2_rule(host),
+        "entryPoints": ["websecure"],
+        "service": gate_service,
+        "priority": crate::gate::hosts::OAUTH2_PRIORITY,
+        "tls": {"certResolver": cert_resolver},
+    })
 }
 
 /// Static configuration Terrarium owns: web and websecure, the ACME
@@ -550,7 +578,11 @@ mod tests {
         let v = render("app", "https://app.example.com:3000/api@auth:admins,ops");
         validate_dynamic(&v).unwrap();
         let routers = v["http"]["routers"].as_object().unwrap();
-        assert_eq!(routers.len(), 2, "websecure route and its http redirect");
+        assert_eq!(
+            routers.len(),
+            3,
+            "websecure route, its http redirect, the gate's /oauth2/"
+        );
         let secure = routers
             .iter()
             .find(|(k, _)| k.contains("_https-"))
@@ -567,9 +599,32 @@ mod tests {
             "http://10.100.0.5:3000"
         );
         let mw = secure["middlewares"][0].as_str().unwrap();
+        let fa = &v["http"]["middlewares"][mw]["forwardAuth"];
         assert_eq!(
-            v["http"]["middlewares"][mw]["forwardAuth"]["address"],
+            fa["address"],
             "http://127.0.0.1:4180/oauth2/auth?allowed_groups=admins,ops"
+        );
+        assert_eq!(
+            fa["trustForwardHeader"], false,
+            "a client's X-Forwarded-Host is never believed"
+        );
+        let gate = routers
+            .iter()
+            .find(|(k, _)| k.contains("_oauth2-"))
+            .unwrap()
+            .1;
+        assert_eq!(
+            gate["rule"],
+            "Host(`app.example.com`) && PathPrefix(`/oauth2/`)"
+        );
+        assert!(
+            gate.get("middlewares").is_none(),
+            "the gate's own paths are not gated"
+        );
+        assert_eq!(
+            v["http"]["services"][gate["service"].as_str().unwrap()]["loadBalancer"]["servers"][0]
+                ["url"],
+            "http://127.0.0.1:4180"
         );
     }
 
