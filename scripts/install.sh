@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install Terrarium on a Debian 12 host and bring it to the baseline:
 # dependencies (the pinned Traefik among them), release build, binaries and
-# man pages, base image, `trm init`, then Traefik running under supervision.
+# man pages, base image, `trm init`, then Traefik (and the single-sign-on gate,
+# when configured) running under supervision.
 # Extra arguments go to `trm init` (e.g. --storage dir --subnet 10.87.0.1/24).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,13 @@ echo "==> Traefik" >&2
 # Writes the static file; a label problem (exit 1) is reported, not fatal.
 "$PREFIX/bin/trm-expose" sync --format human || true
 "$PREFIX/bin/trm-expose" proxy start --format human
+
+echo "==> single-sign-on gate" >&2
+if [ -f "${TRM_CONFIG_DIR:-/etc/terrarium}/gate.toml" ]; then
+    "$PREFIX/bin/trm-gate" start --format human
+else
+    echo "trm-gate is not configured: \`trm-harden oidc set\` configures it (then \`trm-gate start\`)" >&2
+fi
 
 echo "==> exposure watcher (follows starts, stops and label edits)" >&2
 "$PREFIX/bin/trm-expose" service install --format human

@@ -81,6 +81,9 @@ fi
 # Traefik runs as its own user, with only the capability to bind low ports.
 id traefik >/dev/null 2>&1 ||
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin traefik
+# The single-sign-on gate (trm-gate) runs as its own user, with no capability.
+id trm-gate >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin trm-gate
 
 # Start the LXD daemon when none answers. Prefer the service manager;
 # machines without systemd get the daemon in the background.

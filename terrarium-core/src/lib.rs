@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod confirm;
+pub mod daemon;
 pub mod doctor;
 pub mod error;
 pub mod expose;

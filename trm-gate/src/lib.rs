@@ -38,7 +38,12 @@ impl ToolArgs for Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gate in the foreground (what its supervisor runs)
-    Serve,
+    Serve {
+        /// The settings file (default: gate.toml in the settings directory);
+        /// the supervisor names it, which is how it knows its gate
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Start the gate under supervision unless it runs; verified
     Start,
     /// Stop the gate
@@ -65,9 +70,12 @@ pub fn command() -> clap::Command {
 }
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
-    let settings = GateSettings::require()?;
+    let settings = match &cli.command {
+        Command::Serve { config: Some(file) } => GateSettings::require_from(file)?,
+        _ => GateSettings::require()?,
+    };
     match cli.command {
-        Command::Serve => gate::serve::run(&settings)?,
+        Command::Serve { .. } => gate::serve::run(&settings)?,
         Command::Start => out.one(&gate::supervise::start(&settings)?)?,
         Command::Restart => out.one(&gate::supervise::restart(&settings)?)?,
         Command::Stop => out.one(&gate::supervise::stop(&settings)?)?,

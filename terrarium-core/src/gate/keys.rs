@@ -96,6 +96,10 @@ pub fn rotate(g: &GateSettings) -> Result<Rotated> {
     let retired = keys.len().saturating_sub(KEPT);
     keys.truncate(KEPT);
     write(path, &keys)?;
+    // The new file is root's: a running gate reads it as its own user.
+    if let Ok(Some(user)) = crate::daemon::run_as("gate", &g.user) {
+        super::supervise::give_secret(path, &user)?;
+    }
     Ok(Rotated {
         keys_file: g.keys_file.clone(),
         keys: keys.len(),

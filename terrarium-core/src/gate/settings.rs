@@ -40,6 +40,8 @@ pub struct GateSettings {
     pub dynamic_dir: String,
     /// Sign-outs are remembered here until the sessions would have expired.
     pub state_dir: String,
+    /// The gate's own directory (handed to its user, so never one where
+    /// root writes other logs).
     pub log_dir: String,
     /// The unprivileged user the gate runs as; empty: the user starting it.
     pub user: String,
@@ -65,7 +67,7 @@ impl Default for GateSettings {
             keys_file: config_dir().join("gate/cookie-keys").display().to_string(),
             dynamic_dir: "/etc/traefik/dynamic".into(),
             state_dir: "/var/lib/terrarium/gate".into(),
-            log_dir: "/var/log/terrarium".into(),
+            log_dir: "/var/log/terrarium/gate".into(),
             user: "trm-gate".into(),
             supervisor: "auto".into(),
         }
@@ -79,10 +81,15 @@ impl GateSettings {
 
     /// The saved settings, or an error saying how to make them.
     pub fn require() -> Result<GateSettings> {
-        Self::load()?.ok_or_else(|| {
+        Self::require_from(&path())
+    }
+
+    /// The settings in `file` (what `trm-gate serve --config` names).
+    pub fn require_from(file: &std::path::Path) -> Result<GateSettings> {
+        load_toml(file)?.ok_or_else(|| {
             Error::Unavailable(format!(
                 "the single-sign-on gate is not configured ({} is missing): run `trm-harden oidc set`",
-                path().display()
+                file.display()
             ))
         })
     }

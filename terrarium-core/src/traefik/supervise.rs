@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::api::{self, Api, Loaded};
+use crate::daemon::{self, Daemon};
 use crate::error::{Error, Result};
 use crate::output::Human;
 use crate::process::Cmd;
@@ -40,12 +41,12 @@ pub fn supervisor(e: &ExposeSettings) -> Supervisor {
 }
 
 fn choose(e: &ExposeSettings, systemd_runs: bool) -> Supervisor {
-    match (e.restart_command.is_empty(), e.supervisor.as_str()) {
-        (false, _) => Supervisor::Command,
-        (true, "systemd") => Supervisor::Systemd,
-        (true, "terrarium") => Supervisor::Terrarium,
-        _ if systemd_runs => Supervisor::Systemd,
-        _ => Supervisor::Terrarium,
+    if !e.restart_command.is_empty() {
+        return Supervisor::Command;
+    }
+    match daemon::choose(&e.supervisor, systemd_runs) {
+        daemon::Supervisor::Systemd => Supervisor::Systemd,
+        daemon::Supervisor::Terrarium => Supervisor::Terrarium,
     }
 }
 
@@ -53,8 +54,12 @@ fn choose(e: &ExposeSettings, systemd_runs: bool) -> Supervisor {
 /// someone else's and is never overwritten.
 const UNIT_MARK: &str = "# Written by Terrarium (trm-expose proxy); edits are replaced.";
 
-fn pid_file(e: &ExposeSettings) -> PathBuf {
-    Path::new(&e.state_dir).join("traefik.pid")
+/// The Traefik Terrarium runs itself: the one on our static file.
+fn ours(e: &ExposeSettings) -> Daemon {
+    Daemon::new(
+        format!("--configFile={}", e.static_file),
+        Path::new(&e.state_dir).join("traefik.pid"),
+    )
 }
 
 fn output_log(e: &ExposeSettings) -> PathBuf {
@@ -70,26 +75,18 @@ pub fn unit(e: &ExposeSettings) -> systemd::Unit {
             e.acme_ca_certificates
         );
     }
-    let user = if e.traefik_user.is_empty() {
-        String::new()
-    } else {
-        format!("User={0}\nGroup={0}\n", e.traefik_user)
-    };
-    let acme_dir = parent_of(&e.acme_storage);
+    let user = daemon::unit_user(&e.traefik_user);
+    let sandbox = daemon::unit_sandbox(&format!("{} {}", parent_of(&e.acme_storage), e.log_dir));
     systemd::Unit {
         name: UNIT.into(),
         content: format!(
             "{UNIT_MARK}\n[Unit]\nDescription=Traefik, Terrarium's public proxy\nAfter=network-online.target\nWants=network-online.target\n\n\
              [Service]\n{user}ExecStart={bin} --configFile={cfg}\n{env}Restart=on-failure\nRestartSec=2\n\
              AmbientCapabilities=CAP_NET_BIND_SERVICE\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nNoNewPrivileges=true\n\
-             ProtectSystem=strict\nReadWritePaths={acme_dir} {logs}\nProtectHome=true\nPrivateTmp=true\nPrivateDevices=true\n\
-             ProtectKernelTunables=true\nProtectKernelModules=true\nProtectKernelLogs=true\nProtectControlGroups=true\n\
-             ProtectClock=true\nProtectHostname=true\nRestrictNamespaces=true\nRestrictSUIDSGID=true\nLockPersonality=true\n\
-             RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\nSystemCallArchitectures=native\nLimitNOFILE=1048576\n\n\
+             {sandbox}LimitNOFILE=1048576\n\n\
              [Install]\nWantedBy=multi-user.target\n",
             bin = e.traefik_binary,
             cfg = e.static_file,
-            logs = e.log_dir,
         ),
         enable: true,
     }
@@ -133,18 +130,9 @@ impl Status {
 impl Human for Status {
     fn human(&self) -> String {
         let mut s = format!(
-            "Traefik {}: {} (supervisor: {}{})\nAPI {} ({})\nstatic file {}\nlog {}",
+            "Traefik {}: {}\nAPI {} ({})\nstatic file {}\nlog {}",
             self.version.as_deref().unwrap_or("?"),
-            if self.running {
-                "running"
-            } else {
-                "not running"
-            },
-            serde_json::to_value(self.supervisor)
-                .expect("enum")
-                .as_str()
-                .unwrap_or_default(),
-            self.pid.map(|p| format!(", pid {p}")).unwrap_or_default(),
+            daemon::describe(self.running, self.supervisor, self.pid),
             self.api_address,
             if self.answering {
                 "answers"
@@ -170,58 +158,6 @@ impl Human for Status {
     }
 }
 
-/// The pid of the Traefik Terrarium runs, if it is alive and really ours
-/// (the pid file can outlive its process, and pids are reused).
-fn our_pid(e: &ExposeSettings) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(e))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    runs_our_config(e, pid).then_some(pid)
-}
-
-/// Is `pid` alive and a Traefik (or its setpriv/wrapper) on our static file?
-fn runs_our_config(e: &ExposeSettings, pid: u32) -> bool {
-    let want = format!("--configFile={}", e.static_file);
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == want.as_bytes()))
-        && alive(pid)
-}
-
-/// Every process on our static file, recorded or not (one whose pid file
-/// was lost would hold the ports the next one needs).
-fn all_ours(e: &ExposeSettings) -> Vec<u32> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|d| d.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me && runs_our_config(e, *pid))
-        .collect()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; /proc/PID/stat's third field says so.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
-        })
-        .unwrap_or(false)
-}
-
-fn systemd_pid() -> Option<u32> {
-    systemd::systemctl_output(&["show", "-p", "MainPID", "--value", UNIT])
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-}
-
 fn api_of(e: &ExposeSettings) -> Api {
     Api::new(&e.api_address)
 }
@@ -229,9 +165,9 @@ fn api_of(e: &ExposeSettings) -> Api {
 pub fn status(e: &ExposeSettings) -> Status {
     let sup = supervisor(e);
     let pid = match sup {
-        Supervisor::Systemd => systemd_pid(),
+        Supervisor::Systemd => daemon::unit_pid(UNIT),
         // A process whose pid file was lost still counts (and is stopped).
-        _ => our_pid(e).or_else(|| all_ours(e).first().copied()),
+        _ => ours(e).pid(),
     };
     let api = api_of(e);
     let answering = api.ping();
@@ -263,13 +199,7 @@ pub fn status(e: &ExposeSettings) -> Status {
 
 /// The API address must be loopback: it is read-only but unauthenticated.
 pub fn check_settings(e: &ExposeSettings) -> Result<()> {
-    if !super::is_loopback_address(&e.api_address) {
-        return Err(Error::Usage(format!(
-            "expose.api_address {:?} must be a loopback address such as 127.0.0.1:8082",
-            e.api_address
-        )));
-    }
-    Ok(())
+    daemon::require_loopback("expose.api_address", &e.api_address, "127.0.0.1:8082")
 }
 
 /// Directories Traefik writes, owned by its user. Only the directories
@@ -282,51 +212,20 @@ fn prepare_dirs(e: &ExposeSettings) -> Result<()> {
     for dir in dirs.iter().chain([&e.state_dir, &e.dynamic_dir]) {
         std::fs::create_dir_all(dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
     }
-    if e.traefik_user.is_empty() || !crate::fs::is_root() {
-        return Ok(());
+    match daemon::run_as("Traefik", &e.traefik_user)? {
+        Some(user) => daemon::chown_dirs(&dirs, &user),
+        None => Ok(()),
     }
-    let user = nix::unistd::User::from_name(&e.traefik_user)
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "the Traefik user '{}' does not exist (scripts/setup-host.sh creates it)",
-                e.traefik_user
-            ))
-        })?;
-    for dir in &dirs {
-        nix::unistd::fchownat(
-            None,
-            Path::new(dir),
-            Some(user.uid),
-            Some(user.gid),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|err| Error::io(format!("chown {dir}"), err.into()))?;
-    }
-    Ok(())
 }
 
 /// The argv that runs Traefik as its own user with only the capability to
 /// bind low ports (when we are root and a user is set).
 fn traefik_cmd(e: &ExposeSettings) -> Cmd {
-    let config = format!("--configFile={}", e.static_file);
-    let mut cmd = if e.traefik_user.is_empty() || !crate::fs::is_root() {
-        Cmd::new(&e.traefik_binary).arg(config)
-    } else {
-        Cmd::new("setpriv").args([
-            format!("--reuid={}", e.traefik_user),
-            format!("--regid={}", e.traefik_user),
-            "--init-groups".into(),
-            "--inh-caps=-all,+net_bind_service".into(),
-            "--ambient-caps=-all,+net_bind_service".into(),
-            "--bounding-set=-all,+net_bind_service".into(),
-            "--no-new-privs".into(),
-            "--".into(),
-            e.traefik_binary.clone(),
-            config,
-        ])
-    };
+    let mut cmd = daemon::command(
+        &e.traefik_user,
+        &["net_bind_service"],
+        &[e.traefik_binary.clone(), ours(e).mark],
+    );
     if !e.acme_ca_certificates.is_empty() {
         cmd = cmd.env("LEGO_CA_CERTIFICATES", &e.acme_ca_certificates);
     }
@@ -366,36 +265,17 @@ fn launch(e: &ExposeSettings) -> Result<Option<u32>> {
     }
     prepare_dirs(e)?;
     match supervisor(e) {
-        Supervisor::Systemd => {
-            let u = unit(e);
-            let path = Path::new(systemd::DEFAULT_UNIT_DIR).join(&u.name);
-            match std::fs::read_to_string(&path) {
-                Ok(have) if have == u.content => {}
-                Ok(have) if !have.starts_with(UNIT_MARK) => {
-                    return Err(Error::WrongState(format!(
-                        "{} is not Terrarium's; set expose.restart_command to how this host restarts Traefik, or remove the unit",
-                        path.display()
-                    )))
-                }
-                _ => {
-                    crate::fs::atomic_write(&path, u.content.as_bytes(), 0o644)?;
-                    systemd::systemctl(&["daemon-reload"])?;
-                    systemd::systemctl(&["enable", UNIT])?;
-                }
-            }
-            systemd::systemctl(&["restart", UNIT])?;
-        }
+        Supervisor::Systemd => daemon::restart_unit(
+            &unit(e),
+            UNIT_MARK,
+            "set expose.restart_command to how this host restarts Traefik, or remove the unit",
+        )?,
         Supervisor::Terrarium => {
-            let old = all_ours(e);
-            for pid in &old {
-                terminate(e, *pid);
-            }
+            let old = ours(e).stop_all();
             if !old.is_empty() {
                 wait_ports_free(e);
             }
-            let pid = traefik_cmd(e).spawn_daemon(&output_log(e))?;
-            crate::fs::atomic_write(&pid_file(e), format!("{pid}\n").as_bytes(), 0o644)?;
-            return Ok(Some(pid));
+            return ours(e).spawn(&traefik_cmd(e), &output_log(e)).map(Some);
         }
         Supervisor::Command => {
             let (prog, args) = e.restart_command.split_first().expect("non-empty");
@@ -422,21 +302,8 @@ pub fn restart(e: &ExposeSettings) -> Result<Status> {
 /// Stop the Traefik Terrarium supervises. True when one was stopped.
 pub fn stop(e: &ExposeSettings) -> Result<bool> {
     match supervisor(e) {
-        Supervisor::Systemd => {
-            let was = systemd_pid().is_some();
-            if was || Path::new(systemd::DEFAULT_UNIT_DIR).join(UNIT).exists() {
-                systemd::systemctl(&["stop", UNIT])?;
-            }
-            Ok(was)
-        }
-        Supervisor::Terrarium => {
-            let pids = all_ours(e);
-            for pid in &pids {
-                terminate(e, *pid);
-            }
-            let _ = std::fs::remove_file(pid_file(e));
-            Ok(!pids.is_empty())
-        }
+        Supervisor::Systemd => daemon::stop_unit(UNIT),
+        Supervisor::Terrarium => Ok(!ours(e).stop_all().is_empty()),
         Supervisor::Command => Err(Error::Usage(
             "expose.restart_command manages Traefik on this host; stop it the same way".into(),
         )),
@@ -461,23 +328,6 @@ fn wait_ports_free(e: &ExposeSettings) {
             .any(|s| want.contains(&(s.udp, s.port)))
     {
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// SIGTERM, then SIGKILL after 5 s (2 s past the connections' drain); the pid is checked to still be our
-/// Traefik before each signal (pids are reused), and waits are bounded.
-fn terminate(e: &ExposeSettings, pid: u32) {
-    use nix::sys::signal::{kill, Signal};
-    let p = nix::unistd::Pid::from_raw(pid as i32);
-    for (signal, wait) in [(Signal::SIGTERM, 5), (Signal::SIGKILL, 5)] {
-        if !runs_our_config(e, pid) {
-            return;
-        }
-        let _ = kill(p, signal);
-        let until = Instant::now() + Duration::from_secs(wait);
-        while alive(pid) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 
@@ -510,7 +360,7 @@ fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)], spawned: Option<u32>) ->
         // unreadable while setpriv and the binary exec one another.
         let pid = spawned.or(st.pid);
         let dead = match spawned {
-            Some(p) => !alive(p),
+            Some(p) => !daemon::alive(p),
             None => !st.running && supervisor(e) != Supervisor::Command,
         };
         let closed: Vec<String> = if st.answering {
@@ -566,7 +416,7 @@ fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)], spawned: Option<u32>) ->
             };
             return Err(Error::Unavailable(format!(
                 "{why}; what it logged since:\n{}",
-                log_since(marks)
+                daemon::log_since(marks)
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -575,25 +425,7 @@ fn verify(e: &ExposeSettings, marks: &[(PathBuf, u64)], spawned: Option<u32>) ->
 
 /// Where Traefik's logs end now, so a failure quotes only this start.
 fn log_marks(e: &ExposeSettings) -> Vec<(PathBuf, u64)> {
-    [output_log(e), Path::new(&e.log_dir).join("traefik.log")]
-        .into_iter()
-        .map(|f| {
-            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-            (f, len)
-        })
-        .collect()
-}
-
-fn log_since(marks: &[(PathBuf, u64)]) -> String {
-    marks
-        .iter()
-        .filter_map(|(f, from)| {
-            let bytes = std::fs::read(f).ok()?;
-            let new = bytes.get(*from as usize..).unwrap_or(&bytes);
-            (!new.is_empty()).then(|| format!("{}: {}", f.display(), crate::process::tail(new)))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    daemon::log_marks(&[output_log(e), Path::new(&e.log_dir).join("traefik.log")])
 }
 
 #[cfg(test)]
@@ -605,23 +437,20 @@ mod tests {
     fn the_unit_is_hardened_and_runs_the_pinned_binary() {
         let e = ExposeSettings::default();
         let u = unit(&e);
-        for line in [
-            "User=traefik",
-            "ExecStart=/usr/local/bin/traefik --configFile=/etc/traefik/traefik.yml",
-            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-            "NoNewPrivileges=true",
-            "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/traefik /var/log/traefik",
-        ] {
-            assert!(
-                u.content.lines().any(|l| l == line),
-                "missing {line}:\n{}",
-                u.content
-            );
-        }
+        daemon::assert_unit_lines(
+            &u,
+            UNIT_MARK,
+            &[
+                "User=traefik",
+                "ExecStart=/usr/local/bin/traefik --configFile=/etc/traefik/traefik.yml",
+                "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+                "NoNewPrivileges=true",
+                "ProtectSystem=strict",
+                "ReadWritePaths=/var/lib/traefik /var/log/traefik",
+            ],
+        );
         assert!(!u.content.contains("LEGO_CA_CERTIFICATES"));
-        assert!(u.content.starts_with(UNIT_MARK), "marked as Terrarium's");
     }
 
     #[test]
