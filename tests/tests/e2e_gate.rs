@@ -235,19 +235,23 @@ fn gate_settings(bed: &Bed) -> terrarium_core::gate::GateSettings {
         .unwrap()
 }
 
-/// The gate, run by this test (killed by pid at the end).
-fn start_gate(bed: &Bed, log: &Path) -> Child {
-    let child = bed
-        .tool("trm-gate")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    eventually("the gate answers /ping", 20, || {
-        ureq::get(&format!("http://{GATE}/ping")).call().is_ok()
-    });
-    child
+/// The gate under Terrarium's supervision (no systemd here): verified
+/// by `start`, running as its own user when we are root.
+fn start_gate(bed: &Bed) -> Value {
+    let st = bed.trm_json_with("trm-gate", &["start"]);
+    assert_eq!(st["answering"], true, "{st}");
+    st
+}
+
+/// Alive and not a zombie.
+fn e2e_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
 }
 
 fn main() {
@@ -267,8 +271,8 @@ fn main() {
     let pebble = Pebble::start(&side.p("pebble"), PORTS);
     let mut idp = Idp::start(&[("bob", &["admins"]), ("alice", &["devs"])]);
     let mut cockpit = Cockpit::start(COCKPIT_PORT);
-    let mut gate: Option<Child> = None;
-    let gate_log = side.p("gate.log");
+    // The gate's user reads its settings here (its secrets stay 0600).
+    e2e::sh(&format!("chmod 0755 {}", bed.config_dir.path().display()));
     let mut t = Runner::new();
 
     t.case("setup_gate_traefik_and_two_tenants", || {
@@ -323,7 +327,21 @@ fn main() {
         bed.trm_json_with("trm-expose", &["sync"]);
         let st = bed.trm_json_with("trm-expose", &["proxy", "start"]);
         assert_eq!(st["answering"], true, "{st}");
-        gate = Some(start_gate(&bed, &gate_log));
+        let st = start_gate(&bed);
+        let pid = st["pid"].as_u64().expect("a pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        if nix::unistd::Uid::effective().is_root() {
+            assert!(
+                !uid.split_whitespace().skip(1).any(|u| u == "0"),
+                "the gate runs unprivileged: {uid}"
+            );
+            let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+            assert!(
+                caps.ends_with("0000000000000000"),
+                "no capabilities: {caps}"
+            );
+        }
         // Both tenants' routes are live and ask the gate.
         for n in [APP_A, APP_B] {
             eventually(&format!("{n}'s route asks the gate"), 30, || {
@@ -680,18 +698,38 @@ fn main() {
             "{d:#}"
         );
         assert_eq!(check("gate")["status"], "pass", "{:#}", check("gate"));
+        assert_eq!(
+            check("gate running")["status"],
+            "pass",
+            "{:#}",
+            check("gate running")
+        );
     });
 
-    if let Some(mut g) = gate.take() {
-        let _ = g.kill();
-        let _ = g.wait();
-    }
-    if let Ok(log) = std::fs::read_to_string(&gate_log) {
+    t.case("the_gate_stops_and_never_logged_a_secret", || {
+        let st = bed.trm_json_with("trm-gate", &["status"]);
+        let log = std::fs::read_to_string(st["log"].as_str().unwrap()).unwrap();
+        assert!(log.contains("listening on"), "{log}");
         assert!(
             !log.contains("gate-test-secret"),
             "the client secret is never logged"
         );
-    }
+        let pid = st["pid"].as_u64().unwrap();
+        let st = bed.trm_json_with("trm-gate", &["stop"]);
+        assert_eq!(st["running"], false, "{st}");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists() || !e2e_alive(pid),
+            "gone by pid"
+        );
+        assert_ne!(
+            get("manage", "/", None, &[]).status,
+            200,
+            "a stopped gate lets no one in"
+        );
+    });
+
+    // Stopped by pid whatever happened above.
+    let _ = bed.tool("trm-gate").args(["stop"]).output();
     let _ = bed.tool("trm-expose").args(["proxy", "stop"]).output();
     drop(bob);
     cockpit.kill();
