@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install Terrarium on a Debian 12 host and bring it to the baseline:
 # dependencies (the pinned Traefik among them), release build, binaries and
-# man pages, base image, `trm init`, then Traefik (and the single-sign-on gate,
-# when configured) running under supervision.
+# man pages, base image, `trm init`, then Traefik and the single-sign-on gate
+# running under supervision. The gate signs no one in until an issuer is
+# configured: set TRM_OIDC_ISSUER, TRM_OIDC_CLIENT_ID, TRM_OIDC_CLIENT_SECRET_FILE
+# and TRM_OIDC_ADMIN_GROUP to have `trm-harden oidc set` do it here.
 # Extra arguments go to `trm init` (e.g. --storage dir --subnet 10.87.0.1/24).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,10 +32,16 @@ echo "==> Traefik" >&2
 "$PREFIX/bin/trm-expose" proxy start --format human
 
 echo "==> single-sign-on gate" >&2
-if [ -f "${TRM_CONFIG_DIR:-/etc/terrarium}/gate.toml" ]; then
-    "$PREFIX/bin/trm-gate" start --format human
-else
-    echo "trm-gate is not configured: \`trm-harden oidc set\` configures it (then \`trm-gate start\`)" >&2
+if [ -n "${TRM_OIDC_ISSUER:-}" ]; then
+    "$PREFIX/bin/trm-harden" oidc set --format human --issuer "$TRM_OIDC_ISSUER" \
+        --client-id "${TRM_OIDC_CLIENT_ID:?set TRM_OIDC_CLIENT_ID}" \
+        --client-secret-file "${TRM_OIDC_CLIENT_SECRET_FILE:?set TRM_OIDC_CLIENT_SECRET_FILE}" \
+        --admin-group "${TRM_OIDC_ADMIN_GROUP:?set TRM_OIDC_ADMIN_GROUP}"
+fi
+# Unconfigured, it runs and refuses every sign-in (dashboards answer no one).
+"$PREFIX/bin/trm-gate" start --format human
+if ! grep -q '^issuer = "[^"]' "${TRM_CONFIG_DIR:-/etc/terrarium}/gate.toml"; then
+    echo "trm-gate signs no one in yet: \`trm-harden oidc set\` names the issuer" >&2
 fi
 
 echo "==> exposure watcher (follows starts, stops and label edits)" >&2

@@ -304,6 +304,24 @@ fn main() {
             start_echo(n);
             e2e::set_label(N.project, n, &format!("https://{}:3000@auth:devs", host(n)));
         }
+        bed.trm_json_with("trm-expose", &["sync"]);
+        let st = bed.trm_json_with("trm-expose", &["proxy", "start"]);
+        assert_eq!(st["answering"], true, "{st}");
+        // Before any issuer is named the gate runs, and signs no one in.
+        let st = start_gate(&bed);
+        let first_pid = st["pid"].as_u64().expect("a pid");
+        let g = gate_settings(&bed);
+        assert_eq!(g.listen, GATE, "the gate listens where the routes ask");
+        assert_eq!(g.issuer, "");
+        // (The management routes come with `oidc set`: ask the gate itself.)
+        let r = ureq::get(&format!("http://{GATE}/oauth2/start?rd=%2F"))
+            .set("Host", &format!("{}:{}", host("auth"), PORTS.https))
+            .call();
+        let Err(ureq::Error::Status(503, r)) = r else {
+            panic!("an unconfigured gate refuses sign-ins with 503: {r:?}");
+        };
+        let body = r.into_string().unwrap();
+        assert!(body.contains("not configured"), "{body}");
         let secret = side.p("client-secret");
         std::fs::write(&secret, "gate-test-secret\n").unwrap();
         let rep = bed.trm_json_with(
@@ -322,13 +340,14 @@ fn main() {
             ],
         );
         assert_eq!(rep["auth_url"], url("auth", "").trim_end_matches('/'));
-        let g = gate_settings(&bed);
-        assert_eq!(g.listen, GATE, "the gate listens where the routes ask");
-        bed.trm_json_with("trm-expose", &["sync"]);
-        let st = bed.trm_json_with("trm-expose", &["proxy", "start"]);
+        assert_eq!(
+            rep["gate_restarted"], true,
+            "the running gate follows: {rep}"
+        );
+        let st = bed.trm_json_with("trm-gate", &["status"]);
         assert_eq!(st["answering"], true, "{st}");
-        let st = start_gate(&bed);
         let pid = st["pid"].as_u64().expect("a pid");
+        assert_ne!(pid, first_pid, "a new gate process");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
         if nix::unistd::Uid::effective().is_root() {

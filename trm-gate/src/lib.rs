@@ -72,6 +72,8 @@ pub fn command() -> clap::Command {
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let settings = match &cli.command {
         Command::Serve { config: Some(file) } => GateSettings::require_from(file)?,
+        // Started before `trm-harden oidc set`: a gate that signs no one in.
+        Command::Start | Command::Restart => GateSettings::load_or_initial()?,
         _ => GateSettings::require()?,
     };
     match cli.command {

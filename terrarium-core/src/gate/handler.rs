@@ -352,7 +352,7 @@ impl Gate {
             SignInError::Unavailable(m) => Response::page(
                 503,
                 "Sign-in unavailable",
-                &format!("{m}. Access stays refused until it answers; try again later."),
+                &format!("{m}. Access stays refused meanwhile; try again later."),
                 None,
             ),
             SignInError::Rejected(m) => Response::page(

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::handler::{Gate, GateParts, Request, Response};
 use super::hosts::gated_hosts;
-use super::oidc::Oidc;
+use super::oidc::{Begun, Identity, Issuer, Oidc, SignInError};
 use super::session::KeyRing;
 use super::{keys, GateSettings};
 use crate::error::{Error, Result};
@@ -45,32 +45,32 @@ pub fn gate(g: &GateSettings) -> Result<Gate> {
             g.listen
         )));
     }
-    for (what, v) in [
-        ("issuer", &g.issuer),
-        ("client_id", &g.client_id),
-        ("admin_group", &g.admin_group),
-    ] {
-        if v.is_empty() {
-            return Err(Error::Usage(format!(
-                "gate {what} is not set: run `trm-harden oidc set`"
-            )));
-        }
-    }
     let auth = auth_url(g)?;
-    let secret = std::fs::read_to_string(&g.client_secret_file).map_err(|e| {
-        Error::io(
-            format!("reading the client secret {}", g.client_secret_file),
-            e,
-        )
-    })?;
-    let callback = format!("{}oauth2/callback", auth.as_str());
-    let issuer = Oidc::new(
-        &g.issuer,
-        &g.client_id,
-        secret.trim(),
-        &callback,
-        &g.groups_claim,
-    );
+    let issuer: Box<dyn Issuer> = if g.configured() {
+        for (what, v) in [("client_id", &g.client_id), ("admin_group", &g.admin_group)] {
+            if v.is_empty() {
+                return Err(Error::Usage(format!(
+                    "gate {what} is not set: run `trm-harden oidc set`"
+                )));
+            }
+        }
+        let secret = std::fs::read_to_string(&g.client_secret_file).map_err(|e| {
+            Error::io(
+                format!("reading the client secret {}", g.client_secret_file),
+                e,
+            )
+        })?;
+        let callback = format!("{}oauth2/callback", auth.as_str());
+        Box::new(Oidc::new(
+            &g.issuer,
+            &g.client_id,
+            secret.trim(),
+            &callback,
+            &g.groups_claim,
+        ))
+    } else {
+        Box::new(NotConfigured)
+    };
     let revoked: HashMap<String, u64> = std::fs::read(revoked_file(g))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -82,7 +82,7 @@ pub fn gate(g: &GateSettings) -> Result<Gate> {
         admin_group: g.admin_group.clone(),
         session_secs: u64::from(g.session_hours.max(1)) * 3600,
         keys: KeyRing::new(&keys::read(Path::new(&g.keys_file))?),
-        issuer: Box::new(issuer),
+        issuer,
         gated: Box::new(move || gated_hosts(&dynamic_dir)),
         revoked,
         on_revoke: Box::new(move |r| {
@@ -96,6 +96,21 @@ pub fn gate(g: &GateSettings) -> Result<Gate> {
         }),
         random: Box::new(|| crate::random::hex(32).expect("/dev/urandom")),
     }))
+}
+
+/// The issuer of a gate `trm-harden oidc set` has not configured yet:
+/// every sign-in is refused, with a page saying why.
+struct NotConfigured;
+
+impl Issuer for NotConfigured {
+    fn begin(&self) -> std::result::Result<Begun, SignInError> {
+        Err(SignInError::Unavailable(
+            "single sign-on is not configured on this host yet (`trm-harden oidc set`)".into(),
+        ))
+    }
+    fn finish(&self, _: &str, _: &str, _: &str) -> std::result::Result<Identity, SignInError> {
+        self.begin().map(|_| unreachable!("begin always refuses"))
+    }
 }
 
 fn now() -> u64 {

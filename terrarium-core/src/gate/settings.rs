@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::settings::{config_dir, load_toml, render_toml};
+use crate::settings::{config_dir, load_toml, render_toml, ExposeSettings};
 
 pub const FILE_NAME: &str = "gate.toml";
 
@@ -74,7 +74,53 @@ impl Default for GateSettings {
     }
 }
 
+/// The auth host's URL: `auth.<root domain>` on the public HTTPS port.
+pub fn default_auth_url(e: &ExposeSettings) -> Result<String> {
+    let domain = crate::expose::base_domain(e)?;
+    Ok(match crate::traefik::address_port(&e.https_address) {
+        Some((p, _)) if p != 443 => format!("https://auth.{domain}:{p}"),
+        _ => format!("https://auth.{domain}"),
+    })
+}
+
+/// What the gate takes from the host's settings: where the routes ask it
+/// (a loopback `auth_address`; one elsewhere is someone else's gate, an
+/// oauth2-proxy, and changes nothing here), the auth host, and Traefik's
+/// watched directory.
+pub fn follow_host(g: &mut GateSettings, e: &ExposeSettings) -> Result<()> {
+    if let Some(listen) = url::Url::parse(&e.auth_address)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+    {
+        if crate::traefik::is_loopback_address(&listen) {
+            g.listen = listen;
+        }
+    }
+    g.auth_url = default_auth_url(e)?;
+    g.dynamic_dir = e.dynamic_dir.clone();
+    Ok(())
+}
+
 impl GateSettings {
+    /// The saved settings; without any, a gate for this host that signs no
+    /// one in (saved, so the supervisor and the gate read the same file)
+    /// until `trm-harden oidc set` names an issuer.
+    pub fn load_or_initial() -> Result<GateSettings> {
+        if let Some(g) = Self::load()? {
+            return Ok(g);
+        }
+        let host = crate::settings::Settings::require()?;
+        let mut g = GateSettings::default();
+        follow_host(&mut g, &host.expose)?;
+        g.save()?;
+        Ok(g)
+    }
+
+    /// No issuer yet: the gate runs and refuses every sign-in.
+    pub fn configured(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+
     pub fn load() -> Result<Option<GateSettings>> {
         load_toml(&path())
     }

@@ -229,7 +229,8 @@ fn prepare(g: &GateSettings) -> Result<()> {
     for dir in [&g.state_dir, &g.log_dir] {
         std::fs::create_dir_all(dir).map_err(|err| Error::io(format!("creating {dir}"), err))?;
     }
-    if !Path::new(&g.client_secret_file).exists() {
+    let configured = g.configured();
+    if configured && !Path::new(&g.client_secret_file).exists() {
         return Err(Error::WrongState(format!(
             "the gate's client secret {} is missing: run `trm-harden oidc set`",
             g.client_secret_file
@@ -240,8 +241,9 @@ fn prepare(g: &GateSettings) -> Result<()> {
         return Ok(());
     };
     daemon::chown_dirs(&[&g.state_dir, &g.log_dir], &user)?;
-    for file in [&g.client_secret_file, &g.keys_file] {
-        give_secret(Path::new(file), &user)?;
+    give_secret(Path::new(&g.keys_file), &user)?;
+    if configured {
+        give_secret(Path::new(&g.client_secret_file), &user)?;
     }
     Ok(())
 }

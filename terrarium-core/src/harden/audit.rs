@@ -497,11 +497,24 @@ fn gate_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd) {
             return;
         }
     };
+    if !g.configured() {
+        a.push(
+            "gate",
+            PROMISE,
+            Status::Warn,
+            format!(
+                "{} names no issuer: the gate signs no one in, gated dashboards answer no one",
+                crate::gate::settings::path().display()
+            ),
+            Some(SET),
+        );
+        return;
+    }
     let mut problems = Vec::new();
     if let Err(e) = crate::gate::serve::gate(&g) {
         problems.push(e.to_string());
     }
-    if let Ok(want) = super::default_auth_url(&settings.expose) {
+    if let Ok(want) = crate::gate::settings::default_auth_url(&settings.expose) {
         if g.auth_url != want {
             problems.push(format!(
                 "the gate signs in at {}, the management routes at {want}",

@@ -161,15 +161,6 @@ fn management_file(
     Ok(mgmt)
 }
 
-/// The auth host's URL: `auth.<root domain>` on the public HTTPS port.
-pub fn default_auth_url(e: &ExposeSettings) -> Result<String> {
-    let domain = expose::base_domain(e)?;
-    Ok(match traefik::address_port(&e.https_address) {
-        Some((p, _)) if p != 443 => format!("https://auth.{domain}:{p}"),
-        _ => format!("https://auth.{domain}"),
-    })
-}
-
 pub fn plan(settings: &Settings, opts: &Options, lxd: &Lxd) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
@@ -551,28 +542,16 @@ pub fn oidc_set(
         )));
     }
     let e = &settings.expose;
-    let auth_url = match &oidc.auth_url {
-        Some(u) => u.clone(),
-        None => default_auth_url(e)?,
-    };
     let existing = crate::gate::GateSettings::load()?;
     let mut g = existing.clone().unwrap_or_default();
+    crate::gate::settings::follow_host(&mut g, e)?;
+    if let Some(u) = &oidc.auth_url {
+        g.auth_url = u.trim_end_matches('/').to_string();
+    }
     g.issuer = oidc.issuer.clone();
     g.client_id = oidc.client_id.clone();
     g.admin_group = oidc.admin_group.clone();
     g.groups_claim = oidc.groups_claim.clone();
-    g.auth_url = auth_url.trim_end_matches('/').to_string();
-    g.dynamic_dir = e.dynamic_dir.clone();
-    // The gate listens where the routes ask it (a loopback auth_address);
-    // an auth_address elsewhere is someone else's gate (an oauth2-proxy).
-    if let Some(listen) = url::Url::parse(&e.auth_address)
-        .ok()
-        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
-    {
-        if traefik::is_loopback_address(&listen) {
-            g.listen = listen;
-        }
-    }
     crate::gate::serve::auth_url(&g)?;
     gate::discover(&oidc.issuer)?;
     let server = lxd.server()?;
