@@ -67,7 +67,7 @@ impl Context {
                 auth_address: e.auth_address.clone(),
                 https_port: port_of(&e.https_address).filter(|p| *p != 443),
             },
-            management_hosts: ["manage", "proxy", "lxd", "auth"]
+            management_hosts: crate::harden::gate::MANAGEMENT_HOSTS
                 .iter()
                 .map(|h| format!("{h}.{base}"))
                 .collect(),

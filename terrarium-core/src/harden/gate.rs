@@ -20,6 +20,8 @@ pub const COCKPIT: &str = "127.0.0.1:9090";
 pub const COCKPIT_DROP_IN: &str = "cockpit.socket.d/terrarium-loopback.conf";
 /// The hosts of the gated dashboards, under the root domain.
 pub const DASHBOARDS: [&str; 2] = ["manage", "proxy"];
+/// Every host the management file routes (no tenant label may claim one).
+pub const MANAGEMENT_HOSTS: [&str; 4] = ["manage", "proxy", "lxd", "auth"];
 
 /// Traefik's dynamic configuration for the dashboards on `domain`: only
 /// members of `admin_group` pass the gate at `gate` to manage. and proxy.
