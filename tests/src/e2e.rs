@@ -305,6 +305,26 @@ pub fn sh(script: &str) {
 
 /// Set `user.proxy` by hand, as an owner (or a label writer) would with
 /// `lxc config set`; `--` so a label starting with `--` is a value.
+/// A systemd service in the container from a one-line ExecStart.
+pub fn service(project: &str, name: &str, unit: &str, exec: &str) {
+    let text = format!(
+        "[Unit]\nDescription={unit}\n[Service]\nExecStart={exec}\nRestart=always\n[Install]\nWantedBy=multi-user.target\n"
+    );
+    lxc_ok(&[
+        "exec",
+        "--project",
+        project,
+        name,
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "printf '{}' > /etc/systemd/system/{unit}.service && systemctl daemon-reload && systemctl enable --now {unit}.service",
+            text.replace('\n', "\\n")
+        ),
+    ]);
+}
+
 pub fn set_label(project: &str, instance: &str, label: &str) {
     lxc_ok(&[
         "config",

@@ -285,21 +285,6 @@ fn in_project(project: &str, name: &str, script: &str) {
     lxc_ok(&["exec", "--project", project, name, "--", "sh", "-c", script]);
 }
 
-/// A systemd service in the container from a one-line ExecStart.
-fn service(project: &str, name: &str, unit: &str, exec: &str) {
-    let text = format!(
-        "[Unit]\nDescription={unit}\n[Service]\nExecStart={exec}\nRestart=always\n[Install]\nWantedBy=multi-user.target\n"
-    );
-    in_project(
-        project,
-        name,
-        &format!(
-            "printf '{}' > /etc/systemd/system/{unit}.service && systemctl daemon-reload && systemctl enable --now {unit}.service",
-            text.replace('\n', "\\n")
-        ),
-    );
-}
-
 /// Real services that come back after restarts: HTTP on 0.0.0.0:3000
 /// saying whose it is, and a UDP echo on 5353 doing the same.
 fn start_services(name: &str) {
@@ -315,13 +300,13 @@ fn start_services_in(project: &str, name: &str) {
              printf 'import socket\\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\\ns.bind((\"0.0.0.0\", 5353))\\nwhile True:\\n    d, a = s.recvfrom(2048)\\n    s.sendto(b\"echo from {name}: \" + d, a)\\n' > /srv/echo.py"
         ),
     );
-    service(
+    e2e::service(
         project,
         name,
         "web",
         "/usr/bin/python3 -m http.server 3000 --directory /srv/www",
     );
-    service(project, name, "echo", "/usr/bin/python3 /srv/echo.py");
+    e2e::service(project, name, "echo", "/usr/bin/python3 /srv/echo.py");
     eventually("the web server", 30, || {
         lxc(&[
             "exec",

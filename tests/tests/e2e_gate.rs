@@ -128,20 +128,7 @@ fn start_echo(name: &str) {
         local.to_str().unwrap(),
         &format!("{name}/srv/echo.py"),
     ]);
-    let unit = "[Unit]\nDescription=echo\n[Service]\nExecStart=/usr/bin/python3 /srv/echo.py\nRestart=always\n[Install]\nWantedBy=multi-user.target\n";
-    lxc_ok(&[
-        "exec",
-        "--project",
-        N.project,
-        name,
-        "--",
-        "sh",
-        "-c",
-        &format!(
-            "printf '{}' > /etc/systemd/system/echo.service && systemctl daemon-reload && systemctl enable --now echo.service",
-            unit.replace('\n', "\\n")
-        ),
-    ]);
+    e2e::service(N.project, name, "echo", "/usr/bin/python3 /srv/echo.py");
 }
 
 /// Every header value the backend `name` received, by header name.
@@ -241,17 +228,6 @@ fn start_gate(bed: &Bed) -> Value {
     let st = bed.trm_json_with("trm-gate", &["start"]);
     assert_eq!(st["answering"], true, "{st}");
     st
-}
-
-/// Alive and not a zombie.
-fn e2e_alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
-        })
-        .unwrap_or(false)
 }
 
 fn main() {
@@ -736,10 +712,7 @@ fn main() {
         let pid = st["pid"].as_u64().unwrap();
         let st = bed.trm_json_with("trm-gate", &["stop"]);
         assert_eq!(st["running"], false, "{st}");
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists() || !e2e_alive(pid),
-            "gone by pid"
-        );
+        assert!(!terrarium_core::daemon::alive(pid as u32), "gone by pid");
         assert_ne!(
             get("manage", "/", None, &[]).status,
             200,
