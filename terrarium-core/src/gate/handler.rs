@@ -24,13 +24,17 @@ use super::hosts::{bare_host, redirect_target};
 use super::oidc::{Issuer, SignInError};
 use super::pages::page;
 use super::session::{
-    clear_cookie, set_cookie, KeyRing, Refused, Session, SignIn, SESSION_COOKIE, SIGNIN_COOKIE,
+    clear_cookie, cookie_values, set_cookie, KeyRing, Refused, Session, SignIn, BIND_COOKIE,
+    SESSION_COOKIE, SIGNIN_COOKIE,
 };
 
 /// A one-time hand-off code lives this long (seconds).
 pub const HANDOFF_TTL: u64 = 60;
 /// A sign-in at the issuer may take this long (seconds).
 pub const SIGNIN_TTL: u64 = 600;
+/// Hand-off codes waiting at once; beyond, new ones wait (a signed-in
+/// user looping over /oauth2/start cannot grow the gate without bound).
+pub const MAX_HANDOFFS: usize = 10_000;
 
 /// The parts of an HTTP request the gate reads.
 #[derive(Debug, Clone, Default)]
@@ -125,8 +129,13 @@ impl Response {
     }
 }
 
+/// Keeps the sign-outs (sid -> expiry) after each one.
+pub type OnRevoke = Box<dyn Fn(&HashMap<String, u64>) + Send + Sync>;
+
 struct Handoff {
     session: Session,
+    /// The bind cookie the target host's browser must carry.
+    bind: String,
     /// Path and query on the session's host.
     then: String,
     exp: u64,
@@ -145,7 +154,7 @@ pub struct Gate {
     /// Signed-out sign-ins (sid → when their sessions expire anyway).
     revoked: Mutex<HashMap<String, u64>>,
     /// Called with the revocations after each sign-out, to keep them.
-    on_revoke: Box<dyn Fn(&HashMap<String, u64>) + Send + Sync>,
+    on_revoke: OnRevoke,
     random: Box<dyn Fn() -> String + Send + Sync>,
 }
 
@@ -157,7 +166,7 @@ pub struct GateParts {
     pub issuer: Box<dyn Issuer>,
     pub gated: Box<dyn Fn() -> BTreeSet<String> + Send + Sync>,
     pub revoked: HashMap<String, u64>,
-    pub on_revoke: Box<dyn Fn(&HashMap<String, u64>) + Send + Sync>,
+    pub on_revoke: OnRevoke,
     /// 32 random bytes as hex, for session ids and hand-off codes.
     pub random: Box<dyn Fn() -> String + Send + Sync>,
 }
@@ -204,10 +213,28 @@ impl Gate {
     }
 
     fn start_url(&self, rd: &str) -> String {
-        let q: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("rd", rd)
-            .finish();
-        format!("{}/oauth2/start?{q}", self.url_on(&self.auth_host(), ""))
+        self.start_url_bound(rd, None)
+    }
+
+    fn start_url_bound(&self, rd: &str, bind: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", rd);
+        if let Some(b) = bind {
+            q.append_pair("bind", b);
+        }
+        format!(
+            "{}/oauth2/start?{}",
+            self.url_on(&self.auth_host(), ""),
+            q.finish()
+        )
+    }
+
+    /// Off to sign in from an app host: a fresh bind cookie on this host,
+    /// its value carried to the auth host with the target.
+    fn sign_in_from_here(&self, rd: &str) -> Response {
+        let bind = (self.random)();
+        Response::redirect(&self.start_url_bound(rd, Some(&bind)))
+            .with("Set-Cookie", set_cookie(BIND_COOKIE, &bind, SIGNIN_TTL))
     }
 
     fn is_revoked(&self, sid: &str) -> bool {
@@ -291,7 +318,7 @@ impl Gate {
                 let mut r = if req.is_navigation() {
                     let uri = req.forwarded_uri.as_deref().unwrap_or("/");
                     let uri = if uri.starts_with('/') { uri } else { "/" };
-                    Response::redirect(&self.start_url(&format!("https://{raw_host}{uri}")))
+                    self.sign_in_from_here(&format!("https://{raw_host}{uri}"))
                 } else {
                     Response::new(401, "sign-in required\n".into())
                 };
@@ -317,14 +344,15 @@ impl Gate {
             } else {
                 rd
             };
-            return Response::redirect(&self.start_url(&rd));
+            return self.sign_in_from_here(&rd);
         }
+        let bind = req.query("bind");
         let target = match redirect_target(&rd, &self.auth_url, &(self.gated)()) {
             Ok(t) => t,
             Err(why) => return self.refused_target(&why),
         };
         if let Ok(s) = self.session(req, &host, now) {
-            return self.go_on(&target, &s, now);
+            return self.go_on(&target, &s, bind.as_deref(), now);
         }
         match self.issuer.begin() {
             Err(e) => self.issuer_down(&e),
@@ -334,6 +362,7 @@ impl Gate {
                     nonce: b.nonce,
                     verifier: b.verifier,
                     rd: target.to_string(),
+                    bind,
                     exp: now + SIGNIN_TTL,
                 };
                 let sealed = self
@@ -435,7 +464,7 @@ impl Gate {
             .read()
             .expect("not poisoned")
             .seal(SESSION_COOKIE, &session);
-        self.go_on(&target, &session, now)
+        self.go_on(&target, &session, signin.bind.as_deref(), now)
             .with(
                 "Set-Cookie",
                 set_cookie(SESSION_COOKIE, &sealed, self.session_secs),
@@ -444,19 +473,41 @@ impl Gate {
     }
 
     /// Signed in on the auth host: to the target, through a hand-off code
-    /// when it is another host.
-    fn go_on(&self, target: &Url, auth_session: &Session, now: u64) -> Response {
+    /// bound to the browser that started there. A target with no bind
+    /// (a start on the auth host itself) first goes by that host's own
+    /// `/oauth2/start`, which sets one.
+    fn go_on(
+        &self,
+        target: &Url,
+        auth_session: &Session,
+        bind: Option<&str>,
+        now: u64,
+    ) -> Response {
         let host = target.host_str().map(bare_host).unwrap_or_default();
         if host == self.auth_host() {
             return Response::redirect(target.as_str());
         }
-        let code = (self.random)();
         let then = match target.query() {
             Some(q) => format!("{}?{q}", target.path()),
             None => target.path().to_string(),
         };
+        let Some(bind) = bind else {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", &then)
+                .finish();
+            return Response::redirect(&self.url_on(&host, &format!("/oauth2/start?{q}")));
+        };
+        let code = (self.random)();
         let mut handoffs = self.handoffs.lock().expect("not poisoned");
         handoffs.retain(|_, h| h.exp > now);
+        if handoffs.len() >= MAX_HANDOFFS {
+            return Response::page(
+                503,
+                "Too many sign-ins",
+                "Too many sign-ins are under way; try again in a minute.",
+                None,
+            );
+        }
         handoffs.insert(
             code.clone(),
             Handoff {
@@ -464,6 +515,7 @@ impl Gate {
                     host: host.clone(),
                     ..auth_session.clone()
                 },
+                bind: bind.to_string(),
                 then,
                 exp: now + HANDOFF_TTL,
             },
@@ -477,9 +529,13 @@ impl Gate {
         // One use, whatever happens next.
         let h = self.handoffs.lock().expect("not poisoned").remove(&code);
         let again = self.start_url(&self.url_on(&host, "/"));
+        let binds = cookie_values(req.cookie.as_deref(), BIND_COOKIE);
         match h {
             Some(h)
-                if h.exp > now && h.session.host == host && !self.is_revoked(&h.session.sid) =>
+                if h.exp > now
+                    && h.session.host == host
+                    && binds.iter().any(|b| same(b, &h.bind))
+                    && !self.is_revoked(&h.session.sid) =>
             {
                 let max_age = h.session.exp.saturating_sub(now);
                 let sealed = self
@@ -489,11 +545,12 @@ impl Gate {
                     .seal(SESSION_COOKIE, &h.session);
                 Response::redirect(&h.then)
                     .with("Set-Cookie", set_cookie(SESSION_COOKIE, &sealed, max_age))
+                    .with("Set-Cookie", clear_cookie(BIND_COOKIE))
             }
             _ => Response::page(
                 400,
                 "Sign-in link not valid",
-                "This sign-in link was used already, has expired, or is for another host.",
+                "This sign-in link was used already, has expired, is for another host, or was started in another browser.",
                 Some((&again, "Sign in again")),
             ),
         }
@@ -714,7 +771,7 @@ mod tests {
         assert_eq!(r.status, 302);
         assert_eq!(
             r.header("Location"),
-            Some("https://auth.example.test/oauth2/start?rd=https%3A%2F%2Fapp-a.example.test%2Fx%3Fy%3D1")
+            Some("https://auth.example.test/oauth2/start?rd=https%3A%2F%2Fapp-a.example.test%2Fx%3Fy%3D1&bind=r0")
         );
         b.sign_in(&g, "app-a.example.test");
         let ok = b.ask(&g, "app-a.example.test", "/x", "devs");
@@ -756,8 +813,10 @@ mod tests {
             let r = thief.ask(&g, host, "/", "");
             assert_eq!(r.status, 302, "{host}");
             assert!(
-                r.header("Set-Cookie").unwrap().contains("Max-Age=0"),
-                "the bad cookie is cleared"
+                r.headers.iter().any(|(n, v)| n == "Set-Cookie"
+                    && v.starts_with(&format!("{SESSION_COOKIE}="))
+                    && v.contains("Max-Age=0")),
+                "the bad cookie is cleared: {r:?}"
             );
         }
         // And a non-navigation gets 401, not a redirect.
@@ -776,28 +835,42 @@ mod tests {
     }
 
     #[test]
-    fn hand_off_codes_are_one_time_for_one_host() {
+    fn hand_off_codes_are_one_time_for_one_host_and_one_browser() {
         let (g, _) = gate("bob", &["admins"]);
         let mut b = Browser::default();
         b.sign_in(&g, "manage.example.test");
-        let r = b.get(
-            &g,
-            "https://auth.example.test/oauth2/start?rd=https%3A%2F%2Fapp-a.example.test%2F",
-        );
-        let to = r.header("Location").unwrap().to_string();
+        // The hand-off URL app-a's sign-in leads to, not yet followed.
+        let handoff_url = |b: &mut Browser| {
+            let mut r = b.ask(&g, "app-a.example.test", "/", "");
+            loop {
+                let to = r.header("Location").unwrap().to_string();
+                if to.contains("/oauth2/handoff?code=") {
+                    return to;
+                }
+                r = b.get(&g, &to);
+            }
+        };
+        let to = handoff_url(&mut b);
         let code = to.split("code=").nth(1).unwrap().to_string();
         // Replayed on another host: refused, and the code is spent.
         let other = format!("https://app-b.example.test/oauth2/handoff?code={code}");
-        assert_eq!(Browser::default().get(&g, &other).status, 400);
-        assert_eq!(Browser::default().get(&g, &to).status, 400);
-        // A fresh one works once.
-        let r = b.get(
-            &g,
-            "https://auth.example.test/oauth2/start?rd=https%3A%2F%2Fapp-a.example.test%2F",
-        );
-        let to = r.header("Location").unwrap().to_string();
+        assert_eq!(b.get(&g, &other).status, 400);
+        assert_eq!(b.get(&g, &to).status, 400);
+        // A fresh one works once, in this browser.
+        let to = handoff_url(&mut b);
         assert_eq!(b.get(&g, &to).status, 302);
-        assert_eq!(Browser::default().get(&g, &to).status, 400);
+        assert_eq!(b.get(&g, &to).status, 400, "used");
+        // An attacker's own code, sent to a victim, plants nothing: it is
+        // bound to the attacker's browser.
+        let mut attacker = Browser::default();
+        attacker.sign_in(&g, "manage.example.test");
+        let planted = handoff_url(&mut attacker);
+        let mut victim = Browser::default();
+        victim.ask(&g, "app-a.example.test", "/", ""); // the victim's own bind
+        let r = victim.get(&g, &planted);
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("another browser"), "{}", r.body);
+        assert!(!victim.jars["app-a.example.test"].contains_key(SESSION_COOKIE));
     }
 
     #[test]

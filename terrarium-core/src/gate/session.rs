@@ -10,6 +10,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub const SESSION_COOKIE: &str = "__Host-trm_gate";
 /// A sign-in under way on the auth host (state, nonce, PKCE verifier).
 pub const SIGNIN_COOKIE: &str = "__Host-trm_gate_signin";
+/// Set on an app host when its sign-in starts; its hand-off code only
+/// works in the browser that carries it (no one else's session planted).
+pub const BIND_COOKIE: &str = "__Host-trm_gate_bind";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -32,6 +35,9 @@ pub struct SignIn {
     pub verifier: String,
     /// Where to go once signed in (already checked).
     pub rd: String,
+    /// The target host's bind cookie value, when the sign-in began there.
+    #[serde(default)]
+    pub bind: Option<String>,
     pub exp: u64,
 }
 
