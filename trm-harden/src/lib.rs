@@ -121,7 +121,7 @@ pub enum OidcCommand {
         /// The ID token claim that lists a user's groups
         #[arg(long, default_value = "groups")]
         groups_claim: String,
-        /// The sign-in host's URL [default: https://auth.<root domain>, on the public HTTPS port]
+        /// The sign-in host's URL, https://auth.<root domain>[:PORT] [default: on the public HTTPS port]
         #[arg(long, value_name = "URL")]
         auth_url: Option<String>,
     },

@@ -35,6 +35,10 @@ pub const SIGNIN_TTL: u64 = 600;
 /// Hand-off codes waiting at once; beyond, new ones wait (a signed-in
 /// user looping over /oauth2/start cannot grow the gate without bound).
 pub const MAX_HANDOFFS: usize = 10_000;
+/// Codes one sign-in may have waiting (a browser opening a few hosts).
+pub const MAX_HANDOFFS_PER_SIGNIN: usize = 8;
+/// The longest path and query a sign-in carries to its target.
+pub const MAX_TARGET: usize = 2048;
 
 /// The parts of an HTTP request the gate reads.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +56,8 @@ pub struct Request {
     pub forwarded_method: Option<String>,
     pub cookie: Option<String>,
     pub accept: Option<String>,
+    /// `Sec-Fetch-Site`, which browsers set and pages cannot.
+    pub sec_fetch_site: Option<String>,
 }
 
 impl Request {
@@ -155,6 +161,7 @@ pub struct Gate {
     revoked: Mutex<HashMap<String, u64>>,
     /// Called with the revocations after each sign-out, to keep them.
     on_revoke: OnRevoke,
+    persisting: Mutex<()>,
     random: Box<dyn Fn() -> String + Send + Sync>,
 }
 
@@ -192,16 +199,28 @@ impl Gate {
             handoffs: Mutex::new(HashMap::new()),
             revoked: Mutex::new(p.revoked),
             on_revoke: p.on_revoke,
+            persisting: Mutex::new(()),
             random: p.random,
         }
     }
 
     pub fn set_keys(&self, keys: KeyRing) {
-        *self.keys.write().expect("not poisoned") = keys;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     fn auth_host(&self) -> String {
         self.auth_url.host_str().map(bare_host).unwrap_or_default()
+    }
+
+    /// `manage.` and `proxy.` beside the auth host.
+    fn is_dashboard(&self, host: &str) -> bool {
+        let auth = self.auth_host();
+        let Some(domain) = auth.strip_prefix("auth.") else {
+            return false;
+        };
+        crate::harden::gate::DASHBOARDS
+            .iter()
+            .any(|d| host == format!("{d}.{domain}"))
     }
 
     /// `https://HOST[:port]PATH` on the public HTTPS port.
@@ -238,16 +257,19 @@ impl Gate {
     }
 
     fn is_revoked(&self, sid: &str) -> bool {
-        self.revoked.lock().expect("not poisoned").contains_key(sid)
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(sid)
     }
 
     /// The valid, unrevoked session for `host`.
     fn session(&self, req: &Request, host: &str, now: u64) -> Result<Session, Refused> {
-        let s =
-            self.keys
-                .read()
-                .expect("not poisoned")
-                .session(req.cookie.as_deref(), host, now)?;
+        let s = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .session(req.cookie.as_deref(), host, now)?;
         if self.is_revoked(&s.sid) {
             return Err(Refused::Missing);
         }
@@ -297,7 +319,41 @@ impl Gate {
                     .collect()
             })
             .unwrap_or_default();
+        let dashboard = self.is_dashboard(&host);
+        let method = req.forwarded_method.as_deref().unwrap_or(&req.method);
+        if dashboard
+            && !matches!(method, "GET" | "HEAD" | "OPTIONS")
+            && !matches!(
+                req.sec_fetch_site.as_deref(),
+                None | Some("same-origin") | Some("none")
+            )
+        {
+            // Tenant hosts share the site with the dashboards, so SameSite
+            // lets a tenant page's form post to them: refused here.
+            return Response::page(
+                403,
+                "Access refused",
+                "A write to a dashboard from another site is refused.",
+                None,
+            );
+        }
+        // The dashboards need the admin group whatever the route asks:
+        // a route file without it (or no admin group at all) opens nothing.
+        let allowed = if dashboard {
+            vec![self.admin_group.clone()]
+        } else {
+            allowed
+        };
         match self.session(req, &host, now) {
+            Ok(s) if dashboard && self.admin_group.is_empty() => Response::page(
+                403,
+                "Access refused",
+                &format!(
+                    "{} is signed in, but no admin group is configured for the dashboards.",
+                    s.sub
+                ),
+                None,
+            ),
             Ok(s) if allowed.is_empty() || s.groups.iter().any(|g| allowed.contains(g)) => {
                 Response::new(200, String::new())
                     .with("X-Auth-Request-User", s.sub.clone())
@@ -368,7 +424,7 @@ impl Gate {
                 let sealed = self
                     .keys
                     .read()
-                    .expect("not poisoned")
+                    .unwrap_or_else(|p| p.into_inner())
                     .seal(SIGNIN_COOKIE, &signin);
                 Response::redirect(&b.authorize_url)
                     .with("Set-Cookie", set_cookie(SIGNIN_COOKIE, &sealed, SIGNIN_TTL))
@@ -413,7 +469,7 @@ impl Gate {
         let signin = self
             .keys
             .read()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .signin(req.cookie.as_deref(), now);
         let Some(signin) = signin else {
             return Response::page(
@@ -462,7 +518,7 @@ impl Gate {
         let sealed = self
             .keys
             .read()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .seal(SESSION_COOKIE, &session);
         self.go_on(&target, &session, signin.bind.as_deref(), now)
             .with(
@@ -487,20 +543,29 @@ impl Gate {
         if host == self.auth_host() {
             return Response::redirect(target.as_str());
         }
+        // One leading slash: `//evil.example` in a Location is another site.
+        let path = format!("/{}", target.path().trim_start_matches('/'));
         let then = match target.query() {
-            Some(q) => format!("{}?{q}", target.path()),
-            None => target.path().to_string(),
+            Some(q) => format!("{path}?{q}"),
+            None => path,
         };
-        let Some(bind) = bind else {
+        if then.len() > MAX_TARGET {
+            return self.refused_target("refusing redirect target: too long");
+        }
+        let Some(bind) = bind.filter(|b| b.len() <= 128) else {
             let q: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("rd", &then)
                 .finish();
             return Response::redirect(&self.url_on(&host, &format!("/oauth2/start?{q}")));
         };
         let code = (self.random)();
-        let mut handoffs = self.handoffs.lock().expect("not poisoned");
+        let mut handoffs = self.handoffs.lock().unwrap_or_else(|p| p.into_inner());
         handoffs.retain(|_, h| h.exp > now);
-        if handoffs.len() >= MAX_HANDOFFS {
+        let mine = handoffs
+            .values()
+            .filter(|h| h.session.sid == auth_session.sid)
+            .count();
+        if handoffs.len() >= MAX_HANDOFFS || mine >= MAX_HANDOFFS_PER_SIGNIN {
             return Response::page(
                 503,
                 "Too many sign-ins",
@@ -527,7 +592,11 @@ impl Gate {
         let host = bare_host(req.public_host());
         let code = req.query("code").unwrap_or_default();
         // One use, whatever happens next.
-        let h = self.handoffs.lock().expect("not poisoned").remove(&code);
+        let h = self
+            .handoffs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&code);
         let again = self.start_url(&self.url_on(&host, "/"));
         let binds = cookie_values(req.cookie.as_deref(), BIND_COOKIE);
         match h {
@@ -541,9 +610,9 @@ impl Gate {
                 let sealed = self
                     .keys
                     .read()
-                    .expect("not poisoned")
+                    .unwrap_or_else(|p| p.into_inner())
                     .seal(SESSION_COOKIE, &h.session);
-                Response::redirect(&h.then)
+                Response::redirect(&self.url_on(&host, &h.then))
                     .with("Set-Cookie", set_cookie(SESSION_COOKIE, &sealed, max_age))
                     .with("Set-Cookie", clear_cookie(BIND_COOKIE))
             }
@@ -559,10 +628,16 @@ impl Gate {
     fn sign_out(&self, req: &Request, now: u64) -> Response {
         let host = bare_host(req.public_host());
         if let Ok(s) = self.session(req, &host, now) {
-            let mut revoked = self.revoked.lock().expect("not poisoned");
-            revoked.retain(|_, exp| *exp > now);
-            revoked.insert(s.sid, s.exp);
-            (self.on_revoke)(&revoked);
+            // Written outside the lock every forward-auth answer takes;
+            // one writer at a time, each with the latest set.
+            let _writing = self.persisting.lock().unwrap_or_else(|p| p.into_inner());
+            let copy = {
+                let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+                revoked.retain(|_, exp| *exp > now);
+                revoked.insert(s.sid, s.exp);
+                revoked.clone()
+            };
+            (self.on_revoke)(&copy);
         }
         let clear = clear_cookie(SESSION_COOKIE);
         if host != self.auth_host() {
@@ -746,7 +821,8 @@ mod tests {
                     );
                     continue;
                 }
-                if to.starts_with('/') {
+                // The target page itself: the gate is done.
+                if !to.contains("/oauth2/") {
                     break;
                 }
                 r = self.get(g, &to);
@@ -759,7 +835,10 @@ mod tests {
             assert_eq!(r.status, 302);
             let (r, _) = self.follow(g, r);
             assert_eq!(r.status, 302, "{r:?}");
-            assert_eq!(r.header("Location"), Some("/x?y=1"));
+            assert_eq!(
+                r.header("Location"),
+                Some(format!("https://{host}/x?y=1").as_str())
+            );
         }
     }
 
@@ -793,7 +872,7 @@ mod tests {
                 .any(|u| u.starts_with("https://app-b.example.test/oauth2/handoff?code=")),
             "{at:?}"
         );
-        assert_eq!(r.header("Location"), Some("/"));
+        assert_eq!(r.header("Location"), Some("https://app-b.example.test/"));
         assert_eq!(b.ask(&g, "app-b.example.test", "/", "devs").status, 200);
     }
 
@@ -951,5 +1030,74 @@ mod tests {
             "https://auth.example.test/oauth2/callback?error=access_denied",
         );
         assert_eq!(r.status, 403);
+    }
+
+    #[test]
+    fn a_double_slash_path_never_becomes_another_site() {
+        let (g, _) = gate("bob", &["admins"]);
+        let mut b = Browser::default();
+        let r = b.ask(&g, "app-a.example.test", "//evil.example/x", "");
+        let (r, _) = b.follow(&g, r);
+        assert_eq!(
+            r.header("Location"),
+            Some("https://app-a.example.test/evil.example/x"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn dashboards_need_the_admin_group_whatever_the_route_asks() {
+        let (g, _) = gate("alice", &["devs"]);
+        let mut b = Browser::default();
+        b.sign_in(&g, "manage.example.test");
+        // A route file asking for no group, or for devs, still refuses her.
+        assert_eq!(b.ask(&g, "manage.example.test", "/", "").status, 403);
+        assert_eq!(b.ask(&g, "manage.example.test", "/", "devs").status, 403);
+        // On her app, the route's groups decide.
+        b.sign_in(&g, "app-a.example.test");
+        assert_eq!(b.ask(&g, "app-a.example.test", "/", "devs").status, 200);
+    }
+
+    #[test]
+    fn a_write_to_a_dashboard_from_another_site_is_refused() {
+        let (g, _) = gate("bob", &["admins"]);
+        let mut b = Browser::default();
+        b.sign_in(&g, "manage.example.test");
+        let post = |site: Option<&str>| {
+            g.handle(
+                &Request {
+                    method: "GET".into(),
+                    target: "/oauth2/auth".into(),
+                    forwarded_host: Some("manage.example.test".into()),
+                    forwarded_method: Some("POST".into()),
+                    cookie: b.cookie("manage.example.test"),
+                    sec_fetch_site: site.map(String::from),
+                    ..Request::default()
+                },
+                1000,
+            )
+            .status
+        };
+        assert_eq!(post(Some("same-site")), 403, "a tenant page's form");
+        assert_eq!(post(Some("cross-site")), 403);
+        assert_eq!(post(Some("same-origin")), 200, "Cockpit's own page");
+        assert_eq!(post(None), 200, "a non-browser client");
+    }
+
+    #[test]
+    fn one_sign_in_cannot_fill_the_hand_off_table() {
+        let (g, _) = gate("bob", &["admins"]);
+        let mut b = Browser::default();
+        b.sign_in(&g, "manage.example.test");
+        let start =
+            "https://auth.example.test/oauth2/start?rd=https%3A%2F%2Fapp-a.example.test%2F&bind=x";
+        for _ in 0..MAX_HANDOFFS_PER_SIGNIN {
+            assert_eq!(b.get(&g, start).status, 302);
+        }
+        let r = b.get(&g, start);
+        assert_eq!(r.status, 503, "{r:?}");
+        // Someone else still signs in.
+        let mut other = Browser::default();
+        other.sign_in(&g, "app-b.example.test");
     }
 }

@@ -78,7 +78,7 @@ pub fn gated_hosts(dynamic_dir: &Path) -> BTreeSet<String> {
 /// URL on the auth host or a gated host, on the auth URL's port, with no
 /// user part; a bare path means the auth host. Anything else is refused.
 pub fn redirect_target(rd: &str, auth_url: &Url, gated: &BTreeSet<String>) -> Result<Url, String> {
-    if rd.contains('\\') || rd.chars().any(char::is_control) {
+    if rd.len() > 2048 || rd.contains('\\') || rd.chars().any(char::is_control) {
         return Err(format!("refusing redirect target {rd:?}"));
     }
     let url = if rd.starts_with('/') && !rd.starts_with("//") {

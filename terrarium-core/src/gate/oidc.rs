@@ -136,12 +136,16 @@ impl Oidc {
     }
 
     fn client(&self, fresh: bool) -> Result<Client, SignInError> {
-        let mut cached = self.cached.lock().expect("not poisoned");
-        if let Some((at, c)) = cached.as_ref() {
-            if !fresh && at.elapsed() < DISCOVERY_TTL {
-                return Ok(c.clone());
+        if !fresh {
+            let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, c)) = cached.as_ref() {
+                if at.elapsed() < DISCOVERY_TTL {
+                    return Ok(c.clone());
+                }
             }
         }
+        // Asked without holding the lock: a slow issuer holds up only the
+        // sign-ins waiting on it.
         let unavailable = |e: String| {
             SignInError::Unavailable(format!(
                 "the sign-in service {} does not answer: {e}",
@@ -169,7 +173,8 @@ impl Oidc {
         if post_only {
             client = client.set_auth_type(AuthType::RequestBody);
         }
-        *cached = Some((Instant::now(), client.clone()));
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), client.clone()));
         Ok(client)
     }
 

@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 /// Worker threads: forward-auth answers take microseconds; a sign-in
 /// waits on the issuer, so a few of them keep the rest flowing.
 const WORKERS: usize = 4;
+/// Threads for sign-ins (which wait on the issuer), and how many may queue.
+const SIGNIN_WORKERS: usize = 4;
+const SIGNIN_QUEUE: usize = 64;
 
 pub fn revoked_file(g: &GateSettings) -> PathBuf {
     Path::new(&g.state_dir).join("signed-out.json")
@@ -71,10 +74,19 @@ pub fn gate(g: &GateSettings) -> Result<Gate> {
     } else {
         Box::new(NotConfigured)
     };
-    let revoked: HashMap<String, u64> = std::fs::read(revoked_file(g))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    // Sign-outs must survive a restart: a file that is there but cannot
+    // be read would bring signed-out sessions back, so the gate refuses.
+    let revoked: HashMap<String, u64> = match std::fs::read(revoked_file(g)) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::parse(revoked_file(g).display().to_string(), e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading the sign-outs {}", revoked_file(g).display()),
+                e,
+            ))
+        }
+    };
     let dynamic_dir = PathBuf::from(&g.dynamic_dir);
     let keep = revoked_file(g);
     Ok(Gate::new(GateParts {
@@ -142,6 +154,7 @@ fn request(r: &tiny_http::Request) -> Request {
                 })
             }
             "accept" => req.accept = Some(v),
+            "sec-fetch-site" => req.sec_fetch_site = Some(v),
             _ => {}
         }
     }
@@ -160,8 +173,24 @@ fn respond(r: tiny_http::Request, resp: Response) {
 
 /// Re-read the keys when their file changes (a rotation needs no restart).
 fn follow_keys(gate: Arc<Gate>, path: PathBuf) {
-    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // A rotation renames a new file in place (a new inode), then hands it
+    // to the gate's user: any change of these, and a read that fails is
+    // tried again next second rather than taken as seen.
+    let stamp = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).ok().map(|m| {
+            (
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.uid(),
+            )
+        })
+    };
     let mut seen = stamp(&path);
+    let mut said = false;
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let now = stamp(&path);
@@ -173,11 +202,13 @@ fn follow_keys(gate: Arc<Gate>, path: PathBuf) {
                 gate.set_keys(KeyRing::new(&k));
                 eprintln!("trm-gate: cookie keys re-read ({} key(s))", k.len());
                 seen = now;
+                said = false;
             }
-            // Half-written or broken: keep the keys we have, say so once.
             Err(e) => {
-                eprintln!("trm-gate: keeping the current cookie keys: {e}");
-                seen = now;
+                if !said {
+                    eprintln!("trm-gate: keeping the current cookie keys for now: {e}");
+                    said = true;
+                }
             }
         }
     }
@@ -199,21 +230,65 @@ pub fn run(g: &GateSettings) -> Result<()> {
         let path = PathBuf::from(&g.keys_file);
         std::thread::spawn(move || follow_keys(gate, path));
     }
-    let workers: Vec<_> = (0..WORKERS)
+    // Sign-ins wait on the issuer; they get threads of their own, so
+    // forward-auth answers never queue behind a slow or dead issuer.
+    let (to_signin, signins) = std::sync::mpsc::sync_channel::<tiny_http::Request>(SIGNIN_QUEUE);
+    let signins = Arc::new(std::sync::Mutex::new(signins));
+    let mut threads: Vec<std::thread::JoinHandle<()>> = (0..SIGNIN_WORKERS)
         .map(|_| {
-            let server = server.clone();
+            let signins = signins.clone();
             let gate = gate.clone();
-            std::thread::spawn(move || {
-                while let Ok(r) = server.recv() {
-                    let req = request(&r);
-                    let resp = gate.handle(&req, now());
-                    respond(r, resp);
-                }
+            std::thread::spawn(move || loop {
+                let next = signins.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(r) = next else { return };
+                answer(&gate, r);
             })
         })
         .collect();
-    for w in workers {
-        let _ = w.join();
+    threads.extend((0..WORKERS).map(|_| {
+        let server = server.clone();
+        let gate = gate.clone();
+        let to_signin = to_signin.clone();
+        std::thread::spawn(move || {
+            while let Ok(r) = server.recv() {
+                let path = r.url().split('?').next().unwrap_or_default();
+                if path == "/oauth2/start" || path == "/oauth2/callback" {
+                    if let Err(std::sync::mpsc::TrySendError::Full(r)) = to_signin.try_send(r) {
+                        respond(r, busy());
+                    }
+                    continue;
+                }
+                answer(&gate, r);
+            }
+        })
+    }));
+    for t in threads {
+        let _ = t.join();
     }
-    Ok(())
+    // The workers only end when the server does: say so (a supervisor
+    // restarts a gate that exits non-zero).
+    Err(Error::Unavailable("the gate's server stopped".into()))
+}
+
+fn busy() -> Response {
+    let mut r = Response {
+        status: 503,
+        headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        body: "too many sign-ins at once; try again in a moment\n".into(),
+    };
+    r.headers.push(("Retry-After".into(), "5".into()));
+    r
+}
+
+/// Answer one request; a panic in the handler costs that request (a 500),
+/// never the worker.
+fn answer(gate: &Gate, r: tiny_http::Request) {
+    let req = request(&r);
+    let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gate.handle(&req, now())))
+        .unwrap_or_else(|_| Response {
+            status: 500,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: "internal error\n".into(),
+        });
+    respond(r, resp);
 }

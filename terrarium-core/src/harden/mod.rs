@@ -546,6 +546,17 @@ pub fn oidc_set(
     let mut g = existing.clone().unwrap_or_default();
     crate::gate::settings::follow_host(&mut g, e)?;
     if let Some(u) = &oidc.auth_url {
+        // Only auth.<root>: the host the management routes give the gate
+        // and no label may claim (any other could be a tenant's).
+        let want = format!("auth.{}", expose::base_domain(e)?);
+        let host = url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(crate::gate::hosts::bare_host));
+        if host.as_deref() != Some(want.as_str()) {
+            return Err(Error::Usage(format!(
+                "--auth-url {u:?}: the sign-in host must be {want} (only its port may differ)"
+            )));
+        }
         g.auth_url = u.trim_end_matches('/').to_string();
     }
     g.issuer = oidc.issuer.clone();

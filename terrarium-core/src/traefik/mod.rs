@@ -286,7 +286,8 @@ pub fn instance_config(
 /// `groups` (any signed-in user when empty). The gate learns the host
 /// from the `X-Forwarded-*` Traefik sets from the request it received
 /// (`trustForwardHeader` off: a client's own are never believed), and
-/// sees only the headers it needs.
+/// sees only the headers it needs (`Sec-Fetch-Site`: a write to a
+/// dashboard from a tenant's page is refused).
 pub fn forward_auth(gate: &str, groups: &[String]) -> Value {
     let mut address = format!("{}/oauth2/auth", gate.trim_end_matches('/'));
     if !groups.is_empty() {
@@ -295,7 +296,7 @@ pub fn forward_auth(gate: &str, groups: &[String]) -> Value {
     json!({"forwardAuth": {
         "address": address,
         "trustForwardHeader": false,
-        "authRequestHeaders": ["Accept", "Cookie"],
+        "authRequestHeaders": ["Accept", "Cookie", "Sec-Fetch-Site"],
         "authResponseHeaders": ["X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups"],
     }})
 }
