@@ -672,6 +672,65 @@ fn main() {
         },
     );
 
+    t.case("a_double_slash_path_stays_on_its_host", || {
+        let b = browser();
+        b.goto(&url(APP_B, "//evil.example/x"));
+        sign_in_at_provider(&b, &idp, "alice");
+        let at = b.wait_url("back on app-b", 30, |u| {
+            u.starts_with(&url(APP_B, "/")) && !u.contains("/oauth2/")
+        });
+        assert!(!at.contains("://evil.example"), "{at}");
+        assert!(b.text().contains("\"backend\": \"app-b\""), "{}", b.text());
+    });
+
+    t.case("a_tenant_page_cannot_post_to_a_dashboard", || {
+        let g = gate_settings(&bed);
+        let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let admin = ring.seal(
+            SESSION_COOKIE,
+            &Session {
+                sid: "test-admin".into(),
+                host: host("manage"),
+                sub: "bob".into(),
+                email: "bob@example.test".into(),
+                groups: vec!["admins".into()],
+                exp: now + 600,
+            },
+        );
+        let post = |site: &str| {
+            let out = Command::new("curl")
+                .args([
+                    "-sk",
+                    "-m",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "POST",
+                ])
+                .arg("--resolve")
+                .arg(format!("{}:{}:127.0.0.1", host("manage"), PORTS.https))
+                .args(["-H", &format!("Cookie: {SESSION_COOKIE}={admin}")])
+                .args(["-H", &format!("Sec-Fetch-Site: {site}")])
+                .arg(url("manage", "/cockpit/login"))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .parse::<u16>()
+                .unwrap_or(0)
+        };
+        assert_eq!(post("same-site"), 403, "a form on a tenant's page");
+        assert_eq!(post("cross-site"), 403);
+        assert_ne!(post("same-origin"), 403, "Cockpit's own page may post");
+        assert_eq!(get("manage", "/", Some(&admin), &[]).status, 200);
+    });
+
     t.case("audit_sees_the_dashboards_only_through_the_gate", || {
         let out = bed
             .tool("trm-harden")
