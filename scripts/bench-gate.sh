@@ -89,18 +89,23 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-# A real sign-in, then the hand-off to gated.bench.test: its own cookie.
-via() { local h=$1; shift; curl -s -o /dev/null -D - -H "Host: $h" -H 'Accept: text/html' "$@"; }
+# A real sign-in, as a browser does it: gated.bench.test sends us to sign
+# in (with its bind cookie), the provider signs bob in, the auth host
+# hands gated.bench.test its own session.
+via() { local h=$1; shift; curl -s -o "$work/last-body" -D - -H "Host: $h" -H 'Accept: text/html' "$@"; }
 header() { grep -i "^$1:" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
-cookie_of() { header Set-Cookie | sed 's/^\(__Host-trm_gate[a-z_]*=[^;]*\);.*/\1/'; }
-rd=$(python3 -c "import urllib.parse;print(urllib.parse.quote('https://gated.bench.test:$WEB/',safe=''))")
-start=$(via auth.bench.test "http://127.0.0.1:$WEB/oauth2/start?rd=$rd")
-signin=$(echo "$start" | cookie_of)
+cookie_of() { grep -i "^Set-Cookie: $1=" | head -1 | sed "s/^Set-Cookie: \($1=[^;]*\);.*/\1/I" | tr -d '\r'; }
+local_url() { echo "http://127.0.0.1:$WEB/${1#https://*/}"; }
+first=$(via gated.bench.test:$WEB "http://127.0.0.1:$WEB/")
+bind=$(echo "$first" | cookie_of __Host-trm_gate_bind)
+start=$(via auth.bench.test:$WEB "$(local_url "$(echo "$first" | header Location)")")
+[ -n "$(echo "$start" | header Location)" ] || { echo "the auth host refused the sign-in:" >&2; cat "$work/last-body" >&2; exit 1; }
+signin=$(echo "$start" | cookie_of __Host-trm_gate_signin)
 authorize=$(echo "$start" | header Location)
 callback=$(curl -s -o /dev/null -D - -X POST --data-urlencode sub=bob "$authorize" | header Location)
-back=$(via auth.bench.test -H "Cookie: $signin" "http://127.0.0.1:$WEB/${callback#https://auth.bench.test:$WEB/}")
+back=$(via auth.bench.test:$WEB -H "Cookie: $signin" "$(local_url "$callback")")
 handoff=$(echo "$back" | header Location)
-session=$(via gated.bench.test "http://127.0.0.1:$WEB/${handoff#https://gated.bench.test:$WEB/}" | cookie_of)
+session=$(via gated.bench.test:$WEB -H "Cookie: $bind" "$(local_url "$handoff")" | cookie_of __Host-trm_gate)
 [ -n "$session" ] || { echo "no session from the sign-in" >&2; cat "$work/log/gate.log" >&2; exit 1; }
 code() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1" -H 'Accept: text/html' "${@:2}" "http://127.0.0.1:$WEB/"; }
 [ "$(code gated.bench.test -H "Cookie: $session")" = 200 ] || { echo "the signed-in request is not let through" >&2; exit 1; }
