@@ -20,6 +20,10 @@ for bin in trm trm-expose trm-snap trm-harden trm-profile trm-gate; do
 done
 install -d "$PREFIX/share/man/man1"
 install -m 0644 man/*.1 "$PREFIX/share/man/man1/"
+# Shell completions (bash, zsh, fish) where each shell looks below $PREFIX/share.
+(cd completions && find . -type f) | while read -r f; do
+    install -D -m 0644 "completions/$f" "$PREFIX/share/${f#./}"
+done
 
 echo "==> base image" >&2
 "$PREFIX/bin/trm" image build --format human

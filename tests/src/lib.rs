@@ -31,6 +31,50 @@ pub fn write_man_pages(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The shells completions are generated for, and where each one's file
+/// goes below `dir` (and below the system's prefix when installed).
+pub const SHELLS: [(clap_complete::Shell, &str); 3] = [
+    (clap_complete::Shell::Bash, "bash-completion/completions/{}"),
+    (clap_complete::Shell::Zsh, "zsh/site-functions/_{}"),
+    (
+        clap_complete::Shell::Fish,
+        "fish/vendor_completions.d/{}.fish",
+    ),
+];
+
+/// Write every tool's completions for every shell below `dir`.
+pub fn write_completions(dir: &Path) -> std::io::Result<()> {
+    for mut cmd in commands() {
+        let name = cmd.get_name().to_string();
+        for (shell, layout) in SHELLS {
+            let path = dir.join(layout.replace("{}", &name));
+            std::fs::create_dir_all(path.parent().expect("a layout has a folder"))?;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, &name, &mut out);
+            if shell == clap_complete::Shell::Bash {
+                out = bash_hyphen_fix(&name, &String::from_utf8_lossy(&out)).into_bytes();
+            }
+            std::fs::write(&path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// clap_complete's bash script spells a hyphenated binary's states two
+/// ways (`trm__gate__subcmd__keys` in the loop, `trm__subcmd__gate__...`
+/// in the arms), so nothing past the first word completes
+/// (clap-rs/clap#6421): spell the arms as the loop does.
+fn bash_hyphen_fix(name: &str, script: &str) -> String {
+    if !name.contains('-') {
+        return script.to_string();
+    }
+    let wrong = name.replace('-', "__subcmd__");
+    let right = name.replace('-', "__");
+    script
+        .replace(&format!("        {wrong}__"), &format!("        {right}__"))
+        .replace(&format!("        {wrong})"), &format!("        {right})"))
+}
+
 /// A loopback TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,154 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_trm_global_optspecs
+    string join \n format= project= h/help V/version
+end
+
+function __fish_trm_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_trm_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_trm_using_subcommand
+    set -l cmd (__fish_trm_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c trm -n "__fish_trm_needs_command" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_needs_command" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_needs_command" -s V -l version -d 'Print version'
+complete -c trm -n "__fish_trm_needs_command" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
+complete -c trm -n "__fish_trm_needs_command" -f -a "image" -d 'Build and import the Debian 12 base image'
+complete -c trm -n "__fish_trm_needs_command" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
+complete -c trm -n "__fish_trm_needs_command" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
+complete -c trm -n "__fish_trm_needs_command" -f -a "list" -d 'List containers'
+complete -c trm -n "__fish_trm_needs_command" -f -a "info" -d 'Show one container'
+complete -c trm -n "__fish_trm_needs_command" -f -a "start" -d 'Start a container'
+complete -c trm -n "__fish_trm_needs_command" -f -a "stop" -d 'Stop a container'
+complete -c trm -n "__fish_trm_needs_command" -f -a "restart" -d 'Restart a running container'
+complete -c trm -n "__fish_trm_needs_command" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
+complete -c trm -n "__fish_trm_needs_command" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
+complete -c trm -n "__fish_trm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand init" -l storage -d 'Storage driver for a new pool [default: zfs if the kernel has it, else btrfs, else dir]' -r -f -a "zfs\t''
+btrfs\t''
+dir\t''
+lvm\t''"
+complete -c trm -n "__fish_trm_using_subcommand init" -l size -d 'Size of a new loop-file pool (zfs, btrfs), e.g. 30GiB [default: LXD\'s choice]' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l pool -d 'Name of the storage pool' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l bridge -d 'Name of the private bridge' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l subnet -d 'Bridge address and prefix, e.g. 10.87.0.1/24 [default: a free /24 in 10.100-254.x.0]' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l image -d 'Image `trm launch` uses by default' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand init" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand init" -l no-nat -d 'Give containers no outbound NAT (they reach only the host and each other)'
+complete -c trm -n "__fish_trm_using_subcommand init" -l dry-run -d 'Print the plan; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l alias -d 'Alias to import the image under' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l mirror -d 'Debian mirror [default: the one in this host\'s apt sources]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l package -d 'Extra Debian package to install (repeatable), e.g. docker.io for a Docker-ready variant' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l cache-dir -d 'Where built tarballs are kept for reuse' -r -F
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l rebuild -d 'Build anew even if the image or cached tarballs exist'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand launch" -l image -d 'Image alias or fingerprint [default: the image set by `trm init`]' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -s p -l profile -d 'Profile to apply (repeat for several; order matters) [default: default]' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -s c -l config -d 'Instance config KEY=VALUE, e.g. cloud-init.user-data=... (repeatable)' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l timeout -d 'Seconds to wait for cloud-init' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand launch" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l no-wait -d 'Return once started, without waiting for cloud-init'
+complete -c trm -n "__fish_trm_using_subcommand launch" -l dry-run -d 'Print what would be launched; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand launch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand exec" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand exec" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand exec" -l root -d 'Run as root (recovery) instead of the terrarium user'
+complete -c trm -n "__fish_trm_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand info" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand info" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand start" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand start" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand start" -l force -d 'Stop without waiting for a clean shutdown (stop, restart)'
+complete -c trm -n "__fish_trm_using_subcommand start" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand start" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand stop" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand stop" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand stop" -l force -d 'Stop without waiting for a clean shutdown (stop, restart)'
+complete -c trm -n "__fish_trm_using_subcommand stop" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand stop" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand restart" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand restart" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand restart" -l force -d 'Stop without waiting for a clean shutdown (stop, restart)'
+complete -c trm -n "__fish_trm_using_subcommand restart" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand restart" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand delete" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand delete" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand delete" -l force -d 'Delete even if running (it is stopped first)'
+complete -c trm -n "__fish_trm_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c trm -n "__fish_trm_using_subcommand delete" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand doctor" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand doctor" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "image" -d 'Build and import the Debian 12 base image'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "list" -d 'List containers'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "info" -d 'Show one container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "start" -d 'Start a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "stop" -d 'Stop a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "restart" -d 'Restart a running container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
