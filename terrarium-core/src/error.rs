@@ -156,3 +156,41 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod exit_table_tests {
+    use super::exit;
+
+    #[test]
+    fn every_exit_code_is_in_the_documented_table() {
+        for code in [
+            exit::OK,
+            exit::FAILURE,
+            exit::USAGE,
+            exit::NOT_FOUND,
+            exit::WRONG_STATE,
+            exit::UNAVAILABLE,
+            exit::LOCK_BUSY,
+            exit::NOT_ROOT,
+            exit::TIMEOUT,
+        ] {
+            assert!(
+                exit::TABLE
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+                "exit code {code} is not documented"
+            );
+        }
+        // And the table documents nothing else.
+        let documented = exit::TABLE
+            .lines()
+            .filter(|l| {
+                l.trim_start()
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            })
+            .count();
+        assert_eq!(documented, 9);
+    }
+}

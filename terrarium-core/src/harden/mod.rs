@@ -625,3 +625,45 @@ pub fn oidc_set(
         lxd_keys: keys.iter().map(|(k, _)| k.to_string()).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(area: &'static str, with_keys: &[&str]) -> Plan {
+        Plan {
+            changes: vec![change(
+                area,
+                "write",
+                "/etc/x".into(),
+                "x",
+                Step::Write("/etc/x".into(), String::new()),
+            )],
+            kept: Vec::new(),
+            notes: Vec::new(),
+            wan: "eth0".into(),
+            bridge: "trmbr0".into(),
+            ssh_ports: vec![22],
+            ssh_keys: Some(ssh::KeyCheck {
+                with_keys: with_keys.iter().map(|s| s.to_string()).collect(),
+                looked_at: vec!["/root/.ssh/authorized_keys".into()],
+            }),
+        }
+    }
+
+    #[test]
+    fn lockout_guard_refuses_passwords_off_without_a_key_unless_forced() {
+        let e = lockout_guard(&plan("ssh", &[]), false).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::WRONG_STATE);
+        assert!(e.to_string().contains("/root/.ssh/authorized_keys"), "{e}");
+        assert!(lockout_guard(&plan("ssh", &[]), true).is_ok(), "--force");
+        assert!(
+            lockout_guard(&plan("ssh", &["root"]), false).is_ok(),
+            "a key"
+        );
+        assert!(
+            lockout_guard(&plan("ufw", &[]), false).is_ok(),
+            "no SSH change"
+        );
+    }
+}
