@@ -52,6 +52,24 @@ pub struct BuildReport {
     pub seconds: u64,
 }
 
+impl crate::output::Human for BuildReport {
+    fn human(&self) -> String {
+        let r = self;
+        match r.action {
+            "reused" => format!("image {} already present; reused", r.alias),
+            "imported" => format!(
+                "image {} imported from {} in {}s",
+                r.alias, r.cache, r.seconds
+            ),
+            "built" => format!(
+                "image {} built and imported in {}s (cached in {})",
+                r.alias, r.seconds, r.cache
+            ),
+            other => format!("image {}: would {other} (cache {})", r.alias, r.cache),
+        }
+    }
+}
+
 /// Plan-only description for `--dry-run`.
 pub fn plan(lxd: &Lxd, opts: &BuildOptions) -> Result<BuildReport> {
     let action = if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {

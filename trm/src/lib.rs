@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
-use serde::Serialize;
-use terrarium_core::baseline::{self, Action, InitOptions, Step};
+use terrarium_core::baseline::{self, Action, InitOptions};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::fs::{lock_wait, Lock};
-use terrarium_core::image::{self, BuildOptions, BuildReport};
+use terrarium_core::image::{self, BuildOptions};
 use terrarium_core::instances::{self, Verb};
 use terrarium_core::lxd::{LaunchSpec, Lxd};
 use terrarium_core::names::validate_instance_name;
 use terrarium_core::net::Subnet;
-use terrarium_core::output::{Human, Printer};
+use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -278,43 +277,6 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     }
 }
 
-#[derive(Serialize)]
-struct InitReport {
-    changed: bool,
-    dry_run: bool,
-    steps: Vec<Step>,
-}
-
-impl Human for InitReport {
-    fn human(&self) -> String {
-        let mut lines: Vec<String> = self
-            .steps
-            .iter()
-            .map(|s| {
-                let mark = match (s.action, self.dry_run) {
-                    (Action::None, _) => "ok     ",
-                    (Action::Create, true) => "create?",
-                    (Action::Update, true) => "update?",
-                    (Action::Create, false) => "created",
-                    (Action::Update, false) => "updated",
-                };
-                format!(
-                    "{mark}  {} {}: {}",
-                    s.resource.replace('_', " "),
-                    s.name,
-                    s.detail
-                )
-            })
-            .collect();
-        lines.push(match (self.changed, self.dry_run) {
-            (false, _) => "Nothing to change: this host is at the Terrarium baseline.".into(),
-            (true, true) => "Dry run: nothing was changed.".into(),
-            (true, false) => "This host is now at the Terrarium baseline.".into(),
-        });
-        lines.join("\n")
-    }
-}
-
 fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i32> {
     if !a.dry_run && !terrarium_core::fs::is_root() {
         return Err(terrarium_core::Error::NotRoot("trm init".into()).into());
@@ -335,35 +297,13 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
     if !a.dry_run {
         baseline::apply(&lxd, &steps).context("applying the baseline")?;
     }
-    out.one(&InitReport {
+    out.one(&baseline::Report {
         changed,
         dry_run: a.dry_run,
         steps,
     })?;
     Ok(0)
 }
-
-impl Human for BuildReportView {
-    fn human(&self) -> String {
-        let r = &self.0;
-        match r.action {
-            "reused" => format!("image {} already present; reused", r.alias),
-            "imported" => format!(
-                "image {} imported from {} in {}s",
-                r.alias, r.cache, r.seconds
-            ),
-            "built" => format!(
-                "image {} built and imported in {}s (cached in {})",
-                r.alias, r.seconds, r.cache
-            ),
-            other => format!("image {}: would {other} (cache {})", r.alias, r.cache),
-        }
-    }
-}
-
-#[derive(Serialize)]
-#[serde(transparent)]
-struct BuildReportView(BuildReport);
 
 fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32> {
     let opts = BuildOptions {
@@ -375,7 +315,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
     };
     lxd.ping()?;
     if a.dry_run {
-        out.one(&BuildReportView(image::plan(&lxd, &opts)?))?;
+        out.one(&image::plan(&lxd, &opts)?)?;
         return Ok(0);
     }
     let _lock = Lock::acquire(
@@ -385,7 +325,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
     let bar = spinner();
     let report = image::build(&lxd, &opts, &mut |stage| bar.set_message(stage.to_string()))?;
     bar.finish_and_clear();
-    out.one(&BuildReportView(report))?;
+    out.one(&report)?;
     Ok(0)
 }
 
