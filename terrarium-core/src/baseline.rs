@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::lxd::{Config, Lxd};
 use crate::net::{self, Subnet};
+use crate::profiles::{self, managed as managed_profiles};
 use crate::settings::Settings;
-use crate::{managed_profiles, profiles, sysctl};
+use crate::sysctl;
 
 /// LXD's API listens on loopback only; Traefik fronts it when wanted.
 pub const HTTPS_ADDRESS: &str = "127.0.0.1:8443";

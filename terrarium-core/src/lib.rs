@@ -15,7 +15,6 @@ pub mod image;
 pub mod instances;
 pub mod labels;
 pub mod lxd;
-pub mod managed_profiles;
 pub mod names;
 pub mod net;
 pub mod offsite;

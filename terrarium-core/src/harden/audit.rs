@@ -15,8 +15,9 @@ use crate::gate::GateSettings;
 use crate::lxd::{Instance, Lxd};
 use crate::output::Row;
 use crate::process::{Cmd, Tool};
+use crate::profiles::{self, managed as managed_profiles};
 use crate::settings::Settings;
-use crate::{managed_profiles, net, policy, profiles, traefik, ufw};
+use crate::{net, policy, traefik, ufw};
 
 const DOCKER: Tool = Tool {
     names: &["docker"],

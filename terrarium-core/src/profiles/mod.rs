@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::lxd::{Config, Devices, Profile};
 
+pub mod managed;
+pub mod reports;
+
 /// Config key marking a profile as Terrarium's. Profiles without it are
 /// the owner's and are never touched (LXD's stock `default` excepted: the
 /// baseline adopts it, since it is what every launch gets).
