@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use terrarium_core::retention::{auto_name, plan, Policy, Snap, Tier};
+use terrarium_core::snapshots::retention::{auto_name, plan, Policy, Snap, Tier};
 
 fn main() {
     let now = Utc.with_ymd_and_hms(2026, 11, 28, 23, 0, 0).unwrap();

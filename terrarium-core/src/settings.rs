@@ -36,7 +36,7 @@ pub struct Settings {
     /// Public exposure through Traefik (`trm-expose`).
     pub expose: ExposeSettings,
     /// The time machine's retention (`trm-snap`).
-    pub snapshots: crate::retention::Policy,
+    pub snapshots: crate::snapshots::retention::Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ impl Default for Settings {
             nat: true,
             image: DEFAULT_IMAGE_ALIAS.into(),
             expose: ExposeSettings::default(),
-            snapshots: crate::retention::Policy::default(),
+            snapshots: crate::snapshots::retention::Policy::default(),
         }
     }
 }

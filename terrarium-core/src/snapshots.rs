@@ -5,6 +5,7 @@
 
 pub mod drivers;
 pub mod holds;
+pub mod retention;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,12 +14,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::expose::labels;
 use crate::fs::{lock_wait, Lock};
-use crate::labels;
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
-use crate::retention::{self, Decision, Kind, Policy, Snap};
+use retention::{Decision, Kind, Policy, Snap};
 
 /// Where holds used to be kept (comma-separated). Not read any more: a
 /// rollback wiped it and any `user.*` writer could forge it; holds now

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use terrarium_core::offsite::manifest::Manifest;
+use terrarium_core::offsite::s3::{Client, Target};
 use terrarium_core::offsite::signing::{self, SigningKey};
-use terrarium_core::s3::{Client, Target};
 use terrarium_tests::e2e::{self, lxc, lxc_json, lxc_ok, Bed, Names, Runner, S3_SUITE};
 use terrarium_tests::s3s::{S3Server, ACCESS, BUCKET, SECRET};
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
+use terrarium_core::expose::labels::{self, Item};
 use terrarium_core::expose::{self, Selector};
-use terrarium_core::labels::{self, Item};
 use terrarium_core::lxd::Lxd;
 use terrarium_core::output::{emit, Format, Human, Printer};
 use terrarium_core::settings::Settings;

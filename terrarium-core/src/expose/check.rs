@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{plan, HostView, Source};
 use crate::error::Result;
-use crate::labels::{self, Item};
+use crate::expose::labels::{self, Item};
 use crate::lxd::Lxd;
 use crate::output::Human;
 use crate::settings::Settings;

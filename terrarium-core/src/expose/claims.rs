@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::expose::labels::Item;
 use crate::fs::atomic_write;
-use crate::labels::Item;
 use crate::settings::ExposeSettings;
 
 /// What one claim holds exclusively.
@@ -367,7 +367,7 @@ fn path_of_held(held: &Held) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::parse;
+    use crate::expose::labels::parse;
 
     fn items(label: &str) -> Vec<Item> {
         let (items, errs) = parse(label);

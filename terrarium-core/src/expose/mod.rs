@@ -12,17 +12,18 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fs::{atomic_write, Lock};
-use crate::labels::{self, Item};
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
 use crate::settings::{ExposeSettings, Settings};
 use crate::traefik::{self, EntryPoint};
 use crate::ufw::{self, PortRule, Ufw};
+use labels::Item;
 
 mod check;
 pub mod claims;
 mod foreign_files;
+pub mod labels;
 pub mod policy;
 pub use check::{check, CheckReport};
 pub use foreign_files::Rejected;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::labels::Item;
+use crate::expose::labels::Item;
 use crate::settings::{ExposeSettings, Settings};
 use crate::traefik::{self, RouteOptions};
 use crate::ufw;
@@ -242,7 +242,7 @@ pub fn static_options(e: &ExposeSettings) -> traefik::StaticOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::parse;
+    use crate::expose::labels::parse;
 
     fn ctx() -> Context {
         let mut s = Settings::default();

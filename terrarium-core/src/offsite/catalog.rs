@@ -13,8 +13,8 @@ use super::manifest::Manifest;
 use super::{backup_dir, manifest_key, signing, S3Settings, DATA_NAME, MANIFEST_NAME, MARKER_NAME};
 use crate::error::{Error, Result};
 use crate::names::validate_instance_name;
+use crate::offsite::s3::Client;
 use crate::output::Row;
-use crate::s3::Client;
 
 /// Manifests are small; anything bigger is not ours.
 const MANIFEST_LIMIT: u64 = 1 << 20;
@@ -105,7 +105,7 @@ pub fn folders(client: &Client, s: &S3Settings, instance: Option<&str>) -> Resul
     Ok(group(&root, client.list(&under)?))
 }
 
-fn group(root: &str, listed: Vec<crate::s3::Object>) -> Folders {
+fn group(root: &str, listed: Vec<crate::offsite::s3::Object>) -> Folders {
     let mut dirs = Folders::new();
     for o in listed {
         let Some(rest) = o.key.strip_prefix(root) else {
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn only_well_formed_folders_are_listed() {
-        let o = |k: &str| crate::s3::Object {
+        let o = |k: &str| crate::offsite::s3::Object {
             key: k.into(),
             size: 1,
         };

@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::fs::{lock_wait, Lock};
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
+use crate::offsite::s3::Client;
 use crate::output::Human;
-use crate::s3::Client;
 use crate::snapshots;
 
 const MIB: u64 = 1024 * 1024;
@@ -521,7 +521,7 @@ fn is_export_snapshot(name: &str) -> bool {
     let (Some(stamp), Some(n)) = (rest.get(..16), rest.get(16..)) else {
         return false;
     };
-    crate::retention::is_stamp(stamp)
+    crate::snapshots::retention::is_stamp(stamp)
         && (n.is_empty()
             || n.strip_prefix('-')
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))

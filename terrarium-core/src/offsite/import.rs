@@ -23,9 +23,9 @@ use super::{data_key, S3Settings};
 use crate::error::{Error, Result};
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
+use crate::offsite::s3::Client;
 use crate::output::Human;
 use crate::policy::{self, Removal};
-use crate::s3::Client;
 use crate::snapshots;
 
 /// Where an imported instance came from (instance config key).

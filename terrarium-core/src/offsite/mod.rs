@@ -19,6 +19,7 @@ pub mod export;
 pub mod import;
 pub mod manifest;
 pub mod prune;
+pub mod s3;
 pub mod settings;
 pub mod signing;
 pub mod upload;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::offsite::s3::{Client, Target};
 use crate::output::Human;
-use crate::s3::{Client, Target};
 
 use super::signing;
 

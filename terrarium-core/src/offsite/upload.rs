@@ -14,7 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::s3::Client;
+use crate::offsite::s3::Client;
 
 /// S3 allows 10,000 parts.
 pub const MAX_PARTS: u32 = 10_000;

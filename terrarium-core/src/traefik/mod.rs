@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::labels::Item;
+use crate::expose::labels::Item;
 
 pub mod api;
 pub mod supervise;
@@ -558,7 +558,7 @@ pub fn is_provider_file(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::parse;
+    use crate::expose::labels::parse;
 
     fn opts() -> RouteOptions {
         RouteOptions {
