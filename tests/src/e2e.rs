@@ -201,6 +201,11 @@ impl Bed {
         self.tool("trm").args(args).output().expect("run trm")
     }
 
+    /// `trm-snap ... --format json`, asserting success, parsed.
+    pub fn snap(&self, args: &[&str]) -> serde_json::Value {
+        self.trm_json_with("trm-snap", args)
+    }
+
     /// `trm ... --format json`, asserting success, parsed.
     pub fn trm_json(&self, args: &[&str]) -> serde_json::Value {
         self.trm_json_with("trm", args)
@@ -305,6 +310,22 @@ pub fn sh(script: &str) {
 
 /// Set `user.proxy` by hand, as an owner (or a label writer) would with
 /// `lxc config set`; `--` so a label starting with `--` is a value.
+/// A file's permission bits.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A JSON file, parsed, or a panic naming the file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
+}
+
 /// A systemd service in the container from a one-line ExecStart.
 pub fn service(project: &str, name: &str, unit: &str, exec: &str) {
     let text = format!(

@@ -241,9 +241,7 @@ fn expose_json(bed: &Bed, args: &[&str]) -> Value {
 
 /// The file must parse and validate against Traefik's file-provider schema.
 fn valid_file(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+    let v = e2e::read_json(path);
     traefik::validate_dynamic(&v)
         .unwrap_or_else(|e| panic!("{} does not validate: {e:?}", path.display()));
     v

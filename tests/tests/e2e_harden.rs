@@ -11,7 +11,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -342,15 +342,6 @@ fn ufw(side: &Side, args: &[&str]) -> String {
     String::from_utf8_lossy(&in_ns(HOST_NS, &argv).stdout).into_owned()
 }
 
-fn valid_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 /// Serve `doc` as an OIDC discovery document on a loopback port.
 fn discovery_server(doc: impl Fn(u16) -> Value + Send + 'static) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -668,7 +659,7 @@ fn main() {
     });
 
     t.case("traefik_files_validate_and_gate_the_dashboards", || {
-        let st = valid_json(&side.static_file());
+        let st = e2e::read_json(&side.static_file());
         traefik::validate_static(&st).unwrap();
         // The API is served only on the loopback `traefik` entrypoint.
         assert_eq!(st["entryPoints"]["traefik"]["address"], "127.0.0.1:28082");
@@ -685,7 +676,7 @@ fn main() {
             st["providers"]["file"]["directory"],
             side.p("traefik/dynamic").display().to_string()
         );
-        let m = valid_json(&side.management());
+        let m = e2e::read_json(&side.management());
         traefik::validate_dynamic(&m).unwrap();
         // Traefik, running in the host's namespace (where trm-expose and
         // apply run), really loaded the management routes.
@@ -820,13 +811,13 @@ fn main() {
             );
             let keys_file = PathBuf::from(cfg["keys_file"].as_str().unwrap());
             let keys = std::fs::read_to_string(&keys_file).unwrap();
-            assert_eq!(mode(&keys_file), 0o600);
+            assert_eq!(e2e::mode(&keys_file), 0o600);
             let secret_copy = PathBuf::from(cfg["client_secret_file"].as_str().unwrap());
             assert_eq!(
                 std::fs::read_to_string(&secret_copy).unwrap(),
                 "s3cret-value\n"
             );
-            assert_eq!(mode(&secret_copy), 0o600);
+            assert_eq!(e2e::mode(&secret_copy), 0o600);
             assert!(
                 !std::fs::read_to_string(&gate_toml)
                     .unwrap()
@@ -834,7 +825,7 @@ fn main() {
                 "no secret in the settings"
             );
             // The dashboards now ask for the admin group.
-            let m = valid_json(&side.management());
+            let m = e2e::read_json(&side.management());
             assert_eq!(
                 m["http"]["middlewares"]["trm_gate"]["forwardAuth"]["address"],
                 "http://127.0.0.1:4180/oauth2/auth?allowed_groups=admins"

@@ -20,10 +20,6 @@ const BIG: &str = "b-big";
 /// A forged backup's id: later than any real one.
 const FORGED_ID: &str = "20991231T000000Z";
 
-fn snap(bed: &Bed, args: &[&str]) -> Value {
-    bed.trm_json_with("trm-snap", args)
-}
-
 fn exists(name: &str) -> bool {
     lxc(&[
         "query",
@@ -49,11 +45,6 @@ fn file_in(name: &str, path: &str) -> String {
         &format!("{name}{path}"),
         "-",
     ])
-}
-
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 fn sha256_hex(p: &Path) -> String {
@@ -183,10 +174,10 @@ fn main() {
             let v: Value = serde_json::from_str(&stdout).unwrap();
             assert!(v["probe"].as_str().unwrap().contains("wrote and deleted"));
             assert!(v["recipient"].as_str().unwrap().starts_with("age1"));
-            assert_eq!(mode(&settings), 0o600);
-            assert_eq!(mode(&identity), 0o600);
+            assert_eq!(e2e::mode(&settings), 0o600);
+            assert_eq!(e2e::mode(&identity), 0o600);
             assert_eq!(
-                mode(&signing_key),
+                e2e::mode(&signing_key),
                 0o600,
                 "the signing key beside the identity"
             );
@@ -249,7 +240,7 @@ fn main() {
         assert_eq!(m["signature"]["scheme"], "ed25519");
         assert_eq!(
             m["signature"]["public_key"],
-            snap(&bed, &["s3", "show"])["signing_public_key"],
+            bed.snap(&["s3", "show"])["signing_public_key"],
             "signed with this host's key"
         );
         assert!(m["terrarium_version"].is_string());
@@ -266,7 +257,7 @@ fn main() {
                 .contains("trm-export-"),
             "temporary copy removed"
         );
-        let list = snap(&bed, &["s3", "list", MAIN]);
+        let list = bed.snap(&["s3", "list", MAIN]);
         assert_eq!(list.as_array().unwrap().len(), 1);
         assert_eq!(list[0]["state"], "complete");
         *first.borrow_mut() = m;
@@ -330,17 +321,14 @@ fn main() {
     );
 
     t.case("import_restores_the_data_without_the_exposure", || {
-        let r = snap(
-            &bed,
-            &[
-                "import",
-                MAIN,
-                "--as",
-                "b-copy",
-                "--identity",
-                identity.to_str().unwrap(),
-            ],
-        );
+        let r = bed.snap(&[
+            "import",
+            MAIN,
+            "--as",
+            "b-copy",
+            "--identity",
+            identity.to_str().unwrap(),
+        ]);
         assert_eq!(r["instance"], "b-copy");
         assert!(r["stripped"].to_string().contains("user.proxy"), "{r}");
         let i = lxc_json(&format!("/1.0/instances/b-copy?project={}", N.project));
@@ -463,20 +451,20 @@ fn main() {
                 "the aborted upload's parts are still on the server"
             );
             assert!(
-                snap(&bed, &["s3", "list", BIG])
+                bed.snap(&["s3", "list", BIG])
                     .as_array()
                     .unwrap()
                     .is_empty(),
                 "not listed as a backup"
             );
-            let all = snap(&bed, &["s3", "list", BIG, "--all"]);
+            let all = bed.snap(&["s3", "list", BIG, "--all"]);
             assert!(
                 all[0]["state"].as_str().unwrap().starts_with("incomplete"),
                 "{all}"
             );
 
             // The retry sweeps the abandoned upload and succeeds.
-            let x = snap(&bed, &["export", BIG, "--part-size", "5"]);
+            let x = bed.snap(&["export", BIG, "--part-size", "5"]);
             assert!(x["swept"].to_string().contains("abandoned upload"), "{x}");
             assert!(x["parts"].as_u64().unwrap() >= 20, "{x}");
             assert!(
@@ -484,7 +472,7 @@ fn main() {
                 "{:?}",
                 server.pending_parts()
             );
-            let all = snap(&bed, &["s3", "list", BIG, "--all"]);
+            let all = bed.snap(&["s3", "list", BIG, "--all"]);
             assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
             assert_eq!(all[0]["state"], "complete");
         },
@@ -492,7 +480,7 @@ fn main() {
 
     t.case("verify_runs_a_restore_drill_and_leaves_nothing", || {
         let before = instance_count();
-        let v = snap(&bed, &["verify", MAIN]);
+        let v = bed.snap(&["verify", MAIN]);
         assert_eq!(v["ok"], true, "{v}");
         assert!(v["root_entries"].as_u64().unwrap() > 5, "{v}");
         assert!(!exists(v["restored_as"].as_str().unwrap()));
@@ -501,9 +489,9 @@ fn main() {
 
     t.case("prune_keeps_the_newest_per_day_and_never_the_last", || {
         std::thread::sleep(Duration::from_secs(1));
-        let second = snap(&bed, &["export", MAIN]);
+        let second = bed.snap(&["export", MAIN]);
         let old_id = first.borrow()["id"].as_str().unwrap().to_string();
-        let plan = snap(&bed, &["s3", "prune", MAIN, "--dry-run"]);
+        let plan = bed.snap(&["s3", "prune", MAIN, "--dry-run"]);
         let d = |id: &str| {
             plan.as_array()
                 .unwrap()
@@ -515,13 +503,13 @@ fn main() {
         assert_eq!(d(&old_id)["keep"], false, "{plan}");
         assert_eq!(d(second["id"].as_str().unwrap())["keep"], true);
         assert_eq!(
-            snap(&bed, &["s3", "list", MAIN]).as_array().unwrap().len(),
+            bed.snap(&["s3", "list", MAIN]).as_array().unwrap().len(),
             2,
             "dry run deletes nothing"
         );
         bed.refused("trm-snap", &["s3", "prune", MAIN], 2, "pass --yes");
-        snap(&bed, &["s3", "prune", MAIN, "--yes"]);
-        let left = snap(&bed, &["s3", "list", MAIN]);
+        bed.snap(&["s3", "prune", MAIN, "--yes"]);
+        let left = bed.snap(&["s3", "list", MAIN]);
         assert_eq!(left.as_array().unwrap().len(), 1);
         assert_eq!(left[0]["id"], second["id"]);
         assert!(!server
@@ -541,12 +529,9 @@ fn main() {
             .map(String::from),
         );
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        snap(&bed, &a);
-        snap(&bed, &["s3", "prune", "--yes"]);
-        assert_eq!(
-            snap(&bed, &["s3", "list", MAIN]).as_array().unwrap().len(),
-            1
-        );
+        bed.snap(&a);
+        bed.snap(&["s3", "prune", "--yes"]);
+        assert_eq!(bed.snap(&["s3", "list", MAIN]).as_array().unwrap().len(), 1);
     });
 
     t.case(
@@ -585,7 +570,7 @@ fn main() {
             ];
             for (what, bytes, why) in cases {
                 evil.put(&format!("{dir}manifest.json"), &bytes).unwrap();
-                let list = snap(&bed, &["s3", "list", MAIN]);
+                let list = bed.snap(&["s3", "list", MAIN]);
                 assert_eq!(list.as_array().unwrap().len(), 1, "{what}: {list}");
                 assert_eq!(list[0]["id"], genuine["id"], "{what}");
                 let f = listed(&bed, MAIN, FORGED_ID);
@@ -604,21 +589,21 @@ fn main() {
                 assert_eq!(instance_count(), before, "{what}: nothing created");
             }
             // "The newest backup" is still the genuine one.
-            let r = snap(&bed, &["import", MAIN, "--as", "b-latest"]);
+            let r = bed.snap(&["import", MAIN, "--as", "b-latest"]);
             assert_eq!(r["backup"], genuine["id"], "{r}");
             assert!(r["refused"].to_string().contains(FORGED_ID), "{r}");
             let i = lxc_json(&format!("/1.0/instances/b-latest?project={}", N.project));
             assert!(i["config"].get("security.privileged").is_none(), "{i}");
             assert!(i["devices"].get("host").is_none(), "{i}");
             lxc_ok(&["delete", "--project", N.project, "b-latest"]);
-            let v = snap(&bed, &["verify", MAIN]);
+            let v = bed.snap(&["verify", MAIN]);
             assert_eq!(
                 (v["ok"].clone(), v["backup"].clone()),
                 (Value::Bool(true), genuine["id"].clone()),
                 "{v}"
             );
             // Prune neither counts it as the newest nor deletes it.
-            snap(&bed, &["s3", "prune", MAIN, "--yes"]);
+            bed.snap(&["s3", "prune", MAIN, "--yes"]);
             assert!(server.object(&format!("{dir}manifest.json")).exists());
             assert!(server
                 .object(&format!(
@@ -644,10 +629,7 @@ fn main() {
             let m = forged_manifest(&gm, MAIN, FORGED_ID, &data, size_of(&tar));
             evil.put(&format!("{dir}manifest.json"), &signed(&m, &key))
                 .unwrap();
-            let r = snap(
-                &bed,
-                &["import", MAIN, "--as", "b-policy", "--at", FORGED_ID],
-            );
+            let r = bed.snap(&["import", MAIN, "--as", "b-policy", "--at", FORGED_ID]);
             let removed: Vec<(String, String)> = r["removed_by_policy"]
                 .as_array()
                 .unwrap()
@@ -754,7 +736,7 @@ fn main() {
                 i.insert("devices".into(), serde_yaml_ng::Value::Mapping(d));
             });
             plant(&tar);
-            let r = snap(&bed, &["import", MAIN, "--as", "b-nic", "--at", FORGED_ID]);
+            let r = bed.snap(&["import", MAIN, "--as", "b-nic", "--at", FORGED_ID]);
             let keys: Vec<String> = r["removed_by_policy"]
                 .as_array()
                 .unwrap()
@@ -823,17 +805,17 @@ fn main() {
                 );
             }
             assert_eq!(newest(&bed, MAIN)["id"], genuine["id"]);
-            let r = snap(&bed, &["import", MAIN, "--as", "b-proj"]);
+            let r = bed.snap(&["import", MAIN, "--as", "b-proj"]);
             assert_eq!(r["backup"], genuine["id"], "{r}");
             assert_eq!(file_in("b-proj", "/root/marker").trim(), "precious-42");
             lxc_ok(&["delete", "--project", N.project, "b-proj"]);
-            let plan = snap(&bed, &["s3", "prune", "--dry-run"]);
+            let plan = bed.snap(&["s3", "prune", "--dry-run"]);
             assert!(
                 !plan.to_string().contains("20000101T000000Z")
                     && !plan.to_string().contains(FORGED_ID),
                 "{plan}"
             );
-            snap(&bed, &["s3", "prune", MAIN, "--yes"]);
+            bed.snap(&["s3", "prune", MAIN, "--yes"]);
             for dir in &dirs {
                 assert!(
                     server.object(&format!("{dir}manifest.json")).exists(),
@@ -933,7 +915,7 @@ fn main() {
                 1,
                 "lies in folder",
             );
-            let plan = snap(&bed, &["s3", "prune", "--dry-run"]);
+            let plan = bed.snap(&["s3", "prune", "--dry-run"]);
             let doomed: Vec<String> = plan
                 .as_array()
                 .unwrap()
@@ -948,7 +930,7 @@ fn main() {
                 })
                 .collect();
             assert_eq!(doomed, [format!("{MAIN}/20000101T000000Z")], "{plan}");
-            snap(&bed, &["s3", "prune", "--yes"]);
+            bed.snap(&["s3", "prune", "--yes"]);
             assert!(
                 !server.object(&format!("{old}manifest.json")).exists()
                     && !server.object(&format!("{old}data.tar.zst.age")).exists(),
@@ -963,12 +945,12 @@ fn main() {
             );
 
             // Planted markers: the export sweeps what it can and succeeds.
-            let x = snap(&bed, &["export", MAIN]);
+            let x = bed.snap(&["export", MAIN]);
             let swept = x["swept"].to_string();
             for id in ["20000103T000000Z", "20000104T000000Z"] {
                 assert!(swept.contains(&format!("{MAIN}/{id}")), "{x}");
             }
-            let again = snap(&bed, &["export", MAIN]);
+            let again = bed.snap(&["export", MAIN]);
             assert!(
                 again["id"].is_string(),
                 "a later export is not failed either"
@@ -1029,7 +1011,7 @@ fn main() {
             let saved_signing = work.path().join("owner-signing-key.txt");
             std::fs::copy(&identity, &saved).unwrap();
             std::fs::copy(&signing_key, &saved_signing).unwrap();
-            let shown = snap(&bed, &["s3", "show"]);
+            let shown = bed.snap(&["s3", "show"]);
             let recipient = shown["recipient"].clone();
             let signer = shown["signing_public_key"].clone();
             std::fs::remove_file(&settings).unwrap();
@@ -1039,7 +1021,7 @@ fn main() {
             let mut args = server.set_args(&secret);
             args.extend(["--identity-file".to_string(), saved.display().to_string()]);
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let v = snap(&bed, &a);
+            let v = bed.snap(&a);
             assert_eq!(
                 v["recipient"], recipient,
                 "the public key comes from the identity"
@@ -1059,17 +1041,14 @@ fn main() {
             assert_eq!(instance_count(), before);
 
             // With the saved signing key, as the README says.
-            let v = snap(
-                &bed,
-                &[
-                    "s3",
-                    "set",
-                    "--signing-key-file",
-                    saved_signing.to_str().unwrap(),
-                ],
-            );
+            let v = bed.snap(&[
+                "s3",
+                "set",
+                "--signing-key-file",
+                saved_signing.to_str().unwrap(),
+            ]);
             assert_eq!(v["signing_public_key"], signer);
-            let r = snap(&bed, &["import", MAIN, "--as", "b-restored"]);
+            let r = bed.snap(&["import", MAIN, "--as", "b-restored"]);
             assert_eq!(r["instance"], "b-restored");
             assert_eq!(file_in("b-restored", "/root/marker").trim(), "precious-42");
         },

@@ -13,10 +13,6 @@ use terrarium_tests::s3s::{self, S3Server};
 const N: Names = SNAP_SUITE;
 const MAIN: &str = "s-main";
 
-fn snap(bed: &Bed, args: &[&str]) -> Value {
-    bed.trm_json_with("trm-snap", args)
-}
-
 fn marker(name: &str) -> String {
     lxc_ok(&[
         "exec",
@@ -94,43 +90,40 @@ fn main() {
         "rollback_restores_keeps_newer_and_is_undone_by_its_safety_snapshot",
         || {
             set_marker("one");
-            let a = snap(&bed, &["create", MAIN, "--label", "first"]);
+            let a = bed.snap(&["create", MAIN, "--label", "first"]);
             *first.borrow_mut() = a[0]["snapshot"].as_str().unwrap().to_string();
             set_marker("two");
-            let b = snap(&bed, &["create", MAIN, "--label", "second"]);
+            let b = bed.snap(&["create", MAIN, "--label", "second"]);
             let second = b[0]["snapshot"].as_str().unwrap().to_string();
             set_marker("three");
 
-            let before = names(&snap(&bed, &["list", MAIN]));
-            let dry = snap(
-                &bed,
-                &["rollback", MAIN, "--to", &first.borrow(), "--dry-run"],
-            );
+            let before = names(&bed.snap(&["list", MAIN]));
+            let dry = bed.snap(&["rollback", MAIN, "--to", &first.borrow(), "--dry-run"]);
             assert_eq!(dry["dry_run"], true);
             assert!(dry["steps"].as_array().unwrap().len() >= 4, "{dry}");
             assert_eq!(marker(MAIN), "three", "dry run changed nothing");
-            assert_eq!(names(&snap(&bed, &["list", MAIN])), before);
+            assert_eq!(names(&bed.snap(&["list", MAIN])), before);
 
-            let r = snap(&bed, &["rollback", MAIN, "--to", &first.borrow(), "--yes"]);
+            let r = bed.snap(&["rollback", MAIN, "--to", &first.borrow(), "--yes"]);
             assert_eq!(r["method"], "restore");
             *safety.borrow_mut() = r["safety_snapshot"].as_str().unwrap().to_string();
             assert_eq!(marker(MAIN), "one");
             assert_eq!(status(MAIN), "Running", "started again as it was running");
-            let after = names(&snap(&bed, &["list", MAIN]));
+            let after = names(&bed.snap(&["list", MAIN]));
             assert!(
                 after.contains(&second),
                 "the newer snapshot survives: {after:?}"
             );
             assert!(after.contains(&safety.borrow()));
 
-            snap(&bed, &["rollback", MAIN, "--to", &second, "--yes"]);
+            bed.snap(&["rollback", MAIN, "--to", &second, "--yes"]);
             assert_eq!(
                 marker(MAIN),
                 "two",
                 "later snapshots can still be rolled back to"
             );
             let s = safety.borrow().clone();
-            snap(&bed, &["rollback", MAIN, "--to", &s, "--yes"]);
+            bed.snap(&["rollback", MAIN, "--to", &s, "--yes"]);
             assert_eq!(
                 marker(MAIN),
                 "three",
@@ -156,15 +149,12 @@ fn main() {
     });
 
     t.case("swap_keeps_the_current_instance_under_another_name", || {
-        let r = snap(
-            &bed,
-            &["rollback", MAIN, "--to", &first.borrow(), "--swap", "--yes"],
-        );
+        let r = bed.snap(&["rollback", MAIN, "--to", &first.borrow(), "--swap", "--yes"]);
         assert_eq!(r["method"], "copy_and_swap");
         let kept = r["kept_as"].as_str().unwrap().to_string();
         assert_eq!(marker(MAIN), "one");
         assert_eq!(status(&kept), "Stopped");
-        let kept_snaps = names(&snap(&bed, &["list", &kept]));
+        let kept_snaps = names(&bed.snap(&["list", &kept]));
         assert!(
             kept_snaps.contains(&first.borrow())
                 && kept_snaps.contains(&r["safety_snapshot"].as_str().unwrap().to_string())
@@ -174,8 +164,8 @@ fn main() {
 
     t.case("restore_as_new_cannot_take_the_originals_traffic", || {
         // The swap made a fresh MAIN from a copy; give it a snapshot to restore from.
-        snap(&bed, &["create", MAIN, "--label", "src"]);
-        let r = snap(&bed, &["restore", MAIN, "--as", "s-copy", "--start"]);
+        bed.snap(&["create", MAIN, "--label", "src"]);
+        let r = bed.snap(&["restore", MAIN, "--as", "s-copy", "--start"]);
         let stripped = r["stripped"].to_string();
         assert!(
             stripped.contains("user.proxy")
@@ -196,7 +186,7 @@ fn main() {
             main["config"]["user.proxy"],
             "https://main.example.test:3000"
         );
-        let stopped = snap(&bed, &["restore", MAIN, "--as", "s-copy2"]);
+        let stopped = bed.snap(&["restore", MAIN, "--as", "s-copy2"]);
         assert_eq!(stopped["started"], false);
         assert_eq!(status("s-copy2"), "Stopped");
         bed.refused(
@@ -218,9 +208,9 @@ fn main() {
                 &format!("trm-auto-hourly-2026010{h}T000000Z"),
             ]);
         }
-        snap(&bed, &["hold", MAIN, "trm-auto-hourly-20260101T000000Z"]);
+        bed.snap(&["hold", MAIN, "trm-auto-hourly-20260101T000000Z"]);
         let later = (Utc::now() + Duration::days(3)).to_rfc3339();
-        let plan = snap(&bed, &["prune", MAIN, "--dry-run", "--now", &later]);
+        let plan = bed.snap(&["prune", MAIN, "--dry-run", "--now", &later]);
         let decide = |n: &str| {
             plan.as_array()
                 .unwrap()
@@ -256,18 +246,18 @@ fn main() {
             .map(|d| d["name"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(doomed.len(), 2, "{doomed:?}");
-        snap(&bed, &["prune", MAIN, "--yes", "--now", &later]);
-        let left = names(&snap(&bed, &["list", MAIN]));
+        bed.snap(&["prune", MAIN, "--yes", "--now", &later]);
+        let left = names(&bed.snap(&["list", MAIN]));
         for d in &doomed {
             assert!(!left.contains(d), "{d} survived");
         }
         assert!(left.contains(&"trm-auto-hourly-20260101T000000Z".to_string()));
-        snap(&bed, &["release", MAIN, "trm-auto-hourly-20260101T000000Z"]);
+        bed.snap(&["release", MAIN, "trm-auto-hourly-20260101T000000Z"]);
     });
 
     t.case("auto_snapshots_what_is_due_and_respects_opt_out", || {
         config_set("s-copy", "user.terrarium.snapshots", "off");
-        let ticks = snap(&bed, &["auto"]);
+        let ticks = bed.snap(&["auto"]);
         let of = |v: &Value, n: &str| {
             v.as_array()
                 .unwrap()
@@ -286,9 +276,10 @@ fn main() {
             "{m}"
         );
         assert_eq!(of(&ticks, "s-copy")["outcome"], "opted_out");
-        let again = snap(&bed, &["auto"]);
+        let again = bed.snap(&["auto"]);
         assert_eq!(of(&again, MAIN)["outcome"], "not_due");
-        let kinds: Vec<String> = snap(&bed, &["list", MAIN])
+        let kinds: Vec<String> = bed
+            .snap(&["list", MAIN])
             .as_array()
             .unwrap()
             .iter()
@@ -374,20 +365,20 @@ fn main() {
                 lxc_ok(&["snapshot", "--project", N.project, MAIN, &hourly(2025, d)]);
             }
             let held = hourly(2025, 1);
-            let h = snap(&bed, &["hold", MAIN, &held]);
+            let h = bed.snap(&["hold", MAIN, &held]);
             assert_eq!(
                 (h["held"].clone(), h["changed"].clone()),
                 (true.into(), true.into())
             );
-            let r = snap(&bed, &["rollback", MAIN, "--to", &hourly(2025, 2), "--yes"]);
+            let r = bed.snap(&["rollback", MAIN, "--to", &hourly(2025, 2), "--yes"]);
             assert_eq!(r["method"], "restore", "btrfs restores in place: {r}");
             assert!(
                 entry(&bed, MAIN, &held)["held"] == true,
                 "still held after the rollback"
             );
             let later = (Utc::now() + Duration::days(3)).to_rfc3339();
-            snap(&bed, &["prune", MAIN, "--yes", "--now", &later]);
-            let left = names(&snap(&bed, &["list", MAIN]));
+            bed.snap(&["prune", MAIN, "--yes", "--now", &later]);
+            let left = names(&bed.snap(&["list", MAIN]));
             assert!(
                 left.contains(&held),
                 "the held snapshot survived the prune: {left:?}"
@@ -404,12 +395,12 @@ fn main() {
         || {
             let label = LABEL;
             expose_main(&px_listen);
-            let src = snap(&bed, &["create", MAIN, "--label", "swapsrc"])[0]["snapshot"]
+            let src = bed.snap(&["create", MAIN, "--label", "swapsrc"])[0]["snapshot"]
                 .as_str()
                 .unwrap()
                 .to_string();
             let held = hourly(2025, 1);
-            let r = snap(&bed, &["rollback", MAIN, "--to", &src, "--swap", "--yes"]);
+            let r = bed.snap(&["rollback", MAIN, "--to", &src, "--swap", "--yes"]);
             let kept = r["kept_as"].as_str().unwrap().to_string();
             let stripped = r["kept_stripped"].to_string();
             assert!(
@@ -429,11 +420,11 @@ fn main() {
                 true,
                 "the hold went with its snapshot"
             );
-            assert!(names(&snap(&bed, &["list", &kept]))
+            assert!(names(&bed.snap(&["list", &kept]))
                 .contains(&r["safety_snapshot"].as_str().unwrap().to_string()));
             let later = (Utc::now() + Duration::days(3)).to_rfc3339();
-            snap(&bed, &["prune", &kept, "--yes", "--now", &later]);
-            assert!(names(&snap(&bed, &["list", &kept])).contains(&held));
+            bed.snap(&["prune", &kept, "--yes", "--now", &later]);
+            assert!(names(&bed.snap(&["list", &kept])).contains(&held));
             lxc_ok(&["delete", "--project", N.project, &kept]);
         },
     );
@@ -442,9 +433,9 @@ fn main() {
         "a_forged_holds_key_pins_nothing_and_holds_are_bounded",
         || {
             // Start from no holds, whatever earlier cases left.
-            for e in snap(&bed, &["list", MAIN]).as_array().unwrap() {
+            for e in bed.snap(&["list", MAIN]).as_array().unwrap() {
                 if e["held"] == true {
-                    snap(&bed, &["release", MAIN, e["name"].as_str().unwrap()]);
+                    bed.snap(&["release", MAIN, e["name"].as_str().unwrap()]);
                 }
             }
             let snaps: Vec<String> = (1..=17).map(|d| hourly(2024, d)).collect();
@@ -458,7 +449,7 @@ fn main() {
                 assert_eq!(entry(&bed, MAIN, n)["held"], false, "{n}");
             }
             let later = (Utc::now() + Duration::days(3)).to_rfc3339();
-            let plan = snap(&bed, &["prune", MAIN, "--dry-run", "--now", &later]);
+            let plan = bed.snap(&["prune", MAIN, "--dry-run", "--now", &later]);
             let d = plan
                 .as_array()
                 .unwrap()
@@ -468,7 +459,7 @@ fn main() {
                 .unwrap();
             assert_eq!(d["keep"], false, "{d}");
             for n in &snaps[..16] {
-                snap(&bed, &["hold", MAIN, n]);
+                bed.snap(&["hold", MAIN, n]);
             }
             bed.refused(
                 "trm-snap",
@@ -476,7 +467,8 @@ fn main() {
                 2,
                 "release one first",
             );
-            let held: Vec<Value> = snap(&bed, &["list", MAIN])
+            let held: Vec<Value> = bed
+                .snap(&["list", MAIN])
                 .as_array()
                 .unwrap()
                 .iter()
@@ -485,7 +477,7 @@ fn main() {
                 .collect();
             assert_eq!(held.len(), 16, "the refused hold changed nothing");
             for n in &snaps[..16] {
-                snap(&bed, &["release", MAIN, n]);
+                bed.snap(&["release", MAIN, n]);
             }
         },
     );
@@ -524,7 +516,7 @@ fn main() {
             })
             .collect();
         assert_ne!(made[0], made[1]);
-        let list = snap(&bed, &["list", MAIN]);
+        let list = bed.snap(&["list", MAIN]);
         for m in &made {
             assert!(!taken.contains(m), "{m} was taken");
             assert!(m.starts_with("trm-manual-") && m.contains("-same"), "{m}");
@@ -545,7 +537,7 @@ fn main() {
             std::fs::write(&secret, format!("{}\n", s3s::SECRET)).unwrap();
             let mut set = server.set_args(&secret);
             set.push("--generate-key".into());
-            snap(&bed, &set.iter().map(String::as_str).collect::<Vec<_>>());
+            bed.snap(&set.iter().map(String::as_str).collect::<Vec<_>>());
             let instances_before = instance_names();
             let export = || {
                 let mut c = bed.tool("trm-snap");
@@ -595,7 +587,7 @@ fn main() {
                 "no unfinished upload: {:?}",
                 server.pending_parts()
             );
-            let backups = snap(&bed, &["s3", "list", MAIN]);
+            let backups = bed.snap(&["s3", "list", MAIN]);
             assert_eq!(
                 backups.as_array().unwrap().len(),
                 2,
@@ -607,7 +599,7 @@ fn main() {
     t.case("what_a_killed_export_left_is_swept_by_the_next", || {
         // What SIGKILL in mid-export leaves: its temporary copy and its
         // fresh snapshot (kind other, which retention never prunes).
-        let src = snap(&bed, &["create", MAIN, "--label", "killed"])[0]["snapshot"]
+        let src = bed.snap(&["create", MAIN, "--label", "killed"])[0]["snapshot"]
             .as_str()
             .unwrap()
             .to_string();
@@ -622,14 +614,14 @@ fn main() {
         ]);
         lxc_ok(&["snapshot", "--project", N.project, MAIN, fresh]);
         assert_eq!(entry(&bed, MAIN, fresh)["kind"], "other");
-        let x = snap(&bed, &["export", MAIN, "--part-size", "5"]);
+        let x = bed.snap(&["export", MAIN, "--part-size", "5"]);
         let swept = x["swept"].to_string();
         assert!(swept.contains(copy) && swept.contains(fresh), "{x}");
         assert!(!instance_names().contains(&copy.to_string()));
         let left = export_snapshots(&bed);
         assert!(left.is_empty(), "{left:?}");
         assert!(
-            names(&snap(&bed, &["list", MAIN])).contains(&src),
+            names(&bed.snap(&["list", MAIN])).contains(&src),
             "a snapshot of another name is untouched"
         );
     });
@@ -637,7 +629,7 @@ fn main() {
     t.case("schedule_writes_units", || {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
-        let rep = snap(&bed, &["schedule", "install", "--unit-dir", d]);
+        let rep = bed.snap(&["schedule", "install", "--unit-dir", d]);
         let timer = std::fs::read_to_string(dir.path().join("trm-snap-auto.timer")).unwrap();
         assert!(timer.contains("OnCalendar=*:0/15"), "{timer}");
         let svc = std::fs::read_to_string(dir.path().join("trm-snap-auto.service")).unwrap();
@@ -653,7 +645,7 @@ fn main() {
         if !std::path::Path::new("/run/systemd/system").is_dir() {
             assert!(rep["note"].as_str().unwrap().contains("no systemd"));
         }
-        snap(&bed, &["schedule", "remove", "--unit-dir", d]);
+        bed.snap(&["schedule", "remove", "--unit-dir", d]);
         assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
     });
 

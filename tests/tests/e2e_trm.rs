@@ -295,9 +295,20 @@ fn main() {
         assert_eq!(info["snapshots"], 0);
         assert!(info["created_at"].as_str().unwrap().ends_with('Z'));
         let jsonl = bed.trm(&["list", "--format", "jsonl"]);
-        for l in String::from_utf8_lossy(&jsonl.stdout).lines() {
-            serde_json::from_str::<Value>(l).expect("each jsonl line is JSON");
-        }
+        let lines: Vec<Value> = String::from_utf8_lossy(&jsonl.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("each jsonl line is JSON"))
+            .collect();
+        let listed = bed.trm_json(&["list"]);
+        assert_eq!(
+            lines.len(),
+            listed.as_array().unwrap().len(),
+            "one line per instance"
+        );
+        assert!(
+            lines.iter().any(|l| l["name"] == MAIN),
+            "the running instance is a line: {lines:?}"
+        );
     });
 
     t.case("closed_pipe_exits_quietly", || {
