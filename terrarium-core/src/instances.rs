@@ -126,18 +126,7 @@ pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
 
 pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     validate_instance_name(name)?;
-    let i = lxd
-        .query::<Instance>(&format!("/1.0/instances/{name}?recursion=2"))
-        .map_err(|e| {
-            if crate::lxd::is_not_found(&e) {
-                Error::NotFound {
-                    kind: "instance",
-                    name: name.to_string(),
-                }
-            } else {
-                e
-            }
-        })?;
+    let i = lxd.instance_full(name)?;
     Ok(Summary::of(&i, lxd.project()))
 }
 
@@ -210,9 +199,7 @@ pub fn plan_change(lxd: &Lxd, name: &str, verb: Verb, force: bool) -> Result<(Ch
             )))
         }
         Verb::Delete => {
-            let snaps = lxd
-                .query::<Vec<String>>(&format!("/1.0/instances/{name}/snapshots"))?
-                .len();
+            let snaps = lxd.snapshot_count(name)?;
             (
                 true,
                 format!(

@@ -378,6 +378,18 @@ impl Lxd {
             .map_err(|e| not_found(e, "instance", name))
     }
 
+    /// How many snapshots an instance has.
+    pub fn snapshot_count(&self, name: &str) -> Result<usize> {
+        self.query::<Vec<String>>(&format!("/1.0/instances/{name}/snapshots"))
+            .map(|v| v.len())
+            .map_err(|e| not_found(e, "instance", name))
+    }
+
+    /// The entries of a directory in the instance (through LXD, not exec).
+    pub fn list_dir(&self, name: &str, path: &str) -> Result<Vec<String>> {
+        self.query(&format!("/1.0/instances/{name}/files?path={path}"))
+    }
+
     pub fn snapshot(&self, name: &str, snap: &str) -> Result<()> {
         self.run(
             &self
@@ -584,6 +596,11 @@ impl Lxd {
             &format!("/1.0/networks/{name}"),
             &serde_json::json!({ "config": config }),
         )
+    }
+
+    /// Every profile of the project.
+    pub fn profiles(&self) -> Result<Vec<Profile>> {
+        self.query("/1.0/profiles?recursion=1")
     }
 
     pub fn profile(&self, name: &str) -> Result<Option<Profile>> {

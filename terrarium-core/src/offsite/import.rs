@@ -430,7 +430,7 @@ pub fn verify(
 fn inspect(lxd: &Lxd, name: &str) -> Result<(usize, Vec<String>)> {
     let i = lxd.instance(name)?;
     let mut checks = vec![format!("{name} exists, {}", i.status.to_lowercase())];
-    let root: Vec<String> = lxd.query(&format!("/1.0/instances/{name}/files?path=/"))?;
+    let root = lxd.list_dir(name, "/")?;
     checks.push(format!(
         "root filesystem has {} top-level entries ({})",
         root.len(),

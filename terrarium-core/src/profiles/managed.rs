@@ -60,7 +60,7 @@ fn status(live: Option<&Profile>, want: Option<&Profile>) -> Status {
 
 /// Every profile in the project, plus Terrarium's that are missing.
 pub fn list(lxd: &Lxd, defs: &[Definition]) -> Result<Vec<Entry>> {
-    let live: Vec<Profile> = lxd.query("/1.0/profiles?recursion=1")?;
+    let live = lxd.profiles()?;
     let want = |name: &str| {
         defs.iter()
             .find(|d| d.name == name)
