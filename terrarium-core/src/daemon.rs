@@ -347,8 +347,11 @@ mod tests {
         let mark = format!("--trm-test-mark={}", dir.path().display());
         let d = Daemon::new(mark.clone(), dir.path().join("pid"));
         assert!(d.all().is_empty());
+        // `read` is a builtin: no forked child carries the mark (with
+        // `sleep`, the fork before its exec briefly did, and was counted).
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; :", &mark])
+            .args(["-c", "read x", &mark])
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id();
