@@ -97,6 +97,48 @@ fn lock_dir_problem(is_dir: bool, owner: u32, mode: u32, euid: u32) -> Option<St
     }
 }
 
+/// Every resource Terrarium writers take turns on: each lock is named in
+/// this one place (its file is `<lock dir>/<name>.lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// The host baseline (`trm init`).
+    Baseline,
+    /// Terrarium's LXD profiles (`trm init`, `trm-profile apply`).
+    Profiles,
+    /// Traefik's files, claims and the exposure firewall rules.
+    Expose,
+    /// sshd, the firewall defaults, the gate's settings.
+    Harden,
+    /// Instance creation (LXD 5.0 hands overlapping idmaps to simultaneous ones).
+    Launch,
+    /// One image alias being built.
+    Image(&'a str),
+    /// One instance's snapshots and lifecycle.
+    Instance { project: &'a str, name: &'a str },
+    /// Off-site exports (one at a time on a host).
+    S3Export,
+    #[cfg(test)]
+    UnitTest,
+}
+
+impl Resource<'_> {
+    /// The lock file's name without `.lock`.
+    pub fn name(&self) -> String {
+        match self {
+            Resource::Baseline => "baseline".into(),
+            Resource::Profiles => "profiles".into(),
+            Resource::Expose => "expose".into(),
+            Resource::Harden => "harden".into(),
+            Resource::Launch => "launch".into(),
+            Resource::Image(alias) => format!("image-{}", alias.replace('/', "_")),
+            Resource::Instance { project, name } => format!("instance-{project}-{name}"),
+            Resource::S3Export => "s3-export".into(),
+            #[cfg(test)]
+            Resource::UnitTest => "unit-test".into(),
+        }
+    }
+}
+
 /// An exclusive advisory lock on one named resource, released on drop.
 #[derive(Debug)]
 pub struct Lock {
@@ -107,7 +149,9 @@ pub struct Lock {
 impl Lock {
     /// Wait up to `wait` for the lock on `resource`, then fail with
     /// `LockBusy` (exit 75).
-    pub fn acquire(resource: &str, wait: Duration) -> Result<Lock> {
+    pub fn acquire(resource: Resource, wait: Duration) -> Result<Lock> {
+        let resource = resource.name();
+        let resource = resource.as_str();
         let dir = checked_lock_dir()?;
         let path = dir.join(format!("{resource}.lock"));
         let deadline = Instant::now() + wait;
@@ -144,7 +188,7 @@ impl Lock {
 
 impl Lock {
     /// The lock for a change, or none for a dry run (which only reads).
-    pub fn for_change(resource: &str, dry_run: bool) -> Result<Option<Lock>> {
+    pub fn for_change(resource: Resource, dry_run: bool) -> Result<Option<Lock>> {
         (!dry_run)
             .then(|| Lock::acquire(resource, lock_wait()))
             .transpose()
@@ -162,6 +206,34 @@ pub fn lock_wait() -> Duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_lock_has_one_stable_file_name() {
+        let all = [
+            (Resource::Baseline, "baseline"),
+            (Resource::Profiles, "profiles"),
+            (Resource::Expose, "expose"),
+            (Resource::Harden, "harden"),
+            (Resource::Launch, "launch"),
+            (
+                Resource::Image("terrarium/debian12"),
+                "image-terrarium_debian12",
+            ),
+            (
+                Resource::Instance {
+                    project: "p",
+                    name: "web",
+                },
+                "instance-p-web",
+            ),
+            (Resource::S3Export, "s3-export"),
+        ];
+        let names: std::collections::BTreeSet<String> = all.iter().map(|(r, _)| r.name()).collect();
+        assert_eq!(names.len(), all.len(), "no two resources share a lock");
+        for (r, want) in all {
+            assert_eq!(r.name(), want, "the file other Terrarium versions lock too");
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -232,10 +304,10 @@ mod tests {
     fn second_lock_holder_is_told_busy() {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("TRM_LOCK_DIR", dir.path());
-        let first = Lock::acquire("unit-test", Duration::from_secs(1)).unwrap();
-        let err = Lock::acquire("unit-test", Duration::from_millis(100)).unwrap_err();
+        let first = Lock::acquire(Resource::UnitTest, Duration::from_secs(1)).unwrap();
+        let err = Lock::acquire(Resource::UnitTest, Duration::from_millis(100)).unwrap_err();
         assert_eq!(err.exit_code(), 75);
         drop(first);
-        Lock::acquire("unit-test", Duration::from_millis(100)).unwrap();
+        Lock::acquire(Resource::UnitTest, Duration::from_millis(100)).unwrap();
     }
 }

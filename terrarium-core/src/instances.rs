@@ -300,7 +300,7 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         // containers created at the same moment (the loser fails to
         // start: "newuidmap ... not allowed"), so creations take turns.
         // Only the creation: waiting for cloud-init runs in parallel.
-        let _turn = Lock::acquire("launch", LAUNCH_LOCK_WAIT)?;
+        let _turn = Lock::acquire(crate::fs::Resource::Launch, LAUNCH_LOCK_WAIT)?;
         lxd.launch(spec)?;
     }
     let cloud_init = match wait {

@@ -32,7 +32,7 @@ pub const OPT_OUT_KEY: &str = "user.terrarium.snapshots";
 /// Without `wait` a second caller is told "busy" (exit 75) at once.
 pub fn lock_instance(project: &str, name: &str, wait: bool) -> Result<Lock> {
     let wait = if wait { lock_wait() } else { Duration::ZERO };
-    Lock::acquire(&format!("instance-{project}-{name}"), wait)
+    Lock::acquire(crate::fs::Resource::Instance { project, name }, wait)
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {

@@ -292,10 +292,14 @@ fn main() {
     });
 
     t.case("a_busy_instance_is_exit_75_or_waited_for", || {
-        let lock = bed
-            .lock_dir
-            .path()
-            .join(format!("instance-{}-{MAIN}.lock", N.project));
+        let lock = bed.lock_dir.path().join(format!(
+            "{}.lock",
+            terrarium_core::fs::Resource::Instance {
+                project: N.project,
+                name: MAIN
+            }
+            .name()
+        ));
         let mut holder = Command::new("flock")
             .arg(&lock)
             .args(["sleep", "4"])

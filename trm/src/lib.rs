@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::baseline::{self, Action, InitOptions};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
-use terrarium_core::fs::{lock_wait, Lock};
+use terrarium_core::fs::{lock_wait, Lock, Resource};
 use terrarium_core::image::{self, BuildOptions};
 use terrarium_core::instances::{self, Verb};
 use terrarium_core::lxd::{LaunchSpec, Lxd};
@@ -281,7 +281,9 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
     if !a.dry_run && !terrarium_core::fs::is_root() {
         return Err(terrarium_core::Error::NotRoot("trm init".into()).into());
     }
-    let _lock = Lock::for_change("baseline", a.dry_run)?;
+    let _lock = Lock::for_change(Resource::Baseline, a.dry_run)?;
+    // init writes the profiles too: the same turn as `trm-profile apply`.
+    let _profiles = Lock::for_change(Resource::Profiles, a.dry_run)?;
     let opts = InitOptions {
         project: project.to_string(),
         pool: a.pool,
@@ -318,10 +320,7 @@ fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32>
         out.one(&image::plan(&lxd, &opts)?)?;
         return Ok(0);
     }
-    let _lock = Lock::acquire(
-        &format!("image-{}", opts.alias.replace('/', "_")),
-        lock_wait(),
-    )?;
+    let _lock = Lock::acquire(Resource::Image(&opts.alias), lock_wait())?;
     let bar = spinner();
     let report = image::build(&lxd, &opts, &mut |stage| bar.set_message(stage.to_string()))?;
     bar.finish_and_clear();

@@ -706,7 +706,7 @@ fn ufw_of(e: &ExposeSettings) -> Ufw {
 /// Read LXD once and bring Traefik's files, the firewall and Traefik in
 /// line. LXD failing means nothing is touched.
 pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
-    let _lock = Lock::for_change("expose", dry_run)?;
+    let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
     sync_locked(lxd, settings, dry_run)
 }
 
@@ -1079,7 +1079,7 @@ fn save_state(e: &ExposeSettings, s: &State) -> Result<()> {
 pub fn proxy(settings: &Settings, action: &str) -> Result<traefik::supervise::Status> {
     use traefik::supervise;
     let e = &settings.expose;
-    let _lock = Lock::for_change("expose", action == "status")?;
+    let _lock = Lock::for_change(crate::fs::Resource::Expose, action == "status")?;
     match action {
         "start" => supervise::start(e),
         "restart" => supervise::restart(e),
@@ -1131,7 +1131,7 @@ pub fn add(
     dry_run: bool,
 ) -> Result<Change> {
     validate_instance_name(instance)?;
-    let _lock = Lock::for_change("expose", dry_run)?;
+    let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
     let target = instances
         .iter()
@@ -1216,7 +1216,7 @@ pub fn remove(
     dry_run: bool,
 ) -> Result<Change> {
     validate_instance_name(instance)?;
-    let _lock = Lock::for_change("expose", dry_run)?;
+    let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
     let i = lxd.instance(instance)?;
     let before = i.config.get(labels::KEY).cloned().unwrap_or_default();
     let (items, errors) = labels::parse(&before);

@@ -390,8 +390,8 @@ pub fn apply(
     force: bool,
 ) -> Result<ApplyReport> {
     lockout_guard(&plan, force)?;
-    let _harden = Lock::acquire("harden", lock_wait())?;
-    let _expose = Lock::acquire("expose", lock_wait())?;
+    let _harden = Lock::acquire(crate::fs::Resource::Harden, lock_wait())?;
+    let _expose = Lock::acquire(crate::fs::Resource::Expose, lock_wait())?;
     let mut report = ApplyReport {
         applied: Vec::new(),
         kept: plan.kept,
@@ -567,7 +567,7 @@ pub fn oidc_set(
     gate::discover(&oidc.issuer)?;
     let server = lxd.server()?;
 
-    let _lock = Lock::acquire("harden", lock_wait())?;
+    let _lock = Lock::acquire(crate::fs::Resource::Harden, lock_wait())?;
     let secret_path = PathBuf::from(&g.client_secret_file);
     let changed = existing.as_ref() != Some(&g) || differs(&secret_path, &format!("{secret}\n"));
     if let Some(dir) = secret_path.parent() {

@@ -155,7 +155,7 @@ impl<R: Read> Read for Counting<'_, R> {
 /// upload that is still running here for an abandoned one.
 fn lock(wait: bool) -> Result<Lock> {
     Lock::acquire(
-        "s3-export",
+        crate::fs::Resource::S3Export,
         if wait {
             lock_wait()
         } else {

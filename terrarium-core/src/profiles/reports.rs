@@ -195,7 +195,7 @@ pub fn apply(
     dry_run: bool,
 ) -> Result<ApplyReport> {
     let defs = managed::select(defs, names)?;
-    let _lock = Lock::for_change("profiles", dry_run)?;
+    let _lock = Lock::for_change(crate::fs::Resource::Profiles, dry_run)?;
     let plans = managed::plan(lxd, &defs)?;
     if !names.is_empty() {
         if let Some(p) = plans.iter().find(|p| p.action == Action::Skip) {
