@@ -230,6 +230,9 @@ pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
     if !change.changed {
         return Ok(());
     }
+    // The instance's turn, shared with snapshots, rollback and export: a
+    // stop or delete never lands in the middle of one.
+    let _turn = crate::snapshots::lock_instance(lxd.project(), &change.name, true)?;
     match change.action {
         Verb::Start => lxd.start(&change.name),
         Verb::Stop => lxd.stop(&change.name, force),
