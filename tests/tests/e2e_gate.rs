@@ -217,6 +217,29 @@ fn configure(bed: &Bed, side: &Side, pebble: &Pebble) {
     std::fs::write(&path, base + &expose).unwrap();
 }
 
+/// A session for `sub` in `groups` on `on`, expiring `secs` from now
+/// (negative: already expired), sealed with `ring`.
+fn session_for(ring: &KeyRing, on: &str, sub: &str, groups: &[&str], secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let session = Session {
+        sid: format!("test-made-{sub}"),
+        host: on.into(),
+        sub: sub.into(),
+        email: format!("{sub}@example.test"),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        exp: now.saturating_add_signed(secs),
+    };
+    ring.seal(SESSION_COOKIE, &session)
+}
+
+/// The cookie keys the running gate seals with.
+fn gate_keys(bed: &Bed) -> KeyRing {
+    KeyRing::new(&keys::read(Path::new(&gate_settings(bed).keys_file)).unwrap())
+}
+
 fn gate_settings(bed: &Bed) -> terrarium_core::gate::GateSettings {
     toml::from_str(&std::fs::read_to_string(bed.config_dir.path().join("gate.toml")).unwrap())
         .unwrap()
@@ -524,29 +547,17 @@ fn main() {
                 "the bad cookie is cleared: {r:?}"
             );
             // Sealed with the gate's own keys: valid until it expires.
-            let g = gate_settings(&bed);
-            let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            let session = |exp: u64, h: &str| Session {
-                sid: "test-made".into(),
-                host: h.into(),
-                sub: "alice".into(),
-                email: "alice@example.test".into(),
-                groups: vec!["devs".into()],
-                exp,
-            };
-            let fresh = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+            let ring = gate_keys(&bed);
+            let alice = |on: &str, secs| session_for(&ring, on, "alice", &["devs"], secs);
+            let fresh = alice(&host(APP_A), 600);
             assert_eq!(
                 get(APP_A, "/", Some(&fresh), &[]).status,
                 200,
                 "the control: a valid cookie opens"
             );
-            let expired = ring.seal(SESSION_COOKIE, &session(now - 1, &host(APP_A)));
+            let expired = alice(&host(APP_A), -1);
             assert_sent_to_sign_in(&get(APP_A, "/", Some(&expired), &[]), "an expired cookie");
-            let for_b = ring.seal(SESSION_COOKIE, &session(now + 600, &host(APP_B)));
+            let for_b = alice(&host(APP_B), 600);
             assert_sent_to_sign_in(
                 &get(APP_A, "/", Some(&for_b), &[]),
                 "app-b's cookie on app-a",
@@ -557,8 +568,13 @@ fn main() {
                 "on its own host it opens"
             );
             // A key someone else made opens nothing.
-            let foreign = KeyRing::new(&[vec![9; keys::KEY_BYTES]])
-                .seal(SESSION_COOKIE, &session(now + 600, &host(APP_A)));
+            let foreign = session_for(
+                &KeyRing::new(&[vec![9; keys::KEY_BYTES]]),
+                &host(APP_A),
+                "alice",
+                &["devs"],
+                600,
+            );
             assert_sent_to_sign_in(&get(APP_A, "/", Some(&foreign), &[]), "a forged cookie");
         },
     );
@@ -629,16 +645,6 @@ fn main() {
         "with_the_provider_down_access_is_refused_with_a_clear_page",
         || {
             idp.kill();
-            let before = get(APP_B, "/", None, &[]);
-            let st = bed
-                .tool("trm-expose")
-                .args(["proxy", "status", "--format", "json"])
-                .output()
-                .unwrap();
-            println!(
-                "    before: {before:?}\n    traefik: {}",
-                String::from_utf8_lossy(&st.stdout)
-            );
             let b = browser();
             if let Err(e) = b.try_goto(&url(APP_B, "/")) {
                 let log = std::fs::read_to_string(side.p("log/traefik.log")).unwrap_or_default();
@@ -684,23 +690,7 @@ fn main() {
     });
 
     t.case("a_tenant_page_cannot_post_to_a_dashboard", || {
-        let g = gate_settings(&bed);
-        let ring = KeyRing::new(&keys::read(Path::new(&g.keys_file)).unwrap());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let admin = ring.seal(
-            SESSION_COOKIE,
-            &Session {
-                sid: "test-admin".into(),
-                host: host("manage"),
-                sub: "bob".into(),
-                email: "bob@example.test".into(),
-                groups: vec!["admins".into()],
-                exp: now + 600,
-            },
-        );
+        let admin = session_for(&gate_keys(&bed), &host("manage"), "bob", &["admins"], 600);
         let post = |site: &str| {
             let out = Command::new("curl")
                 .args([
