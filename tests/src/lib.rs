@@ -75,6 +75,33 @@ fn bash_hyphen_fix(name: &str, script: &str) -> String {
         .replace(&format!("        {wrong})"), &format!("        {right})"))
 }
 
+/// The files (relative paths) that differ between a freshly generated
+/// directory and the committed one, either way: empty when fresh.
+pub fn stale_files(generated: &Path, committed: &Path) -> Vec<std::path::PathBuf> {
+    fn files(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).expect("below dir").to_path_buf();
+                    out.insert(rel, std::fs::read(&p).expect("readable"));
+                }
+            }
+        }
+        out
+    }
+    let (want, have) = (files(generated), files(committed));
+    want.keys()
+        .chain(have.keys().filter(|k| !want.contains_key(*k)))
+        .filter(|k| want.get(*k) != have.get(*k))
+        .cloned()
+        .collect()
+}
+
 /// A loopback TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

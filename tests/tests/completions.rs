@@ -1,28 +1,8 @@
 //! The committed shell completions match the clap definitions, and bash
 //! really completes with them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
 
 fn committed() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../completions")
@@ -32,19 +12,15 @@ fn committed() -> PathBuf {
 fn completions_are_fresh() {
     let fresh = tempfile::tempdir().unwrap();
     terrarium_tests::write_completions(fresh.path()).unwrap();
-    let want = files(fresh.path());
-    let have = files(&committed());
-    let stale: Vec<&PathBuf> = want
-        .keys()
-        .chain(have.keys())
-        .filter(|k| want.get(*k) != have.get(*k))
-        .collect();
+    let stale = terrarium_tests::stale_files(fresh.path(), &committed());
     assert!(
         stale.is_empty(),
         "completions out of date: {stale:?}; run `cargo run -p terrarium-tests --bin gen-man`"
     );
-    // Every tool, every shell.
-    assert_eq!(want.len(), terrarium_tests::commands().len() * 3);
+    // Every tool, every shell: all of it differs from nothing.
+    let none = tempfile::tempdir().unwrap();
+    let generated = terrarium_tests::stale_files(fresh.path(), none.path());
+    assert_eq!(generated.len(), terrarium_tests::commands().len() * 3);
 }
 
 /// What bash offers after `words` (the last one being completed).
