@@ -12,49 +12,35 @@ use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
 use crate::output::Row;
 use crate::profiles;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Ok,
-    Info,
-    Warn,
-    Fail,
-}
+use crate::verdict::Status;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub check: String,
-    pub level: Level,
+    pub status: Status,
     pub detail: String,
     pub fix: Option<String>,
 }
 
 impl Row for Finding {
     fn headers() -> &'static [&'static str] {
-        &["CHECK", "RESULT", "DETAIL", "FIX"]
+        &["CHECK", "STATUS", "DETAIL", "FIX"]
     }
 
     fn cells(&self) -> Vec<String> {
-        let level = match self.level {
-            Level::Ok => "ok",
-            Level::Info => "info",
-            Level::Warn => "WARN",
-            Level::Fail => "FAIL",
-        };
         vec![
             self.check.clone(),
-            level.into(),
+            self.status.cell().into(),
             self.detail.clone(),
             self.fix.clone().unwrap_or_default(),
         ]
     }
 }
 
-fn finding(check: &str, level: Level, detail: impl Into<String>, fix: Option<&str>) -> Finding {
+fn finding(check: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Finding {
     Finding {
         check: check.into(),
-        level,
+        status,
         detail: detail.into(),
         fix: fix.map(str::to_string),
     }
@@ -72,22 +58,22 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
     out.push(if get("security.privileged") == "true" {
         finding(
             "unprivileged",
-            Level::Fail,
+            Status::Fail,
             "security.privileged=true: root inside is root on the host",
             Some("recreate it with a Terrarium profile (default, terrarium or dev)"),
         )
     } else {
         finding(
             "unprivileged",
-            Level::Ok,
+            Status::Pass,
             "root inside maps to an unprivileged host uid",
             None,
         )
     });
     out.push(if get("security.nesting") == "true" {
-        finding("nesting", Level::Ok, "security.nesting=true", None)
+        finding("nesting", Status::Pass, "security.nesting=true", None)
     } else {
-        finding("nesting", Level::Fail, "security.nesting is off (the strict profile turns it off): nested Docker cannot mount its proc and sysfs",
+        finding("nesting", Status::Fail, "security.nesting is off (the strict profile turns it off): nested Docker cannot mount its proc and sysfs",
             Some("use the default or dev profile, or `lxc config set NAME security.nesting=true`"))
     });
     for key in [
@@ -95,11 +81,11 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
         "security.syscalls.intercept.setxattr",
     ] {
         out.push(if get(key) == "true" {
-            finding(key, Level::Ok, format!("{key}=true"), None)
+            finding(key, Status::Pass, format!("{key}=true"), None)
         } else {
             finding(
                 key,
-                Level::Fail,
+                Status::Fail,
                 format!(
                     "{key} is off: Docker's overlay2 storage will fail on whiteouts and xattrs"
                 ),
@@ -112,7 +98,7 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
     if !i.is_running() {
         out.push(finding(
             "running",
-            Level::Fail,
+            Status::Fail,
             format!("the instance is {}", i.status.to_ascii_lowercase()),
             Some("`trm start NAME`, then run the doctor again"),
         ));
@@ -125,20 +111,20 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
     out.push(match ci.status.code() {
         Some(127) => finding(
             "cloud-init",
-            Level::Warn,
+            Status::Warn,
             "no cloud-init in this image: nothing creates the terrarium user",
             Some("use an image with cloud-init (`trm image build`)"),
         ),
-        _ if text.contains("done") => finding("cloud-init", Level::Ok, "finished", None),
+        _ if text.contains("done") => finding("cloud-init", Status::Pass, "finished", None),
         _ if text.contains("running") || text.contains("not run") => finding(
             "cloud-init",
-            Level::Warn,
+            Status::Warn,
             text.trim(),
             Some("wait: `trm exec --root NAME -- cloud-init status --wait`"),
         ),
         _ => finding(
             "cloud-init",
-            Level::Fail,
+            Status::Fail,
             text.trim(),
             Some("see `trm exec --root NAME -- cloud-init status --long`"),
         ),
@@ -148,12 +134,12 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
         .get(profiles::VENDOR_DATA_KEY)
         .is_some_and(|v| v.contains(profiles::USER_SCRIPT_MARKER));
     out.push(if run(&["getent", "passwd", USER])?.status.success() {
-        finding("terrarium user", Level::Ok, "present", None)
+        finding("terrarium user", Status::Pass, "present", None)
     } else if needs_user {
-        finding("terrarium user", Level::Fail, "missing although a profile asks for it",
+        finding("terrarium user", Status::Fail, "missing although a profile asks for it",
             Some("the instance's own cloud-init.vendor-data or `vendor_data: {enabled: false}` replaced the profile's"))
     } else {
-        finding("terrarium user", Level::Warn, "missing: no Terrarium profile creates it here",
+        finding("terrarium user", Status::Warn, "missing: no Terrarium profile creates it here",
             Some("launch with the default, terrarium or dev profile"))
     });
 
@@ -166,7 +152,7 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
     if info.status.code() == Some(127) {
         out.push(finding(
             "docker",
-            Level::Info,
+            Status::Info,
             "Docker is not installed",
             None,
         ));
@@ -176,14 +162,14 @@ pub fn diagnose(lxd: &Lxd, name: &str) -> Result<Vec<Finding>> {
     if info.status.success() {
         out.push(finding(
             "docker",
-            Level::Ok,
+            Status::Pass,
             format!("daemon answers ({})", info.stdout_str().trim()),
             None,
         ));
     } else {
         out.push(finding(
             "docker",
-            Level::Fail,
+            Status::Fail,
             format!("daemon does not answer: {}", log.trim()),
             Some("`trm exec --root NAME -- journalctl -u docker` shows why"),
         ));
@@ -210,14 +196,14 @@ fn kernel_findings() -> Vec<Finding> {
     let mut out = vec![if fs.lines().any(|l| l.trim_end().ends_with("overlay")) {
         finding(
             "kernel overlay",
-            Level::Ok,
+            Status::Pass,
             "the host kernel has overlayfs",
             None,
         )
     } else {
         finding(
             "kernel overlay",
-            Level::Warn,
+            Status::Warn,
             "the host kernel has no overlayfs loaded: Docker falls back to the slow vfs driver",
             Some("on the host: `modprobe overlay`"),
         )
@@ -225,7 +211,7 @@ fn kernel_findings() -> Vec<Finding> {
     let apparmor = profiles::kernel_has_apparmor();
     out.push(finding(
         "kernel apparmor",
-        Level::Info,
+        Status::Info,
         profiles::nesting_note(apparmor),
         None,
     ));
@@ -270,12 +256,12 @@ pub fn recognise(text: &str) -> Vec<Finding> {
     SIGNATURES
         .iter()
         .filter(|(needle, ..)| text.contains(needle))
-        .map(|(_, check, detail, fix)| finding(check, Level::Fail, *detail, Some(fix)))
+        .map(|(_, check, detail, fix)| finding(check, Status::Fail, *detail, Some(fix)))
         .collect()
 }
 
-pub fn has_failures(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.level == Level::Fail)
+pub fn failures(findings: &[Finding]) -> usize {
+    crate::verdict::failures(findings.iter().map(|f| f.status))
 }
 
 #[cfg(test)]

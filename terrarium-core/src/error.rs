@@ -12,6 +12,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const NOT_FOUND: i32 = 3;
     pub const WRONG_STATE: i32 = 4;
+    /// The command ran and judged something: the report found problems.
+    pub const PROBLEMS: i32 = 5;
     pub const UNAVAILABLE: i32 = 69;
     pub const LOCK_BUSY: i32 = 75;
     pub const NOT_ROOT: i32 = 77;
@@ -25,6 +27,8 @@ EXIT STATUS:
   2    usage error or bad input (nothing was changed)
   3    the named instance, image or resource does not exist
   4    the instance is in the wrong state (e.g. stopped for exec)
+  5    it ran and found problems: a check, audit, doctor, verify or status
+       whose report (on stdout) says what is wrong
   69   a required tool is missing or the LXD daemon does not answer
   75   another Terrarium process holds the lock; try again
   77   this command must run as root
@@ -93,6 +97,9 @@ pub enum Error {
     /// Data that failed its check (size, digest, decryption): nothing was created.
     #[error("{0}")]
     Integrity(String),
+    /// The command ran and its report (already printed) found problems.
+    #[error("{0}")]
+    Problems(String),
 }
 
 impl Error {
@@ -101,6 +108,7 @@ impl Error {
             Error::Usage(_) | Error::NeedsConfirmation(_) => exit::USAGE,
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::WrongState(_) => exit::WRONG_STATE,
+            Error::Problems(_) => exit::PROBLEMS,
             Error::ToolMissing { .. } | Error::Unavailable(_) => exit::UNAVAILABLE,
             Error::LockBusy(_) => exit::LOCK_BUSY,
             Error::NotRoot(_) => exit::NOT_ROOT,
@@ -132,6 +140,7 @@ impl Error {
             Error::Parse { .. } => "parse",
             Error::Remote(_) => "remote",
             Error::Integrity(_) => "integrity",
+            Error::Problems(_) => "problems",
         }
     }
 
@@ -169,6 +178,7 @@ mod exit_table_tests {
             exit::USAGE,
             exit::NOT_FOUND,
             exit::WRONG_STATE,
+            exit::PROBLEMS,
             exit::UNAVAILABLE,
             exit::LOCK_BUSY,
             exit::NOT_ROOT,
@@ -191,6 +201,6 @@ mod exit_table_tests {
                     .is_some_and(|c| c.is_ascii_digit())
             })
             .count();
-        assert_eq!(documented, 9);
+        assert_eq!(documented, 10);
     }
 }

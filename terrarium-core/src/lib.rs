@@ -29,6 +29,7 @@ pub mod systemd;
 pub mod time;
 pub mod traefik;
 pub mod ufw;
+pub mod verdict;
 pub mod zfs;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@
 //! source must get no answer from the host or from a neighbour.
 
 use std::process::Command;
+use terrarium_core::error::exit;
 
 use serde_json::Value;
 use terrarium_tests::e2e::{
@@ -435,7 +436,11 @@ fn main() {
             .args(["sync", "--format", "json"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "a sync with a refusal exits 1");
+        assert_eq!(
+            out.status.code(),
+            Some(exit::PROBLEMS),
+            "a sync with a refusal found problems"
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let route = report["routes"]
             .as_array()
@@ -481,7 +486,7 @@ fn main() {
             .cloned()
             .unwrap_or_else(|| panic!("no nic filters check: {checks}"));
         assert_eq!(nic["status"], "fail", "{nic}");
-        let evidence = nic["evidence"].as_str().unwrap();
+        let evidence = nic["detail"].as_str().unwrap();
         assert_eq!(
             evidence,
             format!("{}/{LOOSE}: nic eth0 can use any address (security.mac_filtering, security.ipv4_filtering off)", N.project),

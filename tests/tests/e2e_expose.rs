@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use terrarium_core::error::exit;
 
 use serde_json::Value;
 use terrarium_core::traefik;
@@ -585,7 +586,7 @@ fn main() {
             "tcp://22:22, tcp://443:8443, https://manage.example.test, tcp://2299:22, udp://67, https://{HOST}, https://fine.example.test:3000, https://fine.example.test:3001"
         );
         let out = expose(&bed, &["check", &label, "--instance", OTHER]);
-        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(exit::PROBLEMS), "{}", String::from_utf8_lossy(&out.stderr));
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(rep["valid"], false);
         assert_eq!(rep["conflicts_checked"], true);
@@ -614,7 +615,7 @@ fn main() {
         // The same label set by hand: sync refuses exactly those items.
         e2e::set_label(N.project, OTHER, &label);
         let out = expose(&bed, &["sync"]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(exit::PROBLEMS));
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
         let refused: Vec<String> = rep["problems"]
             .as_array()
@@ -635,7 +636,7 @@ fn main() {
         assert!(!side.file(OTHER).exists(), "no exposure left, no file");
         // A label check needs no instance: a new one loses every claim.
         let out = expose(&bed, &["check", &format!("https://{HOST}")]);
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(exit::PROBLEMS));
     });
 
     t.case("hand_set_bad_labels_block_only_themselves", || {
@@ -671,7 +672,7 @@ fn main() {
         lxc_ok(&["start", "--project", N.project, "x-copy"]);
         in_container("x-copy", "echo 'hello from x-copy' > /srv/www/index.html");
         let out = expose(&bed, &["sync"]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(exit::PROBLEMS));
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(
             rep["problems"][0]["message"]
@@ -702,7 +703,7 @@ fn main() {
             });
             let label = format!("https://{HOST}:3000/api");
             let out = expose(&bed, &["check", &label, "--instance", OTHER]);
-            assert_eq!(out.status.code(), Some(2));
+            assert_eq!(out.status.code(), Some(exit::PROBLEMS));
             let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert!(
                 rep["items"][0]["problem"]
@@ -790,7 +791,7 @@ fn main() {
                 .ok_from("other of x-other"));
             // No longer shared: the route goes with the share.
             e2e::set_label(N.project, APP, &format!("https://{HOST}:3000"));
-            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(1));
+            assert_eq!(expose(&bed, &["sync"]).status.code(), Some(exit::PROBLEMS));
             assert!(!side.file(OTHER).exists());
             serves(&pebble, "https", HOST, APP);
             eventually("/api back with its holder", 30, || {
@@ -913,7 +914,7 @@ fn main() {
             let a_before = side.files_of(N.project);
             assert!(!a_before.is_empty());
             let out = expose_in(&bed, PROJECT_B, &["sync"]);
-            assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(exit::PROBLEMS), "{}", String::from_utf8_lossy(&out.stderr));
             let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(rep["deleted"], serde_json::json!([]), "{rep}");
             let problems = rep["problems"].as_array().unwrap();

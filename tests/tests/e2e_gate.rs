@@ -738,7 +738,7 @@ fn main() {
         let d = check("dashboards gated");
         assert_eq!(d["status"], "pass", "{d:#}");
         assert!(
-            d["evidence"].as_str().unwrap().contains("answers 302"),
+            d["detail"].as_str().unwrap().contains("answers 302"),
             "{d:#}"
         );
         assert_eq!(check("gate")["status"], "pass", "{:#}", check("gate"));

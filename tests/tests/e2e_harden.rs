@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use terrarium_core::error::exit;
 
 use serde_json::Value;
 use terrarium_core::traefik;
@@ -858,7 +859,7 @@ fn main() {
     t.case("audit_flags_a_public_listener_until_it_closes", || {
         let (code, checks) = audit(&bed);
         for c in &checks {
-            println!("    {} {}: {}", c["status"], c["check"], c["evidence"]);
+            println!("    {} {}: {}", c["status"], c["check"], c["detail"]);
         }
         assert_eq!(code, Some(0), "a hardened host passes: {checks:#?}");
         assert!(checks.iter().all(|c| c["status"] != "fail"));
@@ -875,10 +876,10 @@ fn main() {
         let (code, checks) = audit(&bed);
         let _ = stray.kill();
         let _ = stray.wait();
-        assert_eq!(code, Some(1), "a failing check makes the exit code non-zero");
+        assert_eq!(code, Some(exit::PROBLEMS), "a failing check exits with the found-problems code");
         let l = check(&checks, "listeners");
         assert_eq!(l["status"], "fail");
-        let evidence = l["evidence"].as_str().unwrap();
+        let evidence = l["detail"].as_str().unwrap();
         assert!(evidence.contains(&format!("{STRAY_ADDR}:5555/tcp")) && evidence.contains("(busybox, pid "), "names the process: {evidence}");
         assert!(l["fix"].as_str().is_some());
 
@@ -892,11 +893,11 @@ fn main() {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (code, checks) = audit(&bed);
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(code, Some(1));
+        assert_eq!(code, Some(exit::PROBLEMS));
         let s = check(&checks, "secret file modes");
         assert_eq!(s["status"], "fail");
         assert!(
-            s["evidence"]
+            s["detail"]
                 .as_str()
                 .unwrap()
                 .contains("client-secret is 644"),
@@ -945,10 +946,10 @@ fn main() {
         );
         let (code, checks) = audit(&bed);
         lxc_ok(&["delete", "--project", N.project, "h-idle"]);
-        assert_eq!(code, Some(1));
+        assert_eq!(code, Some(exit::PROBLEMS));
         let r = check(&checks, "raw config");
         assert_eq!(
-            (r["status"].as_str(), r["evidence"].as_str()),
+            (r["status"].as_str(), r["detail"].as_str()),
             (
                 Some("fail"),
                 Some("trm-e2e-hard/h-idle: raw.lxc=lxc.cap.drop = sys_time")
@@ -957,7 +958,7 @@ fn main() {
         let d = check(&checks, "host-path disks");
         assert_eq!(d["status"], "fail");
         assert_eq!(
-            d["evidence"].as_str().unwrap(),
+            d["detail"].as_str().unwrap(),
             format!("trm-e2e-hard/h-idle: disk hostfs mounts host {host_dir} at /mnt/host")
         );
         assert!(
@@ -968,22 +969,22 @@ fn main() {
         );
         let p = check(&checks, "lxd proxy devices");
         assert_eq!(p["status"], "fail");
-        let ev = p["evidence"].as_str().unwrap();
+        let ev = p["detail"].as_str().unwrap();
         assert!(
             ev.contains("h-idle device pub listens on tcp:0.0.0.0:15999") && !ev.contains("15998"),
             "{ev}"
         );
         let u = check(&checks, "unprivileged");
         assert_eq!(
-            (u["status"].as_str(), u["evidence"].as_str()),
+            (u["status"].as_str(), u["detail"].as_str()),
             (Some("fail"), Some("trm-e2e-hard/h-idle is privileged"))
         );
         assert_eq!(audit(&bed).0, Some(0));
 
         ufw(&side, &["default", "allow", "incoming"]);
         let (code, checks) = audit(&bed);
-        assert_eq!(code, Some(1));
-        assert!(check(&checks, "firewall defaults")["evidence"]
+        assert_eq!(code, Some(exit::PROBLEMS));
+        assert!(check(&checks, "firewall defaults")["detail"]
             .as_str()
             .unwrap()
             .contains("default incoming is 'allow'"));

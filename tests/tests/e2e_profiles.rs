@@ -6,6 +6,7 @@
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use terrarium_core::error::exit;
 
 use serde_json::Value;
 use terrarium_tests::e2e::{
@@ -523,7 +524,7 @@ fn main() {
                 .unwrap()
                 .iter()
                 .find(|f| f["check"] == check)
-                .unwrap_or_else(|| panic!("no {check} finding in {findings}"))["level"]
+                .unwrap_or_else(|| panic!("no {check} finding in {findings}"))["status"]
                 .clone()
         };
         let healthy = bed
@@ -539,7 +540,7 @@ fn main() {
         );
         let f: Value = serde_json::from_slice(&healthy.stdout).unwrap();
         for check in ["nesting", "cloud-init", "terrarium user", "docker"] {
-            assert_eq!(level(&f, check), "ok", "{check}: {f}");
+            assert_eq!(level(&f, check), "pass", "{check}: {f}");
         }
         // strict turns nesting off and the bomb test left it stopped.
         let sick = bed
@@ -547,7 +548,7 @@ fn main() {
             .args(["doctor", "p-strict", "--format", "json"])
             .output()
             .unwrap();
-        assert_eq!(sick.status.code(), Some(1));
+        assert_eq!(sick.status.code(), Some(exit::PROBLEMS));
         let f: Value = serde_json::from_slice(&sick.stdout).unwrap();
         assert_eq!(level(&f, "nesting"), "fail");
         assert_eq!(level(&f, "running"), "fail");
@@ -555,7 +556,7 @@ fn main() {
             f.as_array()
                 .unwrap()
                 .iter()
-                .all(|x| x["level"] != "fail" || x["fix"].is_string()),
+                .all(|x| x["status"] != "fail" || x["fix"].is_string()),
             "every failure has a fix"
         );
     });

@@ -9,6 +9,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use terrarium_core::error::exit;
 
 use serde_json::Value;
 use terrarium_tests::e2e::{self, Runner};
@@ -168,7 +169,11 @@ fn supervised_round(user: &str, uid: u32) {
     assert!(g.processes().is_empty(), "left: {:?}", g.processes());
     assert!(!g.path("state/trm-gate.pid").exists());
     let out = g.tool(&["status"]);
-    assert_eq!(out.status.code(), Some(1), "stopped is not healthy");
+    assert_eq!(
+        out.status.code(),
+        Some(exit::PROBLEMS),
+        "stopped is not healthy"
+    );
 }
 
 fn main() {

@@ -12,6 +12,7 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::output::{emit, Format, Human, Printer};
 use terrarium_core::settings::Settings;
 use terrarium_core::systemd;
+use terrarium_core::verdict;
 use terrarium_core::Error;
 
 #[derive(Debug, Parser)]
@@ -208,13 +209,19 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         let lxd = Lxd::new(&project).ok();
         let report = expose::check(lxd.as_ref(), &settings, instance.as_deref(), label)?;
         out.one(&report)?;
-        return Ok(if report.valid { 0 } else { 2 });
+        return Ok(verdict::exit_status(
+            report.problems(),
+            "the label would not be routed as written",
+        )?);
     }
     let settings = Settings::require()?;
     if let Command::Proxy { action } = &cli.command {
         let st = expose::proxy(&settings, action)?;
         out.one(&st)?;
-        return Ok(i32::from(action == "status" && !st.healthy()));
+        return Ok(verdict::exit_status(
+            usize::from(action == "status" && !st.healthy()),
+            "Traefik is not healthy",
+        )?);
     }
     let lxd = Lxd::new(&project)?;
     match cli.command {
@@ -235,9 +242,10 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Sync { dry_run } => {
             let report = expose::sync(&lxd, &settings, dry_run)?;
             out.one(&report)?;
-            return Ok(i32::from(
-                !report.problems.is_empty() || report.restart == "failed",
-            ));
+            return Ok(verdict::exit_status(
+                report.problems.len() + usize::from(report.restart == "failed"),
+                "sync",
+            )?);
         }
         Command::Watch { interval } => {
             // A stream: one JSON line per sync that changed or found trouble.

@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::gate::{self, GateSettings};
 use terrarium_core::output::Printer;
+use terrarium_core::verdict;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,7 +85,10 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Status => {
             let st = gate::supervise::status(&settings);
             out.one(&st)?;
-            return Ok(i32::from(!st.healthy()));
+            return Ok(verdict::exit_status(
+                usize::from(!st.healthy()),
+                "the gate is not answering",
+            )?);
         }
         Command::Keys {
             command: KeysCommand::Rotate,

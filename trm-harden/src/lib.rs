@@ -11,6 +11,7 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::ufw::Ufw;
+use terrarium_core::verdict;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -171,7 +172,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             // An explicit project narrows the LXD checks; else every project.
             let checks = audit::run(&settings, &opts, &lxd, cli.common.project.as_deref());
             out.list(&checks)?;
-            return Ok(i32::from(audit::has_failures(&checks)));
+            return Ok(verdict::exit_status(audit::failures(&checks), "audit")?);
         }
         Command::Oidc {
             command:

@@ -13,6 +13,7 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::{import, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
+use terrarium_core::verdict;
 use terrarium_core::{snapshots, systemd, Error};
 
 #[derive(Debug, Parser)]
@@ -308,7 +309,10 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &settings.bridge,
             )?;
             out.one(&v)?;
-            return Ok(if v.ok { 0 } else { 1 });
+            return Ok(verdict::exit_status(
+                usize::from(!v.ok),
+                "the restore drill",
+            )?);
         }
         Command::S3 { .. } => unreachable!("handled above"),
         Command::Schedule {

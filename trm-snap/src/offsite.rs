@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use terrarium_core::confirm::confirm;
+use terrarium_core::error::exit;
 use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::settings::{self, KeyChoice, SecretSource, SetRequest};
 use terrarium_core::offsite::upload::Progress;
@@ -301,7 +302,8 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
         a.name.clone().into_iter().collect()
     };
     let mut done = Vec::new();
-    let mut failed = 0;
+    // The exit codes of the exports that failed.
+    let mut failed = Vec::new();
     let progress = Arc::new(ProgressOut::default());
     for name in &names {
         let req = export::Request {
@@ -316,7 +318,7 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
         match export::export(lxd, &s, &req, report) {
             Ok(x) => done.push(x),
             Err(e) if a.all => {
-                failed += 1;
+                failed.push(e.exit_code());
                 out.error(&anyhow::Error::new(e).context(format!("exporting {name}")));
             }
             Err(e) => return Err(e.into()),
@@ -327,10 +329,12 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
     } else {
         done.first().map_or(Ok(()), |x| out.one(x))
     };
-    if failed > 0 {
+    if let Some(&first) = failed.first() {
         // The failures are on stderr already; the status must say so
-        // even when stdout has gone.
-        return Ok(1);
+        // even when stdout has gone, and keep their kind when they agree
+        // (every export timed out: 124).
+        let same = failed.iter().all(|&c| c == first);
+        return Ok(if same { first } else { exit::FAILURE });
     }
     printed?;
     match progress.take() {

@@ -17,6 +17,7 @@ use terrarium_core::names::validate_instance_name;
 use terrarium_core::net::Subnet;
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
+use terrarium_core::verdict;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -263,7 +264,10 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Doctor { name } => {
             let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;
             out.list(&findings)?;
-            Ok(i32::from(terrarium_core::doctor::has_failures(&findings)))
+            Ok(verdict::exit_status(
+                terrarium_core::doctor::failures(&findings),
+                "doctor",
+            )?)
         }
         Command::Delete(a) => lifecycle(
             lxd()?,

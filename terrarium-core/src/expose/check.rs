@@ -24,6 +24,13 @@ pub struct CheckReport {
     pub errors: Vec<labels::ItemError>,
 }
 
+impl CheckReport {
+    /// What keeps the label from being routed as written.
+    pub fn problems(&self) -> usize {
+        self.errors.len() + self.items.iter().filter(|i| i.problem.is_some()).count()
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct CheckedItem {
     pub item: String,

@@ -17,6 +17,7 @@ use crate::output::Row;
 use crate::process::{Cmd, Tool};
 use crate::profiles::{self, managed as managed_profiles};
 use crate::settings::Settings;
+use crate::verdict::Status;
 use crate::{net, policy, traefik, ufw};
 
 const DOCKER: Tool = Tool {
@@ -25,45 +26,32 @@ const DOCKER: Tool = Tool {
     hint: "",
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Warn,
-    Fail,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub check: &'static str,
     pub promise: &'static str,
     pub status: Status,
-    pub evidence: String,
+    pub detail: String,
     pub fix: Option<String>,
 }
 
 impl Row for Check {
     fn headers() -> &'static [&'static str] {
-        &["CHECK", "STATUS", "EVIDENCE", "FIX"]
+        &["CHECK", "STATUS", "DETAIL", "FIX"]
     }
 
     fn cells(&self) -> Vec<String> {
-        let status = match self.status {
-            Status::Pass => "pass",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        };
         vec![
             self.check.into(),
-            status.into(),
-            self.evidence.clone(),
+            self.status.cell().into(),
+            self.detail.clone(),
             self.fix.clone().unwrap_or_default(),
         ]
     }
 }
 
-pub fn has_failures(checks: &[Check]) -> bool {
-    checks.iter().any(|c| c.status == Status::Fail)
+pub fn failures(checks: &[Check]) -> usize {
+    crate::verdict::failures(checks.iter().map(|c| c.status))
 }
 
 struct Audit(Vec<Check>);
@@ -74,14 +62,14 @@ impl Audit {
         check: &'static str,
         promise: &'static str,
         status: Status,
-        evidence: impl Into<String>,
+        detail: impl Into<String>,
         fix: Option<&str>,
     ) {
         self.0.push(Check {
             check,
             promise,
             status,
-            evidence: evidence.into(),
+            detail: detail.into(),
             fix: fix.map(String::from),
         });
     }
