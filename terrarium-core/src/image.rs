@@ -43,11 +43,24 @@ pub struct BuildOptions {
 /// Where built image tarballs are kept (`TRM_CACHE_DIR` overrides in `trm`).
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/terrarium/images";
 
+/// What `image build` does to have the image: the same word whether it
+/// did it or, with `--dry-run`, would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageAction {
+    /// Already in LXD.
+    Reuse,
+    /// From the cached tarballs.
+    Import,
+    /// With debootstrap, then imported and cached.
+    Build,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
     pub alias: String,
-    /// `reused` (already in LXD), `imported` (from cached tarballs) or `built`.
-    pub action: &'static str,
+    pub action: ImageAction,
+    pub dry_run: bool,
     pub cache: String,
     pub seconds: u64,
 }
@@ -55,17 +68,24 @@ pub struct BuildReport {
 impl crate::output::Human for BuildReport {
     fn human(&self) -> String {
         let r = self;
+        let word = match r.action {
+            ImageAction::Reuse => "reuse",
+            ImageAction::Import => "import",
+            ImageAction::Build => "build",
+        };
+        if r.dry_run {
+            return format!("image {}: would {word} (cache {})", r.alias, r.cache);
+        }
         match r.action {
-            "reused" => format!("image {} already present; reused", r.alias),
-            "imported" => format!(
+            ImageAction::Reuse => format!("image {} already present; reused", r.alias),
+            ImageAction::Import => format!(
                 "image {} imported from {} in {}s",
                 r.alias, r.cache, r.seconds
             ),
-            "built" => format!(
+            ImageAction::Build => format!(
                 "image {} built and imported in {}s (cached in {})",
                 r.alias, r.seconds, r.cache
             ),
-            other => format!("image {}: would {other} (cache {})", r.alias, r.cache),
         }
     }
 }
@@ -73,15 +93,16 @@ impl crate::output::Human for BuildReport {
 /// Plan-only description for `--dry-run`.
 pub fn plan(lxd: &Lxd, opts: &BuildOptions) -> Result<BuildReport> {
     let action = if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
-        "reuse"
+        ImageAction::Reuse
     } else if !opts.rebuild && cached(opts).is_some() {
-        "import"
+        ImageAction::Import
     } else {
-        "build"
+        ImageAction::Build
     };
     Ok(BuildReport {
         alias: opts.alias.clone(),
         action,
+        dry_run: true,
         cache: cache_slot(opts).display().to_string(),
         seconds: 0,
     })
@@ -107,17 +128,18 @@ pub fn build(
     let report = |action| BuildReport {
         alias: opts.alias.clone(),
         action,
+        dry_run: false,
         cache: cache_slot(opts).display().to_string(),
         seconds: started.elapsed().as_secs(),
     };
     if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
-        return Ok(report("reused"));
+        return Ok(report(ImageAction::Reuse));
     }
     if !opts.rebuild {
         if let Some((meta, rootfs)) = cached(opts) {
             progress("importing cached image tarballs");
             import(lxd, &meta, &rootfs, &opts.alias)?;
-            return Ok(report("imported"));
+            return Ok(report(ImageAction::Import));
         }
     }
     if !nix::unistd::geteuid().is_root() {
@@ -181,7 +203,7 @@ pub fn build(
         &slot.join("rootfs.tar.gz"),
         &opts.alias,
     )?;
-    Ok(report("built"))
+    Ok(report(ImageAction::Build))
 }
 
 /// Import the tarballs under `alias`; when LXD already holds the same image

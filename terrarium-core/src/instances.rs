@@ -27,13 +27,15 @@ pub struct Summary {
     pub name: String,
     pub project: String,
     pub state: String,
-    #[serde(rename = "type")]
+    /// container or virtual-machine (`kind`, as every `type` field of
+    /// JSON Lines says what the line is).
     pub kind: String,
     pub profiles: Vec<String>,
     /// First IPv4 of the LXD-managed NIC (never docker0 and the like).
     pub ipv4: Option<String>,
     pub image: String,
-    pub created_at: String,
+    /// RFC 3339 UTC; `created` everywhere Terrarium prints a time of making.
+    pub created: String,
     pub snapshots: usize,
 }
 
@@ -64,7 +66,7 @@ impl Summary {
             profiles: i.profiles.clone(),
             ipv4: i.ipv4().into_iter().next(),
             image,
-            created_at: rfc3339_utc(&i.created_at),
+            created: rfc3339_utc(&i.created_at),
             snapshots: i.snapshot_count(),
         }
     }
@@ -91,7 +93,7 @@ impl Row for Summary {
             self.profiles.join(","),
             self.image.clone(),
             self.snapshots.to_string(),
-            self.created_at.clone(),
+            self.created.clone(),
         ]
     }
 }
@@ -106,7 +108,7 @@ impl Human for Summary {
             ("ipv4", self.ipv4.clone().unwrap_or_else(|| "-".into())),
             ("profiles", self.profiles.join(", ")),
             ("image", self.image.clone()),
-            ("created", self.created_at.clone()),
+            ("created", self.created.clone()),
             ("snapshots", self.snapshots.to_string()),
         ];
         rows.iter()
@@ -500,7 +502,7 @@ mod tests {
         .unwrap();
         let s = Summary::of(&i, "p");
         assert_eq!(s.state, "stopped");
-        assert_eq!(s.created_at, "2026-11-28T21:00:00Z");
+        assert_eq!(s.created, "2026-11-28T21:00:00Z");
         assert_eq!(s.snapshots, 2);
         assert_eq!(s.ipv4, None);
         assert_eq!(s.project, "p");

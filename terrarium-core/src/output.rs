@@ -65,22 +65,46 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// A command's one result (a `summary` line in JSON Lines).
     pub fn one<T: Serialize + Human>(&self, item: &T) -> Result<()> {
         let text = match self.format {
             Format::Human => item.human(),
             Format::Json => pretty(item),
-            Format::Jsonl => compact(item),
+            Format::Jsonl => line(Line::Summary, item),
         };
         emit(&text)
     }
 
+    /// A list: one JSON array, a table, or one `item` line each.
     pub fn list<T: Serialize + Row>(&self, items: &[T]) -> Result<()> {
         let text = match self.format {
             Format::Human => table(T::headers(), items.iter().map(Row::cells).collect()),
             Format::Json => pretty(&items),
-            Format::Jsonl => items.iter().map(compact).collect::<Vec<_>>().join("\n"),
+            Format::Jsonl => items
+                .iter()
+                .map(|i| line(Line::Item, i))
+                .collect::<Vec<_>>()
+                .join("\n"),
         };
         emit(&text)
+    }
+
+    /// One event of a stream that runs until stopped (`watch`): JSON Lines
+    /// in both JSON formats, since a stream has no end to close an array.
+    pub fn event<T: Serialize + Human>(&self, event: &T) -> Result<()> {
+        emit(&match self.format {
+            Format::Human => event.human(),
+            Format::Json | Format::Jsonl => line(Line::Event, event),
+        })
+    }
+
+    /// A progress line: only in JSON Lines (a terminal gets a bar from
+    /// the tool, one JSON document gets none).
+    pub fn progress<T: Serialize>(&self, progress: &T) -> Result<()> {
+        match self.format {
+            Format::Jsonl => emit(&line(Line::Progress, progress)),
+            _ => Ok(()),
+        }
     }
 
     /// Print an error the way the format asks and return its exit code.
@@ -94,7 +118,7 @@ impl Printer {
         let line = match self.format {
             Format::Human => format!("error: {err:#}"),
             _ => serde_json::json!({
-                "type": "error",
+                "type": Line::Error,
                 "kind": kind,
                 "message": format!("{err:#}"),
                 "exit_code": code,
@@ -118,6 +142,31 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
     }
     crate::error::exit::FAILURE
+}
+
+/// What a JSON Lines line is, in its `type` field, so a reader of a
+/// mixed stream can tell a result from an event or progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    Item,
+    Event,
+    Progress,
+    Summary,
+    Error,
+}
+
+/// One compact JSON line with `type` first, then the value's own fields
+/// in their order (a non-object becomes `{"type":..,"value":..}`).
+/// Output types never have a `type` field of their own.
+pub fn line<T: Serialize + ?Sized>(kind: Line, v: &T) -> String {
+    let kind = compact(&kind);
+    let body = compact(v);
+    match body.strip_prefix('{') {
+        Some("}") => format!("{{\"type\":{kind}}}"),
+        Some(rest) => format!("{{\"type\":{kind},{rest}"),
+        None => format!("{{\"type\":{kind},\"value\":{body}}}"),
+    }
 }
 
 fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
@@ -188,6 +237,30 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_json_line_says_what_it_is_first() {
+        #[derive(Serialize)]
+        struct Row {
+            name: &'static str,
+            n: u32,
+        }
+        #[derive(Serialize)]
+        struct Empty {}
+        assert_eq!(
+            line(Line::Item, &Row { name: "web", n: 2 }),
+            r#"{"type":"item","name":"web","n":2}"#
+        );
+        assert_eq!(line(Line::Summary, &Empty {}), r#"{"type":"summary"}"#);
+        assert_eq!(
+            line(Line::Event, &vec![1, 2]),
+            r#"{"type":"event","value":[1,2]}"#
+        );
+        let parsed: serde_json::Value =
+            serde_json::from_str(&line(Line::Progress, &Row { name: "{", n: 0 })).unwrap();
+        assert_eq!(parsed["type"], "progress");
+        assert_eq!(parsed["name"], "{");
+    }
 
     #[test]
     fn table_aligns_and_marks_empty_cells() {

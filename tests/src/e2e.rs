@@ -418,10 +418,21 @@ impl Runner {
         }
     }
 
+    /// A case the others build on: it runs even when a filter names
+    /// only one later case (`cargo test --test e2e_expose -- watch`).
+    pub fn setup(&mut self, name: &str, f: impl FnOnce()) {
+        self.run(name, f)
+    }
+
+    /// A case that runs when no filter is given or its name contains it.
     pub fn case(&mut self, name: &str, f: impl FnOnce()) {
         if self.filter.as_deref().is_some_and(|f| !name.contains(f)) {
             return;
         }
+        self.run(name, f)
+    }
+
+    fn run(&mut self, name: &str, f: impl FnOnce()) {
         let started = std::time::Instant::now();
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let secs = started.elapsed().as_secs_f32();

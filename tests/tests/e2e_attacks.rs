@@ -236,7 +236,7 @@ fn main() {
     let mut host_service: Option<std::process::Child> = None;
     let mut t = Runner::new();
 
-    t.case("setup_traefik_two_tenants_and_a_host_only_service", || {
+    t.setup("setup_traefik_two_tenants_and_a_host_only_service", || {
         bed.trm_json(&bed.init_args());
         configure(&bed, dir.path());
         for name in [APP, OTHER] {

@@ -395,7 +395,7 @@ fn main() {
     let bed = bed;
     let mut t = Runner::new();
 
-    t.case("setup_traefik_and_two_containers_with_services", || {
+    t.setup("setup_traefik_and_two_containers_with_services", || {
         bed.trm_json(&bed.init_args());
         configure(&bed, &side, &pebble);
         let a = bed

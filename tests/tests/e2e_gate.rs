@@ -274,7 +274,7 @@ fn main() {
     e2e::sh(&format!("chmod 0755 {}", bed.config_dir.path().display()));
     let mut t = Runner::new();
 
-    t.case("setup_gate_traefik_and_two_tenants", || {
+    t.setup("setup_gate_traefik_and_two_tenants", || {
         bed.trm_json(&bed.init_args());
         configure(&bed, &side, &pebble);
         let launches: Vec<Child> = [APP_A, APP_B]

@@ -447,7 +447,7 @@ fn main() {
     let mut sshd: Option<Child> = None;
     let mut prefix = String::new();
 
-    t.case(
+    t.setup(
         "setup_namespaces_a_container_sshd_and_an_exposed_port",
         || {
             bed.trm_json(&bed.init_args());

@@ -94,7 +94,7 @@ fn main() {
     let bed = Bed::new(N);
     let mut t = Runner::new();
 
-    t.case("init_installs_the_four_profiles", || {
+    t.setup("init_installs_the_four_profiles", || {
         bed.trm_json(&bed.init_args());
         let list = bed.trm_json_with("trm-profile", &["list"]);
         for name in ["default", "terrarium", "strict", "dev"] {
@@ -109,7 +109,7 @@ fn main() {
         }
     });
 
-    t.case("launch_one_box_per_profile", || {
+    t.setup("launch_one_box_per_profile", || {
         let mut children: Vec<(&str, Child)> = BOXES
             .iter()
             .map(|(n, p)| (*n, launch(&bed, n, p, &[])))

@@ -71,7 +71,7 @@ fn main() {
     let first = std::cell::RefCell::new(Value::Null);
     let mut t = Runner::new();
 
-    t.case("setup", || {
+    t.setup("setup", || {
         bed.trm_json(&bed.init_args());
         e2e::assert_ok(
             &bed.tool("trm")
@@ -215,6 +215,7 @@ fn main() {
             "JSON Lines progress"
         );
         let x = lines.last().unwrap().clone();
+        assert_eq!(x["type"], "summary", "the result is the last line");
         assert_eq!(x["instance"], MAIN);
         assert_eq!(x["fresh_snapshot"], true);
         let m: Value = serde_json::from_slice(

@@ -75,7 +75,7 @@ fn main() {
     );
     let safety = std::cell::RefCell::new(String::new());
 
-    t.case("setup", || {
+    t.setup("setup", || {
         bed.trm_json(&bed.init_args());
         // Retention counts small enough to see in a test.
         let path = bed.config_dir.path().join("terrarium.toml");

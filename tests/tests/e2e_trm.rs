@@ -54,7 +54,7 @@ fn main() {
         assert!(!bed.config_dir.path().join("terrarium.toml").exists());
     });
 
-    t.case("init_brings_the_host_to_the_baseline", || {
+    t.setup("init_brings_the_host_to_the_baseline", || {
         let report = bed.trm_json(&bed.init_args());
         assert_eq!(report["changed"], true);
         let net = lxc_json(&format!("/1.0/networks/{BRIDGE}"));
@@ -127,11 +127,12 @@ fn main() {
 
     t.case("image_build_reuses_the_cached_image", || {
         let out = bed.trm_json(&["image", "build"]);
-        assert_eq!(out["action"], "reused", "{out:#}");
+        assert_eq!(out["action"], "reuse", "{out:#}");
+        assert_eq!(out["dry_run"], false, "{out:#}");
         assert_eq!(out["alias"], "terrarium/debian12");
     });
 
-    t.case("launch_waits_for_cloud_init", || {
+    t.setup("launch_waits_for_cloud_init", || {
         let ud = format!("cloud-init.user-data={USER_DATA}");
         let out = bed.trm_json(&["launch", MAIN, "-c", &ud]);
         assert_eq!(out["cloud_init"], "done", "{out:#}");
@@ -293,7 +294,7 @@ fn main() {
         assert!(line.starts_with("running 10."), "{line}");
         let info = bed.trm_json(&["info", MAIN]);
         assert_eq!(info["snapshots"], 0);
-        assert!(info["created_at"].as_str().unwrap().ends_with('Z'));
+        assert!(info["created"].as_str().unwrap().ends_with('Z'));
         let jsonl = bed.trm(&["list", "--format", "jsonl"]);
         let lines: Vec<Value> = String::from_utf8_lossy(&jsonl.stdout)
             .lines()
@@ -308,6 +309,12 @@ fn main() {
         assert!(
             lines.iter().any(|l| l["name"] == MAIN),
             "the running instance is a line: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["type"] == "item" && l["kind"] == "container"),
+            "every line says it is an item, and the instance its kind: {lines:?}"
         );
     });
 

@@ -9,7 +9,7 @@ use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::expose::labels::{self, Item};
 use terrarium_core::expose::{self, Selector};
 use terrarium_core::lxd::Lxd;
-use terrarium_core::output::{emit, Format, Human, Printer};
+use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::systemd;
 use terrarium_core::verdict;
@@ -248,20 +248,13 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             )?);
         }
         Command::Watch { interval } => {
-            // A stream: one JSON line per sync that changed or found trouble.
-            let jsonl = out.format != Format::Human;
+            // A stream: one event per sync that changed or found trouble.
             expose::watch(
                 &lxd,
                 &settings,
                 Duration::from_secs(interval.max(1)),
                 &mut |r| match r {
-                    Ok(rep) if rep.changed() || !rep.problems.is_empty() => {
-                        if jsonl {
-                            emit(&serde_json::to_string(&rep).expect("json"))
-                        } else {
-                            emit(&rep.human())
-                        }
-                    }
+                    Ok(rep) if rep.changed() || !rep.problems.is_empty() => out.event(&rep),
                     Ok(_) => Ok(()),
                     Err(e) => {
                         out.error(&anyhow::Error::new(e));

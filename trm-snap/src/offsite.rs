@@ -208,10 +208,10 @@ struct ProgressOut {
 }
 
 impl ProgressOut {
-    fn emit(&self, line: &str) {
+    fn emit(&self, out: Printer, progress: &PartProgress) {
         let mut failed = self.failed.lock().expect("no panics while locked");
         if failed.is_none() {
-            *failed = terrarium_core::output::emit(line).err();
+            *failed = out.progress(progress).err();
         }
     }
 
@@ -220,18 +220,28 @@ impl ProgressOut {
     }
 }
 
+/// One uploaded part, as a `progress` line of JSON Lines.
+#[derive(serde::Serialize)]
+struct PartProgress<'a> {
+    instance: &'a str,
+    part: u32,
+    part_bytes: u64,
+    uploaded_bytes: u64,
+    read_bytes: u64,
+}
+
 /// A bar on a terminal, JSON Lines with `--format jsonl`, silence otherwise.
 struct Report {
     instance: String,
-    format: Format,
+    printer: Printer,
     bar: Option<ProgressBar>,
     read: std::sync::atomic::AtomicU64,
     out: Arc<ProgressOut>,
 }
 
 impl Report {
-    fn new(instance: &str, format: Format, out: Arc<ProgressOut>) -> Report {
-        let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
+    fn new(instance: &str, printer: Printer, out: Arc<ProgressOut>) -> Report {
+        let bar = (printer.format == Format::Human && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
                 ProgressStyle::with_template(
@@ -245,7 +255,7 @@ impl Report {
         });
         Report {
             instance: instance.to_string(),
-            format,
+            printer,
             bar,
             read: Default::default(),
             out,
@@ -269,19 +279,14 @@ impl Progress for Report {
                 indicatif::HumanBytes(uploaded)
             ));
         }
-        if self.format == Format::Jsonl {
-            self.out.emit(
-                &serde_json::json!({
-                    "type": "progress",
-                    "instance": self.instance,
-                    "part": part,
-                    "part_bytes": bytes,
-                    "uploaded_bytes": uploaded,
-                    "read_bytes": self.read.load(std::sync::atomic::Ordering::Relaxed),
-                })
-                .to_string(),
-            );
-        }
+        let progress = PartProgress {
+            instance: &self.instance,
+            part,
+            part_bytes: bytes,
+            uploaded_bytes: uploaded,
+            read_bytes: self.read.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        self.out.emit(self.printer, &progress);
     }
 }
 
@@ -314,7 +319,7 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
             parallel: a.parallel,
             wait,
         };
-        let report = Arc::new(Report::new(name, out.format, progress.clone()));
+        let report = Arc::new(Report::new(name, out, progress.clone()));
         match export::export(lxd, &s, &req, report) {
             Ok(x) => done.push(x),
             Err(e) if a.all => {
