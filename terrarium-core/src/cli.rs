@@ -65,9 +65,7 @@ fn usage_error(e: clap::Error) -> i32 {
         .unwrap_or_default()
         .trim_start_matches("error: ")
         .to_string();
-    let line = serde_json::json!({
-        "type": "error", "kind": "usage", "message": message, "exit_code": code,
-    });
+    let line = crate::output::error_line("usage", &message, code);
     let _ = writeln!(std::io::stderr(), "{line}");
     code
 }

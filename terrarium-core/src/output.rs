@@ -115,19 +115,32 @@ impl Printer {
             .find_map(|e| e.downcast_ref::<Error>())
             .map(Error::kind)
             .unwrap_or("failure");
-        let line = match self.format {
+        let text = match self.format {
             Format::Human => format!("error: {err:#}"),
-            _ => serde_json::json!({
-                "type": Line::Error,
-                "kind": kind,
-                "message": format!("{err:#}"),
-                "exit_code": code,
-            })
-            .to_string(),
+            _ => error_line(kind, &format!("{err:#}"), code),
         };
-        let _ = writeln!(std::io::stderr(), "{line}");
+        let _ = writeln!(std::io::stderr(), "{text}");
         code
     }
+}
+
+/// The one JSON line an error is on stderr:
+/// `{"type":"error","kind":..,"message":..,"exit_code":..}`.
+pub fn error_line(kind: &str, message: &str, exit_code: i32) -> String {
+    #[derive(Serialize)]
+    struct ErrorLine<'a> {
+        kind: &'a str,
+        message: &'a str,
+        exit_code: i32,
+    }
+    line(
+        Line::Error,
+        &ErrorLine {
+            kind,
+            message,
+            exit_code,
+        },
+    )
 }
 
 /// The exit code for an error: the first typed core error in its chain

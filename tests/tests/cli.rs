@@ -1,0 +1,175 @@
+//! The tools as a script sees them, without LXD: exit codes, the one
+//! error line on stderr, JSON on stdout, and golden JSON where a snapshot
+//! says more than a list of asserts.
+
+use assert_cmd::prelude::*;
+use serde_json::Value;
+use std::process::Command;
+use terrarium_core::error::exit;
+use terrarium_tests::e2e::bin_dir;
+
+/// A tool with no host settings, and an `lxc` that is not there, so what
+/// it prints depends on nothing on this machine.
+fn tool(name: &str, config: &tempfile::TempDir) -> Command {
+    let mut c = Command::new(bin_dir().join(name));
+    c.env("TRM_CONFIG_DIR", config.path())
+        .env("TRM_LXC", "/nonexistent/lxc")
+        .env_remove("TRM_FORMAT")
+        .env_remove("TRM_PROJECT");
+    c
+}
+
+/// The single JSON line on stderr.
+fn error_line(stderr: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line: {text}");
+    assert!(lines[0].starts_with(r#"{"type":"error","#), "{text}");
+    serde_json::from_str(lines[0]).expect("the error line is JSON")
+}
+
+#[test]
+fn a_label_that_would_not_be_routed_is_found_problems_with_its_report() {
+    let config = tempfile::tempdir().unwrap();
+    let out = tool("trm-expose", &config)
+        .args([
+            "check",
+            "nonsense, https://app.example.test:3000/api@auth:devs",
+            "--instance",
+            "web",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::PROBLEMS));
+    let err = error_line(&out.stderr);
+    assert_eq!(err["kind"], "problems");
+    assert_eq!(err["exit_code"], exit::PROBLEMS);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    insta::assert_json_snapshot!(report, @r#"
+    {
+      "conflicts_checked": false,
+      "errors": [
+        {
+          "item": "nonsense",
+          "message": "expected https://, http://, tcp://, udp:// or share://"
+        }
+      ],
+      "instance": "web",
+      "items": [
+        {
+          "auth": [
+            "devs"
+          ],
+          "cport": 3000,
+          "holds": "app.example.test/api",
+          "host": "app.example.test",
+          "item": "https://app.example.test:3000/api@auth:devs",
+          "kind": "http",
+          "path": "/api",
+          "problem": null,
+          "tls": true
+        }
+      ],
+      "note": null,
+      "valid": false
+    }
+    "#);
+}
+
+#[test]
+fn a_good_label_passes_and_json_lines_say_summary() {
+    let config = tempfile::tempdir().unwrap();
+    let out = tool("trm-expose", &config)
+        .args([
+            "check",
+            "https://app.example.test:3000",
+            "--format",
+            "jsonl",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["type"], "summary");
+    assert_eq!(lines[0]["valid"], true);
+}
+
+#[test]
+fn usage_errors_are_exit_2_with_one_json_line_and_nothing_on_stdout() {
+    let config = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("trm", &["launch", "bad name!"][..]),
+        ("trm", &["no-such-command"][..]),
+        ("trm-snap", &["create"][..]),
+        ("trm-expose", &["add", "web"][..]),
+    ] {
+        let out = tool(name, &config)
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(exit::USAGE), "{name} {args:?}");
+        assert!(out.stdout.is_empty(), "{name} {args:?}");
+        let err = error_line(&out.stderr);
+        assert_eq!(err["kind"], "usage", "{name} {args:?}: {err}");
+        assert_eq!(err["exit_code"], exit::USAGE);
+    }
+}
+
+#[test]
+fn a_missing_lxc_is_exit_69_naming_the_tool() {
+    let config = tempfile::tempdir().unwrap();
+    let out = tool("trm", &config)
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::UNAVAILABLE));
+    let err = error_line(&out.stderr);
+    assert_eq!(err["kind"], "tool_missing");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/lxc"),
+        "{err}"
+    );
+}
+
+#[test]
+fn human_errors_are_one_plain_line() {
+    let config = tempfile::tempdir().unwrap();
+    tool("trm", &config)
+        .args(["launch", "bad name!", "--format", "human"])
+        .assert()
+        .code(exit::USAGE)
+        .stdout("")
+        .stderr(predicates::str::starts_with("error: "));
+}
+
+#[test]
+fn every_tool_documents_the_exit_codes_in_its_help() {
+    let config = tempfile::tempdir().unwrap();
+    for name in [
+        "trm",
+        "trm-expose",
+        "trm-snap",
+        "trm-harden",
+        "trm-profile",
+        "trm-gate",
+    ] {
+        let out = tool(name, &config).arg("--help").assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(help.contains(exit::TABLE), "{name} --help lacks the table");
+    }
+}
