@@ -29,6 +29,38 @@ impl CommonArgs {
 
 pub trait ToolArgs: Parser {
     fn common(&self) -> &CommonArgs;
+
+    /// The JSON each leaf command prints, as (its subcommand words, a
+    /// description), shown by `--help` and in its man page.
+    const JSON: &'static [(&'static str, &'static str)] = &[];
+
+    /// The clap command with each command's JSON documented.
+    fn documented() -> clap::Command {
+        document_json(Self::command(), Self::JSON)
+    }
+}
+
+/// Add a `JSON OUTPUT` section to the named subcommands (`"image build"`).
+/// A name that is no subcommand panics: the man page test catches it.
+pub fn document_json(mut cmd: clap::Command, docs: &[(&str, &str)]) -> clap::Command {
+    fn apply(cmd: clap::Command, words: &[&str], text: &str) -> clap::Command {
+        match words.split_first() {
+            None => cmd.after_long_help(format!("JSON OUTPUT:\n{text}")),
+            Some((w, rest)) => {
+                assert!(
+                    cmd.find_subcommand(w).is_some(),
+                    "`{}` has no subcommand `{w}`",
+                    cmd.get_name()
+                );
+                cmd.mut_subcommand(*w, |s| apply(s, rest, text))
+            }
+        }
+    }
+    for (path, text) in docs {
+        let words: Vec<&str> = path.split_whitespace().collect();
+        cmd = apply(cmd, &words, text);
+    }
+    cmd
 }
 
 /// Parse, run, report: exits with the run's code, or the error's. The
@@ -36,7 +68,10 @@ pub trait ToolArgs: Parser {
 /// back here as an error, after the command cleaned up, and ends the
 /// program quietly with status 0, as ripgrep does.
 pub fn main<T: ToolArgs>(run: fn(T, Printer) -> anyhow::Result<i32>) -> ! {
-    let code = match T::try_parse() {
+    let parsed = T::documented()
+        .try_get_matches()
+        .and_then(|m| T::from_arg_matches(&m));
+    let code = match parsed {
         Ok(args) => {
             let printer = args.common().output.printer();
             match run(args, printer) {

@@ -19,3 +19,30 @@ fn man_pages_are_fresh() {
             && generated.contains(&PathBuf::from("trm-init.1"))
     );
 }
+
+/// Every command a script can run says what JSON it prints.
+#[test]
+fn every_leaf_command_documents_its_json() {
+    fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            let documented = cmd
+                .get_after_long_help()
+                .is_some_and(|h| h.to_string().starts_with("JSON OUTPUT:"));
+            out.push((path.clone(), documented));
+        }
+        for s in subs {
+            leaves(s, format!("{path} {}", s.get_name()), out);
+        }
+    }
+    let mut all = Vec::new();
+    for cmd in terrarium_tests::commands() {
+        leaves(&cmd, cmd.get_name().to_string(), &mut all);
+    }
+    assert!(all.len() > 40, "{all:?}");
+    let missing: Vec<&String> = all.iter().filter(|(_, d)| !d).map(|(p, _)| p).collect();
+    assert!(missing.is_empty(), "no JSON OUTPUT section: {missing:?}");
+}

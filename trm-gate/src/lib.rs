@@ -1,7 +1,9 @@
 //! `trm-gate`: the single-sign-on gate Traefik asks before every request
 //! to a dashboard or an `@auth` route. Glue only.
 
-use clap::{CommandFactory, Parser, Subcommand};
+mod json_docs;
+
+use clap::{Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::gate::{self, GateSettings};
 use terrarium_core::output::Printer;
@@ -31,6 +33,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -67,7 +71,7 @@ pub enum KeysCommand {
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
