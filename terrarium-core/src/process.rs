@@ -57,13 +57,22 @@ pub mod tools {
     };
 }
 
+/// A program named at run time (a setting), found the way every tool is.
+pub fn find(program: impl AsRef<OsStr>, hint: impl Into<String>) -> Result<PathBuf> {
+    let program = program.as_ref();
+    which::which(program).map_err(|_| Error::ToolMissing {
+        tool: program.to_string_lossy().into_owned(),
+        hint: hint.into(),
+    })
+}
+
 impl Tool {
     pub fn resolve(&self) -> Result<PathBuf> {
         if let Some(v) = std::env::var_os(self.env).filter(|v| !v.is_empty()) {
-            return which::which(&v).map_err(|_| Error::ToolMissing {
-                tool: v.to_string_lossy().into_owned(),
-                hint: format!("{} names a program that was not found", self.env),
-            });
+            return find(
+                &v,
+                format!("{} names a program that was not found", self.env),
+            );
         }
         self.names
             .iter()
@@ -272,11 +281,7 @@ impl Cmd {
     }
 
     pub fn failure(&self, out: &Output) -> Error {
-        Error::Command(CommandFailure {
-            command_line: self.command_line(),
-            status: out.status.code(),
-            stderr_tail: tail(&out.stderr),
-        })
+        failure(self.command_line(), &out.status, &out.stderr)
     }
 
     /// Run attached to our terminal and return its exit status. While it
@@ -389,11 +394,7 @@ impl Streaming {
         if status.success() {
             return Ok(());
         }
-        Err(Error::Command(CommandFailure {
-            command_line: self.command_line,
-            status: status.code(),
-            stderr_tail: tail(&stderr),
-        }))
+        Err(failure(self.command_line, &status, &stderr))
     }
 
     /// Stop it (after a failure on our side) and reap it.
@@ -401,6 +402,16 @@ impl Streaming {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The error of a command that exited non-zero: its command line, its
+/// status and the tail of what it said on stderr.
+fn failure(command_line: String, status: &ExitStatus, stderr: &[u8]) -> Error {
+    Error::Command(CommandFailure {
+        command_line,
+        status: status.code(),
+        stderr_tail: tail(stderr),
+    })
 }
 
 fn ignore_interrupts() {

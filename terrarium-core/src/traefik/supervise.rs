@@ -279,10 +279,10 @@ fn launch(e: &ExposeSettings) -> Result<Option<u32>> {
         }
         Supervisor::Command => {
             let (prog, args) = e.restart_command.split_first().expect("non-empty");
-            Cmd::new(which::which(prog).map_err(|_| Error::ToolMissing {
-                tool: prog.clone(),
-                hint: "expose.restart_command names it".into(),
-            })?)
+            Cmd::new(crate::process::find(
+                prog,
+                "expose.restart_command names it",
+            )?)
             .args(args)
             .timeout(Duration::from_secs(60))
             .run()?;
