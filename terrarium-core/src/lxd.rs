@@ -31,6 +31,13 @@ pub struct Server {
     pub api_extensions: Vec<String>,
 }
 
+impl Server {
+    /// A string key of the server's configuration (empty when unset).
+    pub fn config_str(&self, key: &str) -> &str {
+        self.config.get(key).and_then(|v| v.as_str()).unwrap_or("")
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ServerEnvironment {
     #[serde(default)]

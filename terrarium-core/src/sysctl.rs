@@ -39,14 +39,24 @@ pub fn read(key: &str) -> Option<u64> {
         .ok()
 }
 
-/// The recommended limits this kernel is below: (key, live, wanted).
-pub fn too_low() -> Vec<(&'static str, u64, u64)> {
+/// The live values of the recommended limits this kernel has.
+pub fn live() -> Vec<(&'static str, u64)> {
+    RECOMMENDED
+        .iter()
+        .filter_map(|&(k, _)| read(k).map(|v| (k, v)))
+        .collect()
+}
+
+/// The recommended limits the `live` values are below: (key, live, wanted).
+pub fn too_low(live: &[(&str, u64)]) -> Vec<(&'static str, u64, u64)> {
     RECOMMENDED
         .iter()
         .filter_map(|&(k, want)| {
-            read(k)
-                .filter(|&live| live < want)
-                .map(|live| (k, live, want))
+            live.iter()
+                .find(|(key, _)| *key == k)
+                .map(|&(_, v)| v)
+                .filter(|&v| v < want)
+                .map(|v| (k, v, want))
         })
         .collect()
 }
@@ -80,6 +90,20 @@ mod tests {
         assert_eq!(
             proc_path("fs.inotify.max_user_instances"),
             PathBuf::from("/proc/sys/fs/inotify/max_user_instances")
+        );
+    }
+
+    #[test]
+    fn only_limits_below_the_recommendation_are_raised() {
+        let live = [
+            ("fs.inotify.max_user_instances", 128),
+            ("vm.max_map_count", 262_144),
+            ("kernel.keys.maxkeys", 5_000),
+        ];
+        assert_eq!(
+            too_low(&live),
+            vec![("fs.inotify.max_user_instances", 128, 1_048_576)],
+            "equal or higher is left alone, unreadable keys are not guessed"
         );
     }
 }

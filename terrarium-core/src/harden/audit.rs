@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{firewall, gate, ssh, wan, Options};
+use super::facts::wan;
+use super::{firewall, gate, ssh, Options};
 use crate::gate::GateSettings;
 use crate::lxd::{Instance, Lxd};
 use crate::output::Row;
@@ -435,12 +436,7 @@ fn management_checks(a: &mut Audit, lxd: &Lxd) {
     let mut evidence = Vec::new();
     match lxd.server() {
         Ok(s) => {
-            let https = s
-                .config
-                .get("core.https_address")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
+            let https = s.config_str("core.https_address").to_string();
             let host = https.rsplit_once(':').map(|(h, _)| h).unwrap_or(&https);
             let ip: Option<IpAddr> = host.trim_matches(|c| c == '[' || c == ']').parse().ok();
             if https.is_empty() || ip.as_ref().is_some_and(is_loopback) {
@@ -545,11 +541,7 @@ fn gate_checks(a: &mut Audit, settings: &Settings, lxd: &Lxd) {
     }
     dashboard_probe(a, settings);
     if let Ok(s) = lxd.server() {
-        let issuer = s
-            .config
-            .get("oidc.issuer")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
+        let issuer = s.config_str("oidc.issuer");
         if !s.api_extensions.iter().any(|x| x == "oidc") {
             a.push("lxd oidc", PROMISE, Status::Warn, format!("LXD {} does not support OIDC: it stays behind its TLS client certificates on loopback", s.environment.server_version), Some("upgrade LXD (5.14 or later) for single sign-on to LXD itself"));
         } else if issuer == g.issuer {

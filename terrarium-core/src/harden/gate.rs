@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::traefik::{forward_auth, oauth2_router};
+use crate::gate::GateSettings;
+use crate::settings::ExposeSettings;
+use crate::traefik::{forward_auth, oauth2_router, validate_dynamic};
 
 /// The management dynamic file, beside (never among) the `trm-*.yml`
 /// per-instance files `trm-expose` owns and prunes.
@@ -90,6 +92,26 @@ pub fn management_config(
     })
 }
 
+/// The management routes for these settings, validated: the admin group
+/// comes from the gate's settings (none yet: the gate is not configured,
+/// and does not run, so the dashboards answer no one).
+pub fn management_file(
+    e: &ExposeSettings,
+    domain: &str,
+    g: Option<&GateSettings>,
+) -> Result<Value> {
+    let mgmt = management_config(
+        domain,
+        &e.cert_resolver,
+        &e.auth_address,
+        crate::baseline::HTTPS_ADDRESS,
+        g.map(|g| g.admin_group.as_str()).unwrap_or_default(),
+    );
+    validate_dynamic(&mgmt)
+        .map_err(|errs| Error::parse("the generated management routes", errs.join("; ")))?;
+    Ok(mgmt)
+}
+
 /// Cockpit listens on loopback only: clear the socket's list, add ours.
 pub fn cockpit_drop_in() -> String {
     format!("# Written by trm-harden: Cockpit on loopback only, reached through Traefik.\n[Socket]\nListenStream=\nListenStream={COCKPIT}\n")
@@ -144,7 +166,6 @@ pub fn discover(issuer: &str) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traefik::validate_dynamic;
 
     #[test]
     fn management_file_validates_and_gates_all_but_lxd() {

@@ -171,7 +171,7 @@ pub fn reload(pid_file: &Path) -> String {
 }
 
 /// Who could still log in once passwords are off, and where we looked.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct KeyCheck {
     /// Accounts with a login shell and at least one authorized key.
     pub with_keys: Vec<String>,

@@ -122,15 +122,26 @@ impl Plan {
 
 /// What applying `defs` would do, without changing anything.
 pub fn plan(lxd: &Lxd, defs: &[Definition]) -> Result<Vec<Plan>> {
+    Ok(plan_from(defs, &read(lxd, defs)?))
+}
+
+/// The profiles of `defs`' names that LXD has.
+pub fn read(lxd: &Lxd, defs: &[Definition]) -> Result<Vec<Profile>> {
+    let mut live = Vec::new();
+    for d in defs {
+        live.extend(lxd.profile(&d.name)?);
+    }
+    Ok(live)
+}
+
+/// What applying `defs` would do to the `live` profiles.
+pub fn plan_from(defs: &[Definition], live: &[Profile]) -> Vec<Plan> {
     defs.iter()
         .map(|d| {
             let want = d.profile();
-            let live = lxd.profile(&d.name)?;
-            let differences = live
-                .as_ref()
-                .map(|l| profiles::diff(l, &want))
-                .unwrap_or_default();
-            let (action, detail) = match status(live.as_ref(), Some(&want)) {
+            let live = live.iter().find(|p| p.name == d.name);
+            let differences = live.map(|l| profiles::diff(l, &want)).unwrap_or_default();
+            let (action, detail) = match status(live, Some(&want)) {
                 Status::Missing => (Action::Create, d.summary.clone()),
                 Status::InSync => (Action::None, "in sync".into()),
                 Status::Drifted => (
@@ -149,13 +160,13 @@ pub fn plan(lxd: &Lxd, defs: &[Definition]) -> Result<Vec<Plan>> {
                     "exists and is not managed by Terrarium; left alone".into(),
                 ),
             };
-            Ok(Plan {
+            Plan {
                 name: d.name.clone(),
                 action,
                 detail,
                 differences,
                 want,
-            })
+            }
         })
         .collect()
 }
