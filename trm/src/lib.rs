@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
-use terrarium_core::baseline::{self, Action, InitOptions};
+use terrarium_core::baseline::{self, InitOptions};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::fs::{lock_wait, Lock, Resource};
@@ -282,12 +282,6 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
 }
 
 fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i32> {
-    if !a.dry_run && !terrarium_core::fs::is_root() {
-        return Err(terrarium_core::Error::NotRoot("trm init".into()).into());
-    }
-    let _lock = Lock::for_change(Resource::Baseline, a.dry_run)?;
-    // init writes the profiles too: the same turn as `trm-profile apply`.
-    let _profiles = Lock::for_change(Resource::Profiles, a.dry_run)?;
     let opts = InitOptions {
         project: project.to_string(),
         pool: a.pool,
@@ -298,16 +292,7 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
         nat: !a.no_nat,
         image: a.image,
     };
-    let steps = baseline::plan(&lxd, &opts)?;
-    let changed = steps.iter().any(|s| s.action != Action::None);
-    if !a.dry_run {
-        baseline::apply(&lxd, &steps).context("applying the baseline")?;
-    }
-    out.one(&baseline::Report {
-        changed,
-        dry_run: a.dry_run,
-        steps,
-    })?;
+    out.one(&baseline::init(&lxd, &opts, a.dry_run).context("the baseline")?)?;
     Ok(0)
 }
 

@@ -37,3 +37,25 @@ pub struct InitOptions {
 pub fn plan(lxd: &Lxd, opts: &InitOptions) -> Result<Vec<Step>> {
     plan_from(&read(lxd, opts)?, opts)
 }
+
+/// `trm init`: the root check and both turns (the baseline's, and the
+/// profiles' it shares with `trm-profile apply`), the plan, and with
+/// `dry_run` false exactly that plan applied.
+pub fn init(lxd: &Lxd, opts: &InitOptions, dry_run: bool) -> Result<Report> {
+    use crate::fs::{Lock, Resource};
+    if !dry_run && !crate::fs::is_root() {
+        return Err(crate::Error::NotRoot("trm init".into()));
+    }
+    let _lock = Lock::for_change(Resource::Baseline, dry_run)?;
+    let _profiles = Lock::for_change(Resource::Profiles, dry_run)?;
+    let steps = plan(lxd, opts)?;
+    let changed = steps.iter().any(|s| s.action != Action::None);
+    if !dry_run {
+        apply(lxd, &steps)?;
+    }
+    Ok(Report {
+        changed,
+        dry_run,
+        steps,
+    })
+}
