@@ -25,6 +25,20 @@ pub struct Change {
     pub sync: Option<SyncReport>,
 }
 
+impl Change {
+    /// The label change as planned, before (or without) any sync: a dry
+    /// run, or nothing to change.
+    fn unsynced(instance: &str, before: String, after: String) -> Change {
+        Change {
+            instance: instance.into(),
+            changed: after != before,
+            label_before: before,
+            label_after: after,
+            sync: None,
+        }
+    }
+}
+
 impl Human for Change {
     fn human(&self) -> String {
         let mut s = if self.changed {
@@ -65,13 +79,7 @@ pub fn add(
     let before = target.config.get(labels::KEY).cloned().unwrap_or_default();
     let (items, _) = labels::parse(&before);
     if items.contains(&item) {
-        return Ok(Change {
-            instance: instance.into(),
-            label_before: before.clone(),
-            label_after: before,
-            changed: false,
-            sync: None,
-        });
+        return Ok(Change::unsynced(instance, before.clone(), before));
     }
     // Keep the owner's own spelling of bad items: they stay visible.
     let after = append_item(&before, &item);
@@ -93,23 +101,9 @@ pub fn add(
         )));
     }
     if dry_run {
-        return Ok(Change {
-            instance: instance.into(),
-            label_before: before,
-            label_after: after,
-            changed: true,
-            sync: None,
-        });
+        return Ok(Change::unsynced(instance, before, after));
     }
-    lxd.set_config(instance, labels::KEY, &after)?;
-    let report = apply::sync_locked(lxd, settings, false)?;
-    Ok(Change {
-        instance: instance.into(),
-        label_before: before,
-        label_after: after,
-        changed: true,
-        sync: Some(report),
-    })
+    relabel(lxd, settings, instance, before, after)
 }
 
 fn append_item(label: &str, item: &Item) -> String {
@@ -169,16 +163,21 @@ pub fn remove(
         after_items.extend(errors.into_iter().map(|e| e.item));
     }
     let after = after_items.join("\n");
-    let changed = after != before;
-    if dry_run || !changed {
-        return Ok(Change {
-            instance: instance.into(),
-            label_before: before,
-            label_after: after,
-            changed,
-            sync: None,
-        });
+    if dry_run || after == before {
+        return Ok(Change::unsynced(instance, before, after));
     }
+    relabel(lxd, settings, instance, before, after)
+}
+
+/// Set the instance's new label (unset it when empty), then sync, still
+/// under the caller's lock.
+fn relabel(
+    lxd: &Lxd,
+    settings: &Settings,
+    instance: &str,
+    before: String,
+    after: String,
+) -> Result<Change> {
     if after.is_empty() {
         lxd.unset_config(instance, labels::KEY)?;
     } else {
@@ -189,7 +188,7 @@ pub fn remove(
         instance: instance.into(),
         label_before: before,
         label_after: after,
-        changed,
+        changed: true,
         sync: Some(report),
     })
 }
