@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use super::{plan, HostView, Source};
+use super::apply::HostView;
+use super::backends::Backends;
+use super::{plan, Source};
 use crate::error::Result;
 use crate::expose::labels::{self, Item};
 use crate::lxd::Lxd;
@@ -54,7 +56,7 @@ pub fn check(
     instance: Option<&str>,
     label: &str,
 ) -> Result<CheckReport> {
-    let read = lxd.map(|l| super::Backends::read_with_instances(l, settings));
+    let read = lxd.map(|l| Backends::read_with_instances(l, settings));
     let conflicts_checked = matches!(read, Some(Ok(_)));
     let mut sources: Vec<Source> = match read {
         Some(Ok((list, backends))) => backends.sources(&list),
