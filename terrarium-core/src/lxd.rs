@@ -529,8 +529,8 @@ impl Lxd {
     }
 
     /// `lxc monitor` of lifecycle events in our project, one JSON object
-    /// per line on the child's stdout.
-    pub fn monitor_lifecycle(&self) -> Result<std::process::Child> {
+    /// per line on the child's stdout; its stderr kept for why it ended.
+    pub fn monitor_lifecycle(&self) -> Result<crate::process::Streaming> {
         Cmd::new(&self.cli)
             .args([
                 "monitor",
@@ -539,7 +539,7 @@ impl Lxd {
                 "--project",
                 &self.project,
             ])
-            .spawn_stdout()
+            .spawn_streaming(false, true)
     }
 
     // ---- server, projects, storage, networks, profiles ----

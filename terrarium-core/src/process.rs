@@ -109,7 +109,7 @@ pub fn tail(bytes: &[u8]) -> String {
 }
 
 /// A command to run. Build it, then `run` (checked), `output` (unchecked),
-/// `interactive` (inherits the terminal) or `spawn_stdout` (streams).
+/// `interactive` (inherits the terminal) or `spawn_streaming` (streams).
 #[derive(Debug, Clone)]
 pub struct Cmd {
     program: PathBuf,
@@ -298,16 +298,6 @@ impl Cmd {
             .wait()
             .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line()), e))
     }
-
-    /// Start it with stdout piped for streaming (stdin closed, stderr
-    /// inherited); the caller reads and reaps it.
-    pub fn spawn_stdout(&self) -> Result<std::process::Child> {
-        self.command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.spawn_error(e))
-    }
 }
 
 impl Cmd {
@@ -358,7 +348,7 @@ impl Cmd {
 pub struct Streaming {
     pub child: std::process::Child,
     command_line: String,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Cmd {
@@ -376,7 +366,7 @@ impl Cmd {
         Ok(Streaming {
             child,
             command_line: self.command_line(),
-            stderr,
+            stderr: Some(stderr),
         })
     }
 }
@@ -390,11 +380,32 @@ impl Streaming {
             .child
             .wait()
             .map_err(|e| Error::io(format!("waiting for `{}`", self.command_line), e))?;
-        let stderr = self.stderr.join().unwrap_or_default();
+        self.verdict(&status)
+    }
+
+    /// `None` while it runs; once it has ended, how (a failure carries
+    /// its stderr: why `lxc monitor` died, say).
+    pub fn exited(&mut self) -> Option<Result<()>> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(self.verdict(&status)),
+            Ok(None) => None,
+            Err(e) => Some(Err(Error::io(
+                format!("waiting for `{}`", self.command_line),
+                e,
+            ))),
+        }
+    }
+
+    fn verdict(&mut self, status: &ExitStatus) -> Result<()> {
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         if status.success() {
             return Ok(());
         }
-        Err(failure(self.command_line, &status, &stderr))
+        Err(failure(self.command_line.clone(), status, &stderr))
     }
 
     /// Stop it (after a failure on our side) and reap it.
@@ -485,6 +496,25 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_stream_that_ends_says_why_from_its_stderr() {
+        let mut s = Cmd::new("sh")
+            .args(["-c", "echo 'monitor lost LXD' >&2; exit 3"])
+            .spawn_streaming(false, true)
+            .unwrap();
+        let ended = loop {
+            if let Some(r) = s.exited() {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let e = ended.unwrap_err().to_string();
+        assert!(
+            e.contains("status 3") && e.contains("monitor lost LXD"),
+            "{e}"
+        );
     }
 
     #[test]

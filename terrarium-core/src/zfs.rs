@@ -100,13 +100,13 @@ pub fn origins(root: &str) -> Result<std::collections::BTreeSet<String>> {
 }
 
 /// A `zfs send` stream of `snapshot` (incremental from `from` when given),
-/// on the child's stdout.
-pub fn send(snapshot: &str, from: Option<&str>) -> Result<std::process::Child> {
+/// on the child's stdout; `finish` says whether it all went.
+pub fn send(snapshot: &str, from: Option<&str>) -> Result<crate::process::Streaming> {
     let mut cmd = zfs()?.arg("send");
     if let Some(f) = from {
         cmd = cmd.args(["-i", f]);
     }
-    cmd.arg(snapshot).spawn_stdout()
+    cmd.arg(snapshot).spawn_streaming(false, true)
 }
 
 #[cfg(test)]

@@ -95,14 +95,20 @@ fn zfs_module_against_a_real_zfs() {
             vec![s1.clone()]
         );
 
-        let child = zfs::send(&s2, Some(&s1)).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
+        let mut stream = zfs::send(&s2, Some(&s1)).unwrap();
+        let mut sent = Vec::new();
+        std::io::Read::read_to_end(&mut stream.child.stdout.take().unwrap(), &mut sent).unwrap();
+        stream.finish().unwrap();
         assert!(
-            out.stdout.len() > 1_000_000,
+            sent.len() > 1_000_000,
             "incremental stream carries the 2 MiB change: {}",
-            out.stdout.len()
+            sent.len()
         );
+        // A failed send says why, from zfs's own stderr.
+        let mut bad = zfs::send(&format!("{pool}@no-such-snapshot"), None).unwrap();
+        drop(bad.child.stdout.take());
+        let err = bad.finish().unwrap_err().to_string();
+        assert!(err.contains("no-such-snapshot"), "{err}");
 
         // Why a rollback on ZFS must copy and swap (snapshots::drivers):
         // ZFS rolls back only to the newest snapshot. Refused while a newer

@@ -243,7 +243,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             let report = expose::sync(&lxd, &settings, dry_run)?;
             out.one(&report)?;
             return Ok(verdict::exit_status(
-                report.problems.len() + usize::from(report.restart == "failed"),
+                report.problems.len() + usize::from(report.restart == expose::Restart::Failed),
                 "sync",
             )?);
         }

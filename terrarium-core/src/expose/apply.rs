@@ -67,8 +67,7 @@ pub struct SyncReport {
     pub firewall_added: Vec<PortRule>,
     pub firewall_removed: Vec<PortRule>,
     pub static_changed: bool,
-    /// `not_needed`, `ok`, `failed`, or `would_restart` on a dry run.
-    pub restart: String,
+    pub restart: Restart,
     /// After a failed restart, Traefik runs again with the previous static
     /// file (the old entrypoints): everything but the new ports works.
     pub rolled_back: bool,
@@ -430,7 +429,7 @@ fn apply(
     let doc = traefik::static_config(&static_options(e), &plan.entrypoints);
     let static_changed = host.live_static.as_ref() != Some(&doc);
     let mut state = load_state(e);
-    let mut restart = "not_needed".to_string();
+    let mut restart = Restart::NotNeeded;
     let mut rolled_back = false;
     // The file Traefik ran with, to go back to when the new one fails.
     let previous = std::fs::read(static_path).ok();
@@ -445,17 +444,17 @@ fn apply(
     }
     if dry_run {
         if static_changed || state.restart_pending {
-            restart = "would_restart".into();
+            restart = Restart::WouldRestart;
         }
     } else if state.restart_pending {
         match traefik::supervise::restart(e) {
             Ok(_) => {
                 state = State::default();
-                restart = "ok".into();
+                restart = Restart::Ok;
             }
             Err(err) => {
                 state.last_restart_error = Some(err.to_string());
-                restart = "failed".into();
+                restart = Restart::Failed;
                 // Keep the routes Traefik had: back to the last file it
                 // ran with. The new one is retried by the next sync.
                 if let (true, Some(old)) = (static_changed, previous) {
@@ -483,19 +482,64 @@ fn apply(
     })
 }
 
+/// What a sync did to Traefik for a new static file (new entrypoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    NotNeeded,
+    /// On a dry run: the static file would change, or a restart is pending.
+    WouldRestart,
+    Ok,
+    /// Remembered: the next sync retries it.
+    Failed,
+}
+
+/// A restart another tool asked for, and why it failed if it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restarted {
+    pub restart: Restart,
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Restart::NotNeeded => "not_needed",
+            Restart::WouldRestart => "would_restart",
+            Restart::Ok => "ok",
+            Restart::Failed => "failed",
+        })
+    }
+}
+
+impl std::fmt::Display for Restarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            Some(e) => write!(f, "{}: {e}", self.restart),
+            None => write!(f, "{}", self.restart),
+        }
+    }
+}
+
 /// Restart Traefik after another tool (trm-harden) rewrote its static
 /// file. A failure is remembered, so the next sync retries it.
-pub fn restart_after_static_change(e: &ExposeSettings) -> Result<String> {
+pub fn restart_after_static_change(e: &ExposeSettings) -> Result<Restarted> {
     let mut state = load_state(e);
     let outcome = match traefik::supervise::restart(e) {
         Ok(_) => {
             state = State::default();
-            "ok".to_string()
+            Restarted {
+                restart: Restart::Ok,
+                error: None,
+            }
         }
         Err(err) => {
             state.restart_pending = true;
             state.last_restart_error = Some(err.to_string());
-            format!("failed: {err}")
+            Restarted {
+                restart: Restart::Failed,
+                error: state.last_restart_error.clone(),
+            }
         }
     };
     save_state(e, &state)?;

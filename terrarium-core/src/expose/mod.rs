@@ -14,7 +14,9 @@ mod plan;
 pub mod policy;
 mod watch;
 
-pub use apply::{proxy, restart_after_static_change, sync, SyncReport, TraefikStatus};
+pub use apply::{
+    proxy, restart_after_static_change, sync, Restart, Restarted, SyncReport, TraefikStatus,
+};
 pub use backends::NIC_FILTERS;
 pub use check::{check, CheckReport};
 pub use edit::{add, list, remove, Change, Listing, Selector};

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{sync, RouteState, SyncReport};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lxd::Lxd;
+use crate::process::Streaming;
 use crate::settings::Settings;
 
 /// The watcher service, and a timer-driven full sync as its backstop.
@@ -69,9 +70,9 @@ pub fn watch(
     use std::io::BufRead;
     use std::sync::mpsc;
     let (tx, rx) = mpsc::channel::<String>();
-    let spawn_monitor = |tx: mpsc::Sender<String>| -> Result<std::process::Child> {
-        let mut child = lxd.monitor_lifecycle()?;
-        let out = child.stdout.take().expect("piped");
+    let spawn_monitor = |tx: mpsc::Sender<String>| -> Result<Streaming> {
+        let mut monitor = lxd.monitor_lifecycle()?;
+        let out = monitor.child.stdout.take().expect("piped");
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
                 if tx.send(line).is_err() {
@@ -79,14 +80,14 @@ pub fn watch(
                 }
             }
         });
-        Ok(child)
+        Ok(monitor)
     };
     let mut monitor = spawn_monitor(tx.clone())?;
     let mut last_full = std::time::Instant::now();
     // A report that cannot be delivered (our reader went away) ends the
     // watch: the error goes back to the caller, the monitor is stopped.
     let run = |report: &mut dyn FnMut(Result<SyncReport>) -> Result<()>,
-               monitor: &mut std::process::Child|
+               monitor: &mut Streaming|
      -> Result<Vec<String>> {
         let r = sync(lxd, settings, false);
         let mut w: Vec<String> = match &r {
@@ -100,8 +101,8 @@ pub fn watch(
         };
         w.dedup();
         if let Err(e) = report(r) {
-            let _ = monitor.kill();
-            let _ = monitor.wait();
+            let _ = monitor.child.kill();
+            let _ = monitor.child.wait();
             return Err(e);
         }
         Ok(w)
@@ -133,9 +134,12 @@ pub fn watch(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("we hold a sender"),
         }
-        if let Ok(Some(_)) = monitor.try_wait() {
-            // LXD restarted or the monitor died: follow again, and resync
-            // in case events were missed meanwhile.
+        if let Some(ended) = monitor.exited() {
+            // LXD restarted or the monitor died: say why (its stderr),
+            // follow again, and resync in case events were missed.
+            report(Err(ended.err().unwrap_or_else(|| {
+                Error::Unavailable("`lxc monitor` ended; following LXD's events again".into())
+            })))?;
             std::thread::sleep(Duration::from_secs(1));
             monitor = spawn_monitor(tx.clone())?;
             waiting = run(report, &mut monitor)?;

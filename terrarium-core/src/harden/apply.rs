@@ -22,7 +22,7 @@ pub struct ApplyReport {
     pub ssh_reload: Option<String>,
     /// sshd's effective settings after the change (`sshd -T`).
     pub ssh_effective: Option<Vec<String>>,
-    pub traefik_restart: Option<String>,
+    pub traefik_restart: Option<expose::Restarted>,
     pub notes: Vec<String>,
 }
 
