@@ -453,7 +453,7 @@ impl Lxd {
         if optimized {
             cmd = cmd.arg("--optimized-storage");
         }
-        cmd.spawn_streaming(false, true)
+        cmd.spawn_streaming(crate::process::Pipe::Stdout)
     }
 
     /// `lxc import` of a backup tarball written to the child's stdin.
@@ -466,7 +466,7 @@ impl Lxd {
         if let Some(p) = pool.filter(|p| !p.is_empty()) {
             cmd = cmd.args(["--storage", p]);
         }
-        cmd.spawn_streaming(true, false)
+        cmd.spawn_streaming(crate::process::Pipe::Stdin)
     }
 
     /// Rename a stopped instance.
@@ -539,7 +539,7 @@ impl Lxd {
                 "--project",
                 &self.project,
             ])
-            .spawn_streaming(false, true)
+            .spawn_streaming(crate::process::Pipe::Stdout)
     }
 
     // ---- server, projects, storage, networks, profiles ----

@@ -343,7 +343,16 @@ impl Cmd {
     }
 }
 
-/// A child whose stdin and/or stdout we stream through, its stderr kept
+/// Which end of a streaming child we write or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// We feed its stdin (`lxc import`).
+    Stdin,
+    /// We read its stdout (`lxc export`, `lxc monitor`, `zfs send`).
+    Stdout,
+}
+
+/// A child whose stdin or stdout we stream through, its stderr kept
 /// for the error message. `finish` reaps it and checks its status.
 pub struct Streaming {
     pub child: std::process::Child,
@@ -352,8 +361,9 @@ pub struct Streaming {
 }
 
 impl Cmd {
-    /// Start it with the chosen ends piped (others closed) and stderr captured.
-    pub fn spawn_streaming(&self, stdin: bool, stdout: bool) -> Result<Streaming> {
+    /// Start it with one end piped (the other closed) and stderr captured.
+    pub fn spawn_streaming(&self, pipe: Pipe) -> Result<Streaming> {
+        let (stdin, stdout) = (pipe == Pipe::Stdin, pipe == Pipe::Stdout);
         let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
         let mut child = self
             .command()
@@ -502,7 +512,7 @@ mod tests {
     fn a_stream_that_ends_says_why_from_its_stderr() {
         let mut s = Cmd::new("sh")
             .args(["-c", "echo 'monitor lost LXD' >&2; exit 3"])
-            .spawn_streaming(false, true)
+            .spawn_streaming(Pipe::Stdout)
             .unwrap();
         let ended = loop {
             if let Some(r) = s.exited() {

@@ -106,7 +106,8 @@ pub fn send(snapshot: &str, from: Option<&str>) -> Result<crate::process::Stream
     if let Some(f) = from {
         cmd = cmd.args(["-i", f]);
     }
-    cmd.arg(snapshot).spawn_streaming(false, true)
+    cmd.arg(snapshot)
+        .spawn_streaming(crate::process::Pipe::Stdout)
 }
 
 #[cfg(test)]

@@ -250,17 +250,9 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             out.one(&instances::info(&lxd()?, &name)?)?;
             Ok(0)
         }
-        Command::Start(a) => lifecycle(lxd()?, Verb::Start, &a.name, a.force, a.dry_run, true, out),
-        Command::Stop(a) => lifecycle(lxd()?, Verb::Stop, &a.name, a.force, a.dry_run, true, out),
-        Command::Restart(a) => lifecycle(
-            lxd()?,
-            Verb::Restart,
-            &a.name,
-            a.force,
-            a.dry_run,
-            true,
-            out,
-        ),
+        Command::Start(a) => lifecycle(lxd()?, a.asking(Verb::Start), out),
+        Command::Stop(a) => lifecycle(lxd()?, a.asking(Verb::Stop), out),
+        Command::Restart(a) => lifecycle(lxd()?, a.asking(Verb::Restart), out),
         Command::Doctor { name } => {
             let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;
             out.list(&findings)?;
@@ -271,11 +263,13 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         }
         Command::Delete(a) => lifecycle(
             lxd()?,
-            Verb::Delete,
-            &a.name,
-            a.force,
-            a.dry_run,
-            a.yes,
+            Lifecycle {
+                verb: Verb::Delete,
+                name: &a.name,
+                force: a.force,
+                dry_run: a.dry_run,
+                yes: a.yes,
+            },
             out,
         ),
     }
@@ -355,15 +349,36 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn lifecycle(
-    lxd: Lxd,
+/// One lifecycle command, as asked.
+struct Lifecycle<'a> {
     verb: Verb,
-    name: &str,
+    name: &'a str,
     force: bool,
     dry_run: bool,
+    /// Only delete asks first.
     yes: bool,
-    out: Printer,
-) -> anyhow::Result<i32> {
+}
+
+impl LifecycleArgs {
+    fn asking(&self, verb: Verb) -> Lifecycle<'_> {
+        Lifecycle {
+            verb,
+            name: &self.name,
+            force: self.force,
+            dry_run: self.dry_run,
+            yes: true,
+        }
+    }
+}
+
+fn lifecycle(lxd: Lxd, l: Lifecycle, out: Printer) -> anyhow::Result<i32> {
+    let Lifecycle {
+        verb,
+        name,
+        force,
+        dry_run,
+        yes,
+    } = l;
     let (mut change, _) = instances::plan_change(&lxd, name, verb, force)?;
     change.dry_run = dry_run;
     if !dry_run && change.changed {
