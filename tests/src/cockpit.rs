@@ -18,8 +18,10 @@
 //! dir and points `XDG_CONFIG_DIRS` there (e.g. `[WebService]` `Origins =`
 //! for a console served under another host name, or `LoginTitle =`).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::child::TestChild;
 
 pub const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
 
@@ -28,11 +30,10 @@ pub const LOGIN_MARKER: &str = "login-user-input";
 
 /// cockpit-ws on `127.0.0.1:port`; killed (by pid) on drop.
 pub struct Cockpit {
-    child: Option<Child>,
+    child: TestChild,
     pub port: u16,
     /// `XDG_CONFIG_DIRS` for it: holds `cockpit/cockpit.conf`.
     config: tempfile::TempDir,
-    log: tempfile::NamedTempFile,
 }
 
 impl Cockpit {
@@ -55,10 +56,9 @@ impl Cockpit {
         std::fs::create_dir_all(config.path().join("cockpit")).unwrap();
         std::fs::write(config.path().join("cockpit/cockpit.conf"), conf).unwrap();
         let mut c = Cockpit {
-            child: None,
+            child: TestChild::new("cockpit-ws"),
             port,
             config,
-            log: tempfile::NamedTempFile::new().unwrap(),
         };
         c.run();
         c
@@ -66,45 +66,22 @@ impl Cockpit {
 
     /// Start (again) on the same port and configuration.
     pub fn run(&mut self) {
-        assert!(self.child.is_none(), "cockpit-ws is already running");
-        let child = Command::new(COCKPIT_WS)
-            .args(["--no-tls", "--address", "127.0.0.1", "--port"])
+        let mut cmd = Command::new(COCKPIT_WS);
+        cmd.args(["--no-tls", "--address", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            .env("XDG_CONFIG_DIRS", self.config.path())
-            .stdin(Stdio::null())
-            .stdout(crate::append_to(self.log.path()))
-            .stderr(crate::append_to(self.log.path()))
-            .spawn()
-            .expect("start cockpit-ws");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            match ureq::get(&self.url())
+            .env("XDG_CONFIG_DIRS", self.config.path());
+        let url = self.url();
+        self.child.start(cmd, 20, || {
+            ureq::get(&url)
                 .timeout(Duration::from_secs(5))
                 .call()
-            {
-                Ok(r) if r.status() == 200 => return,
-                _ => {}
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("cockpit-ws exited ({status}): {}", self.log_text());
-            }
-            assert!(
-                Instant::now() < until,
-                "cockpit-ws did not answer on {}: {}",
-                self.url(),
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                .is_ok_and(|r| r.status() == 200)
+        });
     }
 
     /// Stop it by its pid.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill()
     }
 
     /// `http://127.0.0.1:PORT/`: its login page.
@@ -113,12 +90,6 @@ impl Cockpit {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Cockpit {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.log_text()
     }
 }

@@ -68,8 +68,10 @@
 //!   ([`crate::browser::Browser`] resolves only the test's hosts).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::child::TestChild;
 
 use serde_json::{json, Value};
 
@@ -115,13 +117,12 @@ impl Default for IdpOptions {
 
 /// oidc-provider-mock on `127.0.0.1:port`; killed (by pid) on drop.
 pub struct Idp {
-    child: Option<Child>,
+    /// Its output (a request log), for a failing test to show.
+    child: TestChild,
     pub port: u16,
     pub options: IdpOptions,
     /// One `--user-claims` JSON object per user.
     users: Vec<Value>,
-    /// Its stderr (request log), for a failing test to show.
-    log: tempfile::NamedTempFile,
 }
 
 impl Idp {
@@ -150,11 +151,10 @@ impl Idp {
             assert!(u["sub"].is_string(), "a user needs a sub: {u}");
         }
         let mut idp = Idp {
-            child: None,
+            child: TestChild::new("oidc-provider-mock"),
             port: crate::free_port(),
             options,
             users: users.to_vec(),
-            log: tempfile::NamedTempFile::new().unwrap(),
         };
         idp.run();
         idp
@@ -164,7 +164,6 @@ impl Idp {
     /// restarted provider has a new signing key and forgets its codes,
     /// tokens and registered clients.
     pub fn run(&mut self) {
-        assert!(self.child.is_none(), "the IdP is already running");
         let b = |v: bool| if v { "true" } else { "false" };
         let mut cmd = Command::new(binary());
         cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
@@ -178,46 +177,21 @@ impl Idp {
         for u in &self.users {
             cmd.arg("--user-claims").arg(u.to_string());
         }
-        let child = cmd
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(crate::append_to(self.log.path()))
-            .spawn()
-            .expect("start oidc-provider-mock");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(doc) = self.discovery() {
-                assert_eq!(doc["issuer"], self.issuer(), "discovery: {doc}");
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "oidc-provider-mock exited ({status}) on port {}: {}",
-                    self.port,
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < until,
-                "oidc-provider-mock did not answer discovery: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        cmd.env("NO_COLOR", "1");
+        let issuer = self.issuer();
+        let discovery = self.discovery_url();
+        self.child.start(cmd, 30, || {
+            get_json(&discovery).is_ok_and(|doc| doc["issuer"] == issuer)
+        });
     }
 
     /// Stop it by its pid (an IdP outage, as a client sees it).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill()
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child.is_running()
     }
 
     /// `http://127.0.0.1:PORT`: the issuer as discovery states it when asked
@@ -240,11 +214,7 @@ impl Idp {
 
     /// The discovery document, or why it could not be had.
     pub fn discovery(&self) -> Result<Value, String> {
-        let resp = ureq::get(&self.discovery_url())
-            .timeout(Duration::from_secs(5))
-            .call()
-            .map_err(|e| e.to_string())?;
-        resp.into_json().map_err(|e| e.to_string())
+        get_json(&self.discovery_url())
     }
 
     /// Register a client (RFC 7591), as `--require-registration` needs:
@@ -267,14 +237,16 @@ impl Idp {
 
     /// What the provider logged so far (one line per request).
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+        self.child.log_text()
     }
 }
 
-impl Drop for Idp {
-    fn drop(&mut self) {
-        self.kill();
-    }
+fn get_json(url: &str) -> Result<Value, String> {
+    let resp = ureq::get(url)
+        .timeout(Duration::from_secs(5))
+        .call()
+        .map_err(|e| e.to_string())?;
+    resp.into_json().map_err(|e| e.to_string())
 }
 
 /// The payload of a JWT (its middle part), not verified.

@@ -2,6 +2,7 @@
 //! end-to-end test bed against a real LXD.
 
 pub mod browser;
+pub mod child;
 pub mod cockpit;
 pub mod e2e;
 pub mod idp;

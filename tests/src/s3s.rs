@@ -5,15 +5,16 @@
 //! directory: what a crash and a restart look like to a client.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use crate::child::TestChild;
 
 pub const BUCKET: &str = "backups";
 pub const ACCESS: &str = "TRMTESTKEY";
 pub const SECRET: &str = "trm-test-secret-0123456789";
 
 pub struct S3Server {
-    child: Option<Child>,
+    child: TestChild,
     pub port: u16,
     pub root: tempfile::TempDir,
 }
@@ -38,7 +39,7 @@ impl S3Server {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
         let mut s = S3Server {
-            child: None,
+            child: TestChild::new("s3s-fs"),
             port,
             root,
         };
@@ -48,28 +49,19 @@ impl S3Server {
 
     /// Start (again) on the same port and directory.
     pub fn run(&mut self) {
-        let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+        let mut cmd = Command::new(binary());
+        cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS, "--secret-key", SECRET])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < until, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .arg(self.root.path());
+        let port = self.port;
+        self.child.start(cmd, 20, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
 
     /// Stop it by its pid (a crash, as a client sees it).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill()
     }
 
     pub fn endpoint(&self) -> String {
@@ -107,11 +99,5 @@ impl S3Server {
         .iter()
         .map(|s| s.to_string())
         .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
