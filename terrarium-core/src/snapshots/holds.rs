@@ -19,7 +19,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::{lock_instance, snapshot_names, zfs_snapshot};
 use crate::error::{Error, Result};
+use crate::lxd::Lxd;
+use crate::names::validate_instance_name;
+use crate::output::Human;
 
 /// Holds per instance, so a forged or runaway caller cannot keep an
 /// unbounded number of snapshots out of retention.
@@ -131,6 +135,63 @@ pub fn rename(project: &str, from: &str, to: &str) -> Result<()> {
     target.extend(held);
     save(project, to, target)?;
     save(project, from, BTreeSet::new())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    pub instance: String,
+    pub snapshot: String,
+    pub held: bool,
+    pub changed: bool,
+}
+
+impl Human for Hold {
+    fn human(&self) -> String {
+        format!(
+            "{}/{}: {}{}",
+            self.instance,
+            self.snapshot,
+            if self.held { "held" } else { "released" },
+            if self.changed { "" } else { " (already)" }
+        )
+    }
+}
+
+/// Hold or release a snapshot. Root only: the record is the host's, and
+/// at most [`MAX_PER_INSTANCE`] per instance.
+pub fn set_hold(lxd: &Lxd, name: &str, snap: &str, held: bool, wait: bool) -> Result<Hold> {
+    validate_instance_name(name)?;
+    if !crate::fs::is_root() {
+        return Err(Error::NotRoot("holding or releasing a snapshot".into()));
+    }
+    let _lock = lock_instance(lxd.project(), name, wait)?;
+    let i = lxd.instance_full(name)?;
+    let existing = snapshot_names(&i);
+    if !existing.contains(snap) {
+        return Err(Error::NotFound {
+            kind: "snapshot",
+            name: format!("{name}/{snap}"),
+        });
+    }
+    let change = plan(&load(lxd.project(), name)?, &existing, snap, held)?;
+    // On ZFS the hold goes into the pool too, so not even a hand-run
+    // `zfs destroy` can take the snapshot.
+    if let Some(zsnap) = zfs_snapshot(lxd, &i, snap)? {
+        if held {
+            if crate::zfs::user_refs(&zsnap)? == 0 {
+                crate::zfs::hold(&zsnap)?;
+            }
+        } else {
+            crate::zfs::release(&zsnap)?;
+        }
+    }
+    apply(lxd.project(), name, &change)?;
+    Ok(Hold {
+        instance: name.into(),
+        snapshot: snap.into(),
+        held,
+        changed: change.changed,
+    })
 }
 
 #[cfg(test)]
