@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
+use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::{import, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
-use terrarium_core::{snapshots, systemd, Error};
+use terrarium_core::snapshots::{self, holds};
+use terrarium_core::{systemd, Error};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -187,7 +189,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let project = cli.common.project()?;
     let lxd = Lxd::new(&project)?;
     let policy = settings.snapshots;
-    let wait = cli.wait;
+    let on_busy = if cli.wait { OnBusy::Wait } else { OnBusy::Fail };
     match cli.command {
         Command::Create { name, all, label } => {
             let names: Vec<String> = if all {
@@ -197,7 +199,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             };
             let made = names
                 .iter()
-                .map(|n| snapshots::create(&lxd, n, label.as_deref(), wait))
+                .map(|n| snapshots::create(&lxd, n, label.as_deref(), on_busy))
                 .collect::<Result<Vec<_>, Error>>()?;
             out.list(&made)?;
         }
@@ -209,7 +211,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             yes,
             dry_run,
         } => {
-            let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, wait)?;
+            let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, on_busy)?;
             if dry_run {
                 out.one(&plan)?;
                 return Ok(0);
@@ -228,7 +230,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 Some(&plan.target),
                 swap,
                 false,
-                wait,
+                on_busy,
             )?)?;
         }
         Command::Restore {
@@ -247,7 +249,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             &lxd,
             &policy,
             now.unwrap_or_else(Utc::now),
-            wait,
+            on_busy,
         )?)?,
         Command::Prune {
             name,
@@ -266,15 +268,23 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &format!("Delete {doomed} snapshot(s) by the retention policy"),
                 yes,
             )?;
-            out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, wait)?)?;
+            out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, on_busy)?)?;
         }
-        Command::Hold { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)?
-        }
-        Command::Release { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)?
-        }
-        Command::Export(a) => return offsite::export(&lxd, a, wait, out),
+        Command::Hold { name, snapshot } => out.one(&snapshots::set_hold(
+            &lxd,
+            &name,
+            &snapshot,
+            holds::Action::Hold,
+            on_busy,
+        )?)?,
+        Command::Release { name, snapshot } => out.one(&snapshots::set_hold(
+            &lxd,
+            &name,
+            &snapshot,
+            holds::Action::Release,
+            on_busy,
+        )?)?,
+        Command::Export(a) => return offsite::export(&lxd, a, on_busy, out),
         Command::Import {
             name,
             new,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use terrarium_core::confirm::confirm;
+use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::settings::{self, KeyChoice, SecretSource, SetRequest};
 use terrarium_core::offsite::upload::Progress;
@@ -293,7 +294,7 @@ impl export::ReadProgress for Report {
     }
 }
 
-pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Result<i32> {
+pub fn export(lxd: &Lxd, a: ExportArgs, on_busy: OnBusy, out: Printer) -> anyhow::Result<i32> {
     let s = S3Settings::require()?;
     let names: Vec<String> = if a.all {
         lxd.instances()?.into_iter().map(|i| i.name).collect()
@@ -310,7 +311,7 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
             optimized: a.optimized,
             part_size_mib: a.part_size,
             parallel: a.parallel,
-            wait,
+            on_busy,
         };
         let report = Arc::new(Report::new(name, out.format, progress.clone()));
         match export::export(lxd, &s, &req, report) {

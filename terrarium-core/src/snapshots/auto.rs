@@ -8,6 +8,7 @@ use super::prune::{prune_instance, PruneMode};
 use super::retention::{self, Policy};
 use super::{lock_instance, snaps_of, take};
 use crate::error::{Error, Result};
+use crate::fs::OnBusy;
 use crate::lxd::Lxd;
 use crate::output::Row;
 
@@ -39,10 +40,10 @@ impl Row for Tick {
     }
 }
 
-/// One tick of the time machine for every instance that opts in.
-/// Without `wait`, an instance another Terrarium process is working on
+/// One tick of the time machine for every instance that opts in. With
+/// [`OnBusy::Fail`], an instance another Terrarium process is working on
 /// (a rollback, say) is skipped this tick and reported busy.
-pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Result<Vec<Tick>> {
+pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> Result<Vec<Tick>> {
     let mut out = Vec::new();
     for i in lxd.instances()? {
         let tick = |outcome: &str| Tick {
@@ -56,7 +57,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
             continue;
         }
         // A rollback in progress owns the instance: skip it this tick.
-        let _lock = match lock_instance(lxd.project(), &i.name, wait) {
+        let _lock = match lock_instance(lxd.project(), &i.name, on_busy) {
             Ok(l) => l,
             Err(Error::LockBusy(_)) => {
                 out.push(tick("busy"));
@@ -79,7 +80,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, wait: bool) -> Resul
         };
         if let Some(tier) = retention::due_tier(&snaps, now, policy) {
             let name = retention::auto_name(tier, now);
-            match take(lxd, &i.name, &name, i.is_running()) {
+            match take(lxd, &i, &name) {
                 Ok(()) => {
                     t.snapshot = Some(name);
                     t.outcome = "snapshotted".into();

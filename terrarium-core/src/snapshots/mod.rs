@@ -18,23 +18,23 @@ pub use restore::{restore_as, strip_identity, Restored};
 pub use rollback::{rollback, Method, Rollback};
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fs::{lock_wait, Lock};
+use crate::fs::{Lock, OnBusy};
 use crate::lxd::{Instance, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::Row;
 use retention::{Kind, Snap};
 
 /// The per-instance lock every Terrarium writer of snapshots shares.
-/// Without `wait` a second caller is told "busy" (exit 75) at once.
-pub fn lock_instance(project: &str, name: &str, wait: bool) -> Result<Lock> {
-    let wait = if wait { lock_wait() } else { Duration::ZERO };
-    Lock::acquire(crate::fs::Resource::Instance { project, name }, wait)
+pub fn lock_instance(project: &str, name: &str, on_busy: OnBusy) -> Result<Lock> {
+    Lock::acquire(
+        crate::fs::Resource::Instance { project, name },
+        on_busy.timeout(),
+    )
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
@@ -195,28 +195,30 @@ impl Row for Created {
     }
 }
 
-pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, wait: bool) -> Result<Created> {
+pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, on_busy: OnBusy) -> Result<Created> {
     validate_instance_name(name)?;
     let base = manual_name(label, Utc::now())?;
-    let _lock = lock_instance(lxd.project(), name, wait)?;
+    let _lock = lock_instance(lxd.project(), name, on_busy)?;
     // Named under the lock, against the snapshots there are now.
     let i = lxd.instance_full(name)?;
     let existing = snapshot_names(&i);
     let snapshot = unique_name(&base, |n| existing.contains(n));
-    take(lxd, name, &snapshot, i.is_running())?;
+    take(lxd, &i, &snapshot)?;
     Ok(Created {
         instance: name.into(),
         snapshot,
     })
 }
 
-/// Take a snapshot; a running instance is frozen for the moment it takes,
-/// so the snapshot is consistent and LXD's walk of the filesystem cannot
-/// race a file the workload deletes (seen on btrfs: "lstat ...
-/// resolv.conf.dhclient-new: no such file or directory", which also left
-/// an orphaned subvolume behind). It is thawed whatever happens.
-pub fn take(lxd: &Lxd, name: &str, snap: &str, running: bool) -> Result<()> {
-    if !running {
+/// Take a snapshot of `i` as last read (under its lock); if it runs, it
+/// is frozen for the moment it takes, so the snapshot is consistent and
+/// LXD's walk of the filesystem cannot race a file the workload deletes
+/// (seen on btrfs: "lstat ... resolv.conf.dhclient-new: no such file or
+/// directory", which also left an orphaned subvolume behind). It is
+/// thawed whatever happens.
+pub fn take(lxd: &Lxd, i: &Instance, snap: &str) -> Result<()> {
+    let name = i.name.as_str();
+    if !i.is_running() {
         return lxd.snapshot(name, snap);
     }
     lxd.pause(name)?;

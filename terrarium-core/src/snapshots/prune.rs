@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::retention::{self, Decision, Policy};
 use super::{lock_instance, one_or_all, snaps_of, zfs_snapshot};
 use crate::error::Result;
+use crate::fs::OnBusy;
 use crate::lxd::{Instance, Lxd};
 use crate::output::Row;
 
@@ -134,7 +135,7 @@ pub fn prune_apply(
     confirmed: &[Pruned],
     policy: &Policy,
     now: DateTime<Utc>,
-    wait: bool,
+    on_busy: OnBusy,
 ) -> Result<Vec<Pruned>> {
     let doomed: BTreeSet<(String, String)> = confirmed
         .iter()
@@ -145,7 +146,7 @@ pub fn prune_apply(
     let names: BTreeSet<&str> = confirmed.iter().map(|p| p.instance.as_str()).collect();
     let mut out = Vec::new();
     for name in names {
-        let _lock = lock_instance(lxd.project(), name, wait)?;
+        let _lock = lock_instance(lxd.project(), name, on_busy)?;
         let i = lxd.instance_full(name)?;
         let mode = PruneMode::Confirmed(doomed.clone());
         out.extend(prune_instance(lxd, &i, now, policy, mode)?);

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::expose::labels;
+use crate::fs::OnBusy;
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
 use crate::output::Human;
@@ -77,13 +78,13 @@ pub fn rollback(
     to: Option<&str>,
     swap: bool,
     dry_run: bool,
-    wait: bool,
+    on_busy: OnBusy,
 ) -> Result<Rollback> {
     validate_instance_name(name)?;
     let _lock = if dry_run {
         None
     } else {
-        Some(lock_instance(lxd.project(), name, wait)?)
+        Some(lock_instance(lxd.project(), name, on_busy)?)
     };
     let i = lxd.instance_full(name)?;
     let mut snaps: Vec<(DateTime<Utc>, String)> = i
@@ -171,7 +172,7 @@ pub fn rollback(
     if dry_run {
         return Ok(report);
     }
-    take(lxd, name, &safety, was_running)?;
+    take(lxd, &i, &safety)?;
     if was_running {
         lxd.stop(name, false).map_err(|e| {
             Error::WrongState(format!(
