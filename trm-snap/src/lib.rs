@@ -211,7 +211,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             yes,
             dry_run,
         } => {
-            let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, on_busy)?;
+            let plan = snapshots::rollback_plan(&lxd, &name, to.as_deref(), swap)?;
             if dry_run {
                 out.one(&plan)?;
                 return Ok(0);
@@ -224,14 +224,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 ),
                 yes,
             )?;
-            out.one(&snapshots::rollback(
-                &lxd,
-                &name,
-                Some(&plan.target),
-                swap,
-                false,
-                on_busy,
-            )?)?;
+            out.one(&snapshots::rollback_apply(&lxd, &plan, on_busy)?)?;
         }
         Command::Restore {
             name,

@@ -15,7 +15,7 @@ pub use auto::{auto, units, Tick};
 pub use holds::{set_hold, Hold};
 pub use prune::{prune_apply, prune_plan, Pruned};
 pub use restore::{restore_as, strip_identity, Restored};
-pub use rollback::{rollback, Method, Rollback};
+pub use rollback::{rollback_apply, rollback_plan, Method, Rollback};
 
 use std::collections::BTreeSet;
 

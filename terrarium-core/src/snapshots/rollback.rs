@@ -3,6 +3,8 @@
 //! in place where the driver keeps them, else through a copy that takes
 //! the instance's name while the original is kept, stopped, beside it).
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -69,23 +71,16 @@ impl Human for Rollback {
     }
 }
 
-/// Step the instance back to `to` (default: its newest snapshot). A safety
-/// snapshot comes first; newer snapshots are never destroyed: on ZFS, where
-/// LXD would have to delete them, or with `swap`, restore through a copy.
-pub fn rollback(
-    lxd: &Lxd,
-    name: &str,
-    to: Option<&str>,
-    swap: bool,
-    dry_run: bool,
-    on_busy: OnBusy,
-) -> Result<Rollback> {
-    validate_instance_name(name)?;
-    let _lock = if dry_run {
-        None
-    } else {
-        Some(lock_instance(lxd.project(), name, on_busy)?)
-    };
+/// What a rollback is decided from, as read from LXD.
+struct Facts {
+    name: String,
+    /// (created, name), oldest first.
+    snaps: Vec<(DateTime<Utc>, String)>,
+    running: bool,
+    restore_older: drivers::RestoreOlder,
+}
+
+fn read(lxd: &Lxd, name: &str) -> Result<Facts> {
     let i = lxd.instance_full(name)?;
     let mut snaps: Vec<(DateTime<Utc>, String)> = i
         .snapshots
@@ -94,39 +89,59 @@ pub fn rollback(
         .map(|s| (parse_time(&s.created_at), s.name.clone()))
         .collect();
     snaps.sort();
-    let target = match to {
-        Some(t) if snaps.iter().any(|(_, n)| n == t) => t.to_string(),
-        Some(t) => {
-            return Err(Error::NotFound {
-                kind: "snapshot",
-                name: format!("{name}/{t}"),
-            })
-        }
-        None => snaps.last().map(|(_, n)| n.clone()).ok_or_else(|| {
-            Error::WrongState(format!("instance '{name}' has no snapshot to roll back to"))
-        })?,
-    };
-    let newer: Vec<&str> = snaps
-        .iter()
-        .skip_while(|(_, n)| *n != target)
-        .skip(1)
-        .map(|(_, n)| n.as_str())
-        .collect();
     let pool = root_pool(lxd, &i)?;
     let driver = pool.as_ref().map(|p| p.driver.as_str()).unwrap_or_default();
     let remove_snapshots = pool
         .as_ref()
         .and_then(|p| p.config.get("volume.zfs.remove_snapshots"))
         .is_some_and(|v| v == "true");
+    Ok(Facts {
+        name: name.into(),
+        snaps,
+        running: i.is_running(),
+        restore_older: drivers::restore_older(driver, remove_snapshots),
+    })
+}
+
+/// Decide a rollback to `to` (default: the newest snapshot): the method,
+/// the safety snapshot's name and, with copy-and-swap, the name the
+/// current instance is kept under (`free` tells whether one is unused).
+fn decide(
+    f: &Facts,
+    to: Option<&str>,
+    swap: bool,
+    now: DateTime<Utc>,
+    free: impl Fn(&str) -> bool,
+) -> Result<Rollback> {
+    let name = f.name.as_str();
+    let target = match to {
+        Some(t) if f.snaps.iter().any(|(_, n)| n == t) => t.to_string(),
+        Some(t) => {
+            return Err(Error::NotFound {
+                kind: "snapshot",
+                name: format!("{name}/{t}"),
+            })
+        }
+        None => f.snaps.last().map(|(_, n)| n.clone()).ok_or_else(|| {
+            Error::WrongState(format!("instance '{name}' has no snapshot to roll back to"))
+        })?,
+    };
+    let newer: Vec<&str> = f
+        .snaps
+        .iter()
+        .skip_while(|(_, n)| *n != target)
+        .skip(1)
+        .map(|(_, n)| n.as_str())
+        .collect();
     // The safety snapshot is taken first, so it is always newer than the
     // target: the method is chosen with that in mind (see `drivers`).
-    let method = drivers::method(drivers::restore_older(driver, remove_snapshots), swap);
-    let now = Utc::now();
-    let existing = snapshot_names(&i);
-    let safety = unique_name(&retention::safety_name(now), |n| existing.contains(n));
-    let was_running = i.is_running();
+    let method = drivers::method(f.restore_older, swap);
+    let safety = unique_name(&retention::safety_name(now), |n| {
+        f.snaps.iter().any(|(_, s)| s == n)
+    });
+    let was_running = f.running;
     let kept_as = match method {
-        Method::CopyAndSwap => Some(free_before_name(lxd, name, now)),
+        Method::CopyAndSwap => Some(free_before_name(name, now, free)),
         Method::Restore => None,
     };
     let mut steps = vec![format!("snapshot the current state as {name}/{safety}")];
@@ -158,21 +173,88 @@ pub fn rollback(
     if was_running {
         steps.push(format!("start {name}"));
     }
-    let mut report = Rollback {
+    Ok(Rollback {
         instance: name.into(),
-        target: target.clone(),
+        target,
         method,
-        dry_run,
+        dry_run: true,
         was_running,
-        safety_snapshot: safety.clone(),
-        kept_as: kept_as.clone(),
+        safety_snapshot: safety,
+        kept_as,
         kept_stripped: Vec::new(),
         steps,
-    };
-    if dry_run {
-        return Ok(report);
+    })
+}
+
+/// Plan stepping the instance back to `to` (default: its newest
+/// snapshot), changing nothing: what `--dry-run` prints and the user
+/// confirms. A safety snapshot comes first; newer snapshots are never
+/// destroyed: on ZFS, where LXD would have to delete them, or with
+/// `swap`, restore through a copy.
+pub fn rollback_plan(lxd: &Lxd, name: &str, to: Option<&str>, swap: bool) -> Result<Rollback> {
+    validate_instance_name(name)?;
+    let facts = read(lxd, name)?;
+    decide(&facts, to, swap, Utc::now(), |c| lxd.instance(c).is_err())
+}
+
+/// Why a plan no longer fits the instance as read again under its lock.
+fn changed_since(
+    plan: &Rollback,
+    snapshots: &BTreeSet<String>,
+    running: bool,
+    kept_as_free: bool,
+) -> Option<String> {
+    if running != plan.was_running {
+        Some(
+            if running {
+                "it was started"
+            } else {
+                "it was stopped"
+            }
+            .into(),
+        )
+    } else if snapshots.contains(&plan.safety_snapshot) {
+        Some(format!("a snapshot {} exists now", plan.safety_snapshot))
+    } else if !kept_as_free {
+        Some(format!(
+            "an instance {} exists now",
+            plan.kept_as.as_deref().unwrap_or_default()
+        ))
+    } else {
+        None
     }
-    take(lxd, &i, &safety)?;
+}
+
+/// Carry out a plan from [`rollback_plan`], exactly that plan, under the
+/// instance's lock; if the instance changed since in a way the plan did
+/// not foresee, nothing is done.
+pub fn rollback_apply(lxd: &Lxd, plan: &Rollback, on_busy: OnBusy) -> Result<Rollback> {
+    let name = plan.instance.as_str();
+    validate_instance_name(name)?;
+    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let i = lxd.instance_full(name)?;
+    let existing = snapshot_names(&i);
+    let target = plan.target.as_str();
+    if !existing.contains(target) {
+        return Err(Error::NotFound {
+            kind: "snapshot",
+            name: format!("{name}/{target}"),
+        });
+    }
+    let kept_as = plan.kept_as.as_deref();
+    let kept_as_free = kept_as.map_or(true, |k| lxd.instance(k).is_err());
+    if let Some(why) = changed_since(plan, &existing, i.is_running(), kept_as_free) {
+        return Err(Error::WrongState(format!(
+            "'{name}' changed since the rollback was planned ({why}); nothing was done: run the rollback again"
+        )));
+    }
+    let safety = plan.safety_snapshot.as_str();
+    let was_running = plan.was_running;
+    let mut report = Rollback {
+        dry_run: false,
+        ..plan.clone()
+    };
+    take(lxd, &i, safety)?;
     if was_running {
         lxd.stop(name, false).map_err(|e| {
             Error::WrongState(format!(
@@ -180,9 +262,9 @@ pub fn rollback(
             ))
         })?;
     }
-    let restored = match (&method, &kept_as) {
-        (Method::CopyAndSwap, Some(old)) => swap_in(lxd, name, &target, old),
-        _ => lxd.restore(name, &target),
+    let restored = match (plan.method, kept_as) {
+        (Method::CopyAndSwap, Some(old)) => swap_in(lxd, name, target, old),
+        _ => lxd.restore(name, target),
     };
     if let Err(e) = restored {
         // Leave it as it was: running again if it was.
@@ -196,15 +278,14 @@ pub fn rollback(
     // exposure belongs to the copy that took the name. Done before the
     // copy starts; a failure here still lets it start, then is reported.
     let kept = kept_as
-        .as_deref()
         .map(|old| holds::rename(lxd.project(), name, old).and_then(|()| strip_exposure(lxd, old)));
     if was_running {
         lxd.start(name)?;
     }
     report.kept_stripped = kept.transpose()?.unwrap_or_default();
     // The undo the report offers must exist: never claim one LXD removed.
-    let undo_on = kept_as.as_deref().unwrap_or(name);
-    if !snapshot_names(&lxd.instance_full(undo_on)?).contains(&safety) {
+    let undo_on = kept_as.unwrap_or(name);
+    if !snapshot_names(&lxd.instance_full(undo_on)?).contains(safety) {
         return Err(Error::WrongState(format!(
             "'{name}' was rolled back to {target}, but the storage driver removed the safety snapshot {undo_on}/{safety}: this rollback cannot be undone"
         )));
@@ -213,10 +294,10 @@ pub fn rollback(
 }
 
 /// A name for the instance a copy-and-swap keeps: one not in use.
-fn free_before_name(lxd: &Lxd, name: &str, now: DateTime<Utc>) -> String {
+fn free_before_name(name: &str, now: DateTime<Utc>, free: impl Fn(&str) -> bool) -> String {
     (1u32..)
         .map(|n| before_name(name, now, n))
-        .find(|c| lxd.instance(c).is_err())
+        .find(|c| free(c))
         .expect("a free name")
 }
 
@@ -266,5 +347,185 @@ mod tests {
             validate_instance_name(&b2).unwrap();
             assert!(b2.ends_with("-before-rollback-20261128230000-2"), "{b2}");
         }
+    }
+
+    fn facts(snaps: &[&str], running: bool, restore_older: drivers::RestoreOlder) -> Facts {
+        let day = |d: usize| parse_time(&format!("2026-01-{:02}T00:00:00Z", d + 1));
+        Facts {
+            name: "web".into(),
+            snaps: snaps
+                .iter()
+                .enumerate()
+                .map(|(d, n)| (day(d), n.to_string()))
+                .collect(),
+            running,
+            restore_older,
+        }
+    }
+
+    /// One row: what was read, what was asked, what the plan must say.
+    struct Case {
+        snaps: &'static [&'static str],
+        running: bool,
+        driver: drivers::RestoreOlder,
+        to: Option<&'static str>,
+        swap: bool,
+        target: &'static str,
+        method: Method,
+        /// Between the safety snapshot and the stop, and the start.
+        middle: Vec<String>,
+    }
+
+    #[test]
+    fn a_plan_says_every_step_and_names_the_undo() {
+        use drivers::RestoreOlder::{KeepsNewer, Refuses};
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let safety = retention::safety_name(now);
+        let kept = before_name("web", now, 1);
+        let swap_via = |target: &str| {
+            vec![
+                format!("copy web/{target} to a new instance"),
+                format!("rename web (with all its snapshots and holds, {safety} included) to {kept}, kept stopped"),
+                "rename the copy to web".into(),
+                format!("take the exposure ({} and proxy devices) from {kept}, so only web serves its routes", labels::KEY),
+            ]
+        };
+        let cases = [
+            Case {
+                snaps: &["a", "b", "c"],
+                running: true,
+                driver: KeepsNewer,
+                to: Some("a"),
+                swap: false,
+                target: "a",
+                method: Method::Restore,
+                middle: vec![format!(
+                    "restore web to a (newer snapshots kept: b, c, {safety})"
+                )],
+            },
+            Case {
+                snaps: &["a", "b"],
+                running: false,
+                driver: KeepsNewer,
+                to: None,
+                swap: false,
+                target: "b",
+                method: Method::Restore,
+                middle: vec![format!("restore web to b (newer snapshots kept: {safety})")],
+            },
+            // ZFS: even to the newest, the safety snapshot is newer by then.
+            Case {
+                snaps: &["a", "b"],
+                running: false,
+                driver: Refuses,
+                to: Some("b"),
+                swap: false,
+                target: "b",
+                method: Method::CopyAndSwap,
+                middle: swap_via("b"),
+            },
+            Case {
+                snaps: &["a"],
+                running: true,
+                driver: KeepsNewer,
+                to: Some("a"),
+                swap: true,
+                target: "a",
+                method: Method::CopyAndSwap,
+                middle: swap_via("a"),
+            },
+        ];
+        for c in cases {
+            let what = format!(
+                "{:?} running={} {:?} to={:?} swap={}",
+                c.snaps, c.running, c.driver, c.to, c.swap
+            );
+            let f = facts(c.snaps, c.running, c.driver);
+            let p = decide(&f, c.to, c.swap, now, |_| true).unwrap();
+            assert_eq!(
+                (p.target.as_str(), p.method),
+                (c.target, c.method),
+                "{what}"
+            );
+            let mut steps = vec![format!("snapshot the current state as web/{safety}")];
+            if c.running {
+                steps.push("stop web".into());
+            }
+            steps.extend(c.middle);
+            if c.running {
+                steps.push("start web".into());
+            }
+            assert_eq!(p.steps, steps, "{what}");
+            assert!(p.dry_run && p.kept_stripped.is_empty(), "{what}");
+            assert_eq!(p.was_running, c.running, "{what}");
+            assert_eq!(p.safety_snapshot, safety, "{what}");
+            let want_kept = (c.method == Method::CopyAndSwap).then(|| kept.clone());
+            assert_eq!(p.kept_as, want_kept, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_plan_takes_free_names_and_refuses_a_missing_target() {
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let safety = retention::safety_name(now);
+        let f = facts(&["a", &safety], false, drivers::RestoreOlder::Refuses);
+        let first = before_name("web", now, 1);
+        let p = decide(&f, Some("a"), false, now, |c| c != first).unwrap();
+        assert_eq!(p.safety_snapshot, format!("{safety}-2"));
+        assert_eq!(p.kept_as, Some(before_name("web", now, 2)));
+
+        let err = decide(&f, Some("nope"), false, now, |_| true).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("web/nope"), "{err}");
+        let none = facts(&[], false, drivers::RestoreOlder::KeepsNewer);
+        let err = decide(&none, None, false, now, |_| true).unwrap_err();
+        assert!(
+            err.to_string().contains("no snapshot to roll back to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_confirmed_plan_is_applied_only_while_it_still_fits() {
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let f = facts(&["a"], true, drivers::RestoreOlder::Refuses);
+        let plan = decide(&f, None, false, now, |_| true).unwrap();
+        let safety = plan.safety_snapshot.clone();
+        let snaps = |extra: &[&str]| -> BTreeSet<String> {
+            ["a"].iter().chain(extra).map(|s| s.to_string()).collect()
+        };
+        // (snapshots now, running now, kept-as name free) -> why it no longer fits
+        let cases = [
+            (snaps(&[]), true, true, None),
+            (snaps(&["b"]), true, true, None),
+            (snaps(&[]), false, true, Some("it was stopped".to_string())),
+            (
+                snaps(&[&safety]),
+                true,
+                true,
+                Some(format!("a snapshot {safety} exists now")),
+            ),
+            (
+                snaps(&[]),
+                true,
+                false,
+                Some(format!(
+                    "an instance {} exists now",
+                    before_name("web", now, 1)
+                )),
+            ),
+        ];
+        for (existing, running, free, want) in cases {
+            let got = changed_since(&plan, &existing, running, free);
+            assert_eq!(got, want, "{existing:?} running={running} free={free}");
+        }
+        let stopped = Rollback {
+            was_running: false,
+            ..plan.clone()
+        };
+        assert_eq!(
+            changed_since(&stopped, &snaps(&[]), true, true).as_deref(),
+            Some("it was started")
+        );
     }
 }
