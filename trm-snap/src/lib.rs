@@ -14,7 +14,7 @@ use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::{import, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
-use terrarium_core::snapshots::{self, holds};
+use terrarium_core::snapshots::{self, holds::Action};
 use terrarium_core::{systemd, Error};
 
 #[derive(Debug, Parser)]
@@ -190,6 +190,8 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let lxd = Lxd::new(&project)?;
     let policy = settings.snapshots;
     let on_busy = if cli.wait { OnBusy::Wait } else { OnBusy::Fail };
+    let set_hold =
+        |name: &str, snap: &str, action| snapshots::set_hold(&lxd, name, snap, action, on_busy);
     match cli.command {
         Command::Create { name, all, label } => {
             let names: Vec<String> = if all {
@@ -263,20 +265,10 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             )?;
             out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, on_busy)?)?;
         }
-        Command::Hold { name, snapshot } => out.one(&snapshots::set_hold(
-            &lxd,
-            &name,
-            &snapshot,
-            holds::Action::Hold,
-            on_busy,
-        )?)?,
-        Command::Release { name, snapshot } => out.one(&snapshots::set_hold(
-            &lxd,
-            &name,
-            &snapshot,
-            holds::Action::Release,
-            on_busy,
-        )?)?,
+        Command::Hold { name, snapshot } => out.one(&set_hold(&name, &snapshot, Action::Hold)?)?,
+        Command::Release { name, snapshot } => {
+            out.one(&set_hold(&name, &snapshot, Action::Release)?)?
+        }
         Command::Export(a) => return offsite::export(&lxd, a, on_busy, out),
         Command::Import {
             name,
