@@ -195,6 +195,26 @@ impl Lock {
     }
 }
 
+/// What a caller does when another Terrarium process has the lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnBusy {
+    /// Report it busy (exit 75) at once.
+    #[default]
+    Fail,
+    /// Wait for it, up to [`lock_wait`].
+    Wait,
+}
+
+impl OnBusy {
+    /// How long [`Lock::acquire`] waits.
+    pub fn timeout(self) -> Duration {
+        match self {
+            OnBusy::Fail => Duration::ZERO,
+            OnBusy::Wait => lock_wait(),
+        }
+    }
+}
+
 /// How long tools wait for a lock before reporting it busy.
 pub fn lock_wait() -> Duration {
     std::env::var("TRM_LOCK_WAIT_SECS")

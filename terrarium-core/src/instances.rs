@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fs::Lock;
+use crate::fs::{Lock, OnBusy};
 use crate::lxd::{ExecSpec, Instance, LaunchSpec, Lxd};
 use crate::names::validate_instance_name;
 use crate::output::{Human, Row};
@@ -234,7 +234,7 @@ pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
     }
     // The instance's turn, shared with snapshots, rollback and export: a
     // stop or delete never lands in the middle of one.
-    let _turn = crate::snapshots::lock_instance(lxd.project(), &change.name, true)?;
+    let _turn = crate::snapshots::lock_instance(lxd.project(), &change.name, OnBusy::Wait)?;
     match change.action {
         Verb::Start => lxd.start(&change.name),
         Verb::Stop => lxd.stop(&change.name, force),

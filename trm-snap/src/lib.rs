@@ -9,12 +9,14 @@ use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
+use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::{import, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
+use terrarium_core::snapshots::{self, holds::Action};
 use terrarium_core::verdict;
-use terrarium_core::{snapshots, systemd, Error};
+use terrarium_core::{systemd, Error};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -188,7 +190,9 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     let project = cli.common.project()?;
     let lxd = Lxd::new(&project)?;
     let policy = settings.snapshots;
-    let wait = cli.wait;
+    let on_busy = if cli.wait { OnBusy::Wait } else { OnBusy::Fail };
+    let set_hold =
+        |name: &str, snap: &str, action| snapshots::set_hold(&lxd, name, snap, action, on_busy);
     match cli.command {
         Command::Create { name, all, label } => {
             let names: Vec<String> = if all {
@@ -198,7 +202,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             };
             let made = names
                 .iter()
-                .map(|n| snapshots::create(&lxd, n, label.as_deref(), wait))
+                .map(|n| snapshots::create(&lxd, n, label.as_deref(), on_busy))
                 .collect::<Result<Vec<_>, Error>>()?;
             out.list(&made)?;
         }
@@ -210,7 +214,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             yes,
             dry_run,
         } => {
-            let plan = snapshots::rollback(&lxd, &name, to.as_deref(), swap, true, wait)?;
+            let plan = snapshots::rollback_plan(&lxd, &name, to.as_deref(), swap)?;
             if dry_run {
                 out.one(&plan)?;
                 return Ok(0);
@@ -223,14 +227,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 ),
                 yes,
             )?;
-            out.one(&snapshots::rollback(
-                &lxd,
-                &name,
-                Some(&plan.target),
-                swap,
-                false,
-                wait,
-            )?)?;
+            out.one(&snapshots::rollback_apply(&lxd, &plan, on_busy)?)?;
         }
         Command::Restore {
             name,
@@ -248,7 +245,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             &lxd,
             &policy,
             now.unwrap_or_else(Utc::now),
-            wait,
+            on_busy,
         )?)?,
         Command::Prune {
             name,
@@ -267,15 +264,13 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &format!("Delete {doomed} snapshot(s) by the retention policy"),
                 yes,
             )?;
-            out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, wait)?)?;
+            out.list(&snapshots::prune_apply(&lxd, &plan, &policy, now, on_busy)?)?;
         }
-        Command::Hold { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, true, wait)?)?
-        }
+        Command::Hold { name, snapshot } => out.one(&set_hold(&name, &snapshot, Action::Hold)?)?,
         Command::Release { name, snapshot } => {
-            out.one(&snapshots::set_hold(&lxd, &name, &snapshot, false, wait)?)?
+            out.one(&set_hold(&name, &snapshot, Action::Release)?)?
         }
-        Command::Export(a) => return offsite::export(&lxd, a, wait, out),
+        Command::Export(a) => return offsite::export(&lxd, a, on_busy, out),
         Command::Import {
             name,
             new,

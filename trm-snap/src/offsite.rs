@@ -9,6 +9,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use terrarium_core::confirm::confirm;
 use terrarium_core::error::exit;
+use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
 use terrarium_core::offsite::settings::{self, KeyChoice, SecretSource, SetRequest};
 use terrarium_core::offsite::upload::Progress;
@@ -299,7 +300,7 @@ impl export::ReadProgress for Report {
     }
 }
 
-pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Result<i32> {
+pub fn export(lxd: &Lxd, a: ExportArgs, on_busy: OnBusy, out: Printer) -> anyhow::Result<i32> {
     let s = S3Settings::require()?;
     let names: Vec<String> = if a.all {
         lxd.instances()?.into_iter().map(|i| i.name).collect()
@@ -317,7 +318,7 @@ pub fn export(lxd: &Lxd, a: ExportArgs, wait: bool, out: Printer) -> anyhow::Res
             optimized: a.optimized,
             part_size_mib: a.part_size,
             parallel: a.parallel,
-            wait,
+            on_busy,
         };
         let report = Arc::new(Report::new(name, out, progress.clone()));
         match export::export(lxd, &s, &req, report) {

@@ -22,7 +22,7 @@ use super::{
     MARKER_NAME,
 };
 use crate::error::{Error, Result};
-use crate::fs::{lock_wait, Lock};
+use crate::fs::{Lock, OnBusy};
 use crate::lxd::Lxd;
 use crate::names::validate_instance_name;
 use crate::offsite::s3::Client;
@@ -41,7 +41,7 @@ pub struct Request {
     pub optimized: bool,
     pub part_size_mib: Option<u32>,
     pub parallel: Option<u32>,
-    pub wait: bool,
+    pub on_busy: OnBusy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,15 +153,8 @@ impl<R: Read> Read for Counting<'_, R> {
 
 /// One export runs at a time on a host: the sweep must never take an
 /// upload that is still running here for an abandoned one.
-fn lock(wait: bool) -> Result<Lock> {
-    Lock::acquire(
-        crate::fs::Resource::S3Export,
-        if wait {
-            lock_wait()
-        } else {
-            std::time::Duration::ZERO
-        },
-    )
+fn lock(on_busy: OnBusy) -> Result<Lock> {
+    Lock::acquire(crate::fs::Resource::S3Export, on_busy.timeout())
 }
 
 pub fn export(
@@ -189,7 +182,7 @@ pub fn export(
         )));
     }
     let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
-    let _lock = lock(req.wait)?;
+    let _lock = lock(req.on_busy)?;
     let client = Arc::new(s.client()?);
     let mut swept = sweep(&client, s)?;
     swept.extend(sweep_local(lxd)?);
@@ -201,12 +194,12 @@ pub fn export(
     let (snapshot, fresh) = match &req.snapshot {
         Some(x) => (x.clone(), false),
         None => {
-            let _l = snapshots::lock_instance(lxd.project(), &req.name, req.wait)?;
+            let _l = snapshots::lock_instance(lxd.project(), &req.name, req.on_busy)?;
             let now = lxd.instance_full(&req.name)?;
             let name = snapshots::unique_name(&format!("{EXPORT_PREFIX}{id}"), |n| {
                 now.snapshots.iter().flatten().any(|x| x.name == n)
             });
-            if let Err(e) = snapshots::take(lxd, &req.name, &name, now.is_running()) {
+            if let Err(e) = snapshots::take(lxd, &now, &name) {
                 // Taken but not thawed, say: it must not stay behind
                 // (its kind, other, is never pruned).
                 let _ = lxd.delete_snapshot(&req.name, &name);

@@ -19,7 +19,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::{lock_instance, snapshot_names, zfs_snapshot};
 use crate::error::{Error, Result};
+use crate::fs::OnBusy;
+use crate::lxd::Lxd;
+use crate::names::validate_instance_name;
+use crate::output::Human;
 
 /// Holds per instance, so a forged or runaway caller cannot keep an
 /// unbounded number of snapshots out of retention.
@@ -85,15 +90,22 @@ pub struct Change {
     pub dropped: Vec<String>,
 }
 
+/// What `trm-snap hold` and `trm-snap release` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Hold,
+    Release,
+}
+
 pub fn plan(
     current: &BTreeSet<String>,
     existing: &BTreeSet<String>,
     snap: &str,
-    hold: bool,
+    action: Action,
 ) -> Result<Change> {
     let (mut held, dropped): (BTreeSet<String>, BTreeSet<String>) =
         current.iter().cloned().partition(|s| existing.contains(s));
-    let changed = if hold {
+    let changed = if action == Action::Hold {
         if !held.contains(snap) && held.len() >= MAX_PER_INSTANCE {
             return Err(Error::Usage(format!(
                 "{} snapshots are held already, the most one instance may have; release one first ({})",
@@ -133,6 +145,69 @@ pub fn rename(project: &str, from: &str, to: &str) -> Result<()> {
     save(project, from, BTreeSet::new())
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    pub instance: String,
+    pub snapshot: String,
+    pub held: bool,
+    pub changed: bool,
+}
+
+impl Human for Hold {
+    fn human(&self) -> String {
+        format!(
+            "{}/{}: {}{}",
+            self.instance,
+            self.snapshot,
+            if self.held { "held" } else { "released" },
+            if self.changed { "" } else { " (already)" }
+        )
+    }
+}
+
+/// Hold or release a snapshot. Root only: the record is the host's, and
+/// at most [`MAX_PER_INSTANCE`] per instance.
+pub fn set_hold(
+    lxd: &Lxd,
+    name: &str,
+    snap: &str,
+    action: Action,
+    on_busy: OnBusy,
+) -> Result<Hold> {
+    validate_instance_name(name)?;
+    if !crate::fs::is_root() {
+        return Err(Error::NotRoot("holding or releasing a snapshot".into()));
+    }
+    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let i = lxd.instance_full(name)?;
+    let existing = snapshot_names(&i);
+    if !existing.contains(snap) {
+        return Err(Error::NotFound {
+            kind: "snapshot",
+            name: format!("{name}/{snap}"),
+        });
+    }
+    let change = plan(&load(lxd.project(), name)?, &existing, snap, action)?;
+    // On ZFS the hold goes into the pool too, so not even a hand-run
+    // `zfs destroy` can take the snapshot.
+    if let Some(zsnap) = zfs_snapshot(lxd, &i, snap)? {
+        if action == Action::Hold {
+            if crate::zfs::user_refs(&zsnap)? == 0 {
+                crate::zfs::hold(&zsnap)?;
+            }
+        } else {
+            crate::zfs::release(&zsnap)?;
+        }
+    }
+    apply(lxd.project(), name, &change)?;
+    Ok(Hold {
+        instance: name.into(),
+        snapshot: snap.into(),
+        held: action == Action::Hold,
+        changed: change.changed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +220,7 @@ mod tests {
     struct Case {
         current: &'static [&'static str],
         snap: &'static str,
-        hold: bool,
+        action: Action,
         held: &'static [&'static str],
         changed: bool,
         dropped: &'static [&'static str],
@@ -154,25 +229,32 @@ mod tests {
     #[test]
     fn hold_release_and_stale_holds() {
         let existing = set(&["a", "b", "c"]);
-        let row = |current, snap, hold, held, changed, dropped| Case {
+        let row = |current, snap, action, held, changed, dropped| Case {
             current,
             snap,
-            hold,
+            action,
             held,
             changed,
             dropped,
         };
         let cases = [
-            row(&[], "a", true, &["a"], true, &[]),
-            row(&["a"], "a", true, &["a"], false, &[]),
-            row(&["a"], "a", false, &[], true, &[]),
-            row(&["b"], "a", false, &["b"], false, &[]),
+            row(&[], "a", Action::Hold, &["a"], true, &[]),
+            row(&["a"], "a", Action::Hold, &["a"], false, &[]),
+            row(&["a"], "a", Action::Release, &[], true, &[]),
+            row(&["b"], "a", Action::Release, &["b"], false, &[]),
             // A hold whose snapshot is gone is dropped on the next write.
-            row(&["gone", "b"], "a", true, &["a", "b"], true, &["gone"]),
+            row(
+                &["gone", "b"],
+                "a",
+                Action::Hold,
+                &["a", "b"],
+                true,
+                &["gone"],
+            ),
         ];
         for c in cases {
-            let what = format!("{:?} {} hold={}", c.current, c.snap, c.hold);
-            let got = plan(&set(c.current), &existing, c.snap, c.hold).unwrap();
+            let what = format!("{:?} {} {:?}", c.current, c.snap, c.action);
+            let got = plan(&set(c.current), &existing, c.snap, c.action).unwrap();
             assert_eq!(got.held, set(c.held), "{what}");
             assert_eq!(got.changed, c.changed, "{what}");
             assert_eq!(got.dropped, c.dropped, "{what}");
@@ -184,16 +266,24 @@ mod tests {
         let names: Vec<String> = (0..=MAX_PER_INSTANCE).map(|i| format!("s{i:02}")).collect();
         let existing: BTreeSet<String> = names.iter().cloned().collect();
         let full: BTreeSet<String> = names[..MAX_PER_INSTANCE].iter().cloned().collect();
-        let err = plan(&full, &existing, &names[MAX_PER_INSTANCE], true).unwrap_err();
+        let err = plan(&full, &existing, &names[MAX_PER_INSTANCE], Action::Hold).unwrap_err();
         assert!(err.to_string().contains("release one first"), "{err}");
         // Holding one that is held already, or releasing, still works.
-        assert!(!plan(&full, &existing, &names[0], true).unwrap().changed);
-        assert!(plan(&full, &existing, &names[0], false).unwrap().changed);
+        assert!(
+            !plan(&full, &existing, &names[0], Action::Hold)
+                .unwrap()
+                .changed
+        );
+        assert!(
+            plan(&full, &existing, &names[0], Action::Release)
+                .unwrap()
+                .changed
+        );
         // Stale holds do not count toward the limit.
         let mut stale = full.clone();
         stale.remove(&names[0]);
         stale.insert("gone".into());
-        let c = plan(&stale, &existing, &names[MAX_PER_INSTANCE], true).unwrap();
+        let c = plan(&stale, &existing, &names[MAX_PER_INSTANCE], Action::Hold).unwrap();
         assert!(c.changed && c.dropped == ["gone"]);
     }
 
