@@ -88,7 +88,7 @@ pub struct Entry {
     pub instance: String,
     pub name: String,
     pub kind: String,
-    pub created_at: String,
+    pub created: String,
     /// Bytes, where the storage driver reports it.
     pub size: Option<u64>,
     pub held: bool,
@@ -104,7 +104,7 @@ impl Row for Entry {
             self.instance.clone(),
             self.name.clone(),
             self.kind.clone(),
-            self.created_at.clone(),
+            self.created.clone(),
             self.size.map(|s| s.to_string()).unwrap_or_default(),
             if self.held {
                 "held".into()
@@ -146,7 +146,7 @@ pub fn list(lxd: &Lxd, name: Option<&str>) -> Result<Vec<Entry>> {
                 instance: i.name.clone(),
                 name: s.name.clone(),
                 kind: kind_label(&s.name),
-                created_at: crate::time::rfc3339_utc(&s.created_at),
+                created: crate::time::rfc3339_utc(&s.created_at),
                 size: s.size.and_then(|b| u64::try_from(b).ok()),
                 held: held.contains(&s.name),
             });
