@@ -1,6 +1,7 @@
 //! Terrarium's core: the only code that talks to the outside world (LXD,
 //! host tools, files). The tool crates parse arguments, call in here, print.
 
+pub mod agents;
 pub mod baseline;
 pub mod cli;
 pub mod confirm;

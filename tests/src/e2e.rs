@@ -244,6 +244,24 @@ pub fn lxc_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `lxc exec` of an idempotent `sh -c` script, asserted to succeed. LXD
+/// 5.0 sometimes fails an exec with "Failed to retrieve PID of executing
+/// child process" under load; such a script is simply run again.
+pub fn exec_ok(project: &str, name: &str, script: &str) -> String {
+    let args = ["exec", "--project", project, name, "--", "sh", "-c", script];
+    let mut out = lxc(&args);
+    for _ in 0..3 {
+        let lost = String::from_utf8_lossy(&out.stderr).contains("Failed to retrieve PID");
+        if out.status.success() || !lost {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        out = lxc(&args);
+    }
+    assert_ok(&out, &format!("lxc {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn lxc_json(path: &str) -> serde_json::Value {
     serde_json::from_str(&lxc_ok(&["query", path])).unwrap()
 }

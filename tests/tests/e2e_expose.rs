@@ -198,12 +198,12 @@ fn expose(bed: &Bed, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A sync that finds problems (exit 1), and those of one instance.
+/// A sync that finds problems (exit 5), and those of one instance.
 fn sync_problems_of(bed: &Bed, instance: &str) -> Vec<Value> {
     let out = expose(bed, &["sync"]);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(exit::PROBLEMS),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -280,8 +280,10 @@ fn in_container(name: &str, script: &str) {
     in_project(N.project, name, script)
 }
 
+/// Run an idempotent script as root in a container (retried when LXD
+/// loses track of the exec's child, as `e2e::exec_ok` says).
 fn in_project(project: &str, name: &str, script: &str) {
-    lxc_ok(&["exec", "--project", project, name, "--", "sh", "-c", script]);
+    e2e::exec_ok(project, name, script);
 }
 
 /// Real services that come back after restarts: HTTP on 0.0.0.0:3000
@@ -648,7 +650,7 @@ fn main() {
         let out = expose(&bed, &["sync"]);
         assert_eq!(
             out.status.code(),
-            Some(1),
+            Some(exit::PROBLEMS),
             "problems make sync exit non-zero"
         );
         let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1276,7 +1278,7 @@ fn main() {
         );
         assert_eq!(
             expose(&bed, &["proxy", "status"]).status.code(),
-            Some(1),
+            Some(exit::PROBLEMS),
             "status says it is down"
         );
         std::fs::remove_file(side.restart_fails()).unwrap();
