@@ -2,9 +2,11 @@
 //! explicit choice. The truth is the instance's `user.proxy` label in LXD;
 //! this tool edits it and reconciles Traefik's files and the firewall.
 
+mod json_docs;
+
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::expose::labels::{self, Item};
 use terrarium_core::expose::{self, Selector};
@@ -38,6 +40,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -162,7 +166,7 @@ pub struct RemoveArgs {
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 /// The one item `add` asks for, written as label text and parsed by the

@@ -1,9 +1,11 @@
 //! `trm-harden`: lock the host down (key-only SSH, default-deny firewall,
 //! dashboards behind single sign-on) and prove it with an audit. Glue only.
 
+mod json_docs;
+
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::harden::{self, audit, gate, Options};
@@ -36,6 +38,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -129,7 +133,7 @@ pub enum OidcCommand {
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 fn options(p: Paths, settings: &Settings) -> Options {

@@ -1,7 +1,9 @@
 //! `trm-profile`: list, inspect, diff, restore and explain the LXD
 //! profiles Terrarium manages. Glue only; the work is in terrarium-core.
 
-use clap::{CommandFactory, Parser, Subcommand};
+mod json_docs;
+
+use clap::{Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::lxd::Lxd;
 use terrarium_core::output::Printer;
@@ -29,6 +31,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -69,7 +73,7 @@ pub struct ApplyArgs {
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {

@@ -3,10 +3,11 @@
 //! snapshots and prunes by tiered retention; off-site exports to S3.
 //! Glue only.
 
+mod json_docs;
 mod offsite;
 
 use chrono::{DateTime, Utc};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::fs::OnBusy;
@@ -54,6 +55,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -179,7 +182,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {

@@ -1,11 +1,13 @@
 //! `trm`: bring a host to the Terrarium baseline and manage containers.
 //! Argument parsing and glue only; the work happens in terrarium-core.
 
+mod json_docs;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use terrarium_core::baseline::{self, InitOptions};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
@@ -37,6 +39,8 @@ pub struct Cli {
 }
 
 impl ToolArgs for Cli {
+    const JSON: &'static [(&'static str, &'static str)] = json_docs::DOCS;
+
     fn common(&self) -> &CommonArgs {
         &self.common
     }
@@ -213,7 +217,7 @@ pub struct DeleteArgs {
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
-    Cli::command()
+    Cli::documented()
 }
 
 impl Command {

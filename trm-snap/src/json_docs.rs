@@ -1,0 +1,116 @@
+//! What each command prints as JSON (`--help` and the man pages).
+
+const HOLD: &str = "\
+An object: instance, snapshot, held (bool: held now), changed (bool:
+false when it already was so).";
+
+const S3_SETTINGS: &str = "\
+An object: endpoint, bucket, region, prefix, access_key, secret_key
+(always \"(hidden)\"), recipient (age public key), identity_file,
+signing_key_file, signing_public_key, part_size_mib, parallel, retention
+(daily, weekly, monthly), compression_level, recipient_fingerprint,
+settings_file; from set also probe (what the write-and-delete check did)
+and, when it generated keys, warning (keep them safe; also on stderr).";
+
+pub const DOCS: &[(&str, &str)] = &[
+    (
+        "create",
+        "\
+An array, one per instance snapshotted: instance, snapshot (its name).",
+    ),
+    (
+        "list",
+        "\
+An array (in JSON Lines one \"type\":\"item\" line each; an object is one
+\"type\":\"summary\" line): instance, name, kind (auto:TIER, TIER one of
+frequent, hourly, daily, monthly; manual; safety; other), created_at
+(RFC 3339 UTC), size (bytes, or null where the driver does not say),
+held (bool).",
+    ),
+    (
+        "rollback",
+        "\
+An object: instance, target (the snapshot returned to), method (restore:
+in place; copy_and_swap), dry_run, was_running, safety_snapshot (the
+state before: roll back to it to undo), kept_as (copy_and_swap: where
+the previous instance lives; else null), kept_stripped (what was taken
+from it), steps (in words). --dry-run: the same plan, nothing done.",
+    ),
+    (
+        "restore",
+        "\
+An object: instance (the new one), from (the snapshot), started (bool),
+stripped (what was taken from it: exposure, proxy devices, MAC...).",
+    ),
+    (
+        "auto",
+        "\
+An array, one per instance: instance, snapshot (the one taken, or null),
+outcome (snapshotted, not_due, opted_out, busy, or failed: MESSAGE),
+deleted (the snapshots retention removed).",
+    ),
+    (
+        "prune",
+        "\
+An array, one per snapshot: instance, name, keep (bool), rule (why),
+deleted (bool: done; false on a dry run or when kept). --dry-run, or
+nothing to delete: the plan. One LXD refused to delete comes back kept,
+its rule saying why.",
+    ),
+    ("hold", HOLD),
+    ("release", HOLD),
+    (
+        "export",
+        "\
+An object (an array with --all): instance, id, snapshot, fresh_snapshot
+(bool: taken for it, removed after), tarball_size (LXD's backup), size
+and sha256 (uploaded object), parts, part_size, seconds, mib_per_second,
+manifest and data (keys), swept (crashed exports' leftovers removed),
+timings (seconds: snapshot, copy, lxd_prepare, stream,
+stream_mib_per_second). JSON Lines first has a \"type\":\"progress\" line
+per part: instance, part, part_bytes, uploaded_bytes, read_bytes. --all
+goes on past failures (error lines), then exits with their code (1 if
+they differ).",
+    ),
+    (
+        "import",
+        "\
+An object: instance (the new one, stopped), from, backup (id), created,
+size, sha256 (checked), stripped (exposure, MAC...), removed_by_policy
+(array: kind (config|device|device key|snapshot), name, key (device key
+only), value, why), refused (backups not considered, \"id: why\"), seconds.",
+    ),
+    (
+        "verify",
+        "\
+An object: instance, backup, created, size, sha256, restored_as (the
+throwaway instance, deleted), root_entries (top-level entries of its
+root filesystem), checks (in words), refused (as in import), seconds, ok
+(bool: the root filesystem has entries). Exits 5 unless ok.",
+    ),
+    ("s3 set", S3_SETTINGS),
+    ("s3 show", S3_SETTINGS),
+    (
+        "s3 list",
+        "\
+An array: instance, id, state (complete; with --all also refused, and
+incomplete or \"incomplete (upload marker)\": no manifest), created,
+snapshot, size, sha256, dir (its folder), refused (why it is not
+trusted; only on refused ones).",
+    ),
+    (
+        "s3 prune",
+        "\
+An array, one per complete export: instance, id, created, keep (bool),
+rule (why). --dry-run, or nothing to delete: the plan; else the same
+decisions after the deletions.",
+    ),
+    (
+        "schedule",
+        "\
+install and remove: an object: unit_dir, units (file names), action,
+dry_run, systemd (bool: the running init), enabled (units enabled and
+started), note. status: an array: name, installed (bool), active
+(systemctl is-active's word, or unknown without systemd).",
+    ),
+];

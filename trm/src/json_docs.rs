@@ -1,0 +1,64 @@
+//! What each command prints as JSON (`--help` and the man pages).
+
+const INSTANCE: &str = "\
+An object (info) or an array of them (list): name, project, state (LXD's
+status, lowercase: running, stopped, ...), kind (container or
+virtual-machine), profiles (array), ipv4 (first IPv4 of the LXD-managed
+NIC, or null), image (its description), created (RFC 3339 UTC),
+snapshots (count). In JSON Lines an object is one \"type\":\"summary\" line,
+an array one \"type\":\"item\" line per element.";
+
+const CHANGE: &str = "\
+An object: name, action (start|stop|restart|delete), changed (bool: it
+did, or with --dry-run would, change something; false when already so),
+dry_run (bool), state_before (its state before, lowercase), detail (what
+was or would be done, or why nothing).";
+
+pub const DOCS: &[(&str, &str)] = &[
+    (
+        "init",
+        "\
+An object: changed (bool: some step is not none), dry_run (bool), steps
+(array, in order: resource (project|storage_pool|network|sysctl|
+sysctl_file|server_config|profile|settings), name, action
+(create|update|none), detail). --dry-run prints the same plan and
+changes nothing.",
+    ),
+    (
+        "image build",
+        "\
+An object: alias, action (reuse: already in LXD; import: from the cached
+tarballs; build: with debootstrap, then imported and cached), dry_run
+(bool: the action is what it would do), cache (the cached tarballs'
+directory), seconds (0 on a dry run).",
+    ),
+    (
+        "launch",
+        "\
+An object: name, image, profiles (array), config (object: the -c keys
+and values), dry_run (bool), cloud_init (done; disabled: the image has
+none; not_waited: --no-wait or --dry-run), instance (the new instance as
+`trm info` prints it; null on a dry run).",
+    ),
+    (
+        "exec",
+        "\
+None of its own: the command's output passes through and trm exits with
+its status (128+N when signal N killed it). When that status is 1 because
+the instance does not exist (exit 3), is not running or has no terrarium
+user (exit 4), an error line says which.",
+    ),
+    ("list", INSTANCE),
+    ("info", INSTANCE),
+    ("start", CHANGE),
+    ("stop", CHANGE),
+    ("restart", CHANGE),
+    ("delete", CHANGE),
+    (
+        "doctor",
+        "\
+An array of findings: check (what is checked), status
+(pass|info|warn|fail), detail, fix (what to do, or null). Exits 5 (found
+problems) when any check fails.",
+    ),
+];
