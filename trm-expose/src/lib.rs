@@ -59,7 +59,7 @@ pub enum Command {
     /// Everything sync would say of a label, without setting it: grammar,
     /// reserved and busy host ports, management hosts, other instances' claims
     ///
-    /// Exits 2 when sync would refuse any item.
+    /// Exits 5 (found problems) when sync would refuse any item.
     Check {
         label: String,
         /// Judge it as this instance's whole label [default: a new instance,
@@ -69,7 +69,7 @@ pub enum Command {
     },
     /// Reconcile Traefik files, entrypoints and firewall rules from LXD now
     ///
-    /// Exits 1 when any label has a problem (conflict, refusal, invalid item),
+    /// Exits 5 (found problems) when any label has a problem (conflict, refusal, invalid item),
     /// after applying everything else.
     Sync {
         /// Print what would change; change nothing
@@ -87,7 +87,7 @@ pub enum Command {
     ///
     /// systemd hosts get a hardened unit; elsewhere Terrarium runs Traefik
     /// itself with a pid file and a log. Start and restart are verified:
-    /// ping answers and every entrypoint listens. `status` exits 1 unless
+    /// ping answers and every entrypoint listens. `status` exits 5 unless
     /// Traefik runs, answers and runs every router of Terrarium's files.
     Proxy {
         #[arg(value_parser = ["start", "stop", "restart", "status"])]

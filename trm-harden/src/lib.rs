@@ -25,7 +25,7 @@ and an audit that proves each promise from the machine's real state.\n\n\
 plan lists every change; apply makes them after one confirmation (--yes for scripts) and changes \
 nothing when run again; audit checks sshd's effective settings, the firewall, every socket listening \
 beyond loopback, LXD proxy devices, privileged containers, Docker-published ports, profile drift, \
-secret file modes and the management listeners, and exits 1 on any failure.",
+secret file modes and the management listeners, and exits 5 (found problems) on any failure.",
     after_help = after_help()
 )]
 pub struct Cli {
@@ -99,7 +99,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Check every promise on the live host: pass, warn or fail, with evidence and a fix; exit 1 on any fail
+    /// Check every promise on the live host: pass, warn or fail, with its detail and a fix; exit 5 on any fail
     Audit,
     /// Configure the single-sign-on gate
     Oidc {

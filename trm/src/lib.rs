@@ -80,7 +80,7 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Check what a nested-Docker box needs; print each finding with a fix
     ///
-    /// Exits 1 when any check fails.
+    /// Exits 5 (found problems) when any check fails.
     Doctor { name: String },
 }
 

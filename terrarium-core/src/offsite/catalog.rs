@@ -140,7 +140,9 @@ pub fn scan(
         let has = |name: &str| find(&files, name);
         let dir = backup_dir(s, &inst, &id);
         let listed_size = has(DATA_NAME).map(|(_, n)| *n);
-        let id_created = id_time(&id).map(|t| t.to_rfc3339()).unwrap_or_default();
+        let id_created = id_time(&id)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
         let mut b = Backup {
             instance: inst.clone(),
             id: id.clone(),
