@@ -31,7 +31,7 @@ echo "==> trm init" >&2
 "$PREFIX/bin/trm" init --format human "$@"
 
 echo "==> Traefik" >&2
-# Writes the static file; a label problem (exit 1) is reported, not fatal.
+# Writes the static file; a label problem (exit 5) is reported, not fatal.
 "$PREFIX/bin/trm-expose" sync --format human || true
 "$PREFIX/bin/trm-expose" proxy start --format human
 

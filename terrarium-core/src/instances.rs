@@ -239,7 +239,11 @@ pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
         Verb::Start => lxd.start(&change.name),
         Verb::Stop => lxd.stop(&change.name, force),
         Verb::Restart => lxd.restart(&change.name, force),
-        Verb::Delete => lxd.delete(&change.name, force),
+        Verb::Delete => {
+            lxd.delete(&change.name, force)?;
+            // An agent box's own bridge and ACL go with it.
+            crate::agents::sandbox::teardown(lxd, &change.name)
+        }
     }
 }
 
@@ -306,7 +310,7 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         // start: "newuidmap ... not allowed"), so creations take turns.
         // Only the creation: waiting for cloud-init runs in parallel.
         let _turn = Lock::acquire(crate::fs::Resource::Launch, LAUNCH_LOCK_WAIT)?;
-        lxd.launch(spec)?;
+        create(lxd, spec)?;
     }
     let cloud_init = match wait {
         None => "not_waited".to_string(),
@@ -344,6 +348,24 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         dry_run: false,
         cloud_init,
         instance: Some(info(lxd, &spec.name)?),
+    })
+}
+
+/// Create and start the instance. An agent box first gets a bridge of
+/// its own with the `public` egress policy; its only NIC is there, and if
+/// the box cannot be made, the bridge goes again.
+fn create(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
+    use crate::agents::{egress::Egress, sandbox};
+    if !spec.profiles.iter().any(|p| p == sandbox::PROFILE) {
+        return lxd.launch(spec);
+    }
+    let settings = crate::settings::Settings::load_or_default()?;
+    let bridge = sandbox::provision(lxd, &spec.name, &Egress::Public, settings.nat)?;
+    let mut spec = spec.clone();
+    spec.devices.insert("eth0".into(), sandbox::nic(&bridge));
+    lxd.launch(&spec).inspect_err(|_| {
+        let _ = lxd.delete(&spec.name, true);
+        let _ = sandbox::teardown(lxd, &spec.name);
     })
 }
 

@@ -180,6 +180,15 @@ pub struct Network {
     pub config: Config,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkAcl {
+    pub name: String,
+    #[serde(default)]
+    pub config: Config,
+    #[serde(default)]
+    pub used_by: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     #[serde(default)]
@@ -208,6 +217,8 @@ pub struct LaunchSpec {
     pub image: String,
     pub profiles: Vec<String>,
     pub config: Config,
+    /// Devices of the instance's own, added before its first start.
+    pub devices: Devices,
 }
 
 /// How to run a command in an instance.
@@ -317,9 +328,16 @@ impl Lxd {
             .map_err(|e| not_found(e, "instance", name))
     }
 
+    /// Create and start; own devices are added between the two, so the
+    /// first boot already has them (an agent box's only NIC).
     pub fn launch(&self, spec: &LaunchSpec) -> Result<()> {
+        let verb = if spec.devices.is_empty() {
+            "launch"
+        } else {
+            "init"
+        };
         let mut cmd = self
-            .verb("launch")
+            .verb(verb)
             .args([&spec.image, &spec.name])
             .timeout(Duration::from_secs(600));
         if spec.profiles.is_empty() {
@@ -331,7 +349,14 @@ impl Lxd {
         for (k, v) in &spec.config {
             cmd = cmd.args(["--config", &format!("{k}={v}")]);
         }
-        self.run(&cmd).map(drop)
+        self.run(&cmd)?;
+        if spec.devices.is_empty() {
+            return Ok(());
+        }
+        for (dev, config) in &spec.devices {
+            self.add_device(&spec.name, dev, config)?;
+        }
+        self.start(&spec.name)
     }
 
     pub fn set_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
@@ -594,6 +619,53 @@ impl Lxd {
             "/1.0/networks",
             &serde_json::json!({"name": name, "type": "bridge", "config": config}),
         )
+    }
+
+    pub fn delete_network(&self, name: &str) -> Result<()> {
+        self.write(
+            "DELETE",
+            &format!("/1.0/networks/{name}"),
+            &serde_json::json!({}),
+        )
+    }
+
+    /// A network ACL (in the default project: Terrarium's projects share
+    /// its networks), or `None` when there is none of that name.
+    pub fn network_acl(&self, name: &str) -> Result<Option<NetworkAcl>> {
+        let acls: Vec<NetworkAcl> = self.query_unscoped("/1.0/network-acls?recursion=1")?;
+        Ok(acls.into_iter().find(|a| a.name == name))
+    }
+
+    pub fn create_network_acl(&self, acl: &serde_json::Value) -> Result<()> {
+        self.write("POST", "/1.0/network-acls", acl)
+    }
+
+    /// Replace an ACL's rules and config (`acl` without its name).
+    pub fn put_network_acl(&self, name: &str, acl: &serde_json::Value) -> Result<()> {
+        self.write("PUT", &format!("/1.0/network-acls/{name}"), acl)
+    }
+
+    pub fn delete_network_acl(&self, name: &str) -> Result<()> {
+        self.write(
+            "DELETE",
+            &format!("/1.0/network-acls/{name}"),
+            &serde_json::json!({}),
+        )
+    }
+
+    /// Add a device to an instance's own configuration.
+    pub fn add_device(&self, instance: &str, device: &str, config: &Config) -> Result<()> {
+        let mut cmd = self
+            .verb("config")
+            .args(["device", "add", "--", instance, device]);
+        let kind = config.get("type").map(String::as_str).unwrap_or("none");
+        cmd = cmd.arg(kind);
+        for (k, v) in config.iter().filter(|(k, _)| k.as_str() != "type") {
+            cmd = cmd.arg(format!("{k}={v}"));
+        }
+        self.run(&cmd)
+            .map(drop)
+            .map_err(|e| not_found(e, "instance", instance))
     }
 
     /// Merge `config` into the network's configuration.

@@ -55,8 +55,11 @@ impl TestChild {
         }
     }
 
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
+    /// Started, and not exited on its own since.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// What it printed so far.

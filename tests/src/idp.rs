@@ -190,7 +190,7 @@ impl Idp {
         self.child.kill()
     }
 
-    pub fn is_running(&self) -> bool {
+    pub fn is_running(&mut self) -> bool {
         self.child.is_running()
     }
 

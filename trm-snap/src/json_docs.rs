@@ -21,10 +21,9 @@ An array, one per instance snapshotted: instance, snapshot (its name).",
     (
         "list",
         "\
-An array (in JSON Lines one \"type\":\"item\" line each; an object is one
-\"type\":\"summary\" line): instance, name, kind (auto:TIER, TIER one of
-frequent, hourly, daily, monthly; manual; safety; other), created_at
-(RFC 3339 UTC), size (bytes, or null where the driver does not say),
+An array (in JSON Lines one \"type\":\"item\" line each): instance, name,
+kind (auto:TIER, TIER one of frequent, hourly, daily, monthly; manual;
+safety; other), created (RFC 3339 UTC), size (bytes, or null where the driver does not say),
 held (bool).",
     ),
     (

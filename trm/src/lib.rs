@@ -6,7 +6,6 @@ mod json_docs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use terrarium_core::baseline::{self, InitOptions};
 use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
@@ -290,7 +289,7 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
         nat: !a.no_nat,
         image: a.image,
     };
-    out.one(&baseline::init(&lxd, &opts, a.dry_run).context("the baseline")?)?;
+    out.one(&baseline::init(&lxd, &opts, a.dry_run)?)?;
     Ok(0)
 }
 
@@ -333,6 +332,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
             a.profiles
         },
         config: a.config.into_iter().collect(),
+        devices: Default::default(),
     };
     instances::check_launch(&lxd, &spec)?;
     if a.dry_run {

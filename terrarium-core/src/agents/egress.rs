@@ -10,7 +10,8 @@
 //!   allow the rest by default", never "allow DNS, reject the rest";
 //! - the bridge's own DHCP, DNS and ICMPv6 service rules come before any
 //!   ACL and cannot be blocked: a box with `--egress none` still gets an
-//!   address and asks the host's resolver, and nothing else;
+//!   address and asks the host's resolver, which forwards upstream, so
+//!   DNS stays a (narrow) channel out even then;
 //! - bridge ACLs filter only between the bridge and the host; they cannot
 //!   filter between boxes on one bridge, and a NIC-level ACL is refused on
 //!   a bridged NIC. Hence one bridge per agent box: its policy is its own,
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 
 /// What a box may reach, besides its bridge's DHCP and DNS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "egress", content = "allow")]
+#[serde(rename_all = "kebab-case", tag = "egress", content = "allow")]
 pub enum Egress {
     /// The public internet; no private, CGNAT, link-local (cloud metadata)
     /// or loopback range, and none of the host's own addresses.
@@ -58,8 +59,10 @@ impl std::fmt::Display for Allow {
 }
 
 /// Ranges no `public` box reaches: RFC 1918, CGNAT, link-local (every
-/// cloud's metadata service), loopback, "this network", and the IPv6
-/// equivalents (unique local, link-local, loopback).
+/// cloud's metadata service), loopback, "this network", multicast and
+/// broadcast (host services such as mDNS), reserved and benchmarking
+/// ranges, and the IPv6 equivalents, with the NAT64 and 6to4 prefixes
+/// that lead back into IPv4.
 pub const DENIED: &[&str] = &[
     "10.0.0.0/8",
     "172.16.0.0/12",
@@ -68,10 +71,23 @@ pub const DENIED: &[&str] = &[
     "169.254.0.0/16",
     "127.0.0.0/8",
     "0.0.0.0/8",
+    "192.0.0.0/24",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
     "fc00::/7",
     "fe80::/10",
     "::1/128",
+    "ff00::/8",
+    "64:ff9b::/96",
+    "2002::/16",
 ];
+
+/// What even an allow-list never opens: the metadata service and the
+/// host itself (rejects win over allows in LXD, so a wide `--allow`
+/// cannot reach them).
+pub const ALWAYS_DENIED: &[&str] = &["169.254.0.0/16", "127.0.0.0/8", "fe80::/10", "::1/128"];
 
 /// Parse `CIDR[:PORT]` (`203.0.113.0/24:443`, `[2001:db8::/32]:443`, or a
 /// bare address for one host).
@@ -188,30 +204,37 @@ pub struct Acl {
 /// The ACL enforcing `policy` for a box whose bridge address is
 /// `gateway`, on a host with `host_addresses` (every interface's).
 pub fn acl(policy: &Egress, gateway: IpAddr, host_addresses: &[IpAddr]) -> Acl {
+    let mut own: Vec<String> = host_addresses
+        .iter()
+        .chain(std::iter::once(&gateway))
+        .map(|a| IpNet::from(*a).to_string())
+        .collect();
+    own.sort();
+    own.dedup();
+    let host = rule(
+        Action::Reject,
+        own.join(","),
+        "the host's own addresses (its bridge's DHCP and DNS stay open)",
+    );
     let mut egress = Vec::new();
     let default_egress = match policy {
         Egress::Public => {
             egress.push(rule(
                 Action::Reject,
                 DENIED.join(","),
-                "private, CGNAT, link-local (metadata) and loopback ranges",
+                "private, CGNAT, link-local (metadata), loopback, multicast and reserved ranges",
             ));
-            let mut own: Vec<String> = host_addresses
-                .iter()
-                .chain(std::iter::once(&gateway))
-                .map(|a| IpNet::from(*a).to_string())
-                .collect();
-            own.sort();
-            own.dedup();
-            egress.push(rule(
-                Action::Reject,
-                own.join(","),
-                "the host's own addresses (its bridge's DHCP and DNS stay open)",
-            ));
+            egress.push(host);
             Action::Allow
         }
         Egress::None => Action::Reject,
         Egress::AllowList(list) => {
+            egress.push(rule(
+                Action::Reject,
+                ALWAYS_DENIED.join(","),
+                "link-local (metadata) and loopback, whatever is allowed",
+            ));
+            egress.push(host);
             for a in list {
                 match a.port {
                     None => egress.push(rule(Action::Allow, a.net.to_string(), "allowed")),
@@ -331,7 +354,6 @@ mod tests {
             1,
             "the gateway once"
         );
-        assert!(!denied.iter().any(|d| d.starts_with("203.0.113")));
         // Only the host comes in.
         assert_eq!(a.default_ingress, Action::Reject);
         assert_eq!(a.ingress.len(), 1);
@@ -353,9 +375,21 @@ mod tests {
         .unwrap();
         let a = acl(&list, gw, &[]);
         assert_eq!(a.default_egress, Action::Reject);
+        // Even a wide allow never reaches the metadata service or the host.
+        let rejected: Vec<&str> = a
+            .egress
+            .iter()
+            .filter(|r| r.action == Action::Reject)
+            .flat_map(|r| r.destination.split(','))
+            .collect();
+        assert!(
+            rejected.contains(&"169.254.0.0/16") && rejected.contains(&"10.99.0.1/32"),
+            "{rejected:?}"
+        );
         let rules: Vec<(Action, &str, &str, &str)> = a
             .egress
             .iter()
+            .filter(|r| r.action == Action::Allow)
             .map(|r| {
                 (
                     r.action,

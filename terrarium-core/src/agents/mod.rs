@@ -3,3 +3,4 @@
 //! interface come next.
 
 pub mod egress;
+pub mod sandbox;
