@@ -37,6 +37,9 @@ pub struct Summary {
     /// RFC 3339 UTC; `created` everywhere Terrarium prints a time of making.
     pub created: String,
     pub snapshots: usize,
+    /// An agent box's egress policy, as its ACL on the host enforces it;
+    /// null for every other instance.
+    pub egress: Option<crate::agents::egress::Egress>,
 }
 
 impl Summary {
@@ -68,6 +71,7 @@ impl Summary {
             image,
             created: rfc3339_utc(&i.created_at),
             snapshots: i.snapshot_count(),
+            egress: None,
         }
     }
 }
@@ -110,6 +114,12 @@ impl Human for Summary {
             ("image", self.image.clone()),
             ("created", self.created.clone()),
             ("snapshots", self.snapshots.to_string()),
+            (
+                "egress",
+                self.egress
+                    .as_ref()
+                    .map_or("-".into(), crate::agents::sandbox::describe),
+            ),
         ];
         rows.iter()
             .map(|(k, v)| format!("{k:<10} {v}"))
@@ -119,17 +129,24 @@ impl Human for Summary {
 }
 
 pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
+    let policies = crate::agents::sandbox::policies(lxd)?;
     Ok(lxd
         .instances()?
         .iter()
-        .map(|i| Summary::of(i, lxd.project()))
+        .map(|i| {
+            let mut s = Summary::of(i, lxd.project());
+            s.egress = policies.get(&i.name).cloned();
+            s
+        })
         .collect())
 }
 
 pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     validate_instance_name(name)?;
     let i = lxd.instance_full(name)?;
-    Ok(Summary::of(&i, lxd.project()))
+    let mut s = Summary::of(&i, lxd.project());
+    s.egress = crate::agents::sandbox::policy_of(lxd, name)?;
+    Ok(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -304,14 +321,14 @@ pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
 /// that creates the `terrarium` user needs cloud-init: an image without it
 /// would leave a box without its user, so that launch is undone and said.
 pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<Launched> {
-    {
+    let spec = &{
         // LXD 5.0 hands overlapping uid ranges to isolated-idmap
         // containers created at the same moment (the loser fails to
         // start: "newuidmap ... not allowed"), so creations take turns.
         // Only the creation: waiting for cloud-init runs in parallel.
         let _turn = Lock::acquire(crate::fs::Resource::Launch, LAUNCH_LOCK_WAIT)?;
-        create(lxd, spec)?;
-    }
+        create(lxd, spec)?
+    };
     let cloud_init = match wait {
         None => "not_waited".to_string(),
         Some(t) => {
@@ -353,20 +370,24 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
 
 /// Create and start the instance. An agent box first gets a bridge of
 /// its own with the `public` egress policy; its only NIC is there, and if
-/// the box cannot be made, the bridge goes again.
-fn create(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
+/// the box cannot be made, the bridge goes again. Returns what was made.
+fn create(lxd: &Lxd, spec: &LaunchSpec) -> Result<LaunchSpec> {
     use crate::agents::{egress::Egress, sandbox};
     if !spec.profiles.iter().any(|p| p == sandbox::PROFILE) {
-        return lxd.launch(spec);
+        return lxd.launch(spec).map(|()| spec.clone());
     }
     let settings = crate::settings::Settings::load_or_default()?;
     let bridge = sandbox::provision(lxd, &spec.name, &Egress::Public, settings.nat)?;
     let mut spec = spec.clone();
     spec.devices.insert("eth0".into(), sandbox::nic(&bridge));
-    lxd.launch(&spec).inspect_err(|_| {
-        let _ = lxd.delete(&spec.name, true);
-        let _ = sandbox::teardown(lxd, &spec.name);
-    })
+    match lxd.launch(&spec) {
+        Ok(()) => Ok(spec),
+        Err(e) => {
+            let _ = lxd.delete(&spec.name, true);
+            let _ = sandbox::teardown(lxd, &spec.name);
+            Err(e)
+        }
+    }
 }
 
 fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {

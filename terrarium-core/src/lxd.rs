@@ -632,8 +632,11 @@ impl Lxd {
     /// A network ACL (in the default project: Terrarium's projects share
     /// its networks), or `None` when there is none of that name.
     pub fn network_acl(&self, name: &str) -> Result<Option<NetworkAcl>> {
-        let acls: Vec<NetworkAcl> = self.query_unscoped("/1.0/network-acls?recursion=1")?;
-        Ok(acls.into_iter().find(|a| a.name == name))
+        Ok(self.network_acls()?.into_iter().find(|a| a.name == name))
+    }
+
+    pub fn network_acls(&self) -> Result<Vec<NetworkAcl>> {
+        self.query_unscoped("/1.0/network-acls?recursion=1")
     }
 
     pub fn create_network_acl(&self, acl: &serde_json::Value) -> Result<()> {

@@ -56,6 +56,12 @@ pub const GATE_SUITE: Names = Names {
     pool: "trm-e2e-gate",
 };
 
+pub const AGENT_SUITE: Names = Names {
+    project: "trm-e2e-agent",
+    bridge: "trme2e9",
+    pool: "trm-e2e-agent",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",
@@ -399,6 +405,27 @@ pub fn clean_lxd(n: &Names) {
         }
     }
     lxc(&["project", "delete", n.project]);
+    // Agent boxes' own bridges and ACLs, named for their project.
+    let owner = format!("{}/", n.project);
+    for kind in ["networks", "network-acls"] {
+        let all: Vec<serde_json::Value> =
+            serde_json::from_slice(&lxc(&["query", &format!("/1.0/{kind}?recursion=1")]).stdout)
+                .unwrap_or_default();
+        for x in all {
+            let mine = x["config"]["user.terrarium.instance"]
+                .as_str()
+                .is_some_and(|o| o.starts_with(&owner));
+            if let (true, Some(name)) = (mine, x["name"].as_str()) {
+                // Bridges first: an ACL in use cannot go.
+                let what: &[&str] = if kind == "networks" {
+                    &["network", "delete", name]
+                } else {
+                    &["network", "acl", "delete", name]
+                };
+                lxc(what);
+            }
+        }
+    }
     lxc(&["network", "delete", n.bridge]);
     lxc(&["storage", "delete", n.pool]);
 }

@@ -5,7 +5,9 @@ An object (info) or an array of them (list): name, project, state (LXD's
 status, lowercase: running, stopped, ...), kind (container or
 virtual-machine), profiles (array), ipv4 (first IPv4 of the LXD-managed
 NIC, or null), image (its description), created (RFC 3339 UTC),
-snapshots (count). In JSON Lines an object is one \"type\":\"summary\" line,
+snapshots (count), egress (an agent box's policy as its ACL enforces it:
+{policy: public|none|allow-list, allow: [{net, port}]}; null for other
+instances). In JSON Lines an object is one \"type\":\"summary\" line,
 an array one \"type\":\"item\" line per element.";
 
 const CHANGE: &str = "\
@@ -36,7 +38,8 @@ directory), seconds (0 on a dry run).",
         "launch",
         "\
 An object: name, image, profiles (array), config (object: the -c keys
-and values), dry_run (bool), cloud_init (done; disabled: the image has
+and values), devices (the instance's own: empty, or an agent box's eth0 on
+its own bridge), dry_run (bool), cloud_init (done; disabled: the image has
 none; not_waited: --no-wait or --dry-run), instance (the new instance as
 `trm info` prints it; null on a dry run).",
     ),
@@ -60,5 +63,12 @@ user (exit 4), an error line says which.",
 An array of findings: check (what is checked), status
 (pass|info|warn|fail), detail, fix (what to do, or null). Exits 5 (found
 problems) when any check fails.",
+    ),
+    (
+        "policy set",
+        "\
+An object: instance, bridge (the box's own), policy
+(public|none|allow-list), allow (with allow-list: [{net, port}]), changed
+(bool). Exits 4 for an instance that is not an agent box.",
     ),
 ];

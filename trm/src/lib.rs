@@ -81,6 +81,31 @@ pub enum Command {
     ///
     /// Exits 5 (found problems) when any check fails.
     Doctor { name: String },
+    /// An agent box's egress policy (what it may reach besides its DNS)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace an agent box's egress policy; no other box is touched
+    ///
+    /// public: the internet, but no private, CGNAT, link-local (cloud
+    /// metadata), loopback, multicast or reserved range and none of the
+    /// host's addresses. none: nothing. allow-list: only the --allow
+    /// entries (never the metadata service or the host). Enforced by an LXD
+    /// network ACL on the box's own bridge, where root inside cannot undo it.
+    Set(PolicySetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicySetArgs {
+    pub name: String,
+    #[arg(long, value_parser = ["public", "none", "allow-list"])]
+    pub egress: String,
+    /// With --egress allow-list: CIDR[:PORT], e.g. 203.0.113.0/24:443 or [2001:db8::/32]:443
+    #[arg(long = "allow", value_name = "CIDR[:PORT]")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -229,6 +254,7 @@ impl Command {
             Command::Start(a) | Command::Stop(a) | Command::Restart(a) => Some(&a.name),
             Command::Delete(a) => Some(&a.name),
             Command::Doctor { name } => Some(name),
+            Command::Policy(PolicyCommand::Set(a)) => Some(&a.name),
             Command::Init(_) | Command::Image(_) | Command::List => None,
         }
     }
@@ -256,6 +282,15 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Start(a) => lifecycle(lxd()?, a.asking(Verb::Start), out),
         Command::Stop(a) => lifecycle(lxd()?, a.asking(Verb::Stop), out),
         Command::Restart(a) => lifecycle(lxd()?, a.asking(Verb::Restart), out),
+        Command::Policy(PolicyCommand::Set(a)) => {
+            let policy = terrarium_core::agents::egress::parse(&a.egress, &a.allow)?;
+            out.one(&terrarium_core::agents::sandbox::set_policy(
+                &lxd()?,
+                &a.name,
+                &policy,
+            )?)?;
+            Ok(0)
+        }
         Command::Doctor { name } => {
             let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;
             out.list(&findings)?;

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 
 /// What a box may reach, besides its bridge's DHCP and DNS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "egress", content = "allow")]
+#[serde(rename_all = "kebab-case", tag = "policy", content = "allow")]
 pub enum Egress {
     /// The public internet; no private, CGNAT, link-local (cloud metadata)
     /// or loopback range, and none of the host's own addresses.

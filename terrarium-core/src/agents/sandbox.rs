@@ -199,8 +199,10 @@ pub fn describe(policy: &Egress) -> String {
 /// nothing another box uses.
 pub fn set_policy(lxd: &Lxd, instance: &str, policy: &Egress) -> Result<PolicySet> {
     crate::names::validate_instance_name(instance)?;
-    lxd.instance(instance)?;
     let project = lxd.project();
+    // The instance's turn, as every other change to it takes.
+    let _turn = crate::snapshots::lock_instance(project, instance, Default::default())?;
+    lxd.instance(instance)?;
     let name = bridge_of(project, instance);
     let Some(network) = lxd.networks()?.into_iter().find(|n| n.name == name) else {
         return Err(Error::WrongState(format!(
@@ -232,6 +234,23 @@ pub fn policy_of(lxd: &Lxd, instance: &str) -> Result<Option<Egress>> {
         .network_acl(&name)?
         .and_then(|a| a.config.get(POLICY_KEY).cloned())
         .and_then(|p| serde_json::from_str(&p).ok()))
+}
+
+/// The policies of this project's agent boxes, by instance name.
+pub fn policies(lxd: &Lxd) -> Result<BTreeMap<String, Egress>> {
+    let prefix = format!("{}/", lxd.project());
+    Ok(lxd
+        .network_acls()?
+        .into_iter()
+        .filter_map(|a| {
+            let instance = a.config.get(OWNER_KEY)?.strip_prefix(&prefix)?.to_string();
+            // Only the ACL named for that box counts: another one naming
+            // it as its owner enforces nothing on it.
+            (a.name == bridge_of(lxd.project(), &instance)).then_some(())?;
+            let policy = serde_json::from_str(a.config.get(POLICY_KEY)?).ok()?;
+            Some((instance, policy))
+        })
+        .collect())
 }
 
 /// After the box is gone: its bridge, then its ACL. Nothing to do for an

@@ -7,6 +7,9 @@
 //! - `strict`: an add-on (stack it after `default`) that turns nesting and
 //!   syscall interception off, isolates the uid range and caps processes.
 //! - `dev`: standalone; Docker-friendly and `terrarium` gets passwordless sudo.
+//! - `agent`: `dev` with limits (CPU, memory, processes) and no NIC: `trm
+//!   launch` gives each agent box a bridge of its own with an egress
+//!   policy (`agents::sandbox`), so a box launched by hand is offline.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +32,12 @@ pub const USER_SCRIPT_MARKER: &str = "# terrarium-user";
 /// fork bomb.
 pub const STRICT_MAX_PROCESSES: u32 = 2000;
 
-pub const NAMES: [&str; 4] = ["default", "terrarium", "strict", "dev"];
+/// Defaults of the `agent` profile: room for an agent's builds, not for
+/// starving the host (2 cores, 24 GiB here).
+pub const AGENT_CPUS: u32 = 2;
+pub const AGENT_MEMORY: &str = "2GiB";
+
+pub const NAMES: [&str; 5] = ["default", "terrarium", "strict", "dev", "agent"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -187,9 +195,29 @@ pub fn definitions(pool: &str, bridge: &str) -> Vec<Definition> {
             standalone: true,
             summary: "Terrarium dev: standalone, Docker-friendly, terrarium user with passwordless sudo".into(),
             sudo: Some(Sudo::Passwordless),
-            settings: with([docker, vec![user_setting(Sudo::Passwordless)]].concat()),
-            devices,
-            device_map,
+            settings: with([docker.clone(), vec![user_setting(Sudo::Passwordless)]].concat()),
+            devices: devices.clone(),
+            device_map: device_map.clone(),
+        },
+        Definition {
+            name: crate::agents::sandbox::PROFILE.into(),
+            standalone: true,
+            summary: "Terrarium agent: dev with CPU, memory and process limits; `trm launch` gives each box its own bridge and egress policy".into(),
+            sudo: Some(Sudo::Passwordless),
+            settings: with(
+                [
+                    docker,
+                    vec![
+                        user_setting(Sudo::Passwordless),
+                        s("limits.cpu", &AGENT_CPUS.to_string(), "At most this many CPUs: a runaway build or loop slows its own box, not the host."),
+                        s("limits.memory", AGENT_MEMORY, "A memory hog is OOM-killed inside its box before the host runs short."),
+                        s("limits.processes", &STRICT_MAX_PROCESSES.to_string(), "A fork bomb stops at this many processes instead of exhausting the host's process table."),
+                    ],
+                ]
+                .concat(),
+            ),
+            devices: devices.into_iter().filter(|d| d.key == "root").collect(),
+            device_map: device_map.into_iter().filter(|(n, _)| n == "root").collect(),
         },
     ]
 }
@@ -394,6 +422,16 @@ mod tests {
             .unwrap()
             .contains("NOPASSWD"));
         assert_eq!(by("default").devices["eth0"]["network"], "trmbr0");
+        let agent = by("agent");
+        assert!(get(&agent, VENDOR_DATA_KEY).unwrap().contains("NOPASSWD"));
+        for key in ["limits.cpu", "limits.memory", "limits.processes"] {
+            assert!(get(&agent, key).is_some(), "{key}");
+        }
+        assert_eq!(
+            agent.devices.keys().collect::<Vec<_>>(),
+            vec!["root"],
+            "no NIC: trm launch gives the box its own bridge"
+        );
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! Agent sandboxes against a real LXD: an agent box's own bridge and ACL
+//! keep it from the cloud metadata address, private services and the
+//! host, while the public internet (a TEST-NET address in a namespace the
+//! test made) stays reachable; root inside cannot get around it, a box's
+//! policy change touches no other box, and a default box is unaffected.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use terrarium_core::agents::sandbox;
+use terrarium_core::error::exit;
+use terrarium_tests::e2e::{self, lxc, lxc_json, Bed, Names, Runner, AGENT_SUITE};
+
+const N: Names = AGENT_SUITE;
+const AGENT: &str = "a-box";
+const PLAIN: &str = "d-box";
+/// The "outside": a namespace joined to the host by a veth.
+const NS: &str = "trm-e2e-agt";
+const VETH: &str = "trmagtv0";
+const PORT: u16 = 8080;
+/// What the namespace holds: the public internet, the cloud's metadata
+/// service and a private service.
+const PUBLIC: &str = "203.0.113.5";
+const METADATA: &str = "169.254.169.254";
+const PRIVATE: &str = "10.66.0.5";
+/// A host service on each bridge's own address (not DNS, not DHCP).
+const HOST_PORT: u16 = 18099;
+
+/// Can `name` open a TCP connection to ip:port? (bash's /dev/tcp: no
+/// client program needed in the image.)
+fn reaches(name: &str, ip: &str, port: u16) -> bool {
+    let script = format!("timeout 4 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo open");
+    let out = lxc(&[
+        "exec",
+        "--project",
+        N.project,
+        name,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    String::from_utf8_lossy(&out.stdout).contains("open")
+}
+
+fn gateway_of(bridge: &str) -> String {
+    let net = lxc_json(&format!("/1.0/networks/{bridge}"));
+    let a = net["config"]["ipv4.address"].as_str().unwrap();
+    a.split('/').next().unwrap().to_string()
+}
+
+/// The namespace with the three "outside" addresses, each serving PORT.
+struct Outside {
+    servers: Vec<Child>,
+}
+
+impl Outside {
+    fn start() -> Outside {
+        Outside::stop_leftovers();
+        e2e::sh(&format!(
+            "ip netns add {NS} && ip link add {VETH} type veth peer name veth0 netns {NS} && \
+             ip addr add 198.51.100.1/30 dev {VETH} && ip link set {VETH} up && \
+             ip -n {NS} addr add 198.51.100.2/30 dev veth0 && ip -n {NS} link set veth0 up && \
+             ip -n {NS} link set lo up && \
+             ip -n {NS} addr add {PUBLIC}/32 dev lo && ip -n {NS} addr add {METADATA}/32 dev lo && \
+             ip -n {NS} addr add {PRIVATE}/32 dev lo && \
+             ip -n {NS} route add default via 198.51.100.1 && \
+             ip route add {PUBLIC}/32 via 198.51.100.2 && ip route add {METADATA}/32 via 198.51.100.2 && \
+             ip route add {PRIVATE}/32 via 198.51.100.2"
+        ));
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                NS,
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+                "0.0.0.0",
+            ])
+            .arg(PORT.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let o = Outside {
+            servers: vec![server],
+        };
+        e2e::eventually("the namespace's server", 20, || {
+            Command::new("ip")
+                .args(["netns", "exec", NS, "python3", "-c"])
+                .arg(format!(
+                    "import socket; socket.create_connection(('{PUBLIC}', {PORT}), 2)"
+                ))
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        o
+    }
+
+    /// A host service on `ip`, as something private on the host would be.
+    fn serve_on_host(&mut self, ip: &str) {
+        let server = Command::new("python3")
+            .args(["-m", "http.server", "--bind", ip])
+            .arg(HOST_PORT.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.servers.push(server);
+        e2e::eventually("the host service", 20, || {
+            std::net::TcpStream::connect((ip, HOST_PORT)).is_ok()
+        });
+    }
+
+    /// What a killed earlier run left; quiet, since usually nothing.
+    fn stop_leftovers() {
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
+        };
+        for r in [PUBLIC, METADATA, PRIVATE] {
+            quiet(&["route", "del", &format!("{r}/32")]);
+        }
+        quiet(&["link", "del", VETH]);
+        quiet(&["netns", "del", NS]);
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        Outside::stop_leftovers();
+    }
+}
+
+fn main() {
+    if !e2e::enabled("e2e_agent") {
+        return;
+    }
+    let bed = Bed::new(N);
+    let mut t = Runner::new();
+    let mut outside = Outside::start();
+    let agent_bridge = sandbox::bridge_of(N.project, AGENT);
+
+    t.setup("setup_an_agent_box_and_a_default_box", || {
+        bed.trm_json(&bed.init_args());
+        let launched = bed.trm_json(&["launch", AGENT, "--profile", "agent"]);
+        assert_eq!(
+            launched["devices"]["eth0"]["network"],
+            agent_bridge.as_str()
+        );
+        assert_eq!(
+            launched["instance"]["egress"]["policy"], "public",
+            "{launched}"
+        );
+        bed.trm_json(&["launch", PLAIN]);
+        outside.serve_on_host(&gateway_of(&agent_bridge));
+        outside.serve_on_host(&gateway_of(N.bridge));
+    });
+
+    t.case(
+        "an_agent_box_reaches_the_internet_and_nothing_private",
+        || {
+            assert!(reaches(AGENT, PUBLIC, PORT), "the public address");
+            assert!(!reaches(AGENT, METADATA, PORT), "the metadata service");
+            assert!(!reaches(AGENT, PRIVATE, PORT), "a private service");
+            let gw = gateway_of(&agent_bridge);
+            assert!(!reaches(AGENT, &gw, HOST_PORT), "the host's own service");
+            // Another tenant's bridge is private too.
+            assert!(!reaches(AGENT, &gateway_of(N.bridge), HOST_PORT));
+            // Its resolver still answers (DNS is a baseline service of the bridge).
+            let out = lxc(&[
+                "exec",
+                "--project",
+                N.project,
+                AGENT,
+                "--",
+                "sh",
+                "-c",
+                &format!("timeout 4 bash -c 'exec 3<>/dev/tcp/{gw}/53' && echo open"),
+            ]);
+            assert!(String::from_utf8_lossy(&out.stdout).contains("open"), "DNS");
+        },
+    );
+
+    t.case("a_default_box_is_unaffected", || {
+        assert!(reaches(PLAIN, PUBLIC, PORT));
+        assert!(reaches(PLAIN, PRIVATE, PORT), "no policy on a default box");
+        assert!(reaches(PLAIN, &gateway_of(N.bridge), HOST_PORT));
+        let info = bed.trm_json(&["info", PLAIN]);
+        assert_eq!(info["egress"], Value::Null);
+    });
+
+    t.case("policy_none_then_an_allow_list_touch_only_that_box", || {
+        let set = bed.trm_json(&["policy", "set", AGENT, "--egress", "none"]);
+        assert_eq!(set["policy"], "none", "{set}");
+        assert_eq!(set["changed"], true);
+        assert!(!reaches(AGENT, PUBLIC, PORT), "nothing after --egress none");
+        assert_eq!(bed.trm_json(&["info", AGENT])["egress"]["policy"], "none");
+        assert!(
+            reaches(PLAIN, PUBLIC, PORT),
+            "the other box keeps its way out"
+        );
+
+        let allow = format!("{PUBLIC}:{PORT}");
+        let set = bed.trm_json(&[
+            "policy",
+            "set",
+            AGENT,
+            "--egress",
+            "allow-list",
+            "--allow",
+            &allow,
+        ]);
+        assert_eq!(set["allow"][0]["port"], PORT, "{set}");
+        assert!(reaches(AGENT, PUBLIC, PORT), "the allowed entry");
+        assert!(!reaches(AGENT, PUBLIC, HOST_PORT), "only its port");
+        assert!(!reaches(AGENT, METADATA, PORT));
+
+        let set = bed.trm_json(&["policy", "set", AGENT, "--egress", "public"]);
+        assert_eq!(set["policy"], "public");
+        assert!(reaches(AGENT, PUBLIC, PORT));
+        let list = bed.trm_json(&["list"]);
+        let row = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == AGENT)
+            .unwrap()
+            .clone();
+        assert_eq!(row["egress"]["policy"], "public", "{row}");
+    });
+
+    t.case("bad_policies_are_refused_and_change_nothing", || {
+        let before = lxc_json(&format!("/1.0/network-acls/{agent_bridge}"));
+        for (args, code, says) in [
+            (
+                vec!["policy", "set", PLAIN, "--egress", "none"],
+                exit::WRONG_STATE,
+                "not an agent box",
+            ),
+            (
+                vec![
+                    "policy",
+                    "set",
+                    AGENT,
+                    "--egress",
+                    "allow-list",
+                    "--allow",
+                    "example.com",
+                ],
+                exit::USAGE,
+                "example.com",
+            ),
+            (
+                vec!["policy", "set", AGENT, "--egress", "allow-list"],
+                exit::USAGE,
+                "needs at least one --allow",
+            ),
+            (
+                vec!["policy", "set", "no-such-box", "--egress", "none"],
+                exit::NOT_FOUND,
+                "no-such-box",
+            ),
+        ] {
+            bed.refused("trm", &args, code, says);
+        }
+        assert_eq!(
+            lxc_json(&format!("/1.0/network-acls/{agent_bridge}")),
+            before
+        );
+    });
+
+    t.case("root_inside_cannot_get_around_the_policy", || {
+        // Flush whatever firewall the box has, take a neighbour's address
+        // and route out by hand: the ACL and the address filter are on the
+        // host's side of the bridge.
+        let gw = gateway_of(&agent_bridge);
+        let prefix = gw.rsplit_once('.').unwrap().0.to_string();
+        let script = format!(
+            "(nft flush ruleset || iptables -F || true) 2>/dev/null; \
+             ip addr flush dev eth0 && ip addr add {prefix}.250/24 dev eth0 && \
+             ip route add default via {gw} || true"
+        );
+        lxc(&[
+            "exec",
+            "--project",
+            N.project,
+            AGENT,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        assert!(!reaches(AGENT, METADATA, PORT));
+        assert!(!reaches(AGENT, PRIVATE, PORT));
+        assert!(!reaches(AGENT, &gw, HOST_PORT));
+        // Back to its own address: a restart asks DHCP again.
+        lxc(&["restart", "--project", N.project, AGENT, "--force"]);
+        e2e::eventually("the box's own address again", 60, || {
+            reaches(AGENT, PUBLIC, PORT)
+        });
+        assert!(!reaches(AGENT, METADATA, PORT));
+    });
+
+    t.case("delete_removes_the_boxs_bridge_and_acl", || {
+        bed.trm_json(&["delete", AGENT, "--force", "--yes"]);
+        let nets = lxc_json("/1.0/networks");
+        assert!(
+            !nets.to_string().contains(&agent_bridge),
+            "bridge gone: {nets}"
+        );
+        let acls = lxc_json("/1.0/network-acls");
+        assert!(
+            !acls.to_string().contains(&agent_bridge),
+            "ACL gone: {acls}"
+        );
+    });
+
+    drop(outside);
+    bed.teardown();
+    t.finish();
+}
