@@ -297,6 +297,51 @@ impl Human for Launched {
     }
 }
 
+/// `--cpu`, `--memory`, `--disk` of a launch: LXD's own limits, so the
+/// kernel enforces them (cgroups; the pool's quota for the disk).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub cpu: Option<u32>,
+    pub memory: Option<String>,
+    pub disk: Option<String>,
+}
+
+/// A size as LXD takes it: a number and a unit (`512MiB`, `2GiB`, `10GB`).
+fn check_size(flag: &str, v: &str) -> Result<()> {
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &v[digits.len()..];
+    let units = ["B", "kB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB"];
+    if digits.parse::<u64>().is_ok_and(|n| n > 0) && units.contains(&unit) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{flag} '{v}': expected a size such as 512MiB, 2GiB or 10GB"
+        )))
+    }
+}
+
+impl Limits {
+    /// Check the values and put them on the spec (they override the
+    /// profile's, as instance config does).
+    pub fn apply(&self, spec: &mut LaunchSpec) -> Result<()> {
+        if let Some(cpu) = self.cpu {
+            if cpu == 0 {
+                return Err(Error::Usage("--cpu must be at least 1".into()));
+            }
+            spec.config.insert("limits.cpu".into(), cpu.to_string());
+        }
+        if let Some(m) = &self.memory {
+            check_size("--memory", m)?;
+            spec.config.insert("limits.memory".into(), m.clone());
+        }
+        if let Some(d) = &self.disk {
+            check_size("--disk", d)?;
+            spec.root_size = Some(d.clone());
+        }
+        Ok(())
+    }
+}
+
 pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     validate_instance_name(&spec.name)?;
     for p in &spec.profiles {
@@ -532,6 +577,62 @@ fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_land_on_the_spec_and_bad_ones_are_refused() {
+        let mut spec = LaunchSpec::default();
+        Limits {
+            cpu: Some(1),
+            memory: Some("512MiB".into()),
+            disk: Some("5GiB".into()),
+        }
+        .apply(&mut spec)
+        .unwrap();
+        assert_eq!(spec.config["limits.cpu"], "1");
+        assert_eq!(spec.config["limits.memory"], "512MiB");
+        assert_eq!(spec.root_size.as_deref(), Some("5GiB"));
+        for (l, says) in [
+            (
+                Limits {
+                    cpu: Some(0),
+                    ..Default::default()
+                },
+                "--cpu",
+            ),
+            (
+                Limits {
+                    memory: Some("lots".into()),
+                    ..Default::default()
+                },
+                "--memory 'lots'",
+            ),
+            (
+                Limits {
+                    memory: Some("0GiB".into()),
+                    ..Default::default()
+                },
+                "--memory",
+            ),
+            (
+                Limits {
+                    disk: Some("10 GiB".into()),
+                    ..Default::default()
+                },
+                "--disk",
+            ),
+            (
+                Limits {
+                    disk: Some("10gb".into()),
+                    ..Default::default()
+                },
+                "--disk",
+            ),
+        ] {
+            let e = l.apply(&mut LaunchSpec::default()).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn summary_takes_image_description_and_normalises_time() {

@@ -219,6 +219,9 @@ pub struct LaunchSpec {
     pub config: Config,
     /// Devices of the instance's own, added before its first start.
     pub devices: Devices,
+    /// The root disk's quota (`--disk`), where the pool's driver has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_size: Option<String>,
 }
 
 /// How to run a command in an instance.
@@ -331,11 +334,8 @@ impl Lxd {
     /// Create and start; own devices are added between the two, so the
     /// first boot already has them (an agent box's only NIC).
     pub fn launch(&self, spec: &LaunchSpec) -> Result<()> {
-        let verb = if spec.devices.is_empty() {
-            "launch"
-        } else {
-            "init"
-        };
+        let staged = !spec.devices.is_empty() || spec.root_size.is_some();
+        let verb = if staged { "init" } else { "launch" };
         let mut cmd = self
             .verb(verb)
             .args([&spec.image, &spec.name])
@@ -350,8 +350,19 @@ impl Lxd {
             cmd = cmd.args(["--config", &format!("{k}={v}")]);
         }
         self.run(&cmd)?;
-        if spec.devices.is_empty() {
+        if !staged {
             return Ok(());
+        }
+        if let Some(size) = &spec.root_size {
+            // The profile's root disk, with a quota of this instance's own.
+            self.run(&self.verb("config").args([
+                "device",
+                "override",
+                "--",
+                &spec.name,
+                "root",
+                &format!("size={size}"),
+            ]))?;
         }
         for (dev, config) in &spec.devices {
             self.add_device(&spec.name, dev, config)?;

@@ -149,7 +149,17 @@ fn main() {
 
     t.setup("setup_an_agent_box_and_a_default_box", || {
         bed.trm_json(&bed.init_args());
-        let launched = bed.trm_json(&["launch", AGENT, "--profile", "agent"]);
+        let launched = bed.trm_json(&[
+            "launch",
+            AGENT,
+            "--profile",
+            "agent",
+            "--memory",
+            "512MiB",
+            "--cpu",
+            "1",
+        ]);
+        assert_eq!(launched["config"]["limits.memory"], "512MiB");
         assert_eq!(
             launched["devices"]["eth0"]["network"],
             agent_bridge.as_str()
@@ -306,6 +316,55 @@ fn main() {
             reaches(AGENT, PUBLIC, PORT)
         });
         assert!(!reaches(AGENT, METADATA, PORT));
+    });
+
+    t.case("limits_hold_under_a_memory_hog_and_a_fork_bomb", || {
+        let box_config = lxc_json(&format!("/1.0/instances/{AGENT}?project={}", N.project));
+        let expanded = &box_config["expanded_config"];
+        assert_eq!(expanded["limits.memory"], "512MiB");
+        assert_eq!(expanded["limits.cpu"], "1");
+        let cap: usize = expanded["limits.processes"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // A gigabyte in a 512 MiB box: the kernel kills the hog, inside.
+        let hog = lxc(&[
+            "exec",
+            "--project",
+            N.project,
+            AGENT,
+            "--",
+            "perl",
+            "-e",
+            "my $x = 'a' x (1024 * 1024 * 1024); print qq(survived\n)",
+        ]);
+        assert_eq!(hog.status.code(), Some(137), "OOM-killed: {hog:?}");
+        assert!(!String::from_utf8_lossy(&hog.stdout).contains("survived"));
+        // Forks until the cap, then the parent reaps them all.
+        let bomb = lxc(&[
+            "exec",
+            "--project",
+            N.project,
+            AGENT,
+            "--",
+            "perl",
+            "-e",
+            "my @k; while (@k < 5000) { my $p = fork(); last unless defined $p; \
+             if ($p == 0) { sleep 30; exit 0 } push @k, $p } \
+             print scalar(@k), qq(\n); kill 'KILL', @k; 1 while wait() != -1",
+        ]);
+        let forked: usize = String::from_utf8_lossy(&bomb.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the bomb's count: {bomb:?}"));
+        assert!(
+            forked < cap && forked > 100,
+            "stopped at the cap {cap}: {forked}"
+        );
+        // The box and the host carry on.
+        assert!(reaches(AGENT, PUBLIC, PORT));
+        assert!(lxc(&["query", "/1.0"]).status.success());
     });
 
     t.case("delete_removes_the_boxs_bridge_and_acl", || {

@@ -194,6 +194,15 @@ pub struct LaunchArgs {
     /// Print what would be launched; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// At most this many CPUs (LXD's limits.cpu) [default: the profile's]
+    #[arg(long, value_name = "N")]
+    pub cpu: Option<u32>,
+    /// At most this much memory, e.g. 512MiB, 2GiB (limits.memory); a hog is OOM-killed inside
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// A root disk quota, e.g. 10GiB, where the pool's driver has quotas (btrfs, zfs, lvm)
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -358,7 +367,7 @@ fn spinner() -> indicatif::ProgressBar {
 
 fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
     let settings = Settings::load_or_default()?;
-    let spec = LaunchSpec {
+    let mut spec = LaunchSpec {
         name: a.name,
         image: a.image.unwrap_or(settings.image),
         profiles: if a.profiles.is_empty() {
@@ -367,8 +376,14 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
             a.profiles
         },
         config: a.config.into_iter().collect(),
-        devices: Default::default(),
+        ..Default::default()
     };
+    instances::Limits {
+        cpu: a.cpu,
+        memory: a.memory,
+        disk: a.disk,
+    }
+    .apply(&mut spec)?;
     instances::check_launch(&lxd, &spec)?;
     if a.dry_run {
         out.one(&instances::Launched {

@@ -83,6 +83,9 @@ complete -c trm -n "__fish_trm_using_subcommand launch" -l image -d 'Image alias
 complete -c trm -n "__fish_trm_using_subcommand launch" -s p -l profile -d 'Profile to apply (repeat for several; order matters) [default: default]' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -s c -l config -d 'Instance config KEY=VALUE, e.g. cloud-init.user-data=... (repeatable)' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l timeout -d 'Seconds to wait for cloud-init' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l cpu -d 'At most this many CPUs (LXD\'s limits.cpu) [default: the profile\'s]' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l memory -d 'At most this much memory, e.g. 512MiB, 2GiB (limits.memory); a hog is OOM-killed inside' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l disk -d 'A root disk quota, e.g. 10GiB, where the pool\'s driver has quotas (btrfs, zfs, lvm)' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
