@@ -557,6 +557,79 @@ pub fn exec(lxd: &Lxd, name: &str, command: &[String], root: bool) -> Result<i32
     Ok(code)
 }
 
+/// Most of each stream a captured exec keeps (`truncated` says when
+/// more came): a program driving boxes gets an answer it can hold.
+pub const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// `trm exec --format json` (and `--checkpoint`): the command's result
+/// as data, for programs that drive boxes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Executed {
+    pub instance: String,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+    /// Either stream was longer than [`CAPTURE_LIMIT`] and was cut.
+    pub truncated: bool,
+    /// The snapshot taken first, with `--checkpoint`.
+    pub checkpoint: Option<crate::snapshots::Checkpoint>,
+}
+
+impl Human for Executed {
+    fn human(&self) -> String {
+        let mut out = format!("{}{}", self.stdout, self.stderr);
+        if let Some(c) = &self.checkpoint {
+            out.push_str(&format!(
+                "checkpoint {}/{}; undo with `{}`\n",
+                c.instance, c.snapshot, c.rollback
+            ));
+        }
+        out.push_str(&format!(
+            "exit {} after {} ms{}",
+            self.exit_code,
+            self.duration_ms,
+            if self.truncated { " (output cut)" } else { "" }
+        ));
+        out
+    }
+}
+
+/// Run a command with its output captured, after a checkpoint if asked.
+pub fn exec_captured(
+    lxd: &Lxd,
+    name: &str,
+    command: &[String],
+    root: bool,
+    checkpoint: bool,
+) -> Result<Executed> {
+    let cmd = exec_cmd(lxd, name, command, root)?;
+    let checkpoint = match checkpoint {
+        true => Some(crate::snapshots::checkpoint(
+            lxd,
+            name,
+            command,
+            crate::fs::OnBusy::Fail,
+        )?),
+        false => None,
+    };
+    let started = std::time::Instant::now();
+    let (out, truncated) = cmd.output_capped(CAPTURE_LIMIT)?;
+    let exit_code = exit_code_of(&out.status);
+    if exit_code == 1 {
+        diagnose_exec(lxd, name, root)?;
+    }
+    Ok(Executed {
+        instance: name.into(),
+        exit_code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        truncated,
+        checkpoint,
+    })
+}
+
 fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
     let i = lxd.instance(name)?;
     if !i.is_running() {

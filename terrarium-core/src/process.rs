@@ -219,6 +219,13 @@ impl Cmd {
 
     /// Run with captured output; a non-zero status is not an error here.
     pub fn output(&self) -> Result<Output> {
+        self.output_capped(usize::MAX).map(|(out, _)| out)
+    }
+
+    /// As [`Cmd::output`], keeping at most `cap` bytes of each stream (the
+    /// rest is read and dropped, so the child never blocks on a full
+    /// pipe); true when something was dropped.
+    pub fn output_capped(&self, cap: usize) -> Result<(Output, bool)> {
         let mut c = self.command();
         c.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -238,8 +245,8 @@ impl Cmd {
                     let _ = w.write_all(&data);
                 })
             });
-        let out_reader = reader(child.stdout.take());
-        let err_reader = reader(child.stderr.take());
+        let out_reader = capped_reader(child.stdout.take(), cap);
+        let err_reader = capped_reader(child.stderr.take(), cap);
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -263,11 +270,16 @@ impl Cmd {
         if let Some(f) = feeder {
             let _ = f.join();
         }
-        Ok(Output {
-            status,
-            stdout: out_reader.join().unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
-        })
+        let (stdout, cut_out) = out_reader.join().unwrap_or_default();
+        let (stderr, cut_err) = err_reader.join().unwrap_or_default();
+        Ok((
+            Output {
+                status,
+                stdout,
+                stderr,
+            },
+            cut_out || cut_err,
+        ))
     }
 
     /// Run with captured output and fail on a non-zero status.
@@ -462,6 +474,23 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec
     })
 }
 
+/// The first `cap` bytes, and whether more came (read and dropped).
+fn capped_reader<R: Read + Send + 'static>(
+    r: Option<R>,
+    cap: usize,
+) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let Some(r) = r else {
+            return (buf, false);
+        };
+        let mut r = r.take(cap as u64);
+        let _ = r.read_to_end(&mut buf);
+        let dropped = std::io::copy(&mut r.into_inner(), &mut std::io::sink()).unwrap_or(0);
+        (buf, dropped > 0)
+    })
+}
+
 fn quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
@@ -525,6 +554,20 @@ mod tests {
             e.contains("status 3") && e.contains("monitor lost LXD"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn capped_output_keeps_the_head_and_says_so() {
+        let (out, cut) = Cmd::new("sh")
+            .args(["-c", "head -c 100000 /dev/zero; echo done >&2"])
+            .output_capped(1000)
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.len(), 1000);
+        assert!(cut);
+        assert_eq!(out.stderr, b"done\n");
+        let (_, cut) = Cmd::new("true").output_capped(10).unwrap();
+        assert!(!cut);
     }
 
     #[test]

@@ -30,7 +30,12 @@ const HOST_PORT: u16 = 18099;
 /// client program needed in the image.)
 fn reaches(name: &str, ip: &str, port: u16) -> bool {
     let script = format!("timeout 4 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' && echo open");
-    let out = lxc(&[
+    String::from_utf8_lossy(&sh_in(name, &script).stdout).contains("open")
+}
+
+/// A script as root in a box, whatever its outcome.
+fn sh_in(name: &str, script: &str) -> std::process::Output {
+    lxc(&[
         "exec",
         "--project",
         N.project,
@@ -38,9 +43,22 @@ fn reaches(name: &str, ip: &str, port: u16) -> bool {
         "--",
         "sh",
         "-c",
-        &script,
-    ]);
-    String::from_utf8_lossy(&out.stdout).contains("open")
+        script,
+    ])
+}
+
+/// `trm exec AGENT OPTS --format json -- CMD`, asserting it ran, parsed.
+fn exec_json(bed: &Bed, opts: &[&str], cmd: &[&str]) -> Value {
+    let out = bed
+        .tool("trm")
+        .args(["exec", AGENT, "--format", "json"])
+        .args(opts)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap();
+    e2e::assert_ok(&out, &format!("trm exec {opts:?} -- {cmd:?}"));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn gateway_of(bridge: &str) -> String {
@@ -184,17 +202,7 @@ fn main() {
             // Another tenant's bridge is private too.
             assert!(!reaches(AGENT, &gateway_of(N.bridge), HOST_PORT));
             // Its resolver still answers (DNS is a baseline service of the bridge).
-            let out = lxc(&[
-                "exec",
-                "--project",
-                N.project,
-                AGENT,
-                "--",
-                "sh",
-                "-c",
-                &format!("timeout 4 bash -c 'exec 3<>/dev/tcp/{gw}/53' && echo open"),
-            ]);
-            assert!(String::from_utf8_lossy(&out.stdout).contains("open"), "DNS");
+            assert!(reaches(AGENT, &gw, 53), "DNS");
         },
     );
 
@@ -297,16 +305,7 @@ fn main() {
              ip addr flush dev eth0 && ip addr add {prefix}.250/24 dev eth0 && \
              ip route add default via {gw} || true"
         );
-        lxc(&[
-            "exec",
-            "--project",
-            N.project,
-            AGENT,
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ]);
+        sh_in(AGENT, &script);
         assert!(!reaches(AGENT, METADATA, PORT));
         assert!(!reaches(AGENT, PRIVATE, PORT));
         assert!(!reaches(AGENT, &gw, HOST_PORT));
@@ -366,6 +365,80 @@ fn main() {
         assert!(reaches(AGENT, PUBLIC, PORT));
         assert!(lxc(&["query", "/1.0"]).status.success());
     });
+
+    t.case("exec_as_data_says_exit_code_output_and_duration", || {
+        let out = bed
+            .tool("trm")
+            .args(["exec", AGENT, "--format", "json", "--", "sh", "-c"])
+            .arg("echo out; echo err >&2; exit 3")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "trm exits with the command's status"
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["exit_code"], 3, "{r}");
+        assert_eq!(r["stdout"], "out\n");
+        assert_eq!(r["stderr"], "err\n");
+        assert_eq!(r["truncated"], false);
+        assert!(r["duration_ms"].as_u64().is_some(), "{r}");
+        assert_eq!(r["checkpoint"], Value::Null);
+        // A flood is cut at the limit, and says so.
+        let r = exec_json(&bed, &[], &["head", "-c", "3000000", "/dev/zero"]);
+        assert_eq!(r["truncated"], true);
+        assert_eq!(r["stdout"].as_str().unwrap().len(), 1 << 20);
+    });
+
+    t.case(
+        "a_checkpointed_rm_rf_home_is_undone_by_one_rollback",
+        || {
+            let marker = "/home/terrarium/precious";
+            e2e::exec_ok(N.project, AGENT, &format!("echo kept > {marker}"));
+            let r = exec_json(
+                &bed,
+                &["--root", "--checkpoint"],
+                &["rm", "-rf", "/home/terrarium"],
+            );
+            assert_eq!(r["exit_code"], 0, "{r}");
+            let snap = r["checkpoint"]["snapshot"].as_str().unwrap().to_string();
+            assert!(snap.starts_with("trm-checkpoint-"), "{r}");
+            assert_eq!(r["checkpoint"]["command"][0], "rm");
+            let gone = lxc(&[
+                "exec",
+                "--project",
+                N.project,
+                AGENT,
+                "--",
+                "test",
+                "-e",
+                marker,
+            ]);
+            assert!(!gone.status.success(), "the command ran");
+            let listed = bed.snap(&["list", AGENT]);
+            assert!(
+                listed
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["name"] == snap.as_str() && s["kind"] == "checkpoint"),
+                "{listed}"
+            );
+            let back = bed.snap(&["rollback", AGENT, "--to", "last-checkpoint", "--yes"]);
+            assert_eq!(back["target"], snap.as_str(), "{back}");
+            e2e::eventually("the box running again", 60, || {
+                lxc(&["exec", "--project", N.project, AGENT, "--", "true"])
+                    .status
+                    .success()
+            });
+            assert_eq!(
+                e2e::exec_ok(N.project, AGENT, &format!("cat {marker}")).trim(),
+                "kept",
+                "one rollback undid it"
+            );
+        },
+    );
 
     t.case("delete_removes_the_boxs_bridge_and_acl", || {
         bed.trm_json(&["delete", AGENT, "--force", "--yes"]);

@@ -23,7 +23,7 @@ An array, one per instance snapshotted: instance, snapshot (its name).",
         "\
 An array (in JSON Lines one \"type\":\"item\" line each): instance, name,
 kind (auto:TIER, TIER one of frequent, hourly, daily, monthly; manual;
-safety; other), created (RFC 3339 UTC), size (bytes, or null where the driver does not say),
+safety; checkpoint; other), created (RFC 3339 UTC), size (bytes, or null where the driver does not say),
 held (bool).",
     ),
     (

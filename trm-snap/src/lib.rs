@@ -81,7 +81,7 @@ pub enum Command {
     /// Step an instance back to a snapshot (default: its newest); undoable
     Rollback {
         name: String,
-        /// The snapshot to return to
+        /// The snapshot to return to; `last-checkpoint` for the one `trm exec --checkpoint` took last [default: the newest]
         #[arg(long)]
         to: Option<String>,
         /// Restore through a copy and keep the current instance, stopped, under another name

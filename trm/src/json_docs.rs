@@ -46,10 +46,14 @@ none; not_waited: --no-wait or --dry-run), instance (the new instance as
     (
         "exec",
         "\
-None of its own: the command's output passes through and trm exits with
-its status (128+N when signal N killed it). When that status is 1 because
-the instance does not exist (exit 3), is not running or has no terrarium
-user (exit 4), an error line says which.",
+Without --checkpoint or an explicit --format json|jsonl: none of its own,
+the command's output passes through. With either: an object: instance,
+exit_code, stdout, stderr (each at most 1 MiB), duration_ms, truncated
+(bool: a stream was cut), checkpoint (null, or {instance, snapshot,
+command, rollback: the command that undoes it}). Either way trm exits with
+the command's status (128+N when signal N killed it). When that status is
+1 because the instance does not exist (exit 3), is not running or has no
+terrarium user (exit 4), an error line says which.",
     ),
     ("list", INSTANCE),
     ("info", INSTANCE),

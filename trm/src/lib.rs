@@ -16,7 +16,7 @@ use terrarium_core::instances::{self, Verb};
 use terrarium_core::lxd::{LaunchSpec, Lxd};
 use terrarium_core::names::validate_instance_name;
 use terrarium_core::net::Subnet;
-use terrarium_core::output::Printer;
+use terrarium_core::output::{Format, Printer};
 use terrarium_core::settings::Settings;
 use terrarium_core::verdict;
 
@@ -218,6 +218,9 @@ pub struct ExecArgs {
     /// Run as root (recovery) instead of the terrarium user
     #[arg(long)]
     pub root: bool,
+    /// Snapshot the box first (`trm-snap rollback NAME --to last-checkpoint` undoes the command); prints the result as data
+    #[arg(long)]
+    pub checkpoint: bool,
     /// The command and its arguments [default: a login shell]
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -279,6 +282,15 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Init(a) => init(lxd()?, &project, a, out),
         Command::Image(ImageCommand::Build(a)) => image_build(lxd()?, a, out),
         Command::Launch(a) => launch(lxd()?, a, out),
+        // Output passes through, unless a program asked for data: an
+        // explicit --format json|jsonl, or a checkpoint to report.
+        Command::Exec(a)
+            if a.checkpoint || cli.common.output.format.is_some_and(|f| f != Format::Human) =>
+        {
+            let r = instances::exec_captured(&lxd()?, &a.name, &a.command, a.root, a.checkpoint)?;
+            out.one(&r)?;
+            Ok(r.exit_code)
+        }
         Command::Exec(a) => Ok(instances::exec(&lxd()?, &a.name, &a.command, a.root)?),
         Command::List => {
             out.list(&instances::list(&lxd()?)?)?;

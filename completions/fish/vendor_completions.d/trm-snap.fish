@@ -59,7 +59,7 @@ human\t'A table or readable text for people'"
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand list" -l wait -d 'Wait for another Terrarium process working on the same instance instead of failing with exit 75'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm-snap -n "__fish_trm_snap_using_subcommand rollback" -l to -d 'The snapshot to return to' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand rollback" -l to -d 'The snapshot to return to; `last-checkpoint` for the one `trm exec --checkpoint` took last [default: the newest]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand rollback" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"

@@ -98,6 +98,7 @@ jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand exec" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand exec" -l root -d 'Run as root (recovery) instead of the terrarium user'
+complete -c trm -n "__fish_trm_using_subcommand exec" -l checkpoint -d 'Snapshot the box first (`trm-snap rollback NAME --to last-checkpoint` undoes the command); prints the result as data'
 complete -c trm -n "__fish_trm_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'

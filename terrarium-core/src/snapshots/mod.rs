@@ -4,6 +4,7 @@
 //! automatic tick that snapshots and prunes by the retention policy.
 
 mod auto;
+mod checkpoint;
 pub mod drivers;
 pub mod holds;
 mod prune;
@@ -12,10 +13,11 @@ pub mod retention;
 mod rollback;
 
 pub use auto::{auto, units, Tick};
+pub use checkpoint::{checkpoint, Checkpoint};
 pub use holds::{set_hold, Hold};
 pub use prune::{prune_apply, prune_plan, Pruned};
 pub use restore::{restore_as, strip_identity, Restored};
-pub use rollback::{rollback_apply, rollback_plan, Method, Rollback};
+pub use rollback::{rollback_apply, rollback_plan, Method, Rollback, LAST_CHECKPOINT};
 
 use std::collections::BTreeSet;
 
@@ -120,6 +122,7 @@ fn kind_label(name: &str) -> String {
         Kind::Auto(t) => format!("auto:{}", t.as_str()),
         Kind::Manual => "manual".into(),
         Kind::Safety => "safety".into(),
+        Kind::Checkpoint => "checkpoint".into(),
         Kind::Foreign => "other".into(),
     }
 }

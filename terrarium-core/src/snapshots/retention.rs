@@ -63,6 +63,9 @@ pub struct Policy {
     pub monthly: u32,
     /// Safety snapshots (taken before a rollback) are kept at least this long.
     pub safety_grace_days: u32,
+    /// Checkpoints (`trm exec --checkpoint`) kept, newest first; the
+    /// latest one always is.
+    pub checkpoints: u32,
 }
 
 impl Default for Policy {
@@ -73,6 +76,7 @@ impl Default for Policy {
             daily: 14,
             monthly: 3,
             safety_grace_days: 7,
+            checkpoints: 10,
         }
     }
 }
@@ -95,6 +99,8 @@ pub enum Kind {
     Auto(Tier),
     Manual,
     Safety,
+    /// Taken before a risky command (`trm exec --checkpoint`).
+    Checkpoint,
     /// Not written by Terrarium: never pruned.
     Foreign,
 }
@@ -102,6 +108,7 @@ pub enum Kind {
 pub const AUTO_PREFIX: &str = "trm-auto-";
 pub const MANUAL_PREFIX: &str = "trm-manual-";
 pub const SAFETY_PREFIX: &str = "trm-safety-";
+pub const CHECKPOINT_PREFIX: &str = "trm-checkpoint-";
 const STAMP: &str = "%Y%m%dT%H%M%SZ";
 
 /// `trm-auto-hourly-20261128T230000Z` and friends.
@@ -111,6 +118,10 @@ pub fn auto_name(tier: Tier, at: DateTime<Utc>) -> String {
 
 pub fn safety_name(at: DateTime<Utc>) -> String {
     format!("{SAFETY_PREFIX}{}", at.format(STAMP))
+}
+
+pub fn checkpoint_name(at: DateTime<Utc>) -> String {
+    format!("{CHECKPOINT_PREFIX}{}", at.format(STAMP))
 }
 
 /// `YYYYMMDDTHHMMSSZ`, checked by shape: this runs for every snapshot
@@ -136,6 +147,8 @@ pub fn kind_of(name: &str) -> Kind {
     }
     if name.starts_with(SAFETY_PREFIX) {
         Kind::Safety
+    } else if name.starts_with(CHECKPOINT_PREFIX) {
+        Kind::Checkpoint
     } else if name.starts_with(MANUAL_PREFIX) {
         Kind::Manual
     } else {
@@ -169,6 +182,7 @@ pub fn plan(snaps: &[Snap], now: DateTime<Utc>, policy: &Policy) -> Vec<Decision
     });
     let newest = order.first().copied();
     let mut rank_in_tier = [0u32; 4];
+    let mut checkpoints_seen = 0u32;
     let mut out: Vec<Option<Decision>> = vec![None; snaps.len()];
     for i in order {
         let s = &snaps[i];
@@ -186,6 +200,10 @@ pub fn plan(snaps: &[Snap], now: DateTime<Utc>, policy: &Policy) -> Vec<Decision
                 rank_in_tier[t as usize] += 1;
                 Some(r)
             }
+            Kind::Checkpoint => {
+                checkpoints_seen += 1;
+                Some(checkpoints_seen - 1)
+            }
             _ => None,
         };
         let d = if Some(i) == newest {
@@ -197,6 +215,23 @@ pub fn plan(snaps: &[Snap], now: DateTime<Utc>, policy: &Policy) -> Vec<Decision
         } else {
             match kind {
                 Kind::Manual => keep("manual snapshots are never pruned".into()),
+                Kind::Checkpoint => {
+                    let rank = rank.expect("checkpoints are ranked");
+                    if rank == 0 {
+                        keep("the latest checkpoint is always kept".into())
+                    } else if rank < policy.checkpoints {
+                        keep(format!(
+                            "within the {} newest checkpoints",
+                            policy.checkpoints
+                        ))
+                    } else {
+                        Decision {
+                            name: s.name.clone(),
+                            keep: false,
+                            rule: format!("beyond the {} newest checkpoints", policy.checkpoints),
+                        }
+                    }
+                }
                 Kind::Foreign => keep("not a Terrarium automatic snapshot".into()),
                 Kind::Safety => {
                     let grace = Duration::days(i64::from(policy.safety_grace_days));
@@ -276,6 +311,45 @@ pub fn due_tier(snaps: &[Snap], now: DateTime<Utc>, policy: &Policy) -> Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoints_keep_their_count_and_always_the_latest() {
+        let t = |h: u32| Utc.with_ymd_and_hms(2026, 11, 28, h, 0, 0).unwrap();
+        let cp = |h: u32| Snap {
+            name: checkpoint_name(t(h)),
+            created: t(h),
+            held: false,
+            depended_on: false,
+        };
+        assert_eq!(kind_of(&checkpoint_name(t(1))), Kind::Checkpoint);
+        // Three checkpoints and a newer manual snapshot; keep 1 checkpoint.
+        let mut snaps = vec![cp(1), cp(2), cp(3)];
+        snaps.push(Snap {
+            name: "trm-manual-later".into(),
+            created: t(5),
+            held: false,
+            depended_on: false,
+        });
+        let policy = Policy {
+            checkpoints: 1,
+            ..Policy::default()
+        };
+        let d = plan(&snaps, t(6), &policy);
+        let keep = |n: &str| d.iter().find(|x| x.name == n).unwrap().clone();
+        let latest = keep(&checkpoint_name(t(3)));
+        assert!(latest.keep, "{latest:?}");
+        assert_eq!(latest.rule, "the latest checkpoint is always kept");
+        assert!(!keep(&checkpoint_name(t(2))).keep);
+        assert!(!keep(&checkpoint_name(t(1))).keep);
+        // Even a policy of none keeps the latest.
+        let none = Policy {
+            checkpoints: 0,
+            ..Policy::default()
+        };
+        assert!(plan(&snaps, t(6), &none)
+            .iter()
+            .any(|x| x.name == checkpoint_name(t(3)) && x.keep));
+    }
     use chrono::TimeZone;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -331,6 +405,7 @@ mod tests {
             daily: 2,
             monthly: 2,
             safety_grace_days: 7,
+            checkpoints: 2,
         };
         struct Case {
             what: &'static str,

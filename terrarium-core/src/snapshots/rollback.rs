@@ -106,6 +106,9 @@ fn read(lxd: &Lxd, name: &str) -> Result<Facts> {
 /// Decide a rollback to `to` (default: the newest snapshot): the method,
 /// the safety snapshot's name and, with copy-and-swap, the name the
 /// current instance is kept under (`free` tells whether one is unused).
+/// `--to last-checkpoint`: the newest snapshot `trm exec --checkpoint` took.
+pub const LAST_CHECKPOINT: &str = "last-checkpoint";
+
 fn decide(
     f: &Facts,
     to: Option<&str>,
@@ -115,6 +118,17 @@ fn decide(
 ) -> Result<Rollback> {
     let name = f.name.as_str();
     let target = match to {
+        Some(LAST_CHECKPOINT) => f
+            .snaps
+            .iter()
+            .rev()
+            .find(|(_, n)| retention::kind_of(n) == retention::Kind::Checkpoint)
+            .map(|(_, n)| n.clone())
+            .ok_or_else(|| {
+                Error::WrongState(format!(
+                    "instance '{name}' has no checkpoint (`trm exec --checkpoint {name} -- CMD` takes one)"
+                ))
+            })?,
         Some(t) if f.snaps.iter().any(|(_, n)| n == t) => t.to_string(),
         Some(t) => {
             return Err(Error::NotFound {
@@ -361,6 +375,26 @@ mod tests {
             running,
             restore_older,
         }
+    }
+
+    #[test]
+    fn last_checkpoint_is_the_newest_checkpoint_not_the_newest_snapshot() {
+        let now = parse_time("2026-11-28T23:00:00Z");
+        let f = facts(
+            &[
+                "trm-checkpoint-20260101T000000Z",
+                "trm-checkpoint-20260102T000000Z",
+                "trm-auto-hourly-20260103T000000Z",
+            ],
+            false,
+            drivers::RestoreOlder::KeepsNewer,
+        );
+        let plan = decide(&f, Some(LAST_CHECKPOINT), false, now, |_| true).unwrap();
+        assert_eq!(plan.target, "trm-checkpoint-20260102T000000Z");
+        let none = facts(&["trm-manual-x"], false, drivers::RestoreOlder::KeepsNewer);
+        let e = decide(&none, Some(LAST_CHECKPOINT), false, now, |_| true).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::WRONG_STATE);
+        assert!(e.to_string().contains("no checkpoint"), "{e}");
     }
 
     /// One row: what was read, what was asked, what the plan must say.
