@@ -40,6 +40,10 @@ pub struct Summary {
     /// An agent box's egress policy, as its ACL on the host enforces it;
     /// null for every other instance.
     pub egress: Option<crate::agents::egress::Egress>,
+    /// Stopped after this long idle (`user.terrarium.idle`), if set.
+    pub idle: Option<String>,
+    /// Deleted at this time (`trm launch --ttl`), if set.
+    pub expires: Option<String>,
 }
 
 impl Summary {
@@ -72,6 +76,8 @@ impl Summary {
             created: rfc3339_utc(&i.created_at),
             snapshots: i.snapshot_count(),
             egress: None,
+            idle: c.get(crate::agents::lifetime::IDLE_KEY).cloned(),
+            expires: None,
         }
     }
 }
@@ -130,15 +136,21 @@ impl Human for Summary {
 
 pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
     let policies = crate::agents::sandbox::policies(lxd)?;
+    let deadlines = crate::agents::lifetime::deadlines(lxd.project())?;
     Ok(lxd
         .instances()?
         .iter()
         .map(|i| {
             let mut s = Summary::of(i, lxd.project());
             s.egress = policies.get(&i.name).cloned();
+            s.expires = deadlines.get(&i.name).map(stamp);
             s
         })
         .collect())
+}
+
+fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
@@ -146,6 +158,9 @@ pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     let i = lxd.instance_full(name)?;
     let mut s = Summary::of(&i, lxd.project());
     s.egress = crate::agents::sandbox::policy_of(lxd, name)?;
+    s.expires = crate::agents::lifetime::deadlines(lxd.project())?
+        .get(name)
+        .map(stamp);
     Ok(s)
 }
 
@@ -258,8 +273,9 @@ pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
         Verb::Restart => lxd.restart(&change.name, force),
         Verb::Delete => {
             lxd.delete(&change.name, force)?;
-            // An agent box's own bridge and ACL go with it.
-            crate::agents::sandbox::teardown(lxd, &change.name)
+            // An agent box's own bridge and ACL go with it, and a deadline.
+            crate::agents::sandbox::teardown(lxd, &change.name)?;
+            crate::agents::lifetime::set_deadline(lxd.project(), &change.name, None)
         }
     }
 }
@@ -339,6 +355,41 @@ impl Limits {
             spec.root_size = Some(d.clone());
         }
         Ok(())
+    }
+}
+
+/// `--idle` and `--ttl` of a launch (see `agents::lifetime`).
+#[derive(Debug, Clone, Default)]
+pub struct Lifetime {
+    pub idle: Option<String>,
+    pub ttl: Option<chrono::Duration>,
+}
+
+impl Lifetime {
+    pub fn parse(idle: Option<&str>, ttl: Option<&str>) -> Result<Lifetime> {
+        use crate::agents::lifetime::parse_duration;
+        if let Some(i) = idle {
+            parse_duration("--idle", i)?;
+        }
+        Ok(Lifetime {
+            idle: idle.map(String::from),
+            ttl: ttl.map(|t| parse_duration("--ttl", t)).transpose()?,
+        })
+    }
+
+    /// The idle time is the instance's own setting.
+    pub fn apply(&self, spec: &mut LaunchSpec) {
+        if let Some(i) = &self.idle {
+            spec.config
+                .insert(crate::agents::lifetime::IDLE_KEY.into(), i.clone());
+        }
+    }
+
+    /// The deadline is the host's record, written once the box exists
+    /// (and any a former box of that name left, cleared).
+    pub fn record(&self, lxd: &Lxd, name: &str) -> Result<()> {
+        let at = self.ttl.map(|ttl| chrono::Utc::now() + ttl);
+        crate::agents::lifetime::set_deadline(lxd.project(), name, at)
     }
 }
 
@@ -630,7 +681,7 @@ pub fn exec_captured(
     })
 }
 
-fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
+pub(crate) fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
     let i = lxd.instance(name)?;
     if !i.is_running() {
         return Err(Error::WrongState(format!(

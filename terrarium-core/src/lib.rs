@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod error;
 pub mod expose;
+pub mod files;
 pub mod fs;
 pub mod gate;
 pub mod harden;

@@ -93,6 +93,15 @@ pub struct Snapshot {
 pub struct InstanceState {
     #[serde(default)]
     pub network: Option<BTreeMap<String, NetworkState>>,
+    #[serde(default)]
+    pub cpu: Option<CpuState>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CpuState {
+    /// Nanoseconds of CPU used since the instance started.
+    #[serde(default)]
+    pub usage: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -638,6 +647,34 @@ impl Lxd {
             &format!("/1.0/networks/{name}"),
             &serde_json::json!({}),
         )
+    }
+
+    /// How many `lxc exec` sessions run in the instance now (LXD's
+    /// running exec operations of our project).
+    pub fn exec_sessions(&self, name: &str) -> Result<usize> {
+        let ops: serde_json::Value = self.query("/1.0/operations?recursion=1")?;
+        let me = format!("/1.0/instances/{name}");
+        Ok(ops["running"]
+            .as_array()
+            .map(|running| {
+                running
+                    .iter()
+                    .filter(|o| {
+                        o["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("Executing"))
+                    })
+                    .filter(|o| {
+                        o["resources"]["instances"].as_array().is_some_and(|l| {
+                            l.iter().any(|u| {
+                                u.as_str()
+                                    .is_some_and(|u| u.split('?').next() == Some(me.as_str()))
+                            })
+                        })
+                    })
+                    .count()
+            })
+            .unwrap_or(0))
     }
 
     /// A network ACL (in the default project: Terrarium's projects share

@@ -440,6 +440,135 @@ fn main() {
         },
     );
 
+    t.case("cp_copies_as_terrarium_and_never_leaves_the_home", || {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("notes.txt");
+        std::fs::write(&local, "from the host\n").unwrap();
+        let to = format!("{AGENT}:work/notes.txt");
+        let r = bed.trm_json(&["cp", local.to_str().unwrap(), &to]);
+        assert_eq!(
+            r["to"],
+            format!("{AGENT}:/home/terrarium/work/notes.txt"),
+            "{r}"
+        );
+        assert_eq!(r["bytes"], 14);
+        let owner = e2e::exec_ok(
+            N.project,
+            AGENT,
+            "stat -c %U:%G /home/terrarium/work/notes.txt /home/terrarium/work",
+        );
+        assert_eq!(owner, "terrarium:terrarium\nterrarium:terrarium\n");
+        let back = dir.path().join("back.txt");
+        bed.trm_json(&["cp", &to, back.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "from the host\n");
+        // Out of the home: refused before the box is asked.
+        for bad in ["../../etc/passwd", "/etc/passwd"] {
+            bed.refused(
+                "trm",
+                &["cp", local.to_str().unwrap(), &format!("{AGENT}:{bad}")],
+                exit::USAGE,
+                "below /home/terrarium",
+            );
+        }
+        // A link the tenant planted leads only where terrarium may write.
+        e2e::exec_ok(
+            N.project,
+            AGENT,
+            "su terrarium -s /bin/sh -c 'ln -sf /etc/passwd /home/terrarium/evil'",
+        );
+        let passwd = e2e::exec_ok(N.project, AGENT, "sha256sum /etc/passwd");
+        let out = bed
+            .tool("trm")
+            .args([
+                "cp",
+                local.to_str().unwrap(),
+                &format!("{AGENT}:evil"),
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{out:?}");
+        assert_eq!(
+            e2e::exec_ok(N.project, AGENT, "sha256sum /etc/passwd"),
+            passwd
+        );
+    });
+
+    t.case("an_idle_box_stops_and_a_box_past_its_deadline_goes", || {
+        use chrono::{Duration, SecondsFormat, Utc};
+        let at = |d: Duration| (Utc::now() + d).to_rfc3339_opts(SecondsFormat::Secs, true);
+        e2e::lxc_ok(&[
+            "config",
+            "set",
+            "--project",
+            N.project,
+            PLAIN,
+            "user.terrarium.idle",
+            "1m",
+        ]);
+        let short = bed.trm_json(&["launch", "t-box", "--ttl", "1h", "--no-wait"]);
+        let expires = short["instance"]["expires"].as_str().unwrap().to_string();
+        assert!(expires.ends_with('Z'), "{short}");
+        let listed = bed.trm_json(&["list"]);
+        let row = |name: &str| {
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(row(PLAIN)["idle"], "1m");
+        assert_eq!(row("t-box")["expires"], expires.as_str());
+        // First seen now; quiet for half an hour: stopped. Before its
+        // deadline the short-lived box stays; after it, it goes.
+        let first = bed.snap(&["auto", "--now", &at(Duration::zero())]);
+        let outcome = |ticks: &Value, name: &str| {
+            ticks
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["instance"] == name)
+                .map(|t| t["outcome"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            !outcome(&first, PLAIN).contains(&"stopped_idle".to_string()),
+            "{first}"
+        );
+        let later = bed.snap(&["auto", "--now", &at(Duration::minutes(30))]);
+        assert!(
+            outcome(&later, PLAIN).contains(&"stopped_idle".to_string()),
+            "{later}"
+        );
+        let state = lxc_json(&format!("/1.0/instances/{PLAIN}?project={}", N.project));
+        assert_eq!(state["status"], "Stopped");
+        assert_eq!(
+            bed.trm_json(&["info", AGENT])["state"],
+            "running",
+            "no idle setting, no stop"
+        );
+        assert!(e2e::lxc(&["info", "--project", N.project, "t-box"])
+            .status
+            .success());
+        let past = bed.snap(&["auto", "--now", &at(Duration::hours(2))]);
+        assert!(
+            outcome(&past, "t-box").contains(&"deleted_at_deadline".to_string()),
+            "{past}"
+        );
+        assert!(!e2e::lxc(&["info", "--project", N.project, "t-box"])
+            .status
+            .success());
+        assert!(bed
+            .trm_json(&["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "t-box"));
+    });
+
     t.case("delete_removes_the_boxs_bridge_and_acl", || {
         bed.trm_json(&["delete", AGENT, "--force", "--yes"]);
         let nets = lxc_json("/1.0/networks");

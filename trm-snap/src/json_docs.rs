@@ -45,8 +45,10 @@ stripped (what was taken from it: exposure, proxy devices, MAC...).",
         "auto",
         "\
 An array, one per instance: instance, snapshot (the one taken, or null),
-outcome (snapshotted, not_due, opted_out, busy, or failed: MESSAGE),
-deleted (the snapshots retention removed).",
+outcome (snapshotted, not_due, opted_out, busy, or failed: MESSAGE; and
+first, for boxes whose lifetime ended this tick: stopped_idle,
+frozen_idle, deleted_at_deadline), deleted (the snapshots retention
+removed).",
     ),
     (
         "prune",

@@ -107,7 +107,7 @@ pub enum Command {
         #[arg(long)]
         start: bool,
     },
-    /// One tick of the time machine: the due snapshot for every instance, then retention
+    /// One tick of the time machine: idle stops and deadlines, the due snapshot for every instance, then retention
     Auto {
         /// Evaluate as of this time (RFC 3339) instead of now
         #[arg(long, value_parser = parse_time)]

@@ -7,7 +7,9 @@ virtual-machine), profiles (array), ipv4 (first IPv4 of the LXD-managed
 NIC, or null), image (its description), created (RFC 3339 UTC),
 snapshots (count), egress (an agent box's policy as its ACL enforces it:
 {policy: public|none|allow-list, allow: [{net, port}]}; null for other
-instances). In JSON Lines an object is one \"type\":\"summary\" line,
+instances), idle (the idle time that stops it, or null), expires (the
+deadline of a --ttl box, RFC 3339 UTC, or null). In JSON Lines an object
+is one \"type\":\"summary\" line,
 an array one \"type\":\"item\" line per element.";
 
 const CHANGE: &str = "\
@@ -67,6 +69,12 @@ terrarium user (exit 4), an error line says which.",
 An array of findings: check (what is checked), status
 (pass|info|warn|fail), detail, fix (what to do, or null). Exits 5 (found
 problems) when any check fails.",
+    ),
+    (
+        "cp",
+        "\
+An object: from, to (NAME:PATH for the box side, PATH below
+/home/terrarium), bytes (copied). Exits 2 for a box path outside the home.",
     ),
     (
         "policy set",

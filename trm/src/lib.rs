@@ -84,6 +84,13 @@ pub enum Command {
     /// An agent box's egress policy (what it may reach besides its DNS)
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Copy one file between the host and a box's home, as the terrarium user
+    ///
+    /// One side is NAME:PATH, a path below /home/terrarium (relative paths
+    /// start there; `..` is refused); the other a host path. The box side is
+    /// read and written by the box's terrarium user, never root, so no link
+    /// planted in the home leads anywhere that user could not go.
+    Cp { from: String, to: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +210,12 @@ pub struct LaunchArgs {
     /// A root disk quota, e.g. 10GiB, where the pool's driver has quotas (btrfs, zfs, lvm)
     #[arg(long, value_name = "SIZE")]
     pub disk: Option<String>,
+    /// Stop the box after this long with no exec session and little CPU (30m, 2h), at the next `trm-snap auto` tick
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<String>,
+    /// Delete the box this long after launch (8h, 2d), at the first `trm-snap auto` tick after it
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -267,6 +280,7 @@ impl Command {
             Command::Delete(a) => Some(&a.name),
             Command::Doctor { name } => Some(name),
             Command::Policy(PolicyCommand::Set(a)) => Some(&a.name),
+            Command::Cp { .. } => None,
             Command::Init(_) | Command::Image(_) | Command::List => None,
         }
     }
@@ -303,6 +317,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Start(a) => lifecycle(lxd()?, a.asking(Verb::Start), out),
         Command::Stop(a) => lifecycle(lxd()?, a.asking(Verb::Stop), out),
         Command::Restart(a) => lifecycle(lxd()?, a.asking(Verb::Restart), out),
+        Command::Cp { from, to } => {
+            use terrarium_core::files;
+            let (from, to) = (files::side(&from)?, files::side(&to)?);
+            out.one(&files::copy(&lxd()?, &from, &to)?)?;
+            Ok(0)
+        }
         Command::Policy(PolicyCommand::Set(a)) => {
             let policy = terrarium_core::agents::egress::parse(&a.egress, &a.allow)?;
             out.one(&terrarium_core::agents::sandbox::set_policy(
@@ -396,6 +416,8 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
         disk: a.disk,
     }
     .apply(&mut spec)?;
+    let lifetime = instances::Lifetime::parse(a.idle.as_deref(), a.ttl.as_deref())?;
+    lifetime.apply(&mut spec);
     instances::check_launch(&lxd, &spec)?;
     if a.dry_run {
         out.one(&instances::Launched {
@@ -411,7 +433,10 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
     let wait = (!a.no_wait).then(|| Duration::from_secs(a.timeout));
     let launched = instances::launch(&lxd, &spec, wait);
     bar.finish_and_clear();
-    out.one(&launched?)?;
+    let mut launched = launched?;
+    lifetime.record(&lxd, &spec.name)?;
+    launched.instance = Some(instances::info(&lxd, &spec.name)?);
+    out.one(&launched)?;
     Ok(0)
 }
 

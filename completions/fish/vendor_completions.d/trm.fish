@@ -41,6 +41,7 @@ complete -c trm -n "__fish_trm_needs_command" -f -a "stop" -d 'Stop a container'
 complete -c trm -n "__fish_trm_needs_command" -f -a "restart" -d 'Restart a running container'
 complete -c trm -n "__fish_trm_needs_command" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
 complete -c trm -n "__fish_trm_needs_command" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
+complete -c trm -n "__fish_trm_needs_command" -f -a "cp" -d 'Copy one file between the host and a box\'s home, as the terrarium user'
 complete -c trm -n "__fish_trm_needs_command" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
 complete -c trm -n "__fish_trm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand init" -l storage -d 'Storage driver for a new pool [default: zfs if the kernel has it, else btrfs, else dir]' -r -f -a "zfs\t''
@@ -86,6 +87,8 @@ complete -c trm -n "__fish_trm_using_subcommand launch" -l timeout -d 'Seconds t
 complete -c trm -n "__fish_trm_using_subcommand launch" -l cpu -d 'At most this many CPUs (LXD\'s limits.cpu) [default: the profile\'s]' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l memory -d 'At most this much memory, e.g. 512MiB, 2GiB (limits.memory); a hog is OOM-killed inside' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l disk -d 'A root disk quota, e.g. 10GiB, where the pool\'s driver has quotas (btrfs, zfs, lvm)' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l idle -d 'Stop the box after this long with no exec session and little CPU (30m, 2h), at the next `trm-snap auto` tick' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l ttl -d 'Delete the box this long after launch (8h, 2d), at the first `trm-snap auto` tick after it' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -144,6 +147,11 @@ jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand doctor" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cp" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cp" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cp" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand policy; and not __fish_seen_subcommand_from set help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -162,18 +170,19 @@ complete -c trm -n "__fish_trm_using_subcommand policy; and __fish_seen_subcomma
 complete -c trm -n "__fish_trm_using_subcommand policy; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "set" -d 'Replace an agent box\'s egress policy; no other box is touched'
 complete -c trm -n "__fish_trm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "image" -d 'Build and import the Debian 12 base image'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "list" -d 'List containers'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "info" -d 'Show one container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "start" -d 'Start a container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "stop" -d 'Stop a container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "restart" -d 'Restart a running container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor policy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "image" -d 'Build and import the Debian 12 base image'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "list" -d 'List containers'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "info" -d 'Show one container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "start" -d 'Start a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "stop" -d 'Stop a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "restart" -d 'Restart a running container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "cp" -d 'Copy one file between the host and a box\'s home, as the terrarium user'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from init image launch exec list info start stop restart delete doctor cp policy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "set" -d 'Replace an agent box\'s egress policy; no other box is touched'

@@ -3,4 +3,5 @@
 //! interface come next.
 
 pub mod egress;
+pub mod lifetime;
 pub mod sandbox;

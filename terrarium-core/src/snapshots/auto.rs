@@ -20,7 +20,8 @@ pub struct Tick {
     pub instance: String,
     /// The snapshot taken, if one was due.
     pub snapshot: Option<String>,
-    /// `snapshotted`, `not_due`, `opted_out`, `busy` or `failed: ...`.
+    /// `snapshotted`, `not_due`, `opted_out`, `busy` or `failed: ...`; for
+    /// a box's lifetime `stopped_idle`, `frozen_idle` or `deleted_at_deadline`.
     pub outcome: String,
     pub deleted: Vec<String>,
 }
@@ -44,7 +45,20 @@ impl Row for Tick {
 /// [`OnBusy::Fail`], an instance another Terrarium process is working on
 /// (a rollback, say) is skipped this tick and reported busy.
 pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> Result<Vec<Tick>> {
-    let mut out = Vec::new();
+    // Idle stops and deadlines first: a box deleted now is not snapshotted.
+    let mut out: Vec<Tick> = crate::agents::lifetime::tick(lxd, now)?
+        .into_iter()
+        .map(|(instance, done)| Tick {
+            instance,
+            snapshot: None,
+            outcome: serde_json::to_value(done)
+                .expect("json")
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            deleted: Vec::new(),
+        })
+        .collect();
     for i in lxd.instances()? {
         let tick = |outcome: &str| Tick {
             instance: i.name.clone(),

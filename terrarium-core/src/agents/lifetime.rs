@@ -1,0 +1,255 @@
+//! Idle stop and time-to-live for boxes, done by the time machine's tick
+//! (`trm-snap auto`).
+//!
+//! - `user.terrarium.idle` (`30m`, `2h`): a running box with no `lxc exec`
+//!   session and under 5% of one CPU since the last tick, for that long,
+//!   is stopped (frozen with `user.terrarium.idle.action=freeze`). Whoever
+//!   sets `user.*` keys can at most make an idle box stop: nothing is lost.
+//! - `trm launch --ttl 8h`: the box is deleted at its deadline. The
+//!   deadline lives on the host (`<settings>/agents/<project>/ttl.json`,
+//!   root only), never in a `user.*` key, since a key writer must not be
+//!   able to delete a box.
+//!
+//! What a box did between ticks is kept in `<settings>/agents/<project>/
+//! idle.json`; the decision is a pure function of that and the sample.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::lxd::Lxd;
+
+pub const IDLE_KEY: &str = "user.terrarium.idle";
+pub const IDLE_ACTION_KEY: &str = "user.terrarium.idle.action";
+/// Busier than this share of one CPU between ticks is not idle.
+const BUSY_SHARE: f64 = 0.05;
+
+/// `30m`, `2h`, `1d`, `90s`.
+pub fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
+    let bad = || {
+        Error::Usage(format!(
+            "{flag} '{s}': expected a duration such as 90s, 30m, 8h or 2d"
+        ))
+    };
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    if n <= 0 {
+        return Err(bad());
+    }
+    match unit {
+        "s" => Ok(Duration::seconds(n)),
+        "m" => Ok(Duration::minutes(n)),
+        "h" => Ok(Duration::hours(n)),
+        "d" => Ok(Duration::days(n)),
+        _ => Err(bad()),
+    }
+}
+
+/// What the last tick saw of a box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub at: DateTime<Utc>,
+    pub cpu_ns: i64,
+    /// The last time it was seen busy (or first seen).
+    pub busy_at: DateTime<Utc>,
+}
+
+/// What this tick sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub cpu_ns: i64,
+    pub exec_sessions: usize,
+}
+
+/// The new record, and whether the box has now been idle for `idle`.
+pub fn judge(before: Option<Seen>, now: Sample, idle: Duration) -> (Seen, bool) {
+    let busy = match before {
+        None => true,
+        Some(b) => {
+            let wall = (now.at - b.at).num_nanoseconds().unwrap_or(i64::MAX).max(1);
+            let used = (now.cpu_ns - b.cpu_ns).max(0);
+            // A restart resets the counter: lower than before is busy.
+            now.exec_sessions > 0 || now.cpu_ns < b.cpu_ns || used as f64 / wall as f64 > BUSY_SHARE
+        }
+    };
+    let busy_at = match (busy, before) {
+        (false, Some(b)) => b.busy_at,
+        _ => now.at,
+    };
+    let seen = Seen {
+        at: now.at,
+        cpu_ns: now.cpu_ns,
+        busy_at,
+    };
+    (seen, !busy && now.at - busy_at >= idle)
+}
+
+fn dir(project: &str) -> PathBuf {
+    crate::settings::config_dir().join("agents").join(project)
+}
+
+fn read<T: serde::de::DeserializeOwned + Default>(path: &std::path::Path) -> Result<T> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| Error::parse(path.display().to_string(), e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+fn write<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {
+    let parent = path.parent().expect("a file in a directory");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    crate::fs::atomic_write(path, &serde_json::to_vec_pretty(v).expect("json"), 0o600)
+}
+
+/// The deadlines of a project's boxes.
+pub fn deadlines(project: &str) -> Result<BTreeMap<String, DateTime<Utc>>> {
+    read(&dir(project).join("ttl.json"))
+}
+
+/// Record (or with `None` clear) a box's deadline. Clearing one there is
+/// not writes nothing: a deleted box's name must not keep a deadline for
+/// the next box of that name, and a box without one needs no file.
+pub fn set_deadline(project: &str, instance: &str, at: Option<DateTime<Utc>>) -> Result<()> {
+    let path = dir(project).join("ttl.json");
+    let mut all: BTreeMap<String, DateTime<Utc>> = read(&path)?;
+    match at {
+        Some(t) => {
+            all.insert(instance.into(), t);
+        }
+        None if all.remove(instance).is_none() => return Ok(()),
+        None => {}
+    }
+    write(&path, &all)
+}
+
+/// What the tick did to one box for its idle time or deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifetime {
+    StoppedIdle,
+    FrozenIdle,
+    DeletedAtDeadline,
+}
+
+/// One pass over the project: stop or freeze what has been idle long
+/// enough, delete what is past its deadline. Returns what it did.
+pub fn tick(lxd: &Lxd, now: DateTime<Utc>) -> Result<Vec<(String, Lifetime)>> {
+    let project = lxd.project().to_string();
+    let mut done = Vec::new();
+    for (name, at) in deadlines(&project)? {
+        if now < at {
+            continue;
+        }
+        use crate::instances::{apply_change, plan_change, Verb};
+        match plan_change(lxd, &name, Verb::Delete, true) {
+            Ok((change, _)) => apply_change(lxd, &change, true)?,
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        set_deadline(&project, &name, None)?;
+        done.push((name, Lifetime::DeletedAtDeadline));
+    }
+    let path = dir(&project).join("idle.json");
+    let before: BTreeMap<String, Seen> = read(&path)?;
+    let mut after = BTreeMap::new();
+    for i in lxd.instances()? {
+        let Some(idle) = i.config.get(IDLE_KEY) else {
+            continue;
+        };
+        let Ok(idle) = parse_duration(IDLE_KEY, idle) else {
+            continue;
+        };
+        if !i.is_running() {
+            continue;
+        }
+        let sample = Sample {
+            at: now,
+            cpu_ns: i
+                .state
+                .as_ref()
+                .and_then(|s| s.cpu.as_ref())
+                .map_or(0, |c| c.usage),
+            exec_sessions: lxd.exec_sessions(&i.name)?,
+        };
+        let (seen, idle_now) = judge(before.get(&i.name).copied(), sample, idle);
+        if !idle_now {
+            after.insert(i.name.clone(), seen);
+            continue;
+        }
+        let freeze = i.config.get(IDLE_ACTION_KEY).map(String::as_str) == Some("freeze");
+        let _turn = crate::snapshots::lock_instance(&project, &i.name, Default::default())?;
+        if freeze {
+            lxd.pause(&i.name)?;
+            done.push((i.name.clone(), Lifetime::FrozenIdle));
+        } else {
+            lxd.stop(&i.name, false)?;
+            done.push((i.name.clone(), Lifetime::StoppedIdle));
+        }
+    }
+    // A project with no idle setting needs no file.
+    if !(before.is_empty() && after.is_empty()) {
+        write(&path, &after)?;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn durations_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_duration("--ttl", "8h").unwrap(), Duration::hours(8));
+        assert_eq!(
+            parse_duration("--ttl", "90s").unwrap(),
+            Duration::seconds(90)
+        );
+        for bad in ["", "h", "0m", "-1h", "8 h", "8w", "1.5h"] {
+            assert!(parse_duration("--ttl", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn idle_means_quiet_for_the_whole_time() {
+        let idle = Duration::minutes(30);
+        let s = |at: i64, cpu: i64, sessions: usize| Sample {
+            at: t(at),
+            cpu_ns: cpu,
+            exec_sessions: sessions,
+        };
+        // First seen: busy from now.
+        let (a, stop) = judge(None, s(0, 1_000, 0), idle);
+        assert!(!stop);
+        assert_eq!(a.busy_at, t(0));
+        // Quiet for 20 min: not yet.
+        let (b, stop) = judge(Some(a), s(1200, 1_000 + 1_000_000, 0), idle);
+        assert!(!stop);
+        assert_eq!(b.busy_at, t(0));
+        // Quiet for 31 min: stop.
+        let (_, stop) = judge(Some(b), s(1860, 1_000 + 2_000_000, 0), idle);
+        assert!(stop);
+        // An exec session keeps it up however quiet.
+        let (c, stop) = judge(Some(b), s(1860, 1_000 + 2_000_000, 1), idle);
+        assert!(!stop);
+        assert_eq!(c.busy_at, t(1860));
+        // 10% of a CPU since the last tick is busy.
+        let (d, stop) = judge(Some(b), s(1860, 1_000_000 + 66_000_000_000, 0), idle);
+        assert!(!stop);
+        assert_eq!(d.busy_at, t(1860));
+        // A restarted box (counter went back) is busy.
+        let (_, stop) = judge(Some(b), s(1860, 10, 0), idle);
+        assert!(!stop);
+    }
+}
