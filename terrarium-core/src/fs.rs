@@ -16,6 +16,18 @@ use crate::error::{Error, Result};
 /// The temporary file is created exclusively under a fresh random name
 /// (O_EXCL: a planted file or symlink is never opened, so root never
 /// writes through it), and its name ends in `.tmp`, which watchers such
+/// A JSON record Terrarium keeps on the host: `None` when the file does
+/// not exist yet. A file that does not parse is an error, never a guess.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::parse(path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
 /// as Traefik (which reads dot-files too) ignore.
 pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path

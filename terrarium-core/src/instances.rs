@@ -143,14 +143,10 @@ pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
         .map(|i| {
             let mut s = Summary::of(i, lxd.project());
             s.egress = policies.get(&i.name).cloned();
-            s.expires = deadlines.get(&i.name).map(stamp);
+            s.expires = deadlines.get(&i.name).map(crate::time::utc);
             s
         })
         .collect())
-}
-
-fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
@@ -160,7 +156,7 @@ pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     s.egress = crate::agents::sandbox::policy_of(lxd, name)?;
     s.expires = crate::agents::lifetime::deadlines(lxd.project())?
         .get(name)
-        .map(stamp);
+        .map(crate::time::utc);
     Ok(s)
 }
 

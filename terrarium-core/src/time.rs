@@ -6,11 +6,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// not parse rather than invent a time.
 pub fn rfc3339_utc(s: &str) -> String {
     DateTime::parse_from_rfc3339(s)
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        })
+        .map(|t| utc(&t.with_timezone(&Utc)))
         .unwrap_or_else(|_| s.to_string())
+}
+
+/// A time as every output and record shows it: `2026-12-01T20:00:00Z`.
+pub fn utc(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

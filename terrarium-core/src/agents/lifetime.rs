@@ -93,13 +93,7 @@ fn dir(project: &str) -> PathBuf {
 }
 
 fn read<T: serde::de::DeserializeOwned + Default>(path: &std::path::Path) -> Result<T> {
-    match std::fs::read(path) {
-        Ok(b) => {
-            serde_json::from_slice(&b).map_err(|e| Error::parse(path.display().to_string(), e))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-    }
+    Ok(crate::fs::read_json(path)?.unwrap_or_default())
 }
 
 fn write<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {

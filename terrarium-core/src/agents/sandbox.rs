@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::egress::{self, Action, Egress};
+use super::egress::{self, Acl, Action, Egress};
 use crate::error::{Error, Result};
 use crate::lxd::{Config, Lxd};
 use crate::net::{self, Subnet};
@@ -60,8 +60,7 @@ fn action(a: Action) -> &'static str {
 }
 
 /// The ACL's body for LXD, its policy recorded in its own config.
-fn acl_body(project: &str, instance: &str, policy: &Egress, gateway: IpAddr) -> serde_json::Value {
-    let acl = egress::acl(policy, gateway, &host_addresses());
+fn acl_body(project: &str, instance: &str, policy: &Egress, acl: &Acl) -> serde_json::Value {
     serde_json::json!({
         "description": format!("Terrarium: egress of agent box {}", owner(project, instance)),
         "egress": acl.egress,
@@ -73,8 +72,8 @@ fn acl_body(project: &str, instance: &str, policy: &Egress, gateway: IpAddr) -> 
     })
 }
 
-fn defaults(policy: &Egress, gateway: IpAddr) -> Config {
-    let acl = egress::acl(policy, gateway, &[]);
+/// The bridge's default actions, for what no rule of the ACL matches.
+fn defaults(acl: &Acl) -> Config {
     [
         (
             "security.acls.default.egress.action",
@@ -136,11 +135,11 @@ pub fn provision(lxd: &Lxd, instance: &str, policy: &Egress, nat: bool) -> Resul
         )));
     }
     let subnet = free_subnet(lxd)?.gateway();
-    let gateway = IpAddr::V4(subnet.addr);
-    let mut body = acl_body(project, instance, policy, gateway);
+    let acl = egress::acl(policy, IpAddr::V4(subnet.addr), &host_addresses());
+    let mut body = acl_body(project, instance, policy, &acl);
     body["name"] = name.clone().into();
     lxd.create_network_acl(&body)?;
-    let mut config: Config = defaults(policy, gateway);
+    let mut config: Config = defaults(&acl);
     config.extend(
         [
             ("ipv4.address", subnet.to_string()),
@@ -217,8 +216,9 @@ pub fn set_policy(lxd: &Lxd, instance: &str, policy: &Egress) -> Result<PolicySe
         .map(|s| IpAddr::V4(s.addr))
         .ok_or_else(|| Error::WrongState(format!("network {name} has no IPv4 address")))?;
     let before = policy_of(lxd, instance)?;
-    lxd.put_network_acl(&name, &acl_body(project, instance, policy, gateway))?;
-    lxd.patch_network(&name, &defaults(policy, gateway))?;
+    let acl = egress::acl(policy, gateway, &host_addresses());
+    lxd.put_network_acl(&name, &acl_body(project, instance, policy, &acl))?;
+    lxd.patch_network(&name, &defaults(&acl))?;
     Ok(PolicySet {
         instance: instance.to_string(),
         bridge: name,
@@ -295,16 +295,17 @@ mod tests {
     #[test]
     fn defaults_follow_the_policy() {
         let gw: IpAddr = "10.99.0.1".parse().unwrap();
+        let of = |p: &Egress| defaults(&egress::acl(p, gw, &[]));
         assert_eq!(
-            defaults(&Egress::Public, gw)["security.acls.default.egress.action"],
+            of(&Egress::Public)["security.acls.default.egress.action"],
             "allow"
         );
         assert_eq!(
-            defaults(&Egress::None, gw)["security.acls.default.egress.action"],
+            of(&Egress::None)["security.acls.default.egress.action"],
             "reject"
         );
         assert_eq!(
-            defaults(&Egress::Public, gw)["security.acls.default.ingress.action"],
+            of(&Egress::Public)["security.acls.default.ingress.action"],
             "reject"
         );
     }

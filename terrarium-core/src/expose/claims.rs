@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::expose::labels::Item;
 use crate::fs::atomic_write;
 use crate::settings::ExposeSettings;
@@ -100,14 +100,7 @@ pub fn path(e: &ExposeSettings) -> PathBuf {
 /// The recorded claims; none when the file does not exist yet. A file
 /// that does not parse is an error: guessing would hand claims around.
 pub fn load(e: &ExposeSettings) -> Result<Vec<Record>> {
-    let p = path(e);
-    match std::fs::read(&p) {
-        Ok(bytes) => serde_json::from_slice::<ClaimsFile>(&bytes)
-            .map(|f| f.claims)
-            .map_err(|err| Error::parse(p.display().to_string(), err)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(err) => Err(Error::io(format!("reading {}", p.display()), err)),
-    }
+    Ok(crate::fs::read_json::<ClaimsFile>(&path(e))?.map_or_else(Vec::new, |f| f.claims))
 }
 
 pub fn save(e: &ExposeSettings, claims: &[Record]) -> Result<()> {

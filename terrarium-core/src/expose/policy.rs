@@ -75,7 +75,7 @@ impl Context {
             busy: BTreeMap::new(),
             ufw_added: Vec::new(),
             claims: Vec::new(),
-            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            now: crate::time::utc(&chrono::Utc::now()),
         })
     }
 

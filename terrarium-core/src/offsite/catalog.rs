@@ -141,7 +141,7 @@ pub fn scan(
         let dir = backup_dir(s, &inst, &id);
         let listed_size = has(DATA_NAME).map(|(_, n)| *n);
         let id_created = id_time(&id)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .map(|t| crate::time::utc(&t))
             .unwrap_or_default();
         let mut b = Backup {
             instance: inst.clone(),

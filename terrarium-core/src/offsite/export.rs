@@ -336,7 +336,7 @@ impl Job<'_> {
             instance: req.name.clone(),
             project: lxd.project().to_string(),
             snapshot: snapshot.to_string(),
-            created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created: crate::time::utc(&Utc::now()),
             host: hostname(),
             size: up.size,
             sha256: up.sha256,

@@ -449,7 +449,7 @@ pub fn set(req: SetRequest) -> Result<Shown> {
     if let Some((file, secret)) = &generated {
         let text = format!(
             "# created: {}\n# public key: {}\n{secret}\n",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            crate::time::utc(&chrono::Utc::now()),
             s.recipient
         );
         crate::fs::atomic_write(file, text.as_bytes(), 0o600)?;

@@ -70,7 +70,7 @@ pub fn parse_public(text: &str) -> Result<VerifyingKey> {
 pub fn key_file_text(key: &SigningKey) -> String {
     format!(
         "# Terrarium off-site signing key, created {}\n# public key: {}\n# Keep a copy with the age identity: a restore on a new server needs both.\n{KEY_TAG}{}\n",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        crate::time::utc(&chrono::Utc::now()),
         public_text(&key.verifying_key()),
         B64.encode(key.to_bytes())
     )

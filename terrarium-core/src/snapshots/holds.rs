@@ -57,13 +57,7 @@ fn path(project: &str, instance: &str) -> Result<PathBuf> {
 /// The snapshots held for an instance (empty when none).
 pub fn load(project: &str, instance: &str) -> Result<BTreeSet<String>> {
     let p = path(project, instance)?;
-    match std::fs::read(&p) {
-        Ok(bytes) => serde_json::from_slice::<Record>(&bytes)
-            .map(|r| r.snapshots)
-            .map_err(|e| Error::parse(p.display().to_string(), e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
-    }
+    Ok(crate::fs::read_json::<Record>(&p)?.map_or_else(BTreeSet::new, |r| r.snapshots))
 }
 
 fn save(project: &str, instance: &str, snapshots: BTreeSet<String>) -> Result<()> {
