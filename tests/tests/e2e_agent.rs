@@ -35,16 +35,7 @@ fn reaches(name: &str, ip: &str, port: u16) -> bool {
 
 /// A script as root in a box, whatever its outcome.
 fn sh_in(name: &str, script: &str) -> std::process::Output {
-    lxc(&[
-        "exec",
-        "--project",
-        N.project,
-        name,
-        "--",
-        "sh",
-        "-c",
-        script,
-    ])
+    e2e::sh_in(N.project, name, script)
 }
 
 /// `trm exec AGENT OPTS --format json -- CMD`, asserting it ran, parsed.

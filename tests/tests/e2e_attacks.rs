@@ -9,9 +9,7 @@ use std::process::Command;
 use terrarium_core::error::exit;
 
 use serde_json::Value;
-use terrarium_tests::e2e::{
-    self, eventually, lxc, lxc_json, lxc_ok, Bed, Names, Runner, ATTACKS_SUITE,
-};
+use terrarium_tests::e2e::{self, eventually, lxc_json, lxc_ok, Bed, Names, Runner, ATTACKS_SUITE};
 
 const N: Names = ATTACKS_SUITE;
 /// The tenant that attacks, and the neighbour it wants to reach.
@@ -26,32 +24,9 @@ const HTTP: u16 = 19080;
 const SECRET_PORT: u16 = 9000;
 const APP_PORT: u16 = 3000;
 
-/// Run a script in a box. LXD 5.0's exec now and then fails with "Failed
-/// to retrieve PID of executing child process", sometimes after the
-/// command ran (see HOST-NOTES); every script here is idempotent, so run
-/// it again then.
+/// Run an idempotent script in a box (retried as `e2e::sh_in` says).
 fn in_box(name: &str, script: &str) -> std::process::Output {
-    let run = || {
-        lxc(&[
-            "exec",
-            "--project",
-            N.project,
-            name,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-    };
-    let mut out = run();
-    for _ in 0..3 {
-        if !String::from_utf8_lossy(&out.stderr).contains("Failed to retrieve PID") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        out = run();
-    }
-    out
+    e2e::sh_in(N.project, name, script)
 }
 
 /// A Python HTTP server in the box, detached, serving one line of text.
