@@ -226,11 +226,17 @@ impl Browser {
             .expect("browser: page source")
     }
 
-    /// The body's visible text.
+    /// The body's visible text; empty while a navigation has no body yet
+    /// (asked in the middle of a redirect, as `eventually` does).
     pub fn text(&self) -> String {
-        self.rt
+        match self
+            .rt
             .block_on(async { self.client().find(Locator::Css("body")).await?.text().await })
-            .expect("browser: body text")
+        {
+            Ok(t) => t,
+            Err(e) if e.is_no_such_element() => String::new(),
+            Err(e) => panic!("browser: body text: {e:?}"),
+        }
     }
 
     /// Whether an element matches `css` right now.
