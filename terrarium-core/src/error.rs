@@ -77,6 +77,9 @@ pub enum Error {
     NotRoot(String),
     #[error("{0}; pass --yes to proceed without a prompt")]
     NeedsConfirmation(String),
+    /// Outside what the owner allowed (an MCP server's scope).
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("cancelled: {0}")]
     Cancelled(String),
     #[error("{0}")]
@@ -105,7 +108,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::NeedsConfirmation(_) => exit::USAGE,
+            Error::Usage(_) | Error::NeedsConfirmation(_) | Error::NotAllowed(_) => exit::USAGE,
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::WrongState(_) => exit::WRONG_STATE,
             Error::Problems(_) => exit::PROBLEMS,
@@ -133,6 +136,7 @@ impl Error {
             Error::LockBusy(_) => "lock_busy",
             Error::NotRoot(_) => "not_root",
             Error::NeedsConfirmation(_) => "needs_confirmation",
+            Error::NotAllowed(_) => "not_allowed",
             Error::Cancelled(_) => "cancelled",
             Error::Command(_) => "command_failed",
             Error::Timeout { .. } => "timeout",

@@ -139,6 +139,30 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
     })
 }
 
+/// Write `data` to a box path (from [`home_path`]) as the `terrarium`
+/// user, making the directories above it; for programs that hold the
+/// content, not a host file (the MCP server).
+pub fn write(lxd: &Lxd, name: &str, path: &str, data: &[u8]) -> Result<u64> {
+    let argv: Vec<String> = ["sh", "-c", WRITE, "sh", path].map(String::from).to_vec();
+    exec_cmd(lxd, name, &argv, false)?
+        .stdin_bytes(data)
+        .run()
+        .map_err(|e| not_copied(lxd, name, e))?;
+    Ok(data.len() as u64)
+}
+
+/// Read at most `cap` bytes of a box path as the `terrarium` user; true
+/// when the file was longer.
+pub fn read(lxd: &Lxd, name: &str, path: &str, cap: usize) -> Result<(Vec<u8>, bool)> {
+    let argv: Vec<String> = ["cat", "--", path].map(String::from).to_vec();
+    let cmd = exec_cmd(lxd, name, &argv, false)?;
+    let (out, cut) = cmd.output_capped(cap)?;
+    if !out.status.success() {
+        return Err(not_copied(lxd, name, cmd.failure(&out)));
+    }
+    Ok((out.stdout, cut))
+}
+
 /// A failed copy says why: no such box, a stopped one, no user, or the
 /// box's own error (no such file, permission denied).
 fn not_copied(lxd: &Lxd, name: &str, e: Error) -> Error {

@@ -389,6 +389,78 @@ impl Lifetime {
     }
 }
 
+/// A launch as asked, by `trm launch` or an agent through `trm mcp`:
+/// [`plan_launch`] checks it and makes the spec, [`launch_planned`] does
+/// exactly that spec.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchRequest {
+    pub name: String,
+    /// `None`: the image `trm init` set.
+    pub image: Option<String>,
+    /// Empty: `default`.
+    pub profiles: Vec<String>,
+    pub config: crate::lxd::Config,
+    pub limits: Limits,
+    pub idle: Option<String>,
+    pub ttl: Option<String>,
+}
+
+/// A checked launch, ready to do.
+#[derive(Debug, Clone)]
+pub struct PlannedLaunch {
+    pub spec: LaunchSpec,
+    pub lifetime: Lifetime,
+}
+
+impl PlannedLaunch {
+    /// What a dry run reports.
+    pub fn dry_run(&self) -> Launched {
+        Launched {
+            spec: self.spec.clone(),
+            dry_run: true,
+            cloud_init: "not_waited".into(),
+            instance: None,
+        }
+    }
+}
+
+/// Check a launch request against the host and turn it into a spec;
+/// nothing is changed.
+pub fn plan_launch(lxd: &Lxd, req: &LaunchRequest) -> Result<PlannedLaunch> {
+    let image = match &req.image {
+        Some(i) => i.clone(),
+        None => crate::settings::Settings::load_or_default()?.image,
+    };
+    let mut spec = LaunchSpec {
+        name: req.name.clone(),
+        image,
+        profiles: if req.profiles.is_empty() {
+            vec!["default".into()]
+        } else {
+            req.profiles.clone()
+        },
+        config: req.config.clone(),
+        ..Default::default()
+    };
+    req.limits.apply(&mut spec)?;
+    let lifetime = Lifetime::parse(req.idle.as_deref(), req.ttl.as_deref())?;
+    lifetime.apply(&mut spec);
+    check_launch(lxd, &spec)?;
+    Ok(PlannedLaunch { spec, lifetime })
+}
+
+/// Launch as planned, record its deadline, and report the new box.
+pub fn launch_planned(
+    lxd: &Lxd,
+    planned: &PlannedLaunch,
+    wait: Option<Duration>,
+) -> Result<Launched> {
+    let mut launched = launch(lxd, &planned.spec, wait)?;
+    planned.lifetime.record(lxd, &planned.spec.name)?;
+    launched.instance = Some(info(lxd, &planned.spec.name)?);
+    Ok(launched)
+}
+
 pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     validate_instance_name(&spec.name)?;
     for p in &spec.profiles {

@@ -89,7 +89,7 @@ fn config_reason(key: &str, value: &str) -> Option<&'static str> {
 fn is_pool_root(d: &std::collections::BTreeMap<String, String>) -> bool {
     d.get("path").map(String::as_str) == Some("/")
         && d.get("pool").is_some_and(|p| !p.is_empty())
-        && !d.get("source").is_some_and(|s| !s.is_empty())
+        && d.get("source").is_none_or(|s| s.is_empty())
 }
 
 /// A NIC keeps only these keys, and `security.*_filtering=true`: an

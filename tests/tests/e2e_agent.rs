@@ -6,7 +6,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use terrarium_core::agents::sandbox;
 use terrarium_core::error::exit;
 use terrarium_tests::e2e::{self, lxc, lxc_json, Bed, Names, Runner, AGENT_SUITE};
@@ -14,6 +14,8 @@ use terrarium_tests::e2e::{self, lxc, lxc_json, Bed, Names, Runner, AGENT_SUITE}
 const N: Names = AGENT_SUITE;
 const AGENT: &str = "a-box";
 const PLAIN: &str = "d-box";
+/// Launched by an agent through `trm mcp`.
+const MCP_BOX: &str = "m-box";
 /// The "outside": a namespace joined to the host by a veth.
 const NS: &str = "trm-e2e-agt";
 const VETH: &str = "trmagtv0";
@@ -50,6 +52,60 @@ fn exec_json(bed: &Bed, opts: &[&str], cmd: &[&str]) -> Value {
         .unwrap();
     e2e::assert_ok(&out, &format!("trm exec {opts:?} -- {cmd:?}"));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A real MCP client (the SDK's own) talking to `trm mcp` over stdio.
+struct Mcp {
+    rt: tokio::runtime::Runtime,
+    client: Option<rmcp::service::RunningService<rmcp::RoleClient, ()>>,
+}
+
+impl Mcp {
+    fn start(bed: &Bed, args: &[&str]) -> Mcp {
+        use rmcp::ServiceExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cmd = bed.tool("trm");
+        cmd.arg("mcp").args(args).stderr(Stdio::inherit());
+        let client = rt.block_on(async {
+            let transport =
+                rmcp::transport::TokioChildProcess::new(tokio::process::Command::from(cmd))
+                    .unwrap();
+            ().serve(transport).await.expect("the MCP handshake")
+        });
+        Mcp {
+            rt,
+            client: Some(client),
+        }
+    }
+
+    fn tools(&mut self) -> Vec<String> {
+        let client = self.client.as_ref().unwrap();
+        let tools = self.rt.block_on(client.list_all_tools()).unwrap();
+        tools.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    /// A tool call: (succeeded, its structured content).
+    fn call(&mut self, tool: &str, args: Value) -> (bool, Value) {
+        let client = self.client.as_ref().unwrap();
+        let params = rmcp::model::CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().unwrap().clone());
+        let r = self.rt.block_on(client.call_tool(params)).unwrap();
+        (
+            r.is_error != Some(true),
+            r.structured_content.unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for Mcp {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.cancel());
+        }
+    }
 }
 
 fn gateway_of(bridge: &str) -> String {
@@ -484,6 +540,115 @@ fn main() {
             e2e::exec_ok(N.project, AGENT, "sha256sum /etc/passwd"),
             passwd
         );
+    });
+
+    t.case("mcp_serves_exactly_the_safe_verbs_to_a_real_client", || {
+        let mut mcp = Mcp::start(&bed, &["--box", AGENT, "--box", MCP_BOX]);
+        let mut names = mcp.tools();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "checkpoint",
+                "exec",
+                "expose",
+                "launch",
+                "list_boxes",
+                "read_file",
+                "rollback",
+                "write_file"
+            ]
+        );
+        let (ok, r) = mcp.call("exec", json!({"name": AGENT, "command": ["id", "-un"]}));
+        assert!(ok, "{r}");
+        assert_eq!(r["stdout"], "terrarium\n", "as the unprivileged user: {r}");
+        assert_eq!(r["exit_code"], 0);
+
+        let (ok, r) = mcp.call(
+            "write_file",
+            json!({"name": AGENT, "path": "mcp/plan.md", "content": "step 1\n"}),
+        );
+        assert!(ok, "{r}");
+        assert_eq!(r["to"], format!("{AGENT}:/home/terrarium/mcp/plan.md"));
+        assert_eq!(
+            e2e::exec_ok(N.project, AGENT, "stat -c %U /home/terrarium/mcp/plan.md"),
+            "terrarium\n"
+        );
+        let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": "mcp/plan.md"}));
+        assert!(ok, "{r}");
+        assert_eq!(r["content"], "step 1\n");
+
+        // Refusals: a path out of the home, a box outside the scope, a
+        // destructive verb the owner did not allow.
+        for path in ["../../etc/shadow", "/etc/passwd"] {
+            let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": path}));
+            assert!(!ok, "{path}: {r}");
+            assert_eq!(r["kind"], "usage");
+            assert!(
+                r["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("below /home/terrarium"),
+                "{r}"
+            );
+        }
+        let (ok, r) = mcp.call(
+            "exec",
+            json!({"name": PLAIN, "command": ["touch", "/home/terrarium/reached"]}),
+        );
+        assert!(!ok, "{r}");
+        assert_eq!(r["kind"], "not_allowed", "{r}");
+        assert!(
+            e2e::sh_in(N.project, PLAIN, "test -e /home/terrarium/reached")
+                .status
+                .code()
+                != Some(0)
+        );
+        let (ok, r) = mcp.call("rollback", json!({"name": AGENT}));
+        assert!(!ok, "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("--allow-destructive rollback"),
+            "{r}"
+        );
+        let (ok, r) = mcp.call("launch", json!({"name": MCP_BOX, "profile": "dev"}));
+        assert!(!ok && r["kind"] == "not_allowed", "{r}");
+
+        // Launch from the allowed profile: an agent box of its own.
+        let (ok, r) = mcp.call("launch", json!({"name": MCP_BOX}));
+        assert!(ok, "{r}");
+        assert_eq!(r["instance"]["egress"]["policy"], "public", "{r}");
+        let (ok, r) = mcp.call("list_boxes", json!({}));
+        assert!(ok, "{r}");
+        let boxes = r["boxes"].as_array().unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(boxes.len(), 2, "{r}");
+        assert!(
+            boxes.iter().all(|b| b["instance"]["state"] == "running"),
+            "{r}"
+        );
+        drop(mcp);
+
+        // With rollback allowed: the recipe, checkpoint then undo.
+        let mut mcp = Mcp::start(&bed, &["--box", AGENT, "--allow-destructive", "rollback"]);
+        let (ok, r) = mcp.call(
+            "exec",
+            json!({"name": AGENT, "checkpoint": true,
+                   "command": ["rm", "-rf", "/home/terrarium/mcp"]}),
+        );
+        assert!(ok && r["checkpoint"]["snapshot"].is_string(), "{r}");
+        let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": "mcp/plan.md"}));
+        assert!(!ok, "removed: {r}");
+        let (ok, r) = mcp.call("rollback", json!({"name": AGENT}));
+        assert!(ok, "{r}");
+        e2e::eventually("the box running again", 60, || {
+            mcp.call("read_file", json!({"name": AGENT, "path": "mcp/plan.md"}))
+                .1["content"]
+                == "step 1\n"
+        });
+        drop(mcp);
+        bed.trm_json(&["delete", MCP_BOX, "--force", "--yes"]);
     });
 
     t.case("an_idle_box_stops_and_a_box_past_its_deadline_goes", || {

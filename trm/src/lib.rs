@@ -13,11 +13,10 @@ use terrarium_core::confirm::confirm;
 use terrarium_core::fs::{lock_wait, Lock, Resource};
 use terrarium_core::image::{self, BuildOptions};
 use terrarium_core::instances::{self, Verb};
-use terrarium_core::lxd::{LaunchSpec, Lxd};
+use terrarium_core::lxd::Lxd;
 use terrarium_core::names::validate_instance_name;
 use terrarium_core::net::Subnet;
 use terrarium_core::output::{Format, Printer};
-use terrarium_core::settings::Settings;
 use terrarium_core::verdict;
 
 #[derive(Debug, Parser)]
@@ -91,6 +90,32 @@ pub enum Command {
     /// read and written by the box's terrarium user, never root, so no link
     /// planted in the home leads anywhere that user could not go.
     Cp { from: String, to: String },
+    /// Serve an agent over MCP (stdio), limited to the boxes named here
+    ///
+    /// The agent gets exactly these tools: list_boxes, launch (from
+    /// --launch-profile), exec (as terrarium, optionally after a checkpoint),
+    /// read_file and write_file (below /home/terrarium), checkpoint, and the
+    /// destructive rollback and expose (https behind sign-on only), which
+    /// run only when allowed here with --allow-destructive. Any other box
+    /// name is refused. Point an MCP client at `trm mcp --box NAME`.
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    /// A box the agent may use (launch, exec, files...); repeat for several
+    #[arg(long = "box", value_name = "NAME", required = true)]
+    pub boxes: Vec<String>,
+    /// A profile `launch` may use; the first is the default
+    #[arg(
+        long = "launch-profile",
+        value_name = "PROFILE",
+        default_value = "agent"
+    )]
+    pub profiles: Vec<String>,
+    /// Let the agent run this destructive verb without asking you (repeatable)
+    #[arg(long = "allow-destructive", value_enum, value_name = "VERB")]
+    pub allowed: Vec<terrarium_core::agents::mcp::Destructive>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,7 +305,7 @@ impl Command {
             Command::Delete(a) => Some(&a.name),
             Command::Doctor { name } => Some(name),
             Command::Policy(PolicyCommand::Set(a)) => Some(&a.name),
-            Command::Cp { .. } => None,
+            Command::Cp { .. } | Command::Mcp(_) => None,
             Command::Init(_) | Command::Image(_) | Command::List => None,
         }
     }
@@ -330,6 +355,16 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 &a.name,
                 &policy,
             )?)?;
+            Ok(0)
+        }
+        Command::Mcp(a) => {
+            use terrarium_core::agents::mcp;
+            mcp::serve(mcp::Scope {
+                project,
+                boxes: a.boxes.into_iter().collect(),
+                profiles: a.profiles,
+                allowed: a.allowed.into_iter().collect(),
+            })?;
             Ok(0)
         }
         Command::Doctor { name } => {
@@ -398,45 +433,32 @@ fn spinner() -> indicatif::ProgressBar {
 }
 
 fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
-    let settings = Settings::load_or_default()?;
-    let mut spec = LaunchSpec {
-        name: a.name,
-        image: a.image.unwrap_or(settings.image),
-        profiles: if a.profiles.is_empty() {
-            vec!["default".into()]
-        } else {
-            a.profiles
+    let planned = instances::plan_launch(
+        &lxd,
+        &instances::LaunchRequest {
+            name: a.name,
+            image: a.image,
+            profiles: a.profiles,
+            config: a.config.into_iter().collect(),
+            limits: instances::Limits {
+                cpu: a.cpu,
+                memory: a.memory,
+                disk: a.disk,
+            },
+            idle: a.idle,
+            ttl: a.ttl,
         },
-        config: a.config.into_iter().collect(),
-        ..Default::default()
-    };
-    instances::Limits {
-        cpu: a.cpu,
-        memory: a.memory,
-        disk: a.disk,
-    }
-    .apply(&mut spec)?;
-    let lifetime = instances::Lifetime::parse(a.idle.as_deref(), a.ttl.as_deref())?;
-    lifetime.apply(&mut spec);
-    instances::check_launch(&lxd, &spec)?;
+    )?;
     if a.dry_run {
-        out.one(&instances::Launched {
-            spec,
-            dry_run: true,
-            cloud_init: "not_waited".into(),
-            instance: None,
-        })?;
+        out.one(&planned.dry_run())?;
         return Ok(0);
     }
     let bar = spinner();
-    bar.set_message(format!("launching {}", spec.name));
+    bar.set_message(format!("launching {}", planned.spec.name));
     let wait = (!a.no_wait).then(|| Duration::from_secs(a.timeout));
-    let launched = instances::launch(&lxd, &spec, wait);
+    let launched = instances::launch_planned(&lxd, &planned, wait);
     bar.finish_and_clear();
-    let mut launched = launched?;
-    lifetime.record(&lxd, &spec.name)?;
-    launched.instance = Some(instances::info(&lxd, &spec.name)?);
-    out.one(&launched)?;
+    out.one(&launched?)?;
     Ok(0)
 }
 

@@ -1,7 +1,8 @@
 //! Sandboxes for AI agents (issue 15): what an agent box may reach
-//! (`egress`). Limits, checkpoints, idle stop and the agent-facing
-//! interface come next.
+//! (`egress`, `sandbox`), when it stops or goes (`lifetime`), and the
+//! interface an agent drives it through (`mcp`).
 
 pub mod egress;
 pub mod lifetime;
+pub mod mcp;
 pub mod sandbox;

@@ -48,7 +48,7 @@ pub fn reject_unreadable(
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .map_or(true, |age| age < SETTLE);
+            .is_none_or(|age| age < SETTLE);
         if young || meta.len() > MAX_SIZE {
             continue;
         }

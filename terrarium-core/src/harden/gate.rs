@@ -154,7 +154,7 @@ pub fn discover(issuer: &str) -> Result<Value> {
         )));
     }
     for key in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
-        if doc[key].as_str().map_or(true, str::is_empty) {
+        if doc[key].as_str().is_none_or(str::is_empty) {
             return Err(Error::Usage(format!(
                 "the discovery document at {url} has no {key}"
             )));

@@ -205,7 +205,7 @@ pub fn authorized_keys(eff: &Effective, passwd: &str, shells: &str) -> KeyCheck 
     let root_ok = eff
         .get("permitrootlogin")
         .and_then(|v| v.first())
-        .map_or(true, |v| v != "no");
+        .is_none_or(|v| v != "no");
     let mut out = KeyCheck {
         with_keys: Vec::new(),
         looked_at: Vec::new(),

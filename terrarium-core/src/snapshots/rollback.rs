@@ -256,7 +256,7 @@ pub fn rollback_apply(lxd: &Lxd, plan: &Rollback, on_busy: OnBusy) -> Result<Rol
         });
     }
     let kept_as = plan.kept_as.as_deref();
-    let kept_as_free = kept_as.map_or(true, |k| lxd.instance(k).is_err());
+    let kept_as_free = kept_as.is_none_or(|k| lxd.instance(k).is_err());
     if let Some(why) = changed_since(plan, &existing, i.is_running(), kept_as_free) {
         return Err(Error::WrongState(format!(
             "'{name}' changed since the rollback was planned ({why}); nothing was done: run the rollback again"

@@ -105,7 +105,7 @@ pub fn routers_in_files(dir: &Path, entrypoints: Option<&BTreeSet<String>>) -> B
                 out.extend(
                     m.iter()
                         .filter(|(_, r)| {
-                            entrypoints.map_or(true, |have| {
+                            entrypoints.is_none_or(|have| {
                                 r["entryPoints"]
                                     .as_array()
                                     .into_iter()

@@ -1,0 +1,516 @@
+//! `trm mcp`: an MCP server on stdio (the official `rmcp` SDK) that lets
+//! an agent drive its boxes with exactly the safe verbs: launch from an
+//! allowed profile, exec as `terrarium`, read and write files under its
+//! home, checkpoint, roll back, expose behind sign-on.
+//!
+//! Every verb is scoped to the boxes the owner started the server for;
+//! a name outside them is refused before LXD is asked anything. The
+//! destructive verbs (rollback discards the box's present state, expose
+//! publishes it) run only when the owner allowed them at start
+//! (`--allow-destructive`): an agent cannot confirm its own step.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::expose::labels::{self, Item};
+use crate::files;
+use crate::fs::OnBusy;
+use crate::instances;
+use crate::lxd::Lxd;
+use crate::names::validate_instance_name;
+use crate::snapshots;
+
+/// The verbs that need the owner's say-so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destructive {
+    /// Return a box to an earlier snapshot (its present state is kept
+    /// only as the safety snapshot).
+    Rollback,
+    /// Publish a box's port on a host name (always behind sign-on).
+    Expose,
+}
+
+impl Destructive {
+    fn name(self) -> &'static str {
+        match self {
+            Destructive::Rollback => "rollback",
+            Destructive::Expose => "expose",
+        }
+    }
+}
+
+/// What the owner started the server for.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub project: String,
+    /// The only boxes any verb may touch (or launch).
+    pub boxes: BTreeSet<String>,
+    /// The profiles `launch` may use; the first is its default.
+    pub profiles: Vec<String>,
+    pub allowed: BTreeSet<Destructive>,
+}
+
+impl Scope {
+    /// Check the owner's scope itself: valid names, at least one box.
+    pub fn check(&self) -> Result<()> {
+        if self.boxes.is_empty() {
+            return Err(Error::Usage(
+                "trm mcp needs at least one --box NAME: the boxes the agent may use".into(),
+            ));
+        }
+        for b in &self.boxes {
+            validate_instance_name(b)?;
+        }
+        if self.profiles.is_empty() {
+            return Err(Error::Usage(
+                "trm mcp needs at least one --launch-profile".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse a box outside the scope, naming the ones inside.
+    fn box_in_scope(&self, name: &str) -> Result<()> {
+        if self.boxes.contains(name) {
+            return Ok(());
+        }
+        Err(Error::NotAllowed(format!(
+            "box '{name}' is not one this server may use (it may use: {})",
+            self.boxes.iter().cloned().collect::<Vec<_>>().join(", ")
+        )))
+    }
+
+    fn allows(&self, verb: Destructive) -> Result<()> {
+        if self.allowed.contains(&verb) {
+            return Ok(());
+        }
+        Err(Error::NotAllowed(format!(
+            "{} is a destructive verb and the owner has not allowed it: \
+             ask them to start `trm mcp` with --allow-destructive {}",
+            verb.name(),
+            verb.name()
+        )))
+    }
+
+    fn profile(&self, asked: Option<&str>) -> Result<String> {
+        match asked {
+            None => Ok(self.profiles[0].clone()),
+            Some(p) if self.profiles.iter().any(|x| x == p) => Ok(p.into()),
+            Some(p) => Err(Error::NotAllowed(format!(
+                "profile '{p}' is not one this server may launch with (it may use: {})",
+                self.profiles.join(", ")
+            ))),
+        }
+    }
+}
+
+/// The exposure an agent may ask for: https, always behind sign-on.
+pub fn exposure(host: &str, port: u16, groups: &[String]) -> Result<Item> {
+    let host =
+        labels::normalize_host(host).map_err(|e| Error::Usage(format!("host '{host}': {e}")))?;
+    if port == 0 {
+        return Err(Error::Usage("port must be 1-65535".into()));
+    }
+    for g in groups {
+        if g.is_empty()
+            || !g
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::Usage(format!(
+                "group '{g}': letters, digits, '-', '_' and '.' only"
+            )));
+        }
+    }
+    Ok(Item::Http {
+        tls: true,
+        host,
+        cport: port,
+        path: None,
+        auth: Some(groups.to_vec()),
+    })
+}
+
+/// Most of a file `read_file` returns.
+const READ_LIMIT: usize = 1 << 20;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BoxArgs {
+    /// The box (one of those the server was started for).
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LaunchArgs {
+    pub name: String,
+    /// One of the profiles the owner allowed [default: the first].
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExecArgs {
+    pub name: String,
+    /// The program and its arguments, run as the `terrarium` user (no shell
+    /// unless you run one: ["sh", "-c", "..."]).
+    pub command: Vec<String>,
+    /// Snapshot the box first, so `rollback` can undo the command.
+    #[serde(default)]
+    pub checkpoint: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReadArgs {
+    pub name: String,
+    /// Below /home/terrarium (a relative path starts there).
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WriteArgs {
+    pub name: String,
+    /// Below /home/terrarium (a relative path starts there); parent
+    /// directories are made.
+    pub path: String,
+    /// The whole new content (UTF-8 text).
+    pub content: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RollbackArgs {
+    pub name: String,
+    /// A snapshot name [default: the box's last checkpoint].
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExposeArgs {
+    pub name: String,
+    /// The public host name, e.g. app.example.com.
+    pub host: String,
+    /// The port the box's service listens on.
+    pub port: u16,
+    /// Only these sign-on groups [default: any signed-in user].
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileRead {
+    name: String,
+    path: String,
+    content: String,
+    bytes: usize,
+    truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Scoped {
+    name: String,
+    /// `None`: not launched yet.
+    instance: Option<instances::Summary>,
+}
+
+#[derive(Clone)]
+pub struct Server {
+    scope: Arc<Scope>,
+    tool_router: ToolRouter<Server>,
+}
+
+/// A verb's answer: its data, or the error as Terrarium's error line
+/// says it (`kind`, `message`), marked as a tool error for the agent.
+fn answer<T: Serialize>(r: Result<T>) -> CallToolResult {
+    match r.and_then(|v| serde_json::to_value(v).map_err(|e| Error::parse("the answer", e))) {
+        Ok(v) => CallToolResult::structured(v),
+        Err(e) => CallToolResult::structured_error(serde_json::json!({
+            "kind": e.kind(),
+            "message": e.to_string(),
+        })),
+    }
+}
+
+impl Server {
+    pub fn new(scope: Scope) -> Server {
+        Server {
+            scope: Arc::new(scope),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Run one verb's blocking work (LXD calls) off the protocol's thread.
+    async fn run<T, F>(&self, f: F) -> CallToolResult
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Scope, &Lxd) -> Result<T> + Send + 'static,
+    {
+        let scope = self.scope.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let lxd = Lxd::new(&scope.project)?;
+            f(&scope, &lxd)
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::Unavailable(format!("the verb failed: {e}"))));
+        answer(r)
+    }
+
+    /// As [`Server::run`], for a verb on one box in scope.
+    async fn on_box<T, F>(&self, name: String, f: F) -> CallToolResult
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Scope, &Lxd, &str) -> Result<T> + Send + 'static,
+    {
+        if let Err(e) = self.scope.box_in_scope(&name) {
+            return answer::<()>(Err(e));
+        }
+        self.run(move |s, lxd| f(s, lxd, &name)).await
+    }
+}
+
+#[tool_router]
+impl Server {
+    #[tool(
+        description = "The boxes this server may use, with their state (null: not launched yet).",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_boxes(&self) -> CallToolResult {
+        self.run(|scope, lxd| {
+            scope
+                .boxes
+                .iter()
+                .map(|name| match instances::info(lxd, name) {
+                    Ok(i) => Ok(Scoped {
+                        name: name.clone(),
+                        instance: Some(i),
+                    }),
+                    Err(Error::NotFound { .. }) => Ok(Scoped {
+                        name: name.clone(),
+                        instance: None,
+                    }),
+                    Err(e) => Err(e),
+                })
+                .collect::<Result<Vec<_>>>()
+                // Structured content is an object in MCP.
+                .map(|boxes| serde_json::json!({ "boxes": boxes }))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Launch one of this server's boxes (not yet launched) from an allowed \
+                       profile; waits for its first boot to finish.",
+        annotations(destructive_hint = false, open_world_hint = false)
+    )]
+    async fn launch(&self, Parameters(a): Parameters<LaunchArgs>) -> CallToolResult {
+        let profile = a.profile;
+        self.on_box(a.name, move |scope, lxd, name| {
+            let planned = instances::plan_launch(
+                lxd,
+                &instances::LaunchRequest {
+                    name: name.into(),
+                    profiles: vec![scope.profile(profile.as_deref())?],
+                    ..Default::default()
+                },
+            )?;
+            instances::launch_planned(lxd, &planned, Some(std::time::Duration::from_secs(600)))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Run a command in a box as the unprivileged `terrarium` user. Returns \
+                       exit_code, stdout, stderr (each cut at 1 MiB: truncated), duration_ms, \
+                       and with checkpoint=true the snapshot to roll back to.",
+        annotations(open_world_hint = true)
+    )]
+    async fn exec(&self, Parameters(a): Parameters<ExecArgs>) -> CallToolResult {
+        let (command, checkpoint) = (a.command, a.checkpoint);
+        self.on_box(a.name, move |_, lxd, name| {
+            if command.is_empty() {
+                return Err(Error::Usage("command is empty".into()));
+            }
+            instances::exec_captured(lxd, name, &command, false, checkpoint)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Read a text file below /home/terrarium in a box (at most 1 MiB).",
+        annotations(read_only_hint = true)
+    )]
+    async fn read_file(&self, Parameters(a): Parameters<ReadArgs>) -> CallToolResult {
+        let path = a.path;
+        self.on_box(a.name, move |_, lxd, name| {
+            let path = files::home_path(&path)?;
+            let (data, truncated) = files::read(lxd, name, &path, READ_LIMIT)?;
+            let bytes = data.len();
+            let content = String::from_utf8(data).map_err(|_| {
+                Error::Usage(format!(
+                    "{path} is not UTF-8 text; read it with exec (e.g. base64)"
+                ))
+            })?;
+            Ok(FileRead {
+                name: name.into(),
+                path,
+                content,
+                bytes,
+                truncated,
+            })
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Write a text file below /home/terrarium in a box, as `terrarium`, \
+                       replacing it if it exists.",
+        annotations(destructive_hint = false)
+    )]
+    async fn write_file(&self, Parameters(a): Parameters<WriteArgs>) -> CallToolResult {
+        let (path, content) = (a.path, a.content);
+        self.on_box(a.name, move |_, lxd, name| {
+            let path = files::home_path(&path)?;
+            let bytes = files::write(lxd, name, &path, content.as_bytes())?;
+            Ok(files::Copied {
+                from: "content".into(),
+                to: format!("{name}:{path}"),
+                bytes,
+            })
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Snapshot a box now, as a checkpoint `rollback` returns to.",
+        annotations(destructive_hint = false, idempotent_hint = false)
+    )]
+    async fn checkpoint(&self, Parameters(a): Parameters<BoxArgs>) -> CallToolResult {
+        self.on_box(a.name, |_, lxd, name| {
+            snapshots::checkpoint(lxd, name, &[], OnBusy::Fail)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Return a box to its last checkpoint (or a named snapshot). Its present \
+                       state is kept as a safety snapshot. Needs the owner's allowance.",
+        annotations(destructive_hint = true)
+    )]
+    async fn rollback(&self, Parameters(a): Parameters<RollbackArgs>) -> CallToolResult {
+        let to = a.to;
+        self.on_box(a.name, move |scope, lxd, name| {
+            scope.allows(Destructive::Rollback)?;
+            let to = to.as_deref().unwrap_or(snapshots::LAST_CHECKPOINT);
+            let plan = snapshots::rollback_plan(lxd, name, Some(to), false)?;
+            snapshots::rollback_apply(lxd, &plan, OnBusy::Fail)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Publish a box's port at https://HOST behind the host's sign-on (never \
+                       public without it). Needs the owner's allowance.",
+        annotations(destructive_hint = true, open_world_hint = true)
+    )]
+    async fn expose(&self, Parameters(a): Parameters<ExposeArgs>) -> CallToolResult {
+        let (host, port, groups) = (a.host, a.port, a.groups);
+        self.on_box(a.name, move |scope, lxd, name| {
+            scope.allows(Destructive::Expose)?;
+            let item = exposure(&host, port, &groups)?;
+            let settings = crate::settings::Settings::load_or_default()?;
+            crate::expose::add(lxd, &settings, name, item, false)
+        })
+        .await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("trm", env!("CARGO_PKG_VERSION")))
+            .with_instructions(format!(
+                "Terrarium sandboxes. You may use these boxes: {}. Commands run as the \
+                 unprivileged `terrarium` user; files are read and written below \
+                 /home/terrarium. Checkpoint before a risky command (exec with \
+                 checkpoint=true) so rollback can undo it. Pass secrets as files, never on \
+                 a command line.",
+                self.scope
+                    .boxes
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+    }
+}
+
+/// Serve MCP on stdin/stdout until the client goes away.
+pub fn serve(scope: Scope) -> Result<()> {
+    scope.check()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the MCP server", e))?;
+    rt.block_on(async move {
+        let running = Server::new(scope)
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| Error::Unavailable(format!("MCP session did not start: {e}")))?;
+        running
+            .waiting()
+            .await
+            .map_err(|e| Error::Unavailable(format!("MCP session ended badly: {e}")))?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            project: "p".into(),
+            boxes: ["a1".to_string(), "a2".to_string()].into(),
+            profiles: vec!["agent".into()],
+            allowed: [Destructive::Rollback].into(),
+        }
+    }
+
+    #[test]
+    fn verbs_stay_inside_the_owner_scope() {
+        let s = scope();
+        assert!(s.box_in_scope("a1").is_ok());
+        let e = s.box_in_scope("web").unwrap_err().to_string();
+        assert!(e.contains("'web'") && e.contains("a1, a2"), "{e}");
+        assert_eq!(s.profile(None).unwrap(), "agent");
+        assert!(s.profile(Some("dev")).is_err());
+        assert!(s.allows(Destructive::Rollback).is_ok());
+        let e = s.allows(Destructive::Expose).unwrap_err().to_string();
+        assert!(e.contains("--allow-destructive expose"), "{e}");
+        let empty = Scope {
+            boxes: BTreeSet::new(),
+            ..scope()
+        };
+        assert!(empty.check().is_err());
+    }
+
+    #[test]
+    fn an_agent_can_only_expose_behind_sign_on() {
+        let i = exposure("App.Example.com", 8080, &[]).unwrap();
+        assert_eq!(i.to_string(), "https://app.example.com:8080@auth");
+        let i = exposure("app.example.com", 80, &["devs".into()]).unwrap();
+        assert_eq!(i.to_string(), "https://app.example.com@auth:devs");
+        assert!(exposure("app.example.com/x", 80, &[]).is_err());
+        assert!(exposure("app.example.com", 0, &[]).is_err());
+        assert!(exposure("app.example.com", 80, &["a,b".into()]).is_err());
+        assert!(exposure("app.example.com", 80, &["".into()]).is_err());
+    }
+}
