@@ -651,6 +651,36 @@ fn main() {
         bed.trm_json(&["delete", MCP_BOX, "--force", "--yes"]);
     });
 
+    t.case(
+        "a_restored_copy_gets_a_bridge_and_policy_of_its_own",
+        || {
+            let copy = "c-box";
+            bed.trm_json(&["policy", "set", AGENT, "--egress", "none"]);
+            bed.snap(&["create", AGENT]);
+            let r = bed.snap(&["restore", AGENT, "--as", copy, "--start"]);
+            assert!(
+                r["stripped"].to_string().contains("a bridge of its own"),
+                "{r}"
+            );
+            let own = sandbox::bridge_of(N.project, copy);
+            let conf = lxc_json(&format!("/1.0/instances/{copy}?project={}", N.project));
+            assert_eq!(conf["devices"]["eth0"]["network"], own.as_str(), "{conf}");
+            assert_eq!(bed.trm_json(&["info", copy])["egress"]["policy"], "none");
+            // Each box's policy is its own from now on.
+            bed.trm_json(&["policy", "set", AGENT, "--egress", "public"]);
+            e2e::eventually("the copy's own address", 60, || {
+                !e2e::exec_ok(N.project, copy, "hostname -I")
+                    .trim()
+                    .is_empty()
+            });
+            assert!(!reaches(copy, PUBLIC, PORT), "the copy kept 'none'");
+            assert!(reaches(AGENT, PUBLIC, PORT));
+            bed.trm_json(&["delete", copy, "--force", "--yes"]);
+            assert!(!lxc_json("/1.0/networks").to_string().contains(&own));
+            assert!(reaches(AGENT, PUBLIC, PORT), "the original's bridge stays");
+        },
+    );
+
     t.case("an_idle_box_stops_and_a_box_past_its_deadline_goes", || {
         use chrono::{Duration, SecondsFormat, Utc};
         let at = |d: Duration| (Utc::now() + d).to_rfc3339_opts(SecondsFormat::Secs, true);

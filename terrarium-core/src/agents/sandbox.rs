@@ -22,12 +22,15 @@ const POLICY_KEY: &str = "user.terrarium.egress";
 /// On the ACL and the bridge: `project/instance` they belong to.
 const OWNER_KEY: &str = "user.terrarium.instance";
 
+/// What every agent box's bridge (and ACL) name starts with.
+const BRIDGE_PREFIX: &str = "trma";
+
 /// The bridge and ACL of one box: `trma` and 10 hex digits of its
 /// project and name (interface names have at most 15 characters).
 pub fn bridge_of(project: &str, instance: &str) -> String {
     let digest = Sha256::digest(format!("{project}/{instance}").as_bytes());
     let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("trma{hex}")
+    format!("{BRIDGE_PREFIX}{hex}")
 }
 
 fn owner(project: &str, instance: &str) -> String {
@@ -251,6 +254,43 @@ pub fn policies(lxd: &Lxd) -> Result<BTreeMap<String, Egress>> {
             Some((instance, policy))
         })
         .collect())
+}
+
+/// Give a copy of an agent box (restored under another name, or
+/// imported) a bridge of its own, with the source box's policy (the
+/// agent default when the source is not this host's): sharing the
+/// original's would leave each box's policy and teardown pulling at the
+/// other's, and a bucket-borne config must not seat a box on another
+/// box's bridge. Returns what was moved, in words.
+pub fn rehome(lxd: &Lxd, instance: &str) -> Result<Vec<String>> {
+    let own = bridge_of(lxd.project(), instance);
+    let copy = lxd.instance(instance)?;
+    let foreign: Vec<(String, String)> = copy
+        .devices
+        .iter()
+        .filter(|(_, d)| d.get("type").map(String::as_str) == Some("nic"))
+        .filter_map(|(dev, d)| Some((dev.clone(), d.get("network")?.clone())))
+        .filter(|(_, net)| net.starts_with(BRIDGE_PREFIX) && *net != own)
+        .collect();
+    let Some((_, source)) = foreign.first() else {
+        return Ok(Vec::new());
+    };
+    let policy = lxd
+        .network_acl(source)?
+        .and_then(|a| serde_json::from_str(a.config.get(POLICY_KEY)?).ok())
+        .unwrap_or(Egress::Public);
+    let nat = crate::settings::Settings::load_or_default()?.nat;
+    let bridge = provision(lxd, instance, &policy, nat)?;
+    let mut moved = Vec::new();
+    for (dev, net) in &foreign {
+        lxd.remove_device(instance, dev)?;
+        lxd.add_device(instance, dev, &nic(&bridge))?;
+        moved.push(format!(
+            "{dev} from {net} to a bridge of its own, {bridge} (egress {})",
+            describe(&policy)
+        ));
+    }
+    Ok(moved)
 }
 
 /// After the box is gone: its bridge, then its ACL. Nothing to do for an

@@ -43,9 +43,11 @@ impl Human for Restored {
 
 /// Take from a copied or imported instance what would let it take the
 /// original's traffic: exposure labels, proxy devices, the MAC address,
-/// and the old holds key. Returns what was removed, in words.
+/// the old holds key, and an agent box's seat on the original's bridge
+/// (it gets its own). Returns what was removed, in words.
 pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
     let mut stripped = strip_exposure(lxd, new)?;
+    stripped.extend(crate::agents::sandbox::rehome(lxd, new)?);
     let copy = lxd.instance(new)?;
     for key in copy
         .config
