@@ -53,12 +53,17 @@ server=$!
 sleep 1
 
 echo "==> checkpoint cost ($RUNS runs each)" >&2
+# The raw tool doing the same work: LXD's own snapshot, then its exec.
+raw="sh -c 'lxc snapshot --project $PROJECT b-agent raw-\$(date +%s%N) && lxc exec --project $PROJECT b-agent -- true'"
 hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$work/h.json" \
     "$BIN/trm exec b-agent --checkpoint --format json -- true" \
-    "$BIN/trm exec b-agent -- true" >/dev/null 2>&1
+    "$BIN/trm exec b-agent -- true" \
+    "$raw" >/dev/null 2>&1
 c=$(jq -r '.results[0].median' "$work/h.json"); p=$(jq -r '.results[1].median' "$work/h.json")
-awk -v c="$c" -v p="$p" 'BEGIN {
+r=$(jq -r '.results[2].median' "$work/h.json")
+awk -v c="$c" -v p="$p" -v r="$r" 'BEGIN {
     printf "exec --checkpoint %.1f ms  exec %.1f ms  ratio %.2f  (one btrfs snapshot: +%.1f ms)\n", c * 1000, p * 1000, c / p, (c - p) * 1000
+    printf "exec --checkpoint %.1f ms  raw lxc snapshot + lxc exec %.1f ms  ratio %.2f\n", c * 1000, r * 1000, c / r
 }'
 
 connects() { # microseconds for $CONNECTS connects from inside the box

@@ -143,7 +143,7 @@ pub fn list(lxd: &Lxd) -> Result<Vec<Summary>> {
         .map(|i| {
             let mut s = Summary::of(i, lxd.project());
             s.egress = policies.get(&i.name).cloned();
-            s.expires = deadlines.get(&i.name).map(crate::time::utc);
+            s.expires = deadlines.get(&i.name).map(|d| crate::time::utc(&d.at));
             s
         })
         .collect())
@@ -156,7 +156,7 @@ pub fn info(lxd: &Lxd, name: &str) -> Result<Summary> {
     s.egress = crate::agents::sandbox::policy_of(lxd, name)?;
     s.expires = crate::agents::lifetime::deadlines(lxd.project())?
         .get(name)
-        .map(crate::time::utc);
+        .map(|d| crate::time::utc(&d.at));
     Ok(s)
 }
 
@@ -359,17 +359,27 @@ impl Limits {
 pub struct Lifetime {
     pub idle: Option<String>,
     pub ttl: Option<chrono::Duration>,
+    /// Export off-site before the deadline's delete (`--ttl-export`).
+    pub export: bool,
 }
 
 impl Lifetime {
-    pub fn parse(idle: Option<&str>, ttl: Option<&str>) -> Result<Lifetime> {
+    pub fn parse(idle: Option<&str>, ttl: Option<&str>, export: bool) -> Result<Lifetime> {
         use crate::agents::lifetime::parse_duration;
         if let Some(i) = idle {
             parse_duration("--idle", i)?;
         }
+        if export && ttl.is_none() {
+            return Err(Error::Usage("--ttl-export needs a --ttl".into()));
+        }
+        if export {
+            // Refused now rather than found at the deadline.
+            crate::offsite::settings::S3Settings::require()?;
+        }
         Ok(Lifetime {
             idle: idle.map(String::from),
             ttl: ttl.map(|t| parse_duration("--ttl", t)).transpose()?,
+            export,
         })
     }
 
@@ -384,7 +394,10 @@ impl Lifetime {
     /// The deadline is the host's record, written once the box exists
     /// (and any a former box of that name left, cleared).
     pub fn record(&self, lxd: &Lxd, name: &str) -> Result<()> {
-        let at = self.ttl.map(|ttl| chrono::Utc::now() + ttl);
+        let at = self.ttl.map(|ttl| crate::agents::lifetime::Deadline {
+            at: chrono::Utc::now() + ttl,
+            export: self.export,
+        });
         crate::agents::lifetime::set_deadline(lxd.project(), name, at)
     }
 }
@@ -403,6 +416,7 @@ pub struct LaunchRequest {
     pub limits: Limits,
     pub idle: Option<String>,
     pub ttl: Option<String>,
+    pub ttl_export: bool,
 }
 
 /// A checked launch, ready to do.
@@ -443,7 +457,7 @@ pub fn plan_launch(lxd: &Lxd, req: &LaunchRequest) -> Result<PlannedLaunch> {
         ..Default::default()
     };
     req.limits.apply(&mut spec)?;
-    let lifetime = Lifetime::parse(req.idle.as_deref(), req.ttl.as_deref())?;
+    let lifetime = Lifetime::parse(req.idle.as_deref(), req.ttl.as_deref(), req.ttl_export)?;
     lifetime.apply(&mut spec);
     check_launch(lxd, &spec)?;
     Ok(PlannedLaunch { spec, lifetime })

@@ -525,6 +525,26 @@ fn main() {
         });
     });
 
+    t.case("an_agent_box_behind_its_own_bridge_is_served_too", || {
+        // Its ACL lets only the host in: Traefik, from the bridge's address.
+        let agent = "x-agent";
+        let host = "agent.example.test";
+        let launched = bed.trm_json(&["launch", agent, "--profile", "agent"]);
+        assert_eq!(launched["instance"]["egress"]["policy"], "public");
+        start_services(agent);
+        let file = {
+            expose_json(&bed, &["add", agent, "--port", "3000", "--host", host]);
+            valid_file(&side.file(agent))
+        };
+        assert_eq!(backend_url(&file), format!("http://{}:3000", ipv4(agent)));
+        serves(&pebble, "https", host, agent);
+        expose_json(&bed, &["remove", agent, "--host", host]);
+        bed.trm_json(&["delete", agent, "--force", "--yes"]);
+        eventually("the removed route to 404", 10, || {
+            pebble.get("http", host, "/").status == 404
+        });
+    });
+
     t.case("auth_routes_fail_closed_while_the_gate_is_down", || {
         expose_json(
             &bed,

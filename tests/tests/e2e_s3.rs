@@ -1005,6 +1005,58 @@ fn main() {
     );
 
     t.case(
+        "a_ttl_export_box_is_exported_before_it_goes_and_kept_if_it_cannot_be",
+        || {
+            use chrono::{Duration, SecondsFormat, Utc};
+            let name = "b-ttl";
+            let at = |d: Duration| (Utc::now() + d).to_rfc3339_opts(SecondsFormat::Secs, true);
+            let launched = bed.trm_json(&["launch", name, "--ttl", "1h", "--ttl-export"]);
+            assert!(launched["instance"]["expires"].is_string(), "{launched}");
+            lxc_ok(&[
+                "exec",
+                "--project",
+                N.project,
+                name,
+                "--",
+                "sh",
+                "-c",
+                "echo last-words > /root/marker",
+            ]);
+            let outcome = |ticks: &Value| {
+                ticks
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["instance"] == name)
+                    .map(|t| t["outcome"].as_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            // With no S3 to export to at the deadline, the box is kept, stopped.
+            let aside = work.path().join("s3.toml.aside");
+            std::fs::rename(&settings, &aside).unwrap();
+            let failed = bed.snap(&["auto", "--now", &at(Duration::hours(2))]);
+            std::fs::rename(&aside, &settings).unwrap();
+            assert!(
+                outcome(&failed).starts_with("kept_export_failed: "),
+                "{failed}"
+            );
+            assert!(exists(name), "kept");
+            assert_eq!(bed.trm_json(&["info", name])["state"], "stopped");
+            // The next tick exports it, then deletes it; the backup restores.
+            let done = bed.snap(&["auto", "--now", &at(Duration::hours(2))]);
+            let o = outcome(&done);
+            let id = o
+                .strip_prefix("exported_and_deleted: ")
+                .unwrap_or_else(|| panic!("{done}"));
+            assert!(!exists(name), "deleted after its export");
+            listed(&bed, name, id);
+            bed.snap(&["import", name, "--as", "b-ttl-back"]);
+            assert_eq!(file_in("b-ttl-back", "/root/marker").trim(), "last-words");
+            lxc_ok(&["delete", "--project", N.project, "b-ttl-back", "--force"]);
+        },
+    );
+
+    t.case(
         "a_new_server_restores_from_the_owners_saved_identity_and_signing_key",
         || {
             // After losing the server: a fresh s3.toml from the saved keys.

@@ -47,8 +47,10 @@ stripped (what was taken from it: exposure, proxy devices, MAC...).",
 An array, one per instance: instance, snapshot (the one taken, or null),
 outcome (snapshotted, not_due, opted_out, busy, or failed: MESSAGE; and
 first, for boxes whose lifetime ended this tick: stopped_idle,
-frozen_idle, deleted_at_deadline), deleted (the snapshots retention
-removed).",
+frozen_idle, deleted_at_deadline, exported_and_deleted: BACKUP_ID for a
+--ttl-export box, or kept_export_failed: MESSAGE when its final export
+failed and it was stopped instead, to be tried again next tick), deleted
+(the snapshots retention removed).",
     ),
     (
         "prune",

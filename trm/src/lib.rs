@@ -241,6 +241,9 @@ pub struct LaunchArgs {
     /// Delete the box this long after launch (8h, 2d), at the first `trm-snap auto` tick after it
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
+    /// Export the box off-site (trm-snap export) before its --ttl delete; if that fails it is kept, stopped
+    #[arg(long, requires = "ttl")]
+    pub ttl_export: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -447,6 +450,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
             },
             idle: a.idle,
             ttl: a.ttl,
+            ttl_export: a.ttl_export,
         },
     )?;
     if a.dry_run {

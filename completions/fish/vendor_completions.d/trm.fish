@@ -96,6 +96,7 @@ human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand launch" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l no-wait -d 'Return once started, without waiting for cloud-init'
 complete -c trm -n "__fish_trm_using_subcommand launch" -l dry-run -d 'Print what would be launched; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand launch" -l ttl-export -d 'Export the box off-site (trm-snap export) before its --ttl delete; if that fails it is kept, stopped'
 complete -c trm -n "__fish_trm_using_subcommand launch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand exec" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'

@@ -8,7 +8,9 @@
 //! - `trm launch --ttl 8h`: the box is deleted at its deadline. The
 //!   deadline lives on the host (`<settings>/agents/<project>/ttl.json`,
 //!   root only), never in a `user.*` key, since a key writer must not be
-//!   able to delete a box.
+//!   able to delete a box. With `--ttl-export` it is first exported
+//!   off-site; when that fails the box is kept, stopped, and the next
+//!   tick tries again: a deadline never loses data silently.
 //!
 //! What a box did between ticks is kept in `<settings>/agents/<project>/
 //! idle.json`; the decision is a pure function of that and the sample.
@@ -103,17 +105,43 @@ fn write<T: Serialize>(path: &std::path::Path, v: &T) -> Result<()> {
     crate::fs::atomic_write(path, &serde_json::to_vec_pretty(v).expect("json"), 0o600)
 }
 
+/// A box's deadline as the host records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Stored")]
+pub struct Deadline {
+    pub at: DateTime<Utc>,
+    /// Export it off-site before it goes (`--ttl-export`).
+    pub export: bool,
+}
+
+/// Records written before `--ttl-export` hold the time alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    At(DateTime<Utc>),
+    Full { at: DateTime<Utc>, export: bool },
+}
+
+impl From<Stored> for Deadline {
+    fn from(s: Stored) -> Deadline {
+        match s {
+            Stored::At(at) => Deadline { at, export: false },
+            Stored::Full { at, export } => Deadline { at, export },
+        }
+    }
+}
+
 /// The deadlines of a project's boxes.
-pub fn deadlines(project: &str) -> Result<BTreeMap<String, DateTime<Utc>>> {
+pub fn deadlines(project: &str) -> Result<BTreeMap<String, Deadline>> {
     read(&dir(project).join("ttl.json"))
 }
 
 /// Record (or with `None` clear) a box's deadline. Clearing one there is
 /// not writes nothing: a deleted box's name must not keep a deadline for
 /// the next box of that name, and a box without one needs no file.
-pub fn set_deadline(project: &str, instance: &str, at: Option<DateTime<Utc>>) -> Result<()> {
+pub fn set_deadline(project: &str, instance: &str, at: Option<Deadline>) -> Result<()> {
     let path = dir(project).join("ttl.json");
-    let mut all: BTreeMap<String, DateTime<Utc>> = read(&path)?;
+    let mut all: BTreeMap<String, Deadline> = read(&path)?;
     match at {
         Some(t) => {
             all.insert(instance.into(), t);
@@ -125,12 +153,43 @@ pub fn set_deadline(project: &str, instance: &str, at: Option<DateTime<Utc>>) ->
 }
 
 /// What the tick did to one box for its idle time or deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lifetime {
     StoppedIdle,
     FrozenIdle,
     DeletedAtDeadline,
+    /// Exported off-site (this backup id), then deleted.
+    ExportedAndDeleted(String),
+    /// Past its deadline, but the final export failed: kept, stopped.
+    ExportFailed(String),
+}
+
+impl Lifetime {
+    /// The tick's `outcome` word (and why, for a failure).
+    pub fn outcome(&self) -> String {
+        match self {
+            Lifetime::StoppedIdle => "stopped_idle".into(),
+            Lifetime::FrozenIdle => "frozen_idle".into(),
+            Lifetime::DeletedAtDeadline => "deleted_at_deadline".into(),
+            Lifetime::ExportedAndDeleted(id) => format!("exported_and_deleted: {id}"),
+            Lifetime::ExportFailed(why) => format!("kept_export_failed: {why}"),
+        }
+    }
+}
+
+/// The off-site export a `--ttl-export` box gets before it goes.
+fn final_export(lxd: &Lxd, name: &str) -> Result<String> {
+    use crate::offsite::{export, settings::S3Settings, upload::NoProgress};
+    let s = S3Settings::require()?;
+    let req = export::Request {
+        name: name.into(),
+        snapshot: None,
+        optimized: false,
+        part_size_mib: None,
+        parallel: None,
+        on_busy: crate::fs::OnBusy::Fail,
+    };
+    Ok(export::export(lxd, &s, &req, std::sync::Arc::new(NoProgress))?.id)
 }
 
 /// One pass over the project: stop or freeze what has been idle long
@@ -138,10 +197,24 @@ pub enum Lifetime {
 pub fn tick(lxd: &Lxd, now: DateTime<Utc>) -> Result<Vec<(String, Lifetime)>> {
     let project = lxd.project().to_string();
     let mut done = Vec::new();
-    for (name, at) in deadlines(&project)? {
-        if now < at {
+    for (name, d) in deadlines(&project)? {
+        if now < d.at {
             continue;
         }
+        let exported = match d.export {
+            false => None,
+            true => match final_export(lxd, &name) {
+                Ok(id) => Some(id),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => {
+                    if lxd.instance(&name).is_ok_and(|i| i.is_running()) {
+                        lxd.stop(&name, false)?;
+                    }
+                    done.push((name, Lifetime::ExportFailed(e.to_string())));
+                    continue;
+                }
+            },
+        };
         use crate::instances::{apply_change, plan_change, Verb};
         match plan_change(lxd, &name, Verb::Delete, true) {
             Ok((change, _)) => apply_change(lxd, &change, true)?,
@@ -149,7 +222,13 @@ pub fn tick(lxd: &Lxd, now: DateTime<Utc>) -> Result<Vec<(String, Lifetime)>> {
             Err(e) => return Err(e),
         }
         set_deadline(&project, &name, None)?;
-        done.push((name, Lifetime::DeletedAtDeadline));
+        done.push((
+            name,
+            match exported {
+                Some(id) => Lifetime::ExportedAndDeleted(id),
+                None => Lifetime::DeletedAtDeadline,
+            },
+        ));
     }
     let path = dir(&project).join("idle.json");
     let before: BTreeMap<String, Seen> = read(&path)?;
@@ -201,6 +280,19 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn deadline_records_of_either_age_read() {
+        let old: BTreeMap<String, Deadline> =
+            serde_json::from_str(r#"{"a": "2027-01-01T00:00:00Z"}"#).unwrap();
+        assert!(!old["a"].export);
+        let new = Deadline {
+            at: t(0),
+            export: true,
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<Deadline>(&text).unwrap(), new);
     }
 
     #[test]

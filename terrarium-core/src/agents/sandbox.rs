@@ -37,6 +37,13 @@ fn owner(project: &str, instance: &str) -> String {
     format!("{project}/{instance}")
 }
 
+/// Is `n` the bridge Terrarium made for this box (by its record, not
+/// only its name)?
+pub fn is_own_bridge(n: &crate::lxd::Network, project: &str, instance: &str) -> bool {
+    n.name == bridge_of(project, instance)
+        && n.config.get(OWNER_KEY).map(String::as_str) == Some(owner(project, instance).as_str())
+}
+
 /// Every address of this host's interfaces.
 pub fn host_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {

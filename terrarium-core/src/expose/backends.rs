@@ -20,13 +20,22 @@ use crate::settings::Settings;
 /// IPv4 filters on, so the container cannot answer for any other address.
 #[derive(Debug, Clone)]
 pub(super) struct Backends {
+    /// Terrarium's bridge.
+    main: Net,
+    /// This project's agent boxes' own bridges, by instance name.
+    agents: BTreeMap<String, Net>,
+    /// The project routes are planned for; `sources` returns its instances.
+    project: String,
+}
+
+/// One bridge routes may reach instances on.
+#[derive(Debug, Clone)]
+struct Net {
     bridge: String,
     subnet: Option<crate::net::Subnet>,
     /// Every project's leases on the bridge: a tenant of one project must
     /// not be routed to an address the host gave another project's box.
     leases: Vec<crate::lxd::Lease>,
-    /// The project routes are planned for; `sources` returns its instances.
-    project: String,
 }
 
 /// The NIC filters that pin a container to its own MAC and addresses.
@@ -35,13 +44,37 @@ pub const NIC_FILTERS: [&str; 2] = ["security.mac_filtering", "security.ipv4_fil
 impl Backends {
     fn of(s: &Settings, leases: Vec<crate::lxd::Lease>) -> Backends {
         Backends {
-            bridge: s.bridge.clone(),
-            subnet: crate::net::Subnet::parse(&s.subnet).ok(),
-            leases,
+            main: Net {
+                bridge: s.bridge.clone(),
+                subnet: crate::net::Subnet::parse(&s.subnet).ok(),
+                leases,
+            },
+            agents: BTreeMap::new(),
             project: s.project.clone(),
         }
     }
 
+    #[cfg(test)]
+    fn allows(&self, ip: &str) -> bool {
+        self.main.allows(ip)
+    }
+
+    /// The bridge `i` is routed on: an agent box of this project on its
+    /// own, every other instance on Terrarium's.
+    fn net_of(&self, i: &Instance) -> &Net {
+        let ours = i.project.is_empty() || i.project == self.project;
+        match self.agents.get(&i.name) {
+            Some(net) if ours => net,
+            _ => &self.main,
+        }
+    }
+
+    fn address(&self, i: &Instance) -> std::result::Result<Option<String>, String> {
+        self.net_of(i).address(i)
+    }
+}
+
+impl Net {
     fn allows(&self, ip: &str) -> bool {
         let Ok(ip) = ip.parse::<std::net::Ipv4Addr>() else {
             return false;
@@ -117,7 +150,9 @@ impl Backends {
         }
         Ok(Some(ip))
     }
+}
 
+impl Backends {
     /// Every project's instances and the leases on the bridge of every
     /// project that has an instance there (LXD lists leases per project),
     /// for routes planned in `lxd`'s project. This project's leases are
@@ -161,6 +196,7 @@ impl Backends {
             leases.extend(l?);
         }
         let mut b = Backends::of(s, leases);
+        b.agents = agent_nets(lxd, &project, &instances)?;
         b.project = project;
         Ok((instances, b))
     }
@@ -175,7 +211,8 @@ impl Backends {
         let judged: Vec<Judged> = instances
             .iter()
             .map(|i| {
-                let mac = on_bridge(i, &self.bridge).and_then(|(dev, nic)| nic_mac(i, dev, nic));
+                let mac = on_bridge(i, &self.net_of(i).bridge)
+                    .and_then(|(dev, nic)| nic_mac(i, dev, nic));
                 match self.address(i) {
                     Ok(a) => (i, mac, a, None),
                     Err(why) => (i, mac, None, Some(why)),
@@ -220,6 +257,48 @@ impl Backends {
             })
             .collect()
     }
+}
+
+/// The own bridges of this project's agent boxes that have one: the
+/// bridge named for the box and recorded as its own (a NIC pointed at
+/// another box's bridge is routed on neither), with its subnet and leases.
+fn agent_nets(lxd: &Lxd, project: &str, instances: &[Instance]) -> Result<BTreeMap<String, Net>> {
+    use crate::agents::sandbox;
+    let boxes: Vec<(&str, String)> = instances
+        .iter()
+        .filter(|i| i.project.is_empty() || i.project == project)
+        .map(|i| (i.name.as_str(), sandbox::bridge_of(project, &i.name)))
+        .filter(|(name, bridge)| {
+            instances
+                .iter()
+                .any(|i| i.name == *name && on_bridge(i, bridge).is_some())
+        })
+        .collect();
+    if boxes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let networks = lxd.networks()?;
+    let mut nets = BTreeMap::new();
+    for (name, bridge) in boxes {
+        let Some(n) = networks
+            .iter()
+            .find(|n| n.name == bridge && sandbox::is_own_bridge(n, project, name))
+        else {
+            continue;
+        };
+        nets.insert(
+            name.to_string(),
+            Net {
+                subnet: n
+                    .config
+                    .get("ipv4.address")
+                    .and_then(|a| crate::net::Subnet::parse(a).ok()),
+                leases: lxd.network_leases(&bridge, project)?,
+                bridge,
+            },
+        );
+    }
+    Ok(nets)
 }
 
 /// The instance's NIC on `bridge`, by device name.
@@ -398,6 +477,38 @@ mod tests {
                 (Some("10.87.0.11".into()), false)
             ]
         );
+    }
+
+    #[test]
+    fn an_agent_box_is_routed_on_its_own_bridge_and_only_it() {
+        let s = Settings {
+            bridge: "trmbr0".into(),
+            subnet: "10.87.0.1/24".into(),
+            project: "p".into(),
+            ..Settings::default()
+        };
+        let mut b = Backends::of(&s, Vec::new());
+        b.agents.insert(
+            "agent".into(),
+            Net {
+                bridge: "trmaown".into(),
+                subnet: crate::net::Subnet::parse("10.99.0.1/24").ok(),
+                leases: vec![lease("00:16:3e:00:00:0a", "10.99.0.10")],
+            },
+        );
+        let on = |name: &str, project: &str, bridge: &str| {
+            let mut i = nic_instance(name, "00:16:3e:00:00:0a", &[("network", bridge)]);
+            i.project = project.into();
+            i
+        };
+        assert_eq!(
+            b.address(&on("agent", "p", "trmaown")),
+            Ok(Some("10.99.0.10".into()))
+        );
+        // The same name in another project, or another box seated on
+        // that bridge, is judged on Terrarium's bridge: not routed.
+        assert!(b.address(&on("agent", "q", "trmaown")).is_err());
+        assert!(b.address(&on("other", "p", "trmaown")).is_err());
     }
 
     #[test]

@@ -132,6 +132,10 @@ pub trait ReadProgress: Progress {
     fn read(&self, total: u64);
 }
 
+impl ReadProgress for super::upload::NoProgress {
+    fn read(&self, _: u64) {}
+}
+
 struct Counting<'a, R> {
     inner: R,
     total: u64,

@@ -51,11 +51,7 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> 
         .map(|(instance, done)| Tick {
             instance,
             snapshot: None,
-            outcome: serde_json::to_value(done)
-                .expect("json")
-                .as_str()
-                .unwrap_or_default()
-                .into(),
+            outcome: done.outcome(),
             deleted: Vec::new(),
         })
         .collect();
