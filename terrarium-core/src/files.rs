@@ -76,6 +76,41 @@ impl crate::output::Human for Copied {
 /// above it; the path is an argument, never part of the script.
 const WRITE: &str = "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"";
 
+/// Reads `$1` only when it is a regular file (a link the tenant planted
+/// to /dev/zero or a FIFO would never end), at most `$2` bytes; exits 3
+/// when there is nothing there, 4 when it is not a regular file.
+const READ: &str = "if [ ! -e \"$1\" ]; then exit 3; elif [ ! -f \"$1\" ]; then exit 4; fi; \
+                    exec head -c \"$2\" -- \"$1\"";
+
+fn write_argv(path: &str) -> Vec<String> {
+    ["sh", "-c", WRITE, "sh", path].map(String::from).to_vec()
+}
+
+fn read_argv(path: &str, limit: u64) -> Vec<String> {
+    ["sh", "-c", READ, "sh", path, &limit.to_string()]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A failed read, said plainly: the script's own exit codes, else the
+/// box's message (permission denied...) without our command line.
+fn read_failed(lxd: &Lxd, name: &str, path: &str, e: Error) -> Error {
+    match &e {
+        Error::Command(f) if f.status == Some(3) => Error::NotFound {
+            kind: "file",
+            name: format!("{name}:{path}"),
+        },
+        Error::Command(f) if f.status == Some(4) => Error::Usage(format!(
+            "{name}:{path} is not a regular file (a device, a FIFO, a directory, or a link to one)"
+        )),
+        Error::Command(f) => match crate::instances::diagnose_exec(lxd, name, false) {
+            Err(why) => why,
+            Ok(()) => Error::WrongState(format!("reading {name}:{path}: {}", f.stderr_tail.trim())),
+        },
+        _ => e,
+    }
+}
+
 /// Copy one file between the host and a box (exactly one side a box).
 /// Both directions run as the box's `terrarium` user, never as root: a
 /// link a tenant planted in its home leads only where that user may
@@ -99,10 +134,8 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
                     local.display()
                 )));
             }
-            let argv: Vec<String> = ["sh", "-c", WRITE, "sh", path.as_str()]
-                .map(String::from)
-                .to_vec();
-            let mut child = exec_cmd(lxd, name, &argv, false)?.spawn_streaming(Pipe::Stdin)?;
+            let mut child =
+                exec_cmd(lxd, name, &write_argv(path), false)?.spawn_streaming(Pipe::Stdin)?;
             let mut stdin = child.child.stdin.take().expect("piped");
             let sent = std::io::copy(&mut file, &mut stdin).and_then(|n| stdin.flush().map(|_| n));
             drop(stdin);
@@ -112,7 +145,7 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
             sent
         }
         (Side::Box { name, path }, Side::Host(local)) => {
-            let argv: Vec<String> = ["cat", "--", path.as_str()].map(String::from).to_vec();
+            let argv = read_argv(path, u64::MAX >> 1);
             let mut child = exec_cmd(lxd, name, &argv, false)?.spawn_streaming(Pipe::Stdout)?;
             let mut stdout = child.child.stdout.take().expect("piped");
             let mut file = std::fs::File::create(local)
@@ -123,7 +156,7 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
             if got.is_err() || done.is_err() {
                 let _ = std::fs::remove_file(local);
             }
-            done.map_err(|e| not_copied(lxd, name, e))?;
+            done.map_err(|e| read_failed(lxd, name, path, e))?;
             got.map_err(|e| Error::io(format!("writing {}", local.display()), e))?
         }
         _ => {
@@ -143,24 +176,26 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
 /// user, making the directories above it; for programs that hold the
 /// content, not a host file (the MCP server).
 pub fn write(lxd: &Lxd, name: &str, path: &str, data: &[u8]) -> Result<u64> {
-    let argv: Vec<String> = ["sh", "-c", WRITE, "sh", path].map(String::from).to_vec();
-    exec_cmd(lxd, name, &argv, false)?
-        .stdin_bytes(data)
-        .run()
-        .map_err(|e| not_copied(lxd, name, e))?;
-    Ok(data.len() as u64)
-}
-
-/// Read at most `cap` bytes of a box path as the `terrarium` user; true
-/// when the file was longer.
-pub fn read(lxd: &Lxd, name: &str, path: &str, cap: usize) -> Result<(Vec<u8>, bool)> {
-    let argv: Vec<String> = ["cat", "--", path].map(String::from).to_vec();
-    let cmd = exec_cmd(lxd, name, &argv, false)?;
-    let (out, cut) = cmd.output_capped(cap)?;
+    let cmd = exec_cmd(lxd, name, &write_argv(path), false)?.stdin_bytes(data);
+    let out = Lxd::output_idempotent(&cmd)?;
     if !out.status.success() {
         return Err(not_copied(lxd, name, cmd.failure(&out)));
     }
-    Ok((out.stdout, cut))
+    Ok(data.len() as u64)
+}
+
+/// Read at most `cap` bytes of a regular file at a box path as the
+/// `terrarium` user; true when the file was longer.
+pub fn read(lxd: &Lxd, name: &str, path: &str, cap: usize) -> Result<(Vec<u8>, bool)> {
+    let cmd = exec_cmd(lxd, name, &read_argv(path, cap as u64 + 1), false)?;
+    let out = Lxd::output_idempotent(&cmd)?;
+    if !out.status.success() {
+        return Err(read_failed(lxd, name, path, cmd.failure(&out)));
+    }
+    let mut out = out.stdout;
+    let cut = out.len() > cap;
+    out.truncate(cap);
+    Ok((out, cut))
 }
 
 /// A failed copy says why: no such box, a stopped one, no user, or the

@@ -469,9 +469,16 @@ pub fn launch_planned(
     planned: &PlannedLaunch,
     wait: Option<Duration>,
 ) -> Result<Launched> {
-    let mut launched = launch(lxd, &planned.spec, wait)?;
-    planned.lifetime.record(lxd, &planned.spec.name)?;
-    launched.instance = Some(info(lxd, &planned.spec.name)?);
+    let name = &planned.spec.name;
+    // Recorded first: a box whose first boot fails (or whose cloud-init
+    // its root reports as failed) still goes at its deadline.
+    planned.lifetime.record(lxd, name)?;
+    let mut launched = launch(lxd, &planned.spec, wait).inspect_err(|_| {
+        if matches!(lxd.instance(name), Err(Error::NotFound { .. })) {
+            let _ = crate::agents::lifetime::set_deadline(lxd.project(), name, None);
+        }
+    })?;
+    launched.instance = Some(info(lxd, name)?);
     Ok(launched)
 }
 
@@ -728,26 +735,62 @@ impl Human for Executed {
     }
 }
 
+/// How a captured exec runs: after a checkpoint or not, keeping how much
+/// of each stream, for at most how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Capture {
+    pub root: bool,
+    pub checkpoint: bool,
+    /// Bytes of each stream kept.
+    pub limit: usize,
+    /// Killed (inside the box, by `timeout`) after this long: exit 124.
+    pub timeout: Option<Duration>,
+}
+
+impl Capture {
+    pub fn new(root: bool, checkpoint: bool) -> Capture {
+        Capture {
+            root,
+            checkpoint,
+            limit: CAPTURE_LIMIT,
+            timeout: None,
+        }
+    }
+}
+
 /// Run a command with its output captured, after a checkpoint if asked.
-pub fn exec_captured(
-    lxd: &Lxd,
-    name: &str,
-    command: &[String],
-    root: bool,
-    checkpoint: bool,
-) -> Result<Executed> {
-    let cmd = exec_cmd(lxd, name, command, root)?;
-    let checkpoint = match checkpoint {
-        true => Some(crate::snapshots::checkpoint(
-            lxd,
-            name,
-            command,
-            crate::fs::OnBusy::Fail,
-        )?),
+pub fn exec_captured(lxd: &Lxd, name: &str, command: &[String], how: Capture) -> Result<Executed> {
+    let root = how.root;
+    let wrapped: Vec<String>;
+    let argv = match how.timeout {
+        // In the box, so the command dies there, whatever becomes of us.
+        Some(t) => {
+            wrapped = ["timeout", "-k", "5", &t.as_secs().max(1).to_string()]
+                .into_iter()
+                .map(String::from)
+                .chain(command.iter().cloned())
+                .collect();
+            &wrapped
+        }
+        None => command,
+    };
+    let cmd = exec_cmd(lxd, name, argv, root)?;
+    let checkpoint = match how.checkpoint {
+        true => {
+            // A checkpoint of a box the command cannot run in would only
+            // become the "last checkpoint" for nothing.
+            diagnose_exec(lxd, name, root)?;
+            Some(crate::snapshots::checkpoint(
+                lxd,
+                name,
+                command,
+                crate::fs::OnBusy::Fail,
+            )?)
+        }
         false => None,
     };
     let started = std::time::Instant::now();
-    let (out, truncated) = cmd.output_capped(CAPTURE_LIMIT)?;
+    let (out, truncated) = cmd.output_capped(how.limit)?;
     let exit_code = exit_code_of(&out.status);
     if exit_code == 1 {
         diagnose_exec(lxd, name, root)?;

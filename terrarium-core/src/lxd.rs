@@ -562,9 +562,15 @@ impl Lxd {
             command: command.iter().map(|s| s.to_string()).collect(),
             ..ExecSpec::default()
         };
+        Self::output_idempotent(&self.exec_cmd(name, &spec).timeout(timeout))
+    }
+
+    /// Capture an exec that may run twice without harm (a read, or a write
+    /// of a whole file's content), again when LXD lost track of its child.
+    pub fn output_idempotent(cmd: &Cmd) -> Result<Output> {
         let mut tries = 0;
         loop {
-            let out = self.exec_cmd(name, &spec).timeout(timeout).output()?;
+            let out = cmd.output()?;
             tries += 1;
             if tries >= EXEC_READ_TRIES || !lost_track_of_child(&out) {
                 return Ok(out);

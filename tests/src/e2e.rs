@@ -518,6 +518,17 @@ impl Runner {
     }
 }
 
+/// What one `trm-snap auto` tick says it did to `name` (its outcomes).
+pub fn outcomes(ticks: &serde_json::Value, name: &str) -> Vec<String> {
+    ticks
+        .as_array()
+        .expect("auto prints an array")
+        .iter()
+        .filter(|t| t["instance"] == name)
+        .map(|t| t["outcome"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// Wait (bounded) for a condition that depends on DHCP, an event or a
 /// process starting; panics naming `what` when it never holds.
 pub fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {

@@ -87,6 +87,17 @@ impl Mcp {
         tools.iter().map(|t| t.name.to_string()).collect()
     }
 
+    /// A tool call the server may refuse at the protocol level: did it
+    /// answer with a result at all (and not an error)?
+    fn call_raw(&mut self, tool: &str, args: Value) -> bool {
+        let client = self.client.as_ref().unwrap();
+        let params = rmcp::model::CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().unwrap().clone());
+        self.rt
+            .block_on(client.call_tool(params))
+            .is_ok_and(|r| r.is_error != Some(true))
+    }
+
     /// A tool call: (succeeded, its structured content).
     fn call(&mut self, tool: &str, args: Value) -> (bool, Value) {
         let client = self.client.as_ref().unwrap();
@@ -543,7 +554,7 @@ fn main() {
     });
 
     t.case("mcp_serves_exactly_the_safe_verbs_to_a_real_client", || {
-        let mut mcp = Mcp::start(&bed, &["--box", AGENT, "--box", MCP_BOX]);
+        let mut mcp = Mcp::start(&bed, &["--box", AGENT, "--box", MCP_BOX, "--ttl", "1h"]);
         let mut names = mcp.tools();
         names.sort();
         assert_eq!(
@@ -556,6 +567,7 @@ fn main() {
                 "list_boxes",
                 "read_file",
                 "rollback",
+                "start",
                 "write_file"
             ]
         );
@@ -578,8 +590,58 @@ fn main() {
         assert!(ok, "{r}");
         assert_eq!(r["content"], "step 1\n");
 
-        // Refusals: a path out of the home, a box outside the scope, a
-        // destructive verb the owner did not allow.
+        // Bounded: a command past its timeout is killed in the box; output
+        // is cut where asked.
+        let (ok, r) = mcp.call(
+            "exec",
+            json!({"name": AGENT, "command": ["sleep", "30"], "timeout_seconds": 1}),
+        );
+        assert!(ok && r["exit_code"] == 124, "{r}");
+        assert!(r["duration_ms"].as_u64().unwrap() < 20_000, "{r}");
+        let (ok, r) = mcp.call(
+            "exec",
+            json!({"name": AGENT, "command": ["seq", "100000"], "max_output_bytes": 100}),
+        );
+        assert!(ok && r["truncated"] == true, "{r}");
+        assert_eq!(r["stdout"].as_str().unwrap().len(), 100);
+
+        // Refusals: a path out of the home, a file that never ends, a box
+        // outside the scope, a destructive verb the owner did not allow,
+        // an argument the tool does not have.
+        e2e::exec_ok(
+            N.project,
+            AGENT,
+            "su terrarium -s /bin/sh -c 'ln -sf /dev/zero /home/terrarium/zero'",
+        );
+        let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": "zero"}));
+        assert!(!ok && r["kind"] == "usage", "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file"),
+            "{r}"
+        );
+        let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": "no/such"}));
+        assert!(!ok && r["kind"] == "not_found", "{r}");
+        let big = "x".repeat((1 << 20) + 1);
+        let (ok, r) = mcp.call(
+            "write_file",
+            json!({"name": AGENT, "path": "big", "content": big}),
+        );
+        assert!(!ok && r["kind"] == "usage", "{r}");
+        let (ok, r) = mcp.call(
+            "expose",
+            json!({"name": AGENT, "host": "a.example.test", "port": 80}),
+        );
+        assert!(!ok && r["kind"] == "not_allowed", "{r}");
+        assert!(
+            !mcp.call_raw(
+                "exec",
+                json!({"name": AGENT, "command": ["id"], "user": "root"})
+            ),
+            "an unknown argument is refused"
+        );
         for path in ["../../etc/shadow", "/etc/passwd"] {
             let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": path}));
             assert!(!ok, "{path}: {r}");
@@ -598,6 +660,7 @@ fn main() {
         );
         assert!(!ok, "{r}");
         assert_eq!(r["kind"], "not_allowed", "{r}");
+        assert_eq!(bed.trm_json(&["info", PLAIN])["state"], "running");
         assert!(
             e2e::sh_in(N.project, PLAIN, "test -e /home/terrarium/reached")
                 .status
@@ -620,6 +683,10 @@ fn main() {
         let (ok, r) = mcp.call("launch", json!({"name": MCP_BOX}));
         assert!(ok, "{r}");
         assert_eq!(r["instance"]["egress"]["policy"], "public", "{r}");
+        assert!(
+            r["instance"]["expires"].is_string(),
+            "the owner's --ttl: {r}"
+        );
         let (ok, r) = mcp.call("list_boxes", json!({}));
         assert!(ok, "{r}");
         let boxes = r["boxes"].as_array().unwrap_or_else(|| panic!("{r}"));
@@ -711,15 +778,7 @@ fn main() {
         // First seen now; quiet for half an hour: stopped. Before its
         // deadline the short-lived box stays; after it, it goes.
         let first = bed.snap(&["auto", "--now", &at(Duration::zero())]);
-        let outcome = |ticks: &Value, name: &str| {
-            ticks
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|t| t["instance"] == name)
-                .map(|t| t["outcome"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        };
+        let outcome = e2e::outcomes;
         assert!(
             !outcome(&first, PLAIN).contains(&"stopped_idle".to_string()),
             "{first}"

@@ -1010,27 +1010,19 @@ fn main() {
             use chrono::{Duration, SecondsFormat, Utc};
             let name = "b-ttl";
             let at = |d: Duration| (Utc::now() + d).to_rfc3339_opts(SecondsFormat::Secs, true);
-            let launched = bed.trm_json(&["launch", name, "--ttl", "1h", "--ttl-export"]);
-            assert!(launched["instance"]["expires"].is_string(), "{launched}");
-            lxc_ok(&[
-                "exec",
-                "--project",
-                N.project,
+            // An agent box: its import also shows a copy gets a fence of its own.
+            let launched = bed.trm_json(&[
+                "launch",
                 name,
-                "--",
-                "sh",
-                "-c",
-                "echo last-words > /root/marker",
+                "--profile",
+                "agent",
+                "--ttl",
+                "1h",
+                "--ttl-export",
             ]);
-            let outcome = |ticks: &Value| {
-                ticks
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|t| t["instance"] == name)
-                    .map(|t| t["outcome"].as_str().unwrap().to_string())
-                    .unwrap_or_default()
-            };
+            assert!(launched["instance"]["expires"].is_string(), "{launched}");
+            e2e::exec_ok(N.project, name, "echo last-words > /root/marker");
+            let outcome = |ticks: &Value| e2e::outcomes(ticks, name).concat();
             // With no S3 to export to at the deadline, the box is kept, stopped.
             let aside = work.path().join("s3.toml.aside");
             std::fs::rename(&settings, &aside).unwrap();
@@ -1052,7 +1044,18 @@ fn main() {
             listed(&bed, name, id);
             bed.snap(&["import", name, "--as", "b-ttl-back"]);
             assert_eq!(file_in("b-ttl-back", "/root/marker").trim(), "last-words");
-            lxc_ok(&["delete", "--project", N.project, "b-ttl-back", "--force"]);
+            // Its NIC on the gone box's bridge was the bucket's to say: the
+            // import gets a bridge of its own, shut (`none`) until the owner
+            // opens it.
+            let own = terrarium_core::agents::sandbox::bridge_of(N.project, "b-ttl-back");
+            let conf = e2e::lxc_json(&format!("/1.0/instances/b-ttl-back?project={}", N.project));
+            assert_eq!(conf["devices"]["eth0"]["network"], own.as_str(), "{conf}");
+            assert_eq!(
+                bed.trm_json(&["info", "b-ttl-back"])["egress"]["policy"],
+                "none"
+            );
+            bed.trm_json(&["delete", "b-ttl-back", "--force", "--yes"]);
+            assert!(!e2e::lxc_json("/1.0/networks").to_string().contains(&own));
         },
     );
 

@@ -89,13 +89,15 @@ An object: instance, bridge (the box's own), policy
 None of its own: stdin and stdout carry MCP (JSON-RPC 2.0, one message a
 line) to the client that started it. Each tool answers structured content
 on success: list_boxes {boxes: [{name, instance (as `trm info`, or
-null)}]},
-launch (as `trm launch`), exec (as `trm exec --format json`), read_file
-{name, path, content, bytes, truncated}, write_file and checkpoint (as
-`trm cp` and the checkpoint of `trm exec --checkpoint`), rollback (as
-`trm-snap rollback`), expose (as `trm-expose add`). A refused or failed
-call is a tool error whose structured content is {kind, message}, kind
-as in the error line (not_allowed: outside the scope, or a destructive
-verb not allowed with --allow-destructive). Exits 2 without a --box.",
+null)}]}, launch (as `trm launch`), start (as `trm start`), exec (as `trm
+exec --format json`), read_file {name, path, content, bytes (returned),
+truncated}, write_file and checkpoint (as `trm cp` and the checkpoint of
+`trm exec --checkpoint`), rollback (as `trm-snap rollback`), expose (as
+`trm-expose add`). A refused or failed call is a tool error whose
+structured content is {kind, message}, kind as in the error line
+(not_allowed: outside the scope, or a destructive verb not allowed with
+--allow-destructive). stderr gets one line per call: {\"type\":\"event\",
+tool, name, ok, error}. Exits 2 without a --box, 3 for a --launch-profile
+that does not exist.",
     ),
 ];

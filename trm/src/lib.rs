@@ -116,6 +116,12 @@ pub struct McpArgs {
     /// Let the agent run this destructive verb without asking you (repeatable)
     #[arg(long = "allow-destructive", value_enum, value_name = "VERB")]
     pub allowed: Vec<terrarium_core::agents::mcp::Destructive>,
+    /// Every box the agent launches stops after this long idle (as trm launch --idle)
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<String>,
+    /// Every box the agent launches is deleted this long after (as trm launch --ttl)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,7 +335,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Exec(a)
             if a.checkpoint || cli.common.output.format.is_some_and(|f| f != Format::Human) =>
         {
-            let r = instances::exec_captured(&lxd()?, &a.name, &a.command, a.root, a.checkpoint)?;
+            let r = instances::exec_captured(
+                &lxd()?,
+                &a.name,
+                &a.command,
+                instances::Capture::new(a.root, a.checkpoint),
+            )?;
             out.one(&r)?;
             Ok(r.exit_code)
         }
@@ -367,6 +378,8 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 boxes: a.boxes.into_iter().collect(),
                 profiles: a.profiles,
                 allowed: a.allowed.into_iter().collect(),
+                idle: a.idle,
+                ttl: a.ttl,
             })?;
             Ok(0)
         }

@@ -176,6 +176,8 @@ complete -c trm -n "__fish_trm_using_subcommand mcp" -l box -d 'A box the agent 
 complete -c trm -n "__fish_trm_using_subcommand mcp" -l launch-profile -d 'A profile `launch` may use; the first is the default' -r
 complete -c trm -n "__fish_trm_using_subcommand mcp" -l allow-destructive -d 'Let the agent run this destructive verb without asking you (repeatable)' -r -f -a "rollback\t'Return a box to an earlier snapshot (its present state is kept only as the safety snapshot)'
 expose\t'Publish a box\'s port on a host name (always behind sign-on)'"
+complete -c trm -n "__fish_trm_using_subcommand mcp" -l idle -d 'Every box the agent launches stops after this long idle (as trm launch --idle)' -r
+complete -c trm -n "__fish_trm_using_subcommand mcp" -l ttl -d 'Every box the agent launches is deleted this long after (as trm launch --ttl)' -r
 complete -c trm -n "__fish_trm_using_subcommand mcp" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"

@@ -160,7 +160,8 @@ pub enum Lifetime {
     DeletedAtDeadline,
     /// Exported off-site (this backup id), then deleted.
     ExportedAndDeleted(String),
-    /// Past its deadline, but the final export failed: kept, stopped.
+    /// Past its deadline, but the final export failed: kept (stopped,
+    /// unless stopping it failed too).
     ExportFailed(String),
 }
 
@@ -177,9 +178,13 @@ impl Lifetime {
     }
 }
 
-/// The off-site export a `--ttl-export` box gets before it goes.
+/// The off-site export a `--ttl-export` box gets before it goes: of the
+/// box stopped first, so nothing written after the snapshot is lost.
 fn final_export(lxd: &Lxd, name: &str) -> Result<String> {
     use crate::offsite::{export, settings::S3Settings, upload::NoProgress};
+    if lxd.instance(name)?.is_running() {
+        lxd.stop(name, false)?;
+    }
     let s = S3Settings::require()?;
     let req = export::Request {
         name: name.into(),
@@ -201,25 +206,28 @@ pub fn tick(lxd: &Lxd, now: DateTime<Utc>) -> Result<Vec<(String, Lifetime)>> {
         if now < d.at {
             continue;
         }
-        let exported = match d.export {
-            false => None,
-            true => match final_export(lxd, &name) {
+        let gone = match lxd.instance(&name) {
+            Ok(_) => false,
+            Err(Error::NotFound { .. }) => true,
+            Err(e) => return Err(e),
+        };
+        // Whatever the export says (a "not found" from the bucket
+        // included: a bucket writer can abort an upload), only a box
+        // that is already gone skips it.
+        let exported = match (d.export, gone) {
+            (true, false) => match final_export(lxd, &name) {
                 Ok(id) => Some(id),
-                Err(Error::NotFound { .. }) => None,
                 Err(e) => {
-                    if lxd.instance(&name).is_ok_and(|i| i.is_running()) {
-                        lxd.stop(&name, false)?;
-                    }
                     done.push((name, Lifetime::ExportFailed(e.to_string())));
                     continue;
                 }
             },
+            _ => None,
         };
-        use crate::instances::{apply_change, plan_change, Verb};
-        match plan_change(lxd, &name, Verb::Delete, true) {
-            Ok((change, _)) => apply_change(lxd, &change, true)?,
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
+        if !gone {
+            use crate::instances::{apply_change, plan_change, Verb};
+            let (change, _) = plan_change(lxd, &name, Verb::Delete, true)?;
+            apply_change(lxd, &change, true)?;
         }
         set_deadline(&project, &name, None)?;
         done.push((

@@ -40,11 +40,12 @@ pub enum Destructive {
 }
 
 impl Destructive {
-    fn name(self) -> &'static str {
-        match self {
-            Destructive::Rollback => "rollback",
-            Destructive::Expose => "expose",
-        }
+    /// The word `--allow-destructive` takes.
+    fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -57,6 +58,10 @@ pub struct Scope {
     /// The profiles `launch` may use; the first is its default.
     pub profiles: Vec<String>,
     pub allowed: BTreeSet<Destructive>,
+    /// What every box `launch` makes gets, as `trm launch --idle/--ttl`:
+    /// an agent cannot launch its way out of the owner's deadline.
+    pub idle: Option<String>,
+    pub ttl: Option<String>,
 }
 
 impl Scope {
@@ -75,6 +80,7 @@ impl Scope {
                 "trm mcp needs at least one --launch-profile".into(),
             ));
         }
+        instances::Lifetime::parse(self.idle.as_deref(), self.ttl.as_deref(), false)?;
         Ok(())
     }
 
@@ -115,8 +121,7 @@ impl Scope {
 
 /// The exposure an agent may ask for: https, always behind sign-on.
 pub fn exposure(host: &str, port: u16, groups: &[String]) -> Result<Item> {
-    let host =
-        labels::normalize_host(host).map_err(|e| Error::Usage(format!("host '{host}': {e}")))?;
+    let host = labels::normalize_host(host).map_err(Error::Usage)?;
     if port == 0 {
         return Err(Error::Usage("port must be 1-65535".into()));
     }
@@ -140,63 +145,87 @@ pub fn exposure(host: &str, port: u16, groups: &[String]) -> Result<Item> {
     })
 }
 
-/// Most of a file `read_file` returns.
-const READ_LIMIT: usize = 1 << 20;
+/// Most of a file `read_file` returns, and `write_file` takes.
+const FILE_LIMIT: usize = 1 << 20;
+/// Most of each exec stream kept by default: enough to read, small
+/// enough for a model's context.
+const OUTPUT_DEFAULT: usize = 64 << 10;
+/// An exec runs at most this long unless asked (and never over a day).
+const EXEC_TIMEOUT_DEFAULT: u64 = 600;
+const EXEC_TIMEOUT_MAX: u64 = 86_400;
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BoxArgs {
-    /// The box (one of those the server was started for).
+    /// The box: one of those this server was started for (list_boxes).
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LaunchArgs {
+    /// The box to launch: one of this server's, not launched yet.
     pub name: String,
     /// One of the profiles the owner allowed [default: the first].
     pub profile: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExecArgs {
+    /// The box: one of this server's, running (see `start`).
     pub name: String,
-    /// The program and its arguments, run as the `terrarium` user (no shell
-    /// unless you run one: ["sh", "-c", "..."]).
+    /// The program and its arguments, run as the `terrarium` user in its
+    /// home (no shell unless you run one: ["sh", "-c", "..."]).
     pub command: Vec<String>,
     /// Snapshot the box first, so `rollback` can undo the command.
     #[serde(default)]
     pub checkpoint: bool,
+    /// Killed after this many seconds (exit_code 124) [default: 600].
+    pub timeout_seconds: Option<u64>,
+    /// Bytes of stdout and of stderr kept, at most 1048576 [default: 65536].
+    pub max_output_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReadArgs {
+    /// The box: one of this server's.
     pub name: String,
-    /// Below /home/terrarium (a relative path starts there).
+    /// A regular file below /home/terrarium (a relative path starts there).
     pub path: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WriteArgs {
+    /// The box: one of this server's.
     pub name: String,
     /// Below /home/terrarium (a relative path starts there); parent
     /// directories are made.
     pub path: String,
-    /// The whole new content (UTF-8 text).
+    /// The whole new content (UTF-8 text, at most 1 MiB).
     pub content: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackArgs {
+    /// The box: one of this server's.
     pub name: String,
     /// A snapshot name [default: the box's last checkpoint].
     pub to: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExposeArgs {
+    /// The box: one of this server's.
     pub name: String,
     /// The public host name, e.g. app.example.com.
     pub host: String,
-    /// The port the box's service listens on.
+    /// The port the box's service listens on (1-65535).
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Only these sign-on groups [default: any signed-in user].
     #[serde(default)]
@@ -208,7 +237,9 @@ struct FileRead {
     name: String,
     path: String,
     content: String,
+    /// Bytes returned (at most 1 MiB).
     bytes: usize,
+    /// The file is longer than what was returned.
     truncated: bool,
 }
 
@@ -237,6 +268,29 @@ fn answer<T: Serialize>(r: Result<T>) -> CallToolResult {
     }
 }
 
+/// One JSON line on stderr per call (stdout is the protocol's).
+fn audit(tool: &str, name: Option<&str>, failed: Option<&Error>) {
+    #[derive(Serialize)]
+    struct Call<'a> {
+        tool: &'a str,
+        name: Option<&'a str>,
+        ok: bool,
+        error: Option<String>,
+    }
+    eprintln!(
+        "{}",
+        crate::output::line(
+            crate::output::Line::Event,
+            &Call {
+                tool,
+                name,
+                ok: failed.is_none(),
+                error: failed.map(|e| e.to_string()),
+            }
+        )
+    );
+}
+
 impl Server {
     pub fn new(scope: Scope) -> Server {
         Server {
@@ -245,8 +299,10 @@ impl Server {
         }
     }
 
-    /// Run one verb's blocking work (LXD calls) off the protocol's thread.
-    async fn run<T, F>(&self, f: F) -> CallToolResult
+    /// Run one verb's blocking work (LXD calls) off the protocol's thread,
+    /// and say on stderr what was asked and how it ended: the owner's
+    /// record of what the agent did.
+    async fn run<T, F>(&self, tool: &str, name: Option<&str>, f: F) -> CallToolResult
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Scope, &Lxd) -> Result<T> + Send + 'static,
@@ -258,19 +314,23 @@ impl Server {
         })
         .await
         .unwrap_or_else(|e| Err(Error::Unavailable(format!("the verb failed: {e}"))));
+        audit(tool, name, r.as_ref().err());
         answer(r)
     }
 
     /// As [`Server::run`], for a verb on one box in scope.
-    async fn on_box<T, F>(&self, name: String, f: F) -> CallToolResult
+    async fn on_box<T, F>(&self, tool: &str, name: String, f: F) -> CallToolResult
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Scope, &Lxd, &str) -> Result<T> + Send + 'static,
     {
         if let Err(e) = self.scope.box_in_scope(&name) {
+            audit(tool, Some(&name), Some(&e));
             return answer::<()>(Err(e));
         }
-        self.run(move |s, lxd| f(s, lxd, &name)).await
+        let n = name.clone();
+        self.run(tool, Some(&n), move |s, lxd| f(s, lxd, &name))
+            .await
     }
 }
 
@@ -281,7 +341,7 @@ impl Server {
         annotations(read_only_hint = true)
     )]
     async fn list_boxes(&self) -> CallToolResult {
-        self.run(|scope, lxd| {
+        self.run("list_boxes", None, |scope, lxd| {
             scope
                 .boxes
                 .iter()
@@ -310,12 +370,14 @@ impl Server {
     )]
     async fn launch(&self, Parameters(a): Parameters<LaunchArgs>) -> CallToolResult {
         let profile = a.profile;
-        self.on_box(a.name, move |scope, lxd, name| {
+        self.on_box("launch", a.name, move |scope, lxd, name| {
             let planned = instances::plan_launch(
                 lxd,
                 &instances::LaunchRequest {
                     name: name.into(),
                     profiles: vec![scope.profile(profile.as_deref())?],
+                    idle: scope.idle.clone(),
+                    ttl: scope.ttl.clone(),
                     ..Default::default()
                 },
             )?;
@@ -325,31 +387,72 @@ impl Server {
     }
 
     #[tool(
-        description = "Run a command in a box as the unprivileged `terrarium` user. Returns \
-                       exit_code, stdout, stderr (each cut at 1 MiB: truncated), duration_ms, \
-                       and with checkpoint=true the snapshot to roll back to.",
-        annotations(open_world_hint = true)
+        description = "Start one of this server's boxes that is stopped (an idle stop, say) or \
+                       frozen.",
+        annotations(destructive_hint = false, idempotent_hint = true)
     )]
-    async fn exec(&self, Parameters(a): Parameters<ExecArgs>) -> CallToolResult {
-        let (command, checkpoint) = (a.command, a.checkpoint);
-        self.on_box(a.name, move |_, lxd, name| {
-            if command.is_empty() {
-                return Err(Error::Usage("command is empty".into()));
+    async fn start(&self, Parameters(a): Parameters<BoxArgs>) -> CallToolResult {
+        self.on_box("start", a.name, |_, lxd, name| {
+            use instances::{apply_change, plan_change, Verb};
+            let (change, _) = plan_change(lxd, name, Verb::Start, false)?;
+            if change.changed {
+                apply_change(lxd, &change, false)?;
             }
-            instances::exec_captured(lxd, name, &command, false, checkpoint)
+            Ok(change)
         })
         .await
     }
 
     #[tool(
-        description = "Read a text file below /home/terrarium in a box (at most 1 MiB).",
+        description = "Run a command in a box as the `terrarium` user (who has passwordless sudo \
+                       in the agent profile: the box is the boundary). Returns exit_code (124: \
+                       timed out), stdout and stderr (the first max_output_bytes of each; \
+                       truncated says one was cut), duration_ms, and with checkpoint=true the \
+                       snapshot rollback returns to.",
+        annotations(open_world_hint = true)
+    )]
+    async fn exec(&self, Parameters(a): Parameters<ExecArgs>) -> CallToolResult {
+        let (command, checkpoint) = (a.command, a.checkpoint);
+        let (timeout, limit) = (a.timeout_seconds, a.max_output_bytes);
+        self.on_box("exec", a.name, move |_, lxd, name| {
+            if command.is_empty() {
+                return Err(Error::Usage("command is empty".into()));
+            }
+            let timeout = timeout.unwrap_or(EXEC_TIMEOUT_DEFAULT);
+            if !(1..=EXEC_TIMEOUT_MAX).contains(&timeout) {
+                return Err(Error::Usage(format!(
+                    "timeout_seconds must be 1-{EXEC_TIMEOUT_MAX}"
+                )));
+            }
+            let limit = limit.unwrap_or(OUTPUT_DEFAULT);
+            if !(1..=instances::CAPTURE_LIMIT).contains(&limit) {
+                return Err(Error::Usage(format!(
+                    "max_output_bytes must be 1-{}",
+                    instances::CAPTURE_LIMIT
+                )));
+            }
+            let how = instances::Capture {
+                root: false,
+                checkpoint,
+                limit,
+                timeout: Some(std::time::Duration::from_secs(timeout)),
+            };
+            instances::exec_captured(lxd, name, &command, how)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Read a regular text file below /home/terrarium in a box, as `terrarium` \
+                       (links are followed as that user may): at most 1 MiB, truncated says \
+                       when the file is longer.",
         annotations(read_only_hint = true)
     )]
     async fn read_file(&self, Parameters(a): Parameters<ReadArgs>) -> CallToolResult {
         let path = a.path;
-        self.on_box(a.name, move |_, lxd, name| {
+        self.on_box("read_file", a.name, move |_, lxd, name| {
             let path = files::home_path(&path)?;
-            let (data, truncated) = files::read(lxd, name, &path, READ_LIMIT)?;
+            let (data, truncated) = files::read(lxd, name, &path, FILE_LIMIT)?;
             let bytes = data.len();
             let content = String::from_utf8(data).map_err(|_| {
                 Error::Usage(format!(
@@ -368,14 +471,20 @@ impl Server {
     }
 
     #[tool(
-        description = "Write a text file below /home/terrarium in a box, as `terrarium`, \
-                       replacing it if it exists.",
+        description = "Write a text file (at most 1 MiB) below /home/terrarium in a box, as \
+                       `terrarium`, replacing it if it exists.",
         annotations(destructive_hint = false)
     )]
     async fn write_file(&self, Parameters(a): Parameters<WriteArgs>) -> CallToolResult {
         let (path, content) = (a.path, a.content);
-        self.on_box(a.name, move |_, lxd, name| {
+        self.on_box("write_file", a.name, move |_, lxd, name| {
             let path = files::home_path(&path)?;
+            if content.len() > FILE_LIMIT {
+                return Err(Error::Usage(format!(
+                    "content is {} bytes; write_file takes at most {FILE_LIMIT}",
+                    content.len()
+                )));
+            }
             let bytes = files::write(lxd, name, &path, content.as_bytes())?;
             Ok(files::Copied {
                 from: "content".into(),
@@ -391,7 +500,7 @@ impl Server {
         annotations(destructive_hint = false, idempotent_hint = false)
     )]
     async fn checkpoint(&self, Parameters(a): Parameters<BoxArgs>) -> CallToolResult {
-        self.on_box(a.name, |_, lxd, name| {
+        self.on_box("checkpoint", a.name, |_, lxd, name| {
             snapshots::checkpoint(lxd, name, &[], OnBusy::Fail)
         })
         .await
@@ -404,7 +513,7 @@ impl Server {
     )]
     async fn rollback(&self, Parameters(a): Parameters<RollbackArgs>) -> CallToolResult {
         let to = a.to;
-        self.on_box(a.name, move |scope, lxd, name| {
+        self.on_box("rollback", a.name, move |scope, lxd, name| {
             scope.allows(Destructive::Rollback)?;
             let to = to.as_deref().unwrap_or(snapshots::LAST_CHECKPOINT);
             let plan = snapshots::rollback_plan(lxd, name, Some(to), false)?;
@@ -420,7 +529,7 @@ impl Server {
     )]
     async fn expose(&self, Parameters(a): Parameters<ExposeArgs>) -> CallToolResult {
         let (host, port, groups) = (a.host, a.port, a.groups);
-        self.on_box(a.name, move |scope, lxd, name| {
+        self.on_box("expose", a.name, move |scope, lxd, name| {
             scope.allows(Destructive::Expose)?;
             let item = exposure(&host, port, &groups)?;
             let settings = crate::settings::Settings::load_or_default()?;
@@ -435,25 +544,39 @@ impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("trm", env!("CARGO_PKG_VERSION")))
-            .with_instructions(format!(
-                "Terrarium sandboxes. You may use these boxes: {}. Commands run as the \
-                 unprivileged `terrarium` user; files are read and written below \
-                 /home/terrarium. Checkpoint before a risky command (exec with \
-                 checkpoint=true) so rollback can undo it. Pass secrets as files, never on \
-                 a command line.",
-                self.scope
-                    .boxes
-                    .iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            .with_instructions(instructions(&self.scope))
     }
+}
+
+fn instructions(scope: &Scope) -> String {
+    let list = |v: Vec<String>| match v.is_empty() {
+        true => "none".to_string(),
+        false => v.join(", "),
+    };
+    format!(
+        "Terrarium sandboxes. You may use these boxes: {}. Commands run as the `terrarium` \
+         user (passwordless sudo in the agent profile: the box is the boundary, not the \
+         user); file tools read and write below /home/terrarium. Checkpoint before a risky \
+         command (exec with checkpoint=true) so rollback can undo it. Pass secrets as files, \
+         never on a command line. Destructive verbs the owner allowed: {}.",
+        list(scope.boxes.iter().cloned().collect()),
+        list(scope.allowed.iter().map(|d| d.name()).collect()),
+    )
 }
 
 /// Serve MCP on stdin/stdout until the client goes away.
 pub fn serve(scope: Scope) -> Result<()> {
     scope.check()?;
+    // An owner's typo is said now, not at the agent's first launch.
+    let lxd = Lxd::new(&scope.project)?;
+    for p in &scope.profiles {
+        if lxd.profile(p)?.is_none() {
+            return Err(Error::NotFound {
+                kind: "profile",
+                name: p.clone(),
+            });
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -467,8 +590,12 @@ pub fn serve(scope: Scope) -> Result<()> {
             .waiting()
             .await
             .map_err(|e| Error::Unavailable(format!("MCP session ended badly: {e}")))?;
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    // The client is gone: a call still running (its command is bounded by
+    // its timeout inside the box) is not waited for.
+    rt.shutdown_background();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -481,6 +608,8 @@ mod tests {
             boxes: ["a1".to_string(), "a2".to_string()].into(),
             profiles: vec!["agent".into()],
             allowed: [Destructive::Rollback].into(),
+            idle: None,
+            ttl: Some("8h".into()),
         }
     }
 
@@ -500,6 +629,16 @@ mod tests {
             ..scope()
         };
         assert!(empty.check().is_err());
+        let bad_ttl = Scope {
+            ttl: Some("forever".into()),
+            ..scope()
+        };
+        assert!(bad_ttl.check().is_err());
+        let said = instructions(&s);
+        assert!(
+            said.contains("a1, a2") && said.contains("allowed: rollback."),
+            "{said}"
+        );
     }
 
     #[test]

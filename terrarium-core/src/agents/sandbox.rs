@@ -263,41 +263,87 @@ pub fn policies(lxd: &Lxd) -> Result<BTreeMap<String, Egress>> {
         .collect())
 }
 
-/// Give a copy of an agent box (restored under another name, or
-/// imported) a bridge of its own, with the source box's policy (the
-/// agent default when the source is not this host's): sharing the
+fn is_nic(d: &Config) -> bool {
+    d.get("type").map(String::as_str) == Some("nic")
+}
+
+/// The instance's own NICs on agent bridges: (device, bridge).
+fn agent_nics(i: &crate::lxd::Instance) -> impl Iterator<Item = (String, String)> + '_ {
+    i.devices
+        .iter()
+        .filter(|(_, d)| is_nic(d))
+        .filter_map(|(dev, d)| Some((dev.clone(), d.get("network")?.clone())))
+        .filter(|(_, net)| net.starts_with(BRIDGE_PREFIX))
+}
+
+/// Take an agent box's NIC off the copy an export sends: its bridge is
+/// this host's and this box's, and LXD refuses to import an instance
+/// whose NIC names a network that is not there (the box's own bridge is
+/// gone once a `--ttl-export` box is deleted). The import gives it a
+/// bridge of its own again ([`rehome`]).
+pub fn unseat(lxd: &Lxd, instance: &str) -> Result<()> {
+    for (dev, _) in agent_nics(&lxd.instance(instance)?).collect::<Vec<_>>() {
+        lxd.remove_device(instance, &dev)?;
+    }
+    Ok(())
+}
+
+/// Give a copy of an agent box (restored under another name, kept by a
+/// copy-and-swap rollback, or imported) a bridge of its own: sharing the
 /// original's would leave each box's policy and teardown pulling at the
 /// other's, and a bucket-borne config must not seat a box on another
-/// box's bridge. Returns what was moved, in words.
+/// box's bridge. A NIC on another agent box's bridge moves, with that
+/// box's policy; an agent-profile box left with no NIC at all (an import,
+/// whose foreign NICs the import policy removed) gets one. Where the
+/// source's policy is unknown the copy gets `none`: the owner opens it
+/// with `trm policy set`. Returns what was done, in words; on failure the
+/// new bridge and ACL are removed again.
 pub fn rehome(lxd: &Lxd, instance: &str) -> Result<Vec<String>> {
     let own = bridge_of(lxd.project(), instance);
     let copy = lxd.instance(instance)?;
-    let foreign: Vec<(String, String)> = copy
-        .devices
-        .iter()
-        .filter(|(_, d)| d.get("type").map(String::as_str) == Some("nic"))
-        .filter_map(|(dev, d)| Some((dev.clone(), d.get("network")?.clone())))
-        .filter(|(_, net)| net.starts_with(BRIDGE_PREFIX) && *net != own)
+    let mut moving: Vec<(String, Option<String>)> = agent_nics(&copy)
+        .filter(|(_, net)| *net != own)
+        .map(|(dev, net)| (dev, Some(net)))
         .collect();
-    let Some((_, source)) = foreign.first() else {
-        return Ok(Vec::new());
+    let source = moving.first().and_then(|(_, net)| net.clone());
+    if moving.is_empty() {
+        let agent = copy.profiles.iter().any(|p| p == PROFILE);
+        if !agent || copy.expanded_devices.values().any(is_nic) {
+            return Ok(Vec::new());
+        }
+        moving.push(("eth0".into(), None));
+    }
+    let known = match &source {
+        Some(net) => lxd
+            .network_acl(net)?
+            .and_then(|a| serde_json::from_str(a.config.get(POLICY_KEY)?).ok()),
+        None => None,
     };
-    let policy = lxd
-        .network_acl(source)?
-        .and_then(|a| serde_json::from_str(a.config.get(POLICY_KEY)?).ok())
-        .unwrap_or(Egress::Public);
+    let policy = known.unwrap_or(Egress::None);
     let nat = crate::settings::Settings::load_or_default()?.nat;
     let bridge = provision(lxd, instance, &policy, nat)?;
-    let mut moved = Vec::new();
-    for (dev, net) in &foreign {
-        lxd.remove_device(instance, dev)?;
-        lxd.add_device(instance, dev, &nic(&bridge))?;
-        moved.push(format!(
-            "{dev} from {net} to a bridge of its own, {bridge} (egress {})",
+    let mut said = Vec::new();
+    for (dev, from) in &moving {
+        let step = match from {
+            Some(_) => lxd
+                .remove_device(instance, dev)
+                .and_then(|()| lxd.add_device(instance, dev, &nic(&bridge))),
+            None => lxd.add_device(instance, dev, &nic(&bridge)),
+        };
+        if let Err(e) = step {
+            let _ = teardown(lxd, instance);
+            return Err(e);
+        }
+        said.push(format!(
+            "{dev} {} a bridge of its own, {bridge} (egress {})",
+            match from {
+                Some(net) => format!("moved from {net} to"),
+                None => "put on".into(),
+            },
             describe(&policy)
         ));
     }
-    Ok(moved)
+    Ok(said)
 }
 
 /// After the box is gone: its bridge, then its ACL. Nothing to do for an

@@ -36,6 +36,9 @@ struct Net {
     /// Every project's leases on the bridge: a tenant of one project must
     /// not be routed to an address the host gave another project's box.
     leases: Vec<crate::lxd::Lease>,
+    /// On an agent box's own bridge: another instance seated there too
+    /// (it could answer for the box's address), so the box is not routed.
+    shared_with: Option<String>,
 }
 
 /// The NIC filters that pin a container to its own MAC and addresses.
@@ -48,6 +51,7 @@ impl Backends {
                 bridge: s.bridge.clone(),
                 subnet: crate::net::Subnet::parse(&s.subnet).ok(),
                 leases,
+                shared_with: None,
             },
             agents: BTreeMap::new(),
             project: s.project.clone(),
@@ -96,6 +100,12 @@ impl Net {
                 self.bridge
             ));
         };
+        if let Some(other) = &self.shared_with {
+            return Err(format!(
+                "its own bridge {} has another instance on it too ({other})",
+                self.bridge
+            ));
+        }
         if let Some(off) = NIC_FILTERS
             .iter()
             .find(|k| nic.get(**k).map(String::as_str) != Some("true"))
@@ -286,9 +296,17 @@ fn agent_nets(lxd: &Lxd, project: &str, instances: &[Instance]) -> Result<BTreeM
         else {
             continue;
         };
+        let shared_with = instances
+            .iter()
+            .find(|i| {
+                !(i.name == name && (i.project.is_empty() || i.project == project))
+                    && on_bridge(i, &bridge).is_some()
+            })
+            .map(|i| format!("{}/{}", i.project, i.name));
         nets.insert(
             name.to_string(),
             Net {
+                shared_with,
                 subnet: n
                     .config
                     .get("ipv4.address")
@@ -494,6 +512,7 @@ mod tests {
                 bridge: "trmaown".into(),
                 subnet: crate::net::Subnet::parse("10.99.0.1/24").ok(),
                 leases: vec![lease("00:16:3e:00:00:0a", "10.99.0.10")],
+                shared_with: None,
             },
         );
         let on = |name: &str, project: &str, bridge: &str| {
@@ -509,6 +528,10 @@ mod tests {
         // that bridge, is judged on Terrarium's bridge: not routed.
         assert!(b.address(&on("agent", "q", "trmaown")).is_err());
         assert!(b.address(&on("other", "p", "trmaown")).is_err());
+        // With another instance seated on its bridge, not even the box.
+        b.agents.get_mut("agent").unwrap().shared_with = Some("q/intruder".into());
+        let e = b.address(&on("agent", "p", "trmaown")).unwrap_err();
+        assert!(e.contains("q/intruder"), "{e}");
     }
 
     #[test]

@@ -215,7 +215,9 @@ pub fn export(
     let snapshotted = Instant::now();
     // A stopped copy of the snapshot is what LXD exports (it exports
     // instances, not snapshots). Removed whatever happens.
-    let copied = lxd.copy(&format!("{}/{snapshot}", req.name), &tmp);
+    let copied = lxd
+        .copy(&format!("{}/{snapshot}", req.name), &tmp)
+        .and_then(|()| crate::agents::sandbox::unseat(lxd, &tmp));
     let copy_done = Instant::now();
     let job = Job {
         lxd,

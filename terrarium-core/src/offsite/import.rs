@@ -124,6 +124,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
             // Never leave an instance that could take the original's
             // traffic, or that kept what the policy refuses.
             let _ = lxd.delete(&req.new, true);
+            let _ = crate::agents::sandbox::teardown(lxd, &req.new);
             return Err(e);
         }
     };

@@ -47,7 +47,6 @@ impl Human for Restored {
 /// (it gets its own). Returns what was removed, in words.
 pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
     let mut stripped = strip_exposure(lxd, new)?;
-    stripped.extend(crate::agents::sandbox::rehome(lxd, new)?);
     let copy = lxd.instance(new)?;
     for key in copy
         .config
@@ -61,6 +60,9 @@ pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
         lxd.unset_config(new, HOLDS_KEY)?;
         stripped.push(HOLDS_KEY.to_string());
     }
+    // Last: the MAC is already gone, so a copy that stays behind after a
+    // failure here cannot stand in for the original on any bridge.
+    stripped.extend(crate::agents::sandbox::rehome(lxd, new)?);
     Ok(stripped)
 }
 
@@ -118,7 +120,11 @@ pub fn restore_as(
             .ok_or_else(|| Error::WrongState(format!("instance '{name}' has no snapshot")))?,
     };
     lxd.copy(&format!("{name}/{from}"), new)?;
-    let stripped = strip_identity(lxd, new)?;
+    let stripped = strip_identity(lxd, new).inspect_err(|_| {
+        // A half-made copy could take the original's traffic: it goes.
+        let _ = lxd.delete(new, true);
+        let _ = crate::agents::sandbox::teardown(lxd, new);
+    })?;
     if start {
         lxd.start(new)?;
     }

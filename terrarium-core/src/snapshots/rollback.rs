@@ -291,8 +291,15 @@ pub fn rollback_apply(lxd: &Lxd, plan: &Rollback, on_busy: OnBusy) -> Result<Rol
     // The snapshots, and so their holds, now live under the old name; its
     // exposure belongs to the copy that took the name. Done before the
     // copy starts; a failure here still lets it start, then is reported.
-    let kept = kept_as
-        .map(|old| holds::rename(lxd.project(), name, old).and_then(|()| strip_exposure(lxd, old)));
+    // An agent box's kept original leaves the bridge to the copy.
+    let kept = kept_as.map(|old| {
+        holds::rename(lxd.project(), name, old)
+            .and_then(|()| strip_exposure(lxd, old))
+            .and_then(|mut s| {
+                s.extend(crate::agents::sandbox::rehome(lxd, old)?);
+                Ok(s)
+            })
+    });
     if was_running {
         lxd.start(name)?;
     }
