@@ -92,17 +92,23 @@ fn usage_error(e: clap::Error) -> i32 {
         let _ = e.print();
         return code;
     }
-    let message = e
-        .render()
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("error: ")
-        .to_string();
+    let message = clap_message(&e.render().to_string());
     let line = crate::output::error_line("usage", &message, code);
     let _ = writeln!(std::io::stderr(), "{line}");
     code
+}
+
+/// clap's error as one line: its first paragraph (the problem and, for a
+/// missing argument, which one), without the usage and help hints.
+fn clap_message(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// Before parsing succeeded we still honour `--format` and the terminal rule.
@@ -165,4 +171,22 @@ pub fn placeholder_main(cmd: clap::Command, issue: u32) -> ! {
         "{name} is not yet implemented (tracked in issue #{issue})"
     )));
     std::process::exit(default_printer().error(&err))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_usage_error_names_what_is_missing_on_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  \
+                        --box <NAME>\n\nUsage: trm mcp --box <NAME>\n\nFor more information, \
+                        try '--help'.\n";
+        assert_eq!(
+            super::clap_message(rendered),
+            "the following required arguments were not provided: --box <NAME>"
+        );
+        assert_eq!(
+            super::clap_message("error: unexpected argument '--x' found\n\nUsage: trm\n"),
+            "unexpected argument '--x' found"
+        );
+    }
 }
