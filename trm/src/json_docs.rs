@@ -93,7 +93,8 @@ null)}]}, launch (as `trm launch`), start (as `trm start`), exec (as `trm
 exec --format json`), read_file {name, path, content, bytes (returned),
 truncated}, write_file and checkpoint (as `trm cp` and the checkpoint of
 `trm exec --checkpoint`), rollback (as `trm-snap rollback`), expose (as
-`trm-expose add`). A refused or failed call is a tool error whose
+`trm-expose add`, plus live: the route carries traffic now, and why_not:
+its state or a failed Traefik restart, else null). A refused or failed call is a tool error whose
 structured content is {kind, message}, kind as in the error line
 (not_allowed: outside the scope, or a destructive verb not allowed with
 --allow-destructive). stderr gets one line per call: {\"type\":\"event\",

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::expose::labels::{self, Item};
+use crate::expose::Restart;
 use crate::files;
 use crate::fs::OnBusy;
 use crate::instances;
@@ -241,6 +242,51 @@ struct FileRead {
     bytes: usize,
     /// The file is longer than what was returned.
     truncated: bool,
+}
+
+/// What `expose` did, and whether the route carries traffic now: an
+/// agent must not take "label set" for "site up".
+#[derive(Debug, Serialize)]
+struct Exposed {
+    #[serde(flatten)]
+    change: crate::expose::Change,
+    live: bool,
+    /// Why it is not live (the route's state or problem, a failed
+    /// Traefik restart), or null.
+    why_not: Option<String>,
+}
+
+impl Exposed {
+    fn judge(
+        change: crate::expose::Change,
+        routes: &[crate::expose::Route],
+        restart: Restart,
+        name: &str,
+        item: &str,
+    ) -> Exposed {
+        use crate::expose::RouteState;
+        let why_not = match routes.iter().find(|x| x.instance == name && x.item == item) {
+            None => Some("no route was planned for it".to_string()),
+            Some(x) if x.state != RouteState::Active => Some(format!(
+                "the route is {}{}",
+                serde_json::to_value(x.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                x.problem
+                    .as_ref()
+                    .map(|p| format!(": {p}"))
+                    .unwrap_or_default()
+            )),
+            Some(_) if restart == Restart::Failed => Some("Traefik did not restart".into()),
+            Some(_) => None,
+        };
+        Exposed {
+            change,
+            live: why_not.is_none(),
+            why_not,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -533,7 +579,17 @@ impl Server {
             scope.allows(Destructive::Expose)?;
             let item = exposure(&host, port, &groups)?;
             let settings = crate::settings::Settings::load_or_default()?;
-            crate::expose::add(lxd, &settings, name, item, false)
+            let shown = item.to_string();
+            let change = crate::expose::add(lxd, &settings, name, item, false)?;
+            // Nothing to change means nothing was synced: ask the planner.
+            let routes = match &change.sync {
+                Some(r) => (r.routes.clone(), r.restart),
+                None => (
+                    crate::expose::list(lxd, &settings)?.routes,
+                    Restart::NotNeeded,
+                ),
+            };
+            Ok(Exposed::judge(change, &routes.0, routes.1, name, &shown))
         })
         .await
     }
@@ -639,6 +695,53 @@ mod tests {
             said.contains("a1, a2") && said.contains("allowed: rollback."),
             "{said}"
         );
+    }
+
+    #[test]
+    fn expose_says_whether_the_route_is_live() {
+        use crate::expose::{Change, Route, RouteState};
+        let change = || Change {
+            instance: "a1".into(),
+            label_before: String::new(),
+            label_after: "https://a.example.test@auth".into(),
+            changed: true,
+            sync: None,
+        };
+        let route = |state, problem: Option<&str>| Route {
+            instance: "a1".into(),
+            item: "https://a.example.test@auth".into(),
+            public: "https://a.example.test".into(),
+            backend: None,
+            state,
+            auth: Some(vec![]),
+            problem: problem.map(String::from),
+        };
+        let item = "https://a.example.test@auth";
+        let live = Exposed::judge(
+            change(),
+            &[route(RouteState::Active, None)],
+            Restart::Ok,
+            "a1",
+            item,
+        );
+        assert!(live.live && live.why_not.is_none());
+        let waiting = Exposed::judge(
+            change(),
+            &[route(RouteState::NoAddress, None)],
+            Restart::NotNeeded,
+            "a1",
+            item,
+        );
+        assert_eq!(waiting.why_not.as_deref(), Some("the route is no_address"));
+        let down = Exposed::judge(
+            change(),
+            &[route(RouteState::Active, None)],
+            Restart::Failed,
+            "a1",
+            item,
+        );
+        assert!(!down.live, "a failed restart is not live");
+        assert!(!Exposed::judge(change(), &[], Restart::Ok, "a1", item).live);
     }
 
     #[test]
