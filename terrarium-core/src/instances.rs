@@ -285,6 +285,9 @@ pub struct Launched {
     /// `done`, `disabled` (image without cloud-init), `not_waited`.
     pub cloud_init: String,
     pub instance: Option<Summary>,
+    /// With `--proxy`: the exposure made once the box was up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<crate::recipe::Exposed>,
 }
 
 impl Human for Launched {
@@ -417,6 +420,7 @@ pub struct LaunchRequest {
     pub idle: Option<String>,
     pub ttl: Option<String>,
     pub ttl_export: bool,
+    pub recipe: crate::recipe::Recipe,
 }
 
 /// A checked launch, ready to do.
@@ -424,6 +428,8 @@ pub struct LaunchRequest {
 pub struct PlannedLaunch {
     pub spec: LaunchSpec,
     pub lifetime: Lifetime,
+    /// What runs once the box is up.
+    pub ready: crate::recipe::Ready,
 }
 
 impl PlannedLaunch {
@@ -434,6 +440,7 @@ impl PlannedLaunch {
             dry_run: true,
             cloud_init: "not_waited".into(),
             instance: None,
+            exposure: None,
         }
     }
 }
@@ -460,7 +467,12 @@ pub fn plan_launch(lxd: &Lxd, req: &LaunchRequest) -> Result<PlannedLaunch> {
     let lifetime = Lifetime::parse(req.idle.as_deref(), req.ttl.as_deref(), req.ttl_export)?;
     lifetime.apply(&mut spec);
     check_launch(lxd, &spec)?;
-    Ok(PlannedLaunch { spec, lifetime })
+    let ready = crate::recipe::prepare(lxd, &req.recipe, &mut spec)?;
+    Ok(PlannedLaunch {
+        spec,
+        lifetime,
+        ready,
+    })
 }
 
 /// Launch as planned, record its deadline, and report the new box.
@@ -473,13 +485,14 @@ pub fn launch_planned(
     // Recorded first: a box whose first boot fails (or whose cloud-init
     // its root reports as failed) still goes at its deadline.
     planned.lifetime.record(lxd, name)?;
-    let mut launched = launch(lxd, &planned.spec, wait).inspect_err(|_| {
-        if matches!(lxd.instance(name), Err(Error::NotFound { .. })) {
-            let _ = crate::agents::lifetime::set_deadline(lxd.project(), name, None);
-        }
-    })?;
-    launched.instance = Some(info(lxd, name)?);
-    Ok(launched)
+    let timeout = wait.unwrap_or(Duration::from_secs(600));
+    launch(lxd, &planned.spec, wait)
+        .and_then(|mut launched| {
+            launched.exposure = crate::recipe::finish(lxd, name, &planned.ready, timeout)?;
+            launched.instance = Some(info(lxd, name)?);
+            Ok(launched)
+        })
+        .map_err(|e| crate::recipe::failed(lxd, name, &planned.ready, e))
 }
 
 pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
@@ -550,6 +563,7 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         dry_run: false,
         cloud_init,
         instance: Some(info(lxd, &spec.name)?),
+        exposure: None,
     })
 }
 

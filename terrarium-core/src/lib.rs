@@ -24,6 +24,7 @@ pub mod policy;
 pub mod process;
 pub mod profiles;
 pub mod random;
+pub mod recipe;
 pub mod settings;
 pub mod snapshots;
 pub mod sysctl;

@@ -231,6 +231,20 @@ pub struct LaunchSpec {
     /// The root disk's quota (`--disk`), where the pool's driver has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_size: Option<String>,
+    /// Host files pushed into the instance before its first start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<StagedFile>,
+}
+
+/// One host file and where it goes in the instance (pushed as root).
+#[derive(Debug, Clone, Serialize)]
+pub struct StagedFile {
+    pub from: PathBuf,
+    /// Where the push puts it (a staging path, for `trm launch --file`).
+    #[serde(skip)]
+    pub staged: String,
+    /// Where it ends up, as the user is told.
+    pub to: String,
 }
 
 /// How to run a command in an instance.
@@ -343,7 +357,7 @@ impl Lxd {
     /// Create and start; own devices are added between the two, so the
     /// first boot already has them (an agent box's only NIC).
     pub fn launch(&self, spec: &LaunchSpec) -> Result<()> {
-        let staged = !spec.devices.is_empty() || spec.root_size.is_some();
+        let staged = !spec.devices.is_empty() || spec.root_size.is_some() || !spec.files.is_empty();
         let verb = if staged { "init" } else { "launch" };
         let mut cmd = self
             .verb(verb)
@@ -375,6 +389,15 @@ impl Lxd {
         }
         for (dev, config) in &spec.devices {
             self.add_device(&spec.name, dev, config)?;
+        }
+        for f in &spec.files {
+            self.run(
+                &self
+                    .verb("file")
+                    .args(["push", "--create-dirs", "--uid", "0", "--gid", "0", "--"])
+                    .arg(&f.from)
+                    .arg(format!("{}{}", spec.name, f.staged)),
+            )?;
         }
         self.start(&spec.name)
     }

@@ -545,6 +545,85 @@ fn main() {
         });
     });
 
+    t.case("a_recipe_exposes_only_once_the_service_answers", || {
+        let name = "x-recipe";
+        let host = "recipe.example.test";
+        let dir = tempfile::tempdir().unwrap();
+        let ud = dir.path().join("user-data.yaml");
+        // The app comes up a few seconds after first boot is done.
+        std::fs::write(
+            &ud,
+            format!(
+                "#cloud-config\nwrite_files:\n  - path: /srv/www/index.html\n    content: hello from {name}\n\
+                 runcmd:\n  - [sh, -c, 'nohup sh -c \"sleep 6; exec python3 -m http.server 3000 --directory /srv/www\" >/dev/null 2>&1 &']\n"
+            ),
+        )
+        .unwrap();
+        // Whenever the label is there, the app must already answer.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let early = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let label = lxc(&["config", "get", "--project", N.project, name, "user.proxy"]);
+                    if label.status.success() && !String::from_utf8_lossy(&label.stdout).trim().is_empty() {
+                        let up = lxc(&[
+                            "exec", "--project", N.project, name, "--", "python3", "-c",
+                            "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/')",
+                        ]);
+                        return !up.status.success();
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                false
+            });
+            let out = bed.trm_json(&[
+                "launch",
+                name,
+                "--cloud-init",
+                ud.to_str().unwrap(),
+                "--proxy",
+                &format!("https://{host}:3000"),
+                "--wait-http",
+                "3000",
+            ]);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(out["exposure"]["answered_after"].as_f64().is_some(), "{out}");
+            assert_eq!(out["exposure"]["change"]["changed"], true, "{out}");
+            watcher.join().unwrap()
+        });
+        assert!(!early, "the label was set before the app answered");
+        serves(&pebble, "https", host, name);
+        bed.trm_json(&["delete", name, "--force", "--yes"]);
+
+        // A label the policy refuses: nothing is made.
+        bed.refused(
+            "trm",
+            &["launch", "x-nope", "--proxy", &format!("https://{HOST}:3000")],
+            2,
+            "nothing was created",
+        );
+        assert!(!lxc(&["info", "--project", N.project, "x-nope"]).status.success());
+        // An app that never answers: the box is left, never exposed; or,
+        // with --rm-on-failure, gone.
+        let never = |rm: bool| {
+            let mut args = vec![
+                "launch", "x-never", "--proxy", "https://never.example.test:3001",
+                "--wait-http", "3001", "--timeout", "30",
+            ];
+            if rm {
+                args.push("--rm-on-failure");
+            }
+            bed.refused("trm", &args, 4, if rm { "was removed" } else { "not exposed" })
+        };
+        never(false);
+        let label = lxc(&["config", "get", "--project", N.project, "x-never", "user.proxy"]);
+        assert!(label.status.success(), "the box is left: {label:?}");
+        assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "");
+        bed.trm_json(&["delete", "x-never", "--force", "--yes"]);
+        never(true);
+        assert!(!lxc(&["info", "--project", N.project, "x-never"]).status.success());
+    });
+
     t.case("auth_routes_fail_closed_while_the_gate_is_down", || {
         expose_json(
             &bed,

@@ -215,6 +215,85 @@ fn main() {
         assert_eq!((code, text.as_str()), (0, "not a tty"));
     });
 
+    t.case(
+        "a_recipe_places_files_and_user_data_before_first_use",
+        || {
+            let dir = tempfile::tempdir().unwrap();
+            let script = dir.path().join("run.sh");
+            std::fs::write(&script, "echo from-the-host\n").unwrap();
+            // The user's own runcmd reads the file: it was there at first boot.
+            let ud = dir.path().join("user-data.yaml");
+            std::fs::write(
+            &ud,
+            "#cloud-config\nruncmd:\n  - [sh, -c, 'cat /home/terrarium/app/run.sh > /root/seen']\n",
+        )
+        .unwrap();
+            let file = format!("{}:app/run.sh", script.display());
+            let name = "e2e-recipe";
+            let out = bed.trm_json(&[
+                "launch",
+                name,
+                "--cloud-init",
+                ud.to_str().unwrap(),
+                "--file",
+                &file,
+            ]);
+            assert_eq!(out["cloud_init"], "done", "{out:#}");
+            assert_eq!(out["files"][0]["to"], "/home/terrarium/app/run.sh", "{out}");
+            let sh = |s: &str| e2e::exec_ok(PROJECT, name, s);
+            assert_eq!(
+                sh("stat -c %U:%G /home/terrarium/app/run.sh /home/terrarium/app"),
+                "terrarium:terrarium\nterrarium:terrarium\n"
+            );
+            assert_eq!(sh("cat /root/seen"), "from-the-host\n");
+            assert_eq!(
+                sh("test -e /var/lib/terrarium/files || echo gone"),
+                "gone\n"
+            );
+            // The profile's user and policy still hold under the user's data.
+            let (code, _) = exec_out(&bed, &[name, "--", "sudo", "-n", "true"]);
+            assert_ne!(code, 0, "the default profile gives no sudo");
+            lxc_ok(&["delete", "--force", "--project", PROJECT, name]);
+
+            // Bad recipes are refused before anything is made.
+            lxc_ok(&["profile", "create", "--project", PROJECT, "e2e-nouser"]);
+            let bad = dir.path().join("bad.yaml");
+            std::fs::write(&bad, "packages: [jq]\n").unwrap();
+            for (args, says) in [
+                (
+                    vec!["launch", "e2e-nope", "--cloud-init", bad.to_str().unwrap()],
+                    "starts with #cloud-config",
+                ),
+                (
+                    vec![
+                        "launch",
+                        "e2e-nope",
+                        "--file",
+                        &format!("{}:../x", script.display()),
+                    ],
+                    "below /home/terrarium",
+                ),
+                (
+                    vec![
+                        "launch",
+                        "e2e-nope",
+                        "--profile",
+                        "e2e-nouser",
+                        "--file",
+                        &file,
+                    ],
+                    "creates that user",
+                ),
+            ] {
+                assert_refused(&bed, &args, 2, says);
+                assert!(!lxc(&["info", "--project", PROJECT, "e2e-nope"])
+                    .status
+                    .success());
+            }
+            lxc_ok(&["profile", "delete", "--project", PROJECT, "e2e-nouser"]);
+        },
+    );
+
     t.case("launch_reports_a_cloud_init_failure", || {
         let ud = "cloud-init.user-data=#cloud-config\nruncmd:\n  - [false]\n";
         let msg = assert_refused(

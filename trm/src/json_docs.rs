@@ -43,7 +43,12 @@ An object: name, image, profiles (array), config (object: the -c keys
 and values), devices (the instance's own: empty, or an agent box's eth0 on
 its own bridge), dry_run (bool), cloud_init (done; disabled: the image has
 none; not_waited: --no-wait or --dry-run), instance (the new instance as
-`trm info` prints it; null on a dry run).",
+`trm info` prints it; null on a dry run), files (with --file: [{from,
+to}]), exposure (with --proxy: {answered_after: seconds until
+--wait-http's port answered, or null; change: as `trm-expose add`}).
+Exits 2 for a recipe refused before anything was made, 4 when a step
+failed once the box existed (the message says whether it was left or
+removed).",
     ),
     (
         "exec",

@@ -250,6 +250,21 @@ pub struct LaunchArgs {
     /// Export the box off-site (trm-snap export) before its --ttl delete; if that fails it is kept, stopped
     #[arg(long, requires = "ttl")]
     pub ttl_export: bool,
+    /// Your own cloud-init user-data (#cloud-config or a #! script); the profile's terrarium user still applies
+    #[arg(long = "cloud-init", value_name = "FILE")]
+    pub cloud_init: Option<PathBuf>,
+    /// A host file placed below /home/terrarium before the first boot, owned by terrarium (repeatable)
+    #[arg(long = "file", value_name = "SRC:DST")]
+    pub files: Vec<String>,
+    /// Expose the box with this label (as user.proxy), checked first, applied once it is up
+    #[arg(long, value_name = "LABEL", conflicts_with = "no_wait")]
+    pub proxy: Option<String>,
+    /// Expose only once http://BOX:PORT/ answers (any HTTP status), within --timeout
+    #[arg(long, value_name = "PORT", requires = "proxy")]
+    pub wait_http: Option<u16>,
+    /// If a step fails once the box exists, delete it instead of leaving it to inspect
+    #[arg(long)]
+    pub rm_on_failure: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -464,6 +479,13 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
             idle: a.idle,
             ttl: a.ttl,
             ttl_export: a.ttl_export,
+            recipe: terrarium_core::recipe::Recipe {
+                user_data: a.cloud_init,
+                files: a.files,
+                proxy: a.proxy,
+                wait_http: a.wait_http,
+                rm_on_failure: a.rm_on_failure,
+            },
         },
     )?;
     if a.dry_run {

@@ -90,6 +90,10 @@ complete -c trm -n "__fish_trm_using_subcommand launch" -l memory -d 'At most th
 complete -c trm -n "__fish_trm_using_subcommand launch" -l disk -d 'A root disk quota, e.g. 10GiB, where the pool\'s driver has quotas (btrfs, zfs, lvm)' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l idle -d 'Stop the box after this long with no exec session and little CPU (30m, 2h), at the next `trm-snap auto` tick' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l ttl -d 'Delete the box this long after launch (8h, 2d), at the first `trm-snap auto` tick after it' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l cloud-init -d 'Your own cloud-init user-data (#cloud-config or a #! script); the profile\'s terrarium user still applies' -r -F
+complete -c trm -n "__fish_trm_using_subcommand launch" -l file -d 'A host file placed below /home/terrarium before the first boot, owned by terrarium (repeatable)' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l proxy -d 'Expose the box with this label (as user.proxy), checked first, applied once it is up' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l wait-http -d 'Expose only once http://BOX:PORT/ answers (any HTTP status), within --timeout' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -97,6 +101,7 @@ complete -c trm -n "__fish_trm_using_subcommand launch" -l project -d 'LXD proje
 complete -c trm -n "__fish_trm_using_subcommand launch" -l no-wait -d 'Return once started, without waiting for cloud-init'
 complete -c trm -n "__fish_trm_using_subcommand launch" -l dry-run -d 'Print what would be launched; change nothing'
 complete -c trm -n "__fish_trm_using_subcommand launch" -l ttl-export -d 'Export the box off-site (trm-snap export) before its --ttl delete; if that fails it is kept, stopped'
+complete -c trm -n "__fish_trm_using_subcommand launch" -l rm-on-failure -d 'If a step fails once the box exists, delete it instead of leaving it to inspect'
 complete -c trm -n "__fish_trm_using_subcommand launch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand exec" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'

@@ -66,6 +66,18 @@ pub fn add(
     item: Item,
     dry_run: bool,
 ) -> Result<Change> {
+    add_items(lxd, settings, instance, &[item], dry_run)
+}
+
+/// Add items to an instance's label after checking every one can be
+/// held; one relabel and one sync, so a refused item exposes nothing.
+pub fn add_items(
+    lxd: &Lxd,
+    settings: &Settings,
+    instance: &str,
+    new: &[Item],
+    dry_run: bool,
+) -> Result<Change> {
     validate_instance_name(instance)?;
     let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
     let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
@@ -78,11 +90,14 @@ pub fn add(
         })?;
     let before = target.config.get(labels::KEY).cloned().unwrap_or_default();
     let (items, _) = labels::parse(&before);
-    if items.contains(&item) {
+    let adding: Vec<&Item> = new.iter().filter(|i| !items.contains(i)).collect();
+    if adding.is_empty() {
         return Ok(Change::unsynced(instance, before.clone(), before));
     }
     // Keep the owner's own spelling of bad items: they stay visible.
-    let after = append_item(&before, &item);
+    let after = adding
+        .iter()
+        .fold(before.clone(), |label, item| append_item(&label, item));
     let mut sources = backends.sources(&instances);
     if let Some(s) = sources.iter_mut().find(|s| s.name == instance) {
         s.label = after.clone();
@@ -90,15 +105,17 @@ pub fn add(
     traefik::check_project_name(lxd.project()).map_err(Error::Usage)?;
     let ctx = HostView::read(&settings.expose)?.context(settings, &sources, lxd.project())?;
     let p = plan(&sources, &ctx);
-    if let Some(problem) = p
-        .problems
-        .iter()
-        .find(|x| x.instance == instance && x.item == item.to_string())
-    {
-        return Err(Error::Usage(format!(
-            "cannot expose {item} on '{instance}': {}",
-            problem.message
-        )));
+    for item in &adding {
+        if let Some(problem) = p
+            .problems
+            .iter()
+            .find(|x| x.instance == instance && x.item == item.to_string())
+        {
+            return Err(Error::Usage(format!(
+                "cannot expose {item} on '{instance}': {}",
+                problem.message
+            )));
+        }
     }
     if dry_run {
         return Ok(Change::unsynced(instance, before, after));

@@ -19,7 +19,7 @@ pub use apply::{
 };
 pub use backends::NIC_FILTERS;
 pub use check::{check, CheckReport};
-pub use edit::{add, list, remove, Change, Listing, Selector};
+pub use edit::{add, add_items, list, remove, Change, Listing, Selector};
 pub use foreign_files::Rejected;
 pub use plan::{base_domain, plan, Plan, Problem, Route, RouteState, Source};
 pub use policy::{static_options, Context};

@@ -251,6 +251,11 @@ pub fn is_managed(p: &Profile) -> bool {
     p.config.get(MANAGED_KEY).map(String::as_str) == Some("true")
 }
 
+/// Where `trm launch --file` stages files before the first boot (as
+/// root: the user does not exist yet); the user script moves them into
+/// the home, owned by the user, before the user's own scripts run.
+pub const FILES_INBOX: &str = "/var/lib/terrarium/files";
+
 /// The cloud-init vendor-data that creates the `terrarium` user.
 ///
 /// A shell script rather than cloud-config: cloud-init lets user-data
@@ -292,7 +297,13 @@ done\n\
 if [ -f /etc/sudoers.d/90-cloud-init-users ]; then\n\
     sed -i \"/^$user[[:space:]]/d\" /etc/sudoers.d/90-cloud-init-users\n\
 fi\n\
-{sudo_rule}"
+{sudo_rule}\
+# Files staged by `trm launch --file`: extracted by the user itself, so\n\
+# they and the directories above them are its own.\n\
+if [ -d {FILES_INBOX} ]; then\n\
+    tar -C {FILES_INBOX} -cf - . | su -s /bin/sh \"$user\" -c 'tar -C \"$HOME\" -xf - --no-same-owner'\n\
+    rm -rf {FILES_INBOX}\n\
+fi\n"
     )
 }
 
