@@ -595,10 +595,11 @@ fn main() {
         serves(&pebble, "https", host, name);
         bed.trm_json(&["delete", name, "--force", "--yes"]);
 
-        // A label the policy refuses: nothing is made.
+        // A label the policy refuses (plain HTTP cannot carry sign-on):
+        // nothing is made.
         bed.refused(
             "trm",
-            &["launch", "x-nope", "--proxy", &format!("https://{HOST}:3000")],
+            &["launch", "x-nope", "--proxy", "http://nope.example.test:3000@auth"],
             2,
             "nothing was created",
         );
@@ -608,7 +609,7 @@ fn main() {
         let never = |rm: bool| {
             let mut args = vec![
                 "launch", "x-never", "--proxy", "https://never.example.test:3001",
-                "--wait-http", "3001", "--timeout", "30",
+                "--wait-http", "3001", "--timeout", "20",
             ];
             if rm {
                 args.push("--rm-on-failure");
