@@ -302,7 +302,9 @@ mod tests {
             (format!("{s}"), "expected SRC:DST"),
             (format!("{}:x", dir.path().display()), "not a regular file"),
         ] {
-            let e = staged_files(&[pair.clone()]).unwrap_err().to_string();
+            let e = staged_files(std::slice::from_ref(&pair))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{pair}: {e}");
         }
         let twice = staged_files(&[format!("{s}:a"), format!("{s}:./a")]).unwrap_err();
