@@ -525,6 +525,15 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         // start: "newuidmap ... not allowed"), so creations take turns.
         // Only the creation: waiting for cloud-init runs in parallel.
         let _turn = Lock::acquire(crate::fs::Resource::Launch, LAUNCH_LOCK_WAIT)?;
+        // Checked again under the turn: a box another launch made since
+        // the plan is never this launch's to start, or to remove.
+        if lxd.instance(&spec.name).is_ok() {
+            return Err(Error::WrongState(format!(
+                "instance '{}' {}",
+                spec.name,
+                crate::recipe::TAKEN
+            )));
+        }
         create(lxd, spec)?
     };
     let cloud_init = match wait {

@@ -41,26 +41,58 @@ pub struct Ready {
     pub proxy: Vec<Item>,
     pub wait_http: Option<u16>,
     pub rm_on_failure: bool,
+    /// Files were staged: check they reached the home.
+    pub files: bool,
+}
+
+/// What `create` says when another launch took the name between the
+/// check and the creation: nothing of this launch exists to remove.
+pub const TAKEN: &str = "was taken by another launch meanwhile";
+
+/// Instance keys a launch does not take with `-c`, or not with a recipe
+/// part they would undo.
+fn check_config(recipe: &Recipe, config: &crate::lxd::Config) -> Result<()> {
+    if config.contains_key(labels::KEY) {
+        return Err(Error::Usage(format!(
+            "-c {}=...: exposure is given with --proxy, which is checked first and applied \
+             only once the box is up",
+            labels::KEY
+        )));
+    }
+    if recipe.user_data.is_some() {
+        if let Some(k) = [USER_DATA_KEY, "user.user-data"]
+            .into_iter()
+            .find(|k| config.contains_key(*k))
+        {
+            return Err(Error::Usage(format!(
+                "--cloud-init and -c {k}=... both set the user-data; give one"
+            )));
+        }
+    }
+    if !recipe.files.is_empty() {
+        if let Some(k) = [profiles::VENDOR_DATA_KEY, "user.vendor-data"]
+            .into_iter()
+            .find(|k| config.contains_key(*k))
+        {
+            return Err(Error::Usage(format!(
+                "--file needs the profile's vendor-data to move the files into the home; \
+                 -c {k}=... replaces it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Check the recipe against the host and put its first-boot parts on the
 /// spec; nothing is changed.
 pub fn prepare(lxd: &Lxd, recipe: &Recipe, spec: &mut LaunchSpec) -> Result<Ready> {
+    check_config(recipe, &spec.config)?;
     if let Some(path) = &recipe.user_data {
-        if spec.config.contains_key(USER_DATA_KEY) {
-            return Err(Error::Usage(format!(
-                "--cloud-init and -c {USER_DATA_KEY}=... both set the user-data; give one"
-            )));
-        }
         spec.config.insert(USER_DATA_KEY.into(), user_data(path)?);
     }
     spec.files = staged_files(&recipe.files)?;
-    if !spec.files.is_empty() && !creates_user(lxd, &spec.profiles)? {
-        return Err(Error::Usage(format!(
-            "--file puts files in {}'s home, but none of the profiles [{}] creates that user",
-            crate::instances::USER,
-            spec.profiles.join(", ")
-        )));
+    if !spec.files.is_empty() {
+        moves_files(lxd, &spec.profiles)?;
     }
     if recipe.wait_http.is_some() && recipe.proxy.is_none() {
         return Err(Error::Usage(
@@ -75,6 +107,7 @@ pub fn prepare(lxd: &Lxd, recipe: &Recipe, spec: &mut LaunchSpec) -> Result<Read
         proxy,
         wait_http: recipe.wait_http,
         rm_on_failure: recipe.rm_on_failure,
+        files: !spec.files.is_empty(),
     })
 }
 
@@ -128,8 +161,13 @@ fn staged_files(pairs: &[String]) -> Result<Vec<StagedFile>> {
                 from.display()
             )));
         }
-        if out.iter().any(|f| f.to == to) {
-            return Err(Error::Usage(format!("--file: {to} is given twice")));
+        // One may not be a directory above another: the second push fails.
+        let clash = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        if let Some(f) = out.iter().find(|f| clash(&f.to, &to) || clash(&to, &f.to)) {
+            return Err(Error::Usage(format!(
+                "--file: {to} and {} cannot both be files",
+                f.to
+            )));
         }
         let rel = &to[crate::instances::HOME.len()..];
         out.push(StagedFile {
@@ -141,18 +179,30 @@ fn staged_files(pairs: &[String]) -> Result<Vec<StagedFile>> {
     Ok(out)
 }
 
-/// Does one of the profiles carry Terrarium's user script (which also
-/// moves staged files into the home)?
-fn creates_user(lxd: &Lxd, names: &[String]) -> Result<bool> {
-    for p in names {
-        if let Some(p) = lxd.profile(p)? {
-            let script = p.config.get(profiles::VENDOR_DATA_KEY);
-            if script.is_some_and(|s| s.contains(profiles::USER_SCRIPT_MARKER)) {
-                return Ok(true);
-            }
+/// One of the profiles must carry Terrarium's user script, in a version
+/// that moves staged files into the home.
+fn moves_files(lxd: &Lxd, names: &[String]) -> Result<()> {
+    let mut old = None;
+    for name in names {
+        let Some(p) = lxd.profile(name)? else {
+            continue;
+        };
+        match p.config.get(profiles::VENDOR_DATA_KEY) {
+            Some(s) if s.contains(profiles::FILES_INBOX) => return Ok(()),
+            Some(s) if s.contains(profiles::USER_SCRIPT_MARKER) => old = Some(name.clone()),
+            _ => {}
         }
     }
-    Ok(false)
+    Err(Error::Usage(match old {
+        Some(p) => format!(
+            "--file: profile '{p}' is from before --file; `trm-profile apply {p}` updates it"
+        ),
+        None => format!(
+            "--file puts files in {}'s home, but none of the profiles [{}] creates that user",
+            crate::instances::USER,
+            names.join(", ")
+        ),
+    }))
 }
 
 /// The label, judged as `trm-expose check` judges it for this new box.
@@ -188,16 +238,27 @@ pub struct Exposed {
     pub change: crate::expose::Change,
 }
 
-/// Once the box is up: wait for its service, then expose it.
+/// Once the box is up: check its files arrived, wait for its service,
+/// then expose it.
 pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result<Option<Exposed>> {
+    if ready.files {
+        let left = lxd.exec_read(name, &["test", "-e", profiles::FILES_INBOX], timeout)?;
+        if left.status.success() {
+            return Err(Error::WrongState(format!(
+                "the --file files are still staged in {} in '{name}', not in the home (the \
+                 profile's user script did not run to its end: see `cloud-init status --long`)",
+                profiles::FILES_INBOX
+            )));
+        }
+    }
     if ready.proxy.is_empty() {
         return Ok(None);
     }
+    let settings = crate::settings::Settings::load_or_default()?;
     let answered_after = match ready.wait_http {
         None => None,
-        Some(port) => Some(wait_http(lxd, name, port, timeout)?),
+        Some(port) => Some(wait_http(lxd, &settings, name, port, timeout)?),
     };
-    let settings = crate::settings::Settings::load_or_default()?;
     let change = crate::expose::add_items(lxd, &settings, name, &ready.proxy, false)?;
     Ok(Some(Exposed {
         answered_after,
@@ -207,16 +268,25 @@ pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result
 
 /// Until any HTTP answer comes from the box's port (an error status is an
 /// answer: the service is up), or the timeout.
-fn wait_http(lxd: &Lxd, name: &str, port: u16, timeout: Duration) -> Result<f64> {
+fn wait_http(
+    lxd: &Lxd,
+    settings: &crate::settings::Settings,
+    name: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<f64> {
     let started = Instant::now();
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .redirects(0)
         .build();
     loop {
-        // The address the host's DHCP gave the box: asked again each
-        // round, since it may come late.
-        if let Some(ip) = crate::instances::info(lxd, name)?.ipv4 {
+        // The address the route will use, from the host's own records
+        // (what the box reports could send us anywhere): asked again each
+        // round, since the lease may come late.
+        let ip = crate::expose::backend_address(lxd, settings, name)?
+            .map_err(|why| Error::WrongState(format!("'{name}' cannot be routed: {why}")))?;
+        if let Some(ip) = ip {
             match agent.get(&format!("http://{ip}:{port}/")).call() {
                 Ok(_) | Err(ureq::Error::Status(..)) => return Ok(started.elapsed().as_secs_f64()),
                 Err(ureq::Error::Transport(_)) => {}
@@ -236,19 +306,38 @@ fn wait_http(lxd: &Lxd, name: &str, port: u16, timeout: Duration) -> Result<f64>
 /// `--rm-on-failure`, else leave it (never exposed: the label is the
 /// last step). The error says which.
 pub fn failed(lxd: &Lxd, name: &str, ready: &Ready, e: Error) -> Error {
-    let exists = lxd.instance(name).is_ok();
-    if !exists {
-        let _ = crate::agents::lifetime::set_deadline(lxd.project(), name, None);
+    if matches!(&e, Error::WrongState(m) if m.contains(TAKEN)) {
         return e;
     }
+    let box_ = match lxd.instance(name) {
+        Ok(i) => i,
+        Err(Error::NotFound { .. }) => {
+            let _ = crate::agents::lifetime::set_deadline(lxd.project(), name, None);
+            return e;
+        }
+        Err(_) => return e,
+    };
     if !ready.rm_on_failure {
         if ready.proxy.is_empty() {
             return e;
         }
-        return Error::WrongState(format!(
-            "{e}; '{name}' is left for you to inspect, not exposed (`trm delete {name}` \
-             removes it; --rm-on-failure would have)"
-        ));
+        // Never a half-exposed box: a label the failed step set goes again.
+        let unexposed = match box_.config.get(labels::KEY) {
+            None => Ok(()),
+            Some(_) => crate::settings::Settings::load_or_default().and_then(|s| {
+                crate::expose::remove(lxd, &s, name, &crate::expose::Selector::All, false).map(drop)
+            }),
+        };
+        return Error::WrongState(match unexposed {
+            Ok(()) => format!(
+                "{e}; '{name}' is left for you to inspect, not exposed (`trm delete {name}` \
+                 removes it; --rm-on-failure would have)"
+            ),
+            Err(u) => format!(
+                "{e}; '{name}' is left, and removing its exposure failed too ({u}): \
+                 `trm-expose remove {name} --all`"
+            ),
+        });
     }
     use crate::instances::{apply_change, plan_change, Verb};
     let removed = plan_change(lxd, name, Verb::Delete, true)
@@ -288,6 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn launch_keys_that_would_undo_the_recipe_are_refused() {
+        let with = |k: &str| -> crate::lxd::Config { [(k.to_string(), "x".to_string())].into() };
+        let plain = Recipe::default();
+        assert!(check_config(&plain, &with("limits.cpu")).is_ok());
+        let e = check_config(&plain, &with("user.proxy")).unwrap_err();
+        assert!(e.to_string().contains("--proxy"), "{e}");
+        let ud = Recipe {
+            user_data: Some("u".into()),
+            ..Recipe::default()
+        };
+        for k in ["cloud-init.user-data", "user.user-data"] {
+            assert!(check_config(&ud, &with(k)).is_err(), "{k}");
+        }
+        let files = Recipe {
+            files: vec!["a:b".into()],
+            ..Recipe::default()
+        };
+        for k in ["cloud-init.vendor-data", "user.vendor-data"] {
+            assert!(check_config(&files, &with(k)).is_err(), "{k}");
+        }
+    }
+
+    #[test]
     fn files_go_below_the_home_once_each() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("app.py");
@@ -296,6 +408,11 @@ mod tests {
         let staged = staged_files(&[format!("{s}:app/main.py")]).unwrap();
         assert_eq!(staged[0].to, "/home/terrarium/app/main.py");
         assert_eq!(staged[0].staged, "/var/lib/terrarium/files/app/main.py");
+        let clash = staged_files(&[format!("{s}:app"), format!("{s}:app/x")]).unwrap_err();
+        assert!(
+            clash.to_string().contains("cannot both be files"),
+            "{clash}"
+        );
         for (pair, says) in [
             (format!("{s}:../etc/passwd"), "below /home/terrarium"),
             (format!("{s}:/etc/passwd"), "below /home/terrarium"),
@@ -308,6 +425,9 @@ mod tests {
             assert!(e.contains(says), "{pair}: {e}");
         }
         let twice = staged_files(&[format!("{s}:a"), format!("{s}:./a")]).unwrap_err();
-        assert!(twice.to_string().contains("twice"), "{twice}");
+        assert!(
+            twice.to_string().contains("cannot both be files"),
+            "{twice}"
+        );
     }
 }

@@ -566,10 +566,11 @@ fn main() {
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     let label = lxc(&["config", "get", "--project", N.project, name, "user.proxy"]);
                     if label.status.success() && !String::from_utf8_lossy(&label.stdout).trim().is_empty() {
-                        let up = lxc(&[
-                            "exec", "--project", N.project, name, "--", "python3", "-c",
-                            "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/')",
-                        ]);
+                        let up = e2e::sh_in(
+                            N.project,
+                            name,
+                            "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/')\"",
+                        );
                         return !up.status.success();
                     }
                     std::thread::sleep(Duration::from_millis(200));

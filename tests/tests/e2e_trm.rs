@@ -229,6 +229,11 @@ fn main() {
         )
         .unwrap();
             let file = format!("{}:app/run.sh", script.display());
+            let secret = dir.path().join("secret.env");
+            std::fs::write(&secret, "TOKEN=x\n").unwrap();
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            let secret_file = format!("{}:.config/app/secret.env", secret.display());
             let name = "e2e-recipe";
             let out = bed.trm_json(&[
                 "launch",
@@ -237,6 +242,8 @@ fn main() {
                 ud.to_str().unwrap(),
                 "--file",
                 &file,
+                "--file",
+                &secret_file,
             ]);
             assert_eq!(out["cloud_init"], "done", "{out:#}");
             assert_eq!(out["files"][0]["to"], "/home/terrarium/app/run.sh", "{out}");
@@ -246,6 +253,16 @@ fn main() {
                 "terrarium:terrarium\nterrarium:terrarium\n"
             );
             assert_eq!(sh("cat /root/seen"), "echo from-the-host\n");
+            // Private stays private, and the home keeps the mode it has without
+            // a recipe.
+            assert_eq!(
+                sh("stat -c %a /home/terrarium/.config/app/secret.env"),
+                "600\n"
+            );
+            assert_eq!(
+                sh("stat -c %a /home/terrarium"),
+                e2e::exec_ok(PROJECT, MAIN, "stat -c %a /home/terrarium")
+            );
             assert_eq!(
                 sh("test -e /var/lib/terrarium/files || echo gone"),
                 "gone\n"
@@ -283,6 +300,15 @@ fn main() {
                         &file,
                     ],
                     "creates that user",
+                ),
+                (
+                    vec![
+                        "launch",
+                        "e2e-nope",
+                        "-c",
+                        "user.proxy=https://x.example.test",
+                    ],
+                    "given with --proxy",
                 ),
             ] {
                 assert_refused(&bed, &args, 2, says);

@@ -46,9 +46,10 @@ none; not_waited: --no-wait or --dry-run), instance (the new instance as
 `trm info` prints it; null on a dry run), files (with --file: [{from,
 to}]), exposure (with --proxy: {answered_after: seconds until
 --wait-http's port answered, or null; change: as `trm-expose add`}).
-Exits 2 for a recipe refused before anything was made, 4 when a step
-failed once the box existed (the message says whether it was left or
-removed).",
+Exits 2 for a recipe refused before anything was made. With --proxy or
+--rm-on-failure, a step that failed once the box existed exits 4 and
+says whether the box was left (unexposed) or removed; otherwise the
+step's own error and code.",
     ),
     (
         "exec",

@@ -269,6 +269,32 @@ impl Backends {
     }
 }
 
+/// The address a route to `instance` would use: the host's own record
+/// (a pinned address or its DHCP lease, filters on), never what the box
+/// reports; `Err(why)` when it may not be routed, `Ok(None)` before the
+/// host has given it one.
+pub fn backend_address(
+    lxd: &Lxd,
+    settings: &Settings,
+    instance: &str,
+) -> Result<std::result::Result<Option<String>, String>> {
+    let (instances, backends) = Backends::read_with_instances(lxd, settings)?;
+    Ok(
+        match backends
+            .sources(&instances)
+            .into_iter()
+            .find(|s| s.name == instance)
+        {
+            None => Ok(None),
+            Some(Source {
+                unroutable: Some(why),
+                ..
+            }) => Err(why),
+            Some(s) => Ok(s.ipv4),
+        },
+    )
+}
+
 /// The own bridges of this project's agent boxes that have one: the
 /// bridge named for the box and recorded as its own (a NIC pointed at
 /// another box's bridge is routed on neither), with its subnet and leases.

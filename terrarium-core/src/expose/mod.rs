@@ -17,7 +17,7 @@ mod watch;
 pub use apply::{
     proxy, restart_after_static_change, sync, Restart, Restarted, SyncReport, TraefikStatus,
 };
-pub use backends::NIC_FILTERS;
+pub use backends::{backend_address, NIC_FILTERS};
 pub use check::{check, CheckReport};
 pub use edit::{add, add_items, list, remove, Change, Listing, Selector};
 pub use foreign_files::Rejected;

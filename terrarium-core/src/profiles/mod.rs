@@ -300,8 +300,9 @@ fi\n\
 {sudo_rule}\
 # Files staged by `trm launch --file`: extracted by the user itself, so\n\
 # they and the directories above them are its own.\n\
+# --no-overwrite-dir: the home keeps its own mode.\n\
 if [ -d {FILES_INBOX} ]; then\n\
-    tar -C {FILES_INBOX} -cf - . | su -s /bin/sh \"$user\" -c 'tar -C \"$HOME\" -xf - --no-same-owner'\n\
+    tar -C {FILES_INBOX} -cf - . | runuser -u \"$user\" -- sh -c \"umask 077; exec tar -C /home/$user -xf - --no-same-owner --no-overwrite-dir\"\n\
     rm -rf {FILES_INBOX}\n\
 fi\n"
     )
