@@ -300,9 +300,11 @@ fi\n\
 {sudo_rule}\
 # Files staged by `trm launch --file`: extracted by the user itself, so\n\
 # they and the directories above them are its own.\n\
-# --no-overwrite-dir: the home keeps its own mode.\n\
+# The staging's entries, not its `.`: the home keeps its own mode.\n\
 if [ -d {FILES_INBOX} ]; then\n\
-    tar -C {FILES_INBOX} -cf - . | runuser -u \"$user\" -- sh -c \"umask 077; exec tar -C /home/$user -xf - --no-same-owner --no-overwrite-dir\"\n\
+    find {FILES_INBOX} -mindepth 1 -maxdepth 1 -printf '%P\\0' |\n\
+        tar -C {FILES_INBOX} --null -T - -cf - |\n\
+        runuser -u \"$user\" -- sh -c \"umask 077; exec tar -C /home/$user -xf - --no-same-owner\"\n\
     rm -rf {FILES_INBOX}\n\
 fi\n"
     )
