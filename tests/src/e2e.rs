@@ -244,27 +244,36 @@ pub fn lxc(args: &[&str]) -> Output {
         .expect("run lxc")
 }
 
+/// `lxc ARGS`, asserted to succeed; its stdout. An exec LXD lost track
+/// of is run again (see [`sh_in`]): the setup steps tests run this way
+/// are idempotent.
 pub fn lxc_ok(args: &[&str]) -> String {
-    let out = lxc(args);
+    let out = lxc_again_if_lost(args);
     assert_ok(&out, &format!("lxc {}", args.join(" ")));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `lxc exec` of an idempotent `sh -c` script as root, whatever its
-/// outcome. LXD 5.0 now and then fails an exec with "Failed to retrieve
-/// PID of executing child process", sometimes after the command ran (see
-/// HOST-NOTES); such a script is simply run again.
-pub fn sh_in(project: &str, name: &str, script: &str) -> Output {
-    let args = ["exec", "--project", project, name, "--", "sh", "-c", script];
-    let mut out = lxc(&args);
+/// `lxc ARGS`; an exec that failed with LXD 5.0's "Failed to retrieve PID
+/// of executing child process" (sometimes after the command ran, see
+/// HOST-NOTES) is run again, up to three times.
+fn lxc_again_if_lost(args: &[&str]) -> Output {
+    let mut out = lxc(args);
     for _ in 0..3 {
-        if !String::from_utf8_lossy(&out.stderr).contains("Failed to retrieve PID") {
+        let lost = args.first() == Some(&"exec")
+            && String::from_utf8_lossy(&out.stderr).contains("Failed to retrieve PID");
+        if !lost {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
-        out = lxc(&args);
+        out = lxc(args);
     }
     out
+}
+
+/// `lxc exec` of an idempotent `sh -c` script as root, whatever its
+/// outcome, run again when LXD lost track of it.
+pub fn sh_in(project: &str, name: &str, script: &str) -> Output {
+    lxc_again_if_lost(&["exec", "--project", project, name, "--", "sh", "-c", script])
 }
 
 /// [`sh_in`], asserted to succeed; its stdout.
@@ -361,19 +370,15 @@ pub fn service(project: &str, name: &str, unit: &str, exec: &str) {
     let text = format!(
         "[Unit]\nDescription={unit}\n[Service]\nExecStart={exec}\nRestart=always\n[Install]\nWantedBy=multi-user.target\n"
     );
-    lxc_ok(&[
-        "exec",
-        "--project",
+    // Idempotent, so LXD 5.0's lost execs are simply run again.
+    exec_ok(
         project,
         name,
-        "--",
-        "sh",
-        "-c",
         &format!(
             "printf '{}' > /etc/systemd/system/{unit}.service && systemctl daemon-reload && systemctl enable --now {unit}.service",
             text.replace('\n', "\\n")
         ),
-    ]);
+    );
 }
 
 pub fn set_label(project: &str, instance: &str, label: &str) {
