@@ -653,6 +653,8 @@ fn main() {
         assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
     });
 
+    // t.finish() exits without running destructors: stop s3s-fs by its pid.
+    drop(server);
     bed.teardown();
     let _ = lxc(&["list"]);
     t.finish()
