@@ -388,14 +388,20 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         }
         Command::Mcp(a) => {
             use terrarium_core::agents::mcp;
-            mcp::serve(mcp::Scope {
+            let scope = mcp::Scope {
                 project,
                 boxes: a.boxes.into_iter().collect(),
                 profiles: a.profiles,
                 allowed: a.allowed.into_iter().collect(),
                 idle: a.idle,
                 ttl: a.ttl,
-            })?;
+            };
+            // The owner's record: one event line per call, on stderr.
+            let audit: mcp::Audit = std::sync::Arc::new(|call: &mcp::Call| {
+                use terrarium_core::output::{line, Line};
+                eprintln!("{}", line(Line::Event, call));
+            });
+            mcp::serve(scope, audit)?;
             Ok(0)
         }
         Command::Doctor { name } => {

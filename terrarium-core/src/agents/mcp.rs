@@ -296,9 +296,22 @@ struct Scoped {
     instance: Option<instances::Summary>,
 }
 
+/// One call as the owner's record tells it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub tool: String,
+    pub name: Option<String>,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Where each call is told (the tool prints it; stdout is the protocol's).
+pub type Audit = Arc<dyn Fn(&Call) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Server {
     scope: Arc<Scope>,
+    audit: Audit,
     tool_router: ToolRouter<Server>,
 }
 
@@ -314,39 +327,26 @@ fn answer<T: Serialize>(r: Result<T>) -> CallToolResult {
     }
 }
 
-/// One JSON line on stderr per call (stdout is the protocol's).
-fn audit(tool: &str, name: Option<&str>, failed: Option<&Error>) {
-    #[derive(Serialize)]
-    struct Call<'a> {
-        tool: &'a str,
-        name: Option<&'a str>,
-        ok: bool,
-        error: Option<String>,
-    }
-    eprintln!(
-        "{}",
-        crate::output::line(
-            crate::output::Line::Event,
-            &Call {
-                tool,
-                name,
-                ok: failed.is_none(),
-                error: failed.map(|e| e.to_string()),
-            }
-        )
-    );
-}
-
 impl Server {
-    pub fn new(scope: Scope) -> Server {
+    pub fn new(scope: Scope, audit: Audit) -> Server {
         Server {
             scope: Arc::new(scope),
+            audit,
             tool_router: Self::tool_router(),
         }
     }
 
+    fn audit(&self, tool: &str, name: Option<&str>, failed: Option<&Error>) {
+        (self.audit)(&Call {
+            tool: tool.into(),
+            name: name.map(String::from),
+            ok: failed.is_none(),
+            error: failed.map(|e| e.to_string()),
+        });
+    }
+
     /// Run one verb's blocking work (LXD calls) off the protocol's thread,
-    /// and say on stderr what was asked and how it ended: the owner's
+    /// and tell the audit what was asked and how it ended: the owner's
     /// record of what the agent did.
     async fn run<T, F>(&self, tool: &str, name: Option<&str>, f: F) -> CallToolResult
     where
@@ -360,7 +360,7 @@ impl Server {
         })
         .await
         .unwrap_or_else(|e| Err(Error::Unavailable(format!("the verb failed: {e}"))));
-        audit(tool, name, r.as_ref().err());
+        self.audit(tool, name, r.as_ref().err());
         answer(r)
     }
 
@@ -371,7 +371,7 @@ impl Server {
         F: FnOnce(&Scope, &Lxd, &str) -> Result<T> + Send + 'static,
     {
         if let Err(e) = self.scope.box_in_scope(&name) {
-            audit(tool, Some(&name), Some(&e));
+            self.audit(tool, Some(&name), Some(&e));
             return answer::<()>(Err(e));
         }
         let n = name.clone();
@@ -621,7 +621,7 @@ fn instructions(scope: &Scope) -> String {
 }
 
 /// Serve MCP on stdin/stdout until the client goes away.
-pub fn serve(scope: Scope) -> Result<()> {
+pub fn serve(scope: Scope, audit: Audit) -> Result<()> {
     scope.check()?;
     // An owner's typo is said now, not at the agent's first launch.
     let lxd = Lxd::new(&scope.project)?;
@@ -638,7 +638,7 @@ pub fn serve(scope: Scope) -> Result<()> {
         .build()
         .map_err(|e| Error::io("starting the MCP server", e))?;
     rt.block_on(async move {
-        let running = Server::new(scope)
+        let running = Server::new(scope, audit)
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| Error::Unavailable(format!("MCP session did not start: {e}")))?;
