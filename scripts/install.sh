@@ -56,3 +56,18 @@ if [ ! -d /run/systemd/system ] && ! pgrep -f "$PREFIX/bin/trm-expose watch" >/d
     nohup "$PREFIX/bin/trm-expose" watch --format jsonl >>/var/log/terrarium/expose-watch.log 2>&1 &
     echo "started trm-expose watch in the background (log: /var/log/terrarium/expose-watch.log)" >&2
 fi
+
+echo "==> time machine (a snapshot tick every 15 minutes)" >&2
+"$PREFIX/bin/trm-snap" schedule install --every 15 --format human
+# The first tick now, so status has a run to judge.
+"$PREFIX/bin/trm-snap" auto --format human >/dev/null
+if [ ! -d /run/systemd/system ] && ! pgrep -f "$PREFIX/bin/trm-snap auto --every" >/dev/null; then
+    # No systemd timer here: the same tick, on the same clock, in a loop.
+    mkdir -p /var/log/terrarium
+    nohup "$PREFIX/bin/trm-snap" auto --every 15 --format jsonl >>/var/log/terrarium/snap-auto.log 2>&1 &
+    echo "started trm-snap auto --every 15 in the background (log: /var/log/terrarium/snap-auto.log)" >&2
+fi
+
+echo "==> status" >&2
+# A problem is reported here, not fatal: the status says what to fix.
+"$PREFIX/bin/trm" status --format human || true

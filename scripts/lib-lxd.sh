@@ -18,7 +18,7 @@ delete_lxd_project() { # project bridge pool
 bench_begin() { # project bridge pool
     BENCH_PROJECT=$1 BENCH_BRIDGE=$2 BENCH_POOL=$3
     work=$(mktemp -d)
-    export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$BENCH_PROJECT
+    export TRM_CONFIG_DIR=$work/etc TRM_LOCK_DIR=$work/lock TRM_STATE_DIR=$work/state TRM_SYSCTL_DIR=$work/etc TRM_PROJECT=$BENCH_PROJECT
     trap bench_end EXIT
     delete_lxd_project "$BENCH_PROJECT" "$BENCH_BRIDGE" "$BENCH_POOL"
     mkdir -p "$work"

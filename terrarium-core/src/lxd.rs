@@ -643,6 +643,12 @@ impl Lxd {
         self.query_unscoped("/1.0/storage-pools?recursion=1")
     }
 
+    /// A pool's space in use and in all (what `lxc storage info` shows).
+    pub fn pool_resources(&self, name: &str) -> Result<crate::status::PoolResources> {
+        self.query_unscoped(&format!("/1.0/storage-pools/{name}/resources"))
+            .map_err(|e| not_found(e, "storage pool", name))
+    }
+
     pub fn create_storage_pool(&self, name: &str, driver: &str, config: &Config) -> Result<()> {
         self.write(
             "POST",

@@ -99,6 +99,8 @@ pub struct Bed {
     https_before: String,
     pub config_dir: tempfile::TempDir,
     pub lock_dir: tempfile::TempDir,
+    /// Run records (`trm status` reads them).
+    pub state_dir: tempfile::TempDir,
     pub bins: PathBuf,
     /// More environment for every tool run (e.g. TRM_UFW).
     pub extra_env: Vec<(String, String)>,
@@ -123,6 +125,7 @@ impl Bed {
             https_before,
             config_dir: tempfile::tempdir().unwrap(),
             lock_dir: tempfile::tempdir().unwrap(),
+            state_dir: tempfile::tempdir().unwrap(),
             bins,
             extra_env: Vec::new(),
         }
@@ -143,6 +146,7 @@ impl Bed {
             .env("TRM_PROJECT", self.names.project)
             .env("TRM_CONFIG_DIR", self.config_dir.path())
             .env("TRM_LOCK_DIR", self.lock_dir.path())
+            .env("TRM_STATE_DIR", self.state_dir.path())
             .env("TRM_SYSCTL_DIR", self.config_dir.path())
             .stdin(Stdio::null());
         if let Some(v) = std::env::var_os("TRM_CACHE_DIR") {

@@ -750,6 +750,99 @@ fn main() {
         );
     });
 
+    t.case(
+        "status_turns_red_when_the_tick_is_late_or_traefik_stops",
+        || {
+            // What the timers do: a tick and a sync, leaving their records.
+            bed.snap(&["auto"]);
+            bed.trm_json_with("trm-expose", &["sync"]);
+            let status = |extra: &[&str]| {
+                let out = bed
+                    .tool("trm")
+                    .args(["status", "--format", "json"])
+                    .args(extra)
+                    .output()
+                    .unwrap();
+                let st: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                    panic!(
+                        "status printed no JSON ({e}): {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                });
+                (out.status.code(), st)
+            };
+            let timer = |st: &Value, job: &str| {
+                st["timers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["job"] == job)
+                    .cloned()
+                    .unwrap()
+            };
+            let (code, st) = status(&[]);
+            assert_eq!(code, Some(0), "{st:#}");
+            assert_eq!(st["ok"], true);
+            assert_eq!(st["lxd"]["reachable"], true);
+            assert_eq!(st["traefik"]["version"], "3.7.15", "{st:#}");
+            assert_eq!(st["gate"]["answering"], true);
+            assert_eq!(timer(&st, "snapshots")["last_ok"], true);
+            assert_eq!(timer(&st, "snapshots")["every_seconds"], 900);
+            let app = st["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == APP_A)
+                .cloned()
+                .expect("every instance is listed");
+            assert!(
+                app["newest_snapshot"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("trm-auto-"),
+                "the tick's snapshot is the newest: {app}"
+            );
+            assert!(st["pools"][0]["total_bytes"].as_u64().unwrap() > 0);
+
+            // An hour on, with no tick since: the time machine is overdue.
+            let later =
+                terrarium_core::time::utc(&(chrono::Utc::now() + chrono::Duration::hours(1)));
+            let (code, st) = status(&["--now", &later]);
+            assert_eq!(code, Some(5), "{st:#}");
+            assert_eq!(timer(&st, "snapshots")["overdue"], true);
+            let problems = st["problems"].to_string();
+            assert!(
+                problems.contains("the snapshots job is overdue"),
+                "{problems}"
+            );
+            assert!(!problems.contains("Traefik"), "{problems}");
+
+            // Traefik stopped: red now, green again once it is back.
+            bed.trm_json_with("trm-expose", &["proxy", "stop"]);
+            let (code, st) = status(&[]);
+            assert_eq!(code, Some(5), "{st:#}");
+            assert_eq!(st["traefik"]["running"], false);
+            assert!(
+                st["problems"]
+                    .to_string()
+                    .contains("Traefik is not running"),
+                "{st:#}"
+            );
+            let human = bed
+                .tool("trm")
+                .args(["status", "--format", "human"])
+                .output()
+                .unwrap();
+            let screen = String::from_utf8_lossy(&human.stdout);
+            assert!(screen.starts_with("PROBLEMS"), "{screen}");
+            assert!(screen.contains("Traefik  DOWN"), "{screen}");
+            bed.trm_json_with("trm-expose", &["proxy", "start"]);
+            eventually("status is green once Traefik is back", 30, || {
+                status(&[]).0 == Some(0)
+            });
+        },
+    );
+
     t.case("the_gate_stops_and_never_logged_a_secret", || {
         let st = bed.trm_json_with("trm-gate", &["status"]);
         let log = std::fs::read_to_string(st["log"].as_str().unwrap()).unwrap();

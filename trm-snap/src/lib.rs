@@ -112,6 +112,10 @@ pub enum Command {
         /// Evaluate as of this time (RFC 3339) instead of now
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
+        /// Tick now and then every MINUTES, on the clock, until stopped: the
+        /// timer for hosts without systemd (one event line per instance a tick)
+        #[arg(long, value_name = "MINUTES", conflicts_with = "now", value_parser = clap::value_parser!(u32).range(1..=59))]
+        every: Option<u32>,
     },
     /// Apply retention now; with --dry-run, print every decision and its rule
     Prune {
@@ -244,7 +248,25 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             from.as_deref(),
             start,
         )?)?,
-        Command::Auto { now } => out.list(&snapshots::auto(
+        Command::Auto {
+            every: Some(every), ..
+        } => {
+            // Runs until stopped: a failed tick is reported and the next
+            // one comes on time; the policy is read again each tick.
+            loop {
+                let tick = Settings::require()
+                    .map_err(anyhow::Error::new)
+                    .and_then(|s| Ok(snapshots::auto(&lxd, &s.snapshots, Utc::now(), on_busy)?));
+                match tick {
+                    Ok(ticks) => ticks.iter().try_for_each(|t| out.event(t))?,
+                    Err(e) => {
+                        out.error(&e);
+                    }
+                }
+                std::thread::sleep(snapshots::until_next_tick(Utc::now(), every));
+            }
+        }
+        Command::Auto { now, .. } => out.list(&snapshots::auto(
             &lxd,
             &policy,
             now.unwrap_or_else(Utc::now),

@@ -20,6 +20,20 @@ was or would be done, or why nothing).";
 
 pub const DOCS: &[(&str, &str)] = &[
     (
+        "status",
+        "\
+An object: ok (bool: no problems), now, project, problems (array of
+strings, one per broken promise; any makes the exit code 5), lxd
+{reachable, version, error}, traefik (as trm-expose proxy status), gate
+(as trm-gate status, or null when never set up), timers (array: job
+(snapshots|sync|export), every_seconds (null: not scheduled), last_run
+(RFC 3339 UTC or null), last_ok, age_seconds, overdue (bool: not run
+within twice its period)), sync_problems (array of strings), instances
+(array: name, status, newest_snapshot, snapshot_age_seconds,
+newest_backup (the newest off-site backup made here), backup_age_seconds),
+pools (array: name, used_bytes, total_bytes, error).",
+    ),
+    (
         "init",
         "\
 An object: changed (bool: some step is not none), dry_run (bool), steps

@@ -99,6 +99,25 @@ pub enum Command {
     /// run only when allowed here with --allow-destructive. Any other box
     /// name is refused. Point an MCP client at `trm mcp --box NAME`.
     Mcp(McpArgs),
+    /// The whole host at a glance: LXD, Traefik, the gate, the timers, the
+    /// last sync's problems, each box's newest snapshot and backup, the pool
+    ///
+    /// One LXD query lists every instance with its snapshots. Exits 5
+    /// (found problems) when anything the baseline promises is down or
+    /// overdue: LXD, Traefik or the gate not answering, the snapshot tick
+    /// or the exposure sync not run within twice its period, a failed
+    /// snapshot or a refused label in the last run, the pool 90% full.
+    Status {
+        /// Judge as of this time (RFC 3339) instead of now, for what-ifs
+        #[arg(long, value_parser = parse_time)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}): {s}"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -330,7 +349,7 @@ impl Command {
             Command::Doctor { name } => Some(name),
             Command::Policy(PolicyCommand::Set(a)) => Some(&a.name),
             Command::Cp { .. } | Command::Mcp(_) => None,
-            Command::Init(_) | Command::Image(_) | Command::List => None,
+            Command::Init(_) | Command::Image(_) | Command::List | Command::Status { .. } => None,
         }
     }
 }
@@ -403,6 +422,16 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             });
             mcp::serve(scope, audit)?;
             Ok(0)
+        }
+        Command::Status { now } => {
+            use terrarium_core::status;
+            let settings = terrarium_core::settings::Settings::require()?;
+            let st = status::assess(
+                status::read(&lxd()?, &settings),
+                now.unwrap_or_else(chrono::Utc::now),
+            );
+            out.one(&st)?;
+            Ok(verdict::exit_status(st.problems.len(), "status")?)
         }
         Command::Doctor { name } => {
             let findings = terrarium_core::doctor::diagnose(&lxd()?, &name)?;

@@ -79,6 +79,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l start -d '
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l wait -d 'Wait for another Terrarium process working on the same instance instead of failing with exit 75'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand auto" -l now -d 'Evaluate as of this time (RFC 3339) instead of now' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand auto" -l every -d 'Tick now and then every MINUTES, on the clock, until stopped: the timer for hosts without systemd (one event line per instance a tick)' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand auto" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"

@@ -141,8 +141,21 @@ fn ufw_of(e: &ExposeSettings) -> Ufw {
 /// Read LXD once and bring Traefik's files, the firewall and Traefik in
 /// line. LXD failing means nothing is touched.
 pub fn sync(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {
-    let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
-    sync_locked(lxd, settings, dry_run)
+    let run = || {
+        let _lock = Lock::for_change(crate::fs::Resource::Expose, dry_run)?;
+        sync_locked(lxd, settings, dry_run)
+    };
+    if dry_run {
+        return run();
+    }
+    // `trm status` shows the last sync and what it found.
+    crate::runs::recorded(lxd.project(), crate::runs::Job::Sync, run, |r| {
+        r.problems
+            .iter()
+            .map(|p| format!("{} {}: {}", p.instance, p.item, p.message))
+            .chain((r.restart == Restart::Failed).then(|| "Traefik's restart failed".to_string()))
+            .collect()
+    })
 }
 
 pub(super) fn sync_locked(lxd: &Lxd, settings: &Settings, dry_run: bool) -> Result<SyncReport> {

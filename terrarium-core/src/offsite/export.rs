@@ -167,6 +167,22 @@ pub fn export(
     req: &Request,
     progress: Arc<dyn ReadProgress>,
 ) -> Result<Exported> {
+    let done = crate::runs::recorded(
+        lxd.project(),
+        crate::runs::Job::Export,
+        || export_once(lxd, s, req, progress),
+        |_| Vec::new(),
+    )?;
+    crate::runs::record_backup(lxd.project(), &done.instance, &done.id);
+    Ok(done)
+}
+
+fn export_once(
+    lxd: &Lxd,
+    s: &S3Settings,
+    req: &Request,
+    progress: Arc<dyn ReadProgress>,
+) -> Result<Exported> {
     validate_instance_name(&req.name)?;
     let inst = lxd.instance_full(&req.name)?;
     if let Some(snap) = &req.snapshot {

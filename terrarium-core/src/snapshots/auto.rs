@@ -1,7 +1,7 @@
 //! The time machine's scheduled tick: the due snapshot for every instance
 //! that opts in, then retention; and the systemd timer that runs it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 
 use super::prune::{prune_instance, PruneMode};
@@ -45,6 +45,23 @@ impl Row for Tick {
 /// [`OnBusy::Fail`], an instance another Terrarium process is working on
 /// (a rollback, say) is skipped this tick and reported busy.
 pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> Result<Vec<Tick>> {
+    crate::runs::recorded(
+        lxd.project(),
+        crate::runs::Job::Snapshots,
+        || tick_all(lxd, policy, now, on_busy),
+        |ticks| {
+            ticks
+                .iter()
+                .filter(|t| {
+                    t.outcome.starts_with("failed") || t.outcome.starts_with("kept_export_failed")
+                })
+                .map(|t| format!("{}: {}", t.instance, t.outcome))
+                .collect()
+        },
+    )
+}
+
+fn tick_all(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> Result<Vec<Tick>> {
     // Idle stops and deadlines first: a box deleted now is not snapshotted.
     let mut out: Vec<Tick> = crate::agents::lifetime::tick(lxd, now)?
         .into_iter()
@@ -113,6 +130,23 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> 
     Ok(out)
 }
 
+impl crate::output::Human for Tick {
+    fn human(&self) -> String {
+        self.cells().join("  ").trim_end().to_string()
+    }
+}
+
+/// How long until the next tick of a timer every `minutes` on the clock
+/// (`*:0/N`, as the systemd timer): never zero, so a tick that ends on a
+/// boundary does not run twice.
+pub fn until_next_tick(now: DateTime<Utc>, minutes: u32) -> std::time::Duration {
+    let period = i64::from(minutes.max(1)) * 60;
+    let into_hour = i64::from(now.minute()) * 60 + i64::from(now.second());
+    // The hour's last slot may be short (every 7: :56, then :00).
+    let next = ((into_hour / period + 1) * period).min(3600);
+    std::time::Duration::from_secs((next - into_hour).max(1) as u64)
+}
+
 /// The timer and service for `trm-snap auto` (every 15 minutes by default).
 pub fn units(binary: &std::path::Path, every_minutes: u32) -> Vec<crate::systemd::Unit> {
     let bin = binary.display();
@@ -132,4 +166,22 @@ pub fn units(binary: &std::path::Path, every_minutes: u32) -> Vec<crate::systemd
             enable: true,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_tick_is_on_the_clock() {
+        let at = |h, m, s| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 2, h, m, s).unwrap();
+        assert_eq!(until_next_tick(at(10, 0, 0), 15).as_secs(), 900);
+        assert_eq!(until_next_tick(at(10, 14, 59), 15).as_secs(), 1);
+        assert_eq!(until_next_tick(at(10, 52, 0), 15).as_secs(), 480);
+        assert_eq!(
+            until_next_tick(at(10, 56, 30), 7).as_secs(),
+            210,
+            "the hour's short slot"
+        );
+    }
 }

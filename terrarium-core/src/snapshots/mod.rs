@@ -12,7 +12,7 @@ mod restore;
 pub mod retention;
 mod rollback;
 
-pub use auto::{auto, units, Tick};
+pub use auto::{auto, units, until_next_tick, Tick};
 pub use checkpoint::{checkpoint, Checkpoint};
 pub use holds::{set_hold, Hold};
 pub use prune::{prune_apply, prune_plan, Pruned};

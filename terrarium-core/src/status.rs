@@ -1,0 +1,632 @@
+//! `trm status`: the whole host on one screen. The facts are read at once
+//! (one LXD query for every instance and its snapshots, the server and the
+//! pool beside it, Traefik's and the gate's own pings), then judged by a
+//! pure function against what the baseline promises: LXD, Traefik and the
+//! gate up, the snapshot tick and the exposure sync on time, the pool not
+//! full. Anything broken is a problem, and problems end the command with
+//! the "found problems" exit code.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{self, GateSettings};
+use crate::lxd::{Instance, Lxd};
+use crate::output::Human;
+use crate::runs::{self, Job, Run};
+use crate::settings::Settings;
+use crate::snapshots::retention::{Policy, Tier};
+use crate::traefik;
+
+/// The watcher's backstop sync runs this often (`trm-expose watch
+/// --interval`, the sync timer): its default.
+const SYNC_EVERY: i64 = 300;
+/// A pool this full soon fails snapshots and writes.
+const POOL_FULL_PERCENT: u64 = 90;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Nothing the baseline promises is down or overdue.
+    pub ok: bool,
+    pub now: String,
+    pub project: String,
+    /// Each broken promise, one line each.
+    pub problems: Vec<String>,
+    pub lxd: LxdStatus,
+    pub traefik: traefik::supervise::Status,
+    /// `None` when the gate was never set up (`trm-gate start` does it).
+    pub gate: Option<gate::supervise::Status>,
+    pub timers: Vec<Timer>,
+    /// What the last exposure sync could not do.
+    pub sync_problems: Vec<String>,
+    pub instances: Vec<InstanceStatus>,
+    pub pools: Vec<PoolUsage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LxdStatus {
+    pub reachable: bool,
+    pub version: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timer {
+    pub job: Job,
+    /// How often it must run; `None`: nothing promises it (exports until
+    /// they have a schedule).
+    pub every_seconds: Option<i64>,
+    pub last_run: Option<String>,
+    pub last_ok: Option<bool>,
+    pub age_seconds: Option<i64>,
+    /// Not run within twice its period (one missed run is forgiven).
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub status: String,
+    pub newest_snapshot: Option<String>,
+    pub snapshot_age_seconds: Option<i64>,
+    /// The newest off-site backup this host made of it.
+    pub newest_backup: Option<String>,
+    pub backup_age_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolUsage {
+    pub name: String,
+    pub used_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// What LXD says of a pool's space (`GET /1.0/storage-pools/NAME/resources`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PoolResources {
+    #[serde(default)]
+    pub space: Space,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Space {
+    #[serde(default)]
+    pub used: u64,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// Everything status reads, before any judgement.
+pub struct Facts {
+    pub project: String,
+    pub policy: Policy,
+    pub lxd: Result<String, String>,
+    pub instances: Result<Vec<Instance>, String>,
+    pub pool: (String, Result<PoolResources, String>),
+    pub traefik: traefik::supervise::Status,
+    pub gate: Option<gate::supervise::Status>,
+    pub runs: Vec<(Job, Option<Run>)>,
+    pub backups: std::collections::BTreeMap<String, runs::Backup>,
+}
+
+/// Read the host: the slow reads run side by side, so status costs about
+/// what its one instance query costs.
+pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
+    let project = lxd.project().to_string();
+    let gate_settings = GateSettings::load().ok().flatten();
+    std::thread::scope(|s| {
+        let server = s.spawn(|| lxd.server().map(|v| v.environment.server_version));
+        let pool = s.spawn(|| lxd.pool_resources(&settings.storage_pool));
+        let traefik = s.spawn(|| traefik::supervise::status(&settings.expose));
+        let gate = s.spawn(|| gate_settings.as_ref().map(gate::supervise::status));
+        let instances = lxd.instances().map_err(|e| e.to_string());
+        Facts {
+            policy: settings.snapshots,
+            lxd: joined(server).map_err(|e: crate::Error| e.to_string()),
+            instances,
+            pool: (
+                settings.storage_pool.clone(),
+                joined(pool).map_err(|e: crate::Error| e.to_string()),
+            ),
+            traefik: joined(traefik),
+            gate: joined(gate),
+            runs: Job::ALL
+                .iter()
+                .map(|&j| (j, runs::last(&project, j)))
+                .collect(),
+            backups: runs::backups(&project),
+            project,
+        }
+    })
+}
+
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().expect("a status reader panicked")
+}
+
+/// How often the snapshot tick must run: the period of the finest tier
+/// the policy keeps; `None` when it keeps no automatic snapshots.
+fn tick_period(p: &Policy) -> Option<Duration> {
+    Tier::ALL
+        .into_iter()
+        .find(|&t| p.count(t) > 0)
+        .map(|t| t.period().min(Duration::hours(1)))
+}
+
+fn age(now: DateTime<Utc>, t: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| (now - t.with_timezone(&Utc)).num_seconds())
+}
+
+/// Judge the facts as of `now`.
+pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
+    let mut problems = Vec::new();
+    let lxd = match &f.lxd {
+        Ok(v) => LxdStatus {
+            reachable: true,
+            version: Some(v.clone()),
+            error: None,
+        },
+        Err(e) => {
+            problems.push(format!("LXD does not answer: {e}"));
+            LxdStatus {
+                reachable: false,
+                version: None,
+                error: Some(e.clone()),
+            }
+        }
+    };
+    if !f.traefik.running {
+        problems.push("Traefik is not running (trm-expose proxy start)".into());
+    } else if !f.traefik.answering {
+        problems.push(format!(
+            "Traefik runs but its API on {} does not answer",
+            f.traefik.api_address
+        ));
+    } else if let Some(l) = f
+        .traefik
+        .files
+        .as_ref()
+        .filter(|l| !l.missing.is_empty() || !l.errors.is_empty())
+    {
+        problems.push(format!(
+            "Traefik runs {} of Terrarium's {} routes (not loaded: {}{})",
+            l.loaded,
+            l.expected,
+            l.missing.join(", "),
+            if l.errors.is_empty() {
+                String::new()
+            } else {
+                format!("; errors: {}", l.errors.join("; "))
+            }
+        ));
+    }
+    match &f.gate {
+        None => problems.push("the sign-on gate was never set up (trm-gate start)".into()),
+        Some(g) if !g.healthy() => problems.push(format!(
+            "the sign-on gate is {} (trm-gate start)",
+            if g.running {
+                "running but not answering"
+            } else {
+                "not running"
+            }
+        )),
+        Some(_) => {}
+    }
+    let mut timers = Vec::new();
+    let mut sync_problems = Vec::new();
+    for (job, run) in &f.runs {
+        let every = match job {
+            Job::Snapshots => tick_period(&f.policy).map(|d| d.num_seconds()),
+            Job::Sync => Some(SYNC_EVERY),
+            Job::Export => None,
+        };
+        let age_seconds = run.as_ref().and_then(|r| age(now, &r.finished));
+        let overdue = every.is_some_and(|e| age_seconds.is_none_or(|a| a > 2 * e));
+        if overdue {
+            problems.push(match &age_seconds {
+                None => format!("the {} job never ran here", job.name()),
+                Some(a) => format!(
+                    "the {} job is overdue: last ran {} ago, due every {}",
+                    job.name(),
+                    span(*a),
+                    span(every.unwrap_or_default())
+                ),
+            });
+        }
+        if let Some(r) = run.as_ref().filter(|_| every.is_some()) {
+            if !r.ok {
+                problems.push(format!(
+                    "the last {} run failed: {}",
+                    job.name(),
+                    r.problems.join("; ")
+                ));
+            } else if *job == Job::Snapshots {
+                problems.extend(r.problems.iter().map(|p| format!("snapshots: {p}")));
+            }
+        }
+        if *job == Job::Sync {
+            if let Some(r) = run.as_ref().filter(|r| r.ok) {
+                sync_problems = r.problems.clone();
+                problems.extend(r.problems.iter().map(|p| format!("sync: {p}")));
+            }
+        }
+        timers.push(Timer {
+            job: *job,
+            every_seconds: every,
+            last_run: run.as_ref().map(|r| r.finished.clone()),
+            last_ok: run.as_ref().map(|r| r.ok),
+            age_seconds,
+            overdue,
+        });
+    }
+    let instances = match &f.instances {
+        Ok(list) => list
+            .iter()
+            .map(|i| {
+                let newest = i
+                    .snapshots
+                    .iter()
+                    .flatten()
+                    .max_by(|a, b| a.created_at.cmp(&b.created_at));
+                let backup = f.backups.get(&i.name);
+                InstanceStatus {
+                    name: i.name.clone(),
+                    status: i.status.clone(),
+                    newest_snapshot: newest.map(|s| s.name.clone()),
+                    snapshot_age_seconds: newest.and_then(|s| age(now, &s.created_at)),
+                    newest_backup: backup.map(|b| b.id.clone()),
+                    backup_age_seconds: backup.and_then(|b| age(now, &b.created)),
+                }
+            })
+            .collect(),
+        Err(e) => {
+            if f.lxd.is_ok() {
+                problems.push(format!("LXD could not list the instances: {e}"));
+            }
+            Vec::new()
+        }
+    };
+    let (pool_name, pool) = &f.pool;
+    let pools = vec![match pool {
+        Ok(r) => {
+            if r.space.total > 0 && r.space.used * 100 / r.space.total >= POOL_FULL_PERCENT {
+                problems.push(format!(
+                    "storage pool {pool_name} is {}% full",
+                    r.space.used * 100 / r.space.total
+                ));
+            }
+            PoolUsage {
+                name: pool_name.clone(),
+                used_bytes: Some(r.space.used),
+                total_bytes: Some(r.space.total),
+                error: None,
+            }
+        }
+        Err(e) => {
+            if f.lxd.is_ok() {
+                problems.push(format!("storage pool {pool_name}: {e}"));
+            }
+            PoolUsage {
+                name: pool_name.clone(),
+                used_bytes: None,
+                total_bytes: None,
+                error: Some(e.clone()),
+            }
+        }
+    }];
+    Status {
+        ok: problems.is_empty(),
+        now: crate::time::utc(&now),
+        project: f.project,
+        problems,
+        lxd,
+        traefik: f.traefik,
+        gate: f.gate,
+        timers,
+        sync_problems,
+        instances,
+        pools,
+    }
+}
+
+/// `95s`, `12m`, `3h`, `2d`: an age at a glance.
+fn span(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn opt_span(s: Option<i64>) -> String {
+    s.map(span).unwrap_or_else(|| "-".into())
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+impl Human for Status {
+    fn human(&self) -> String {
+        let up = |b: bool| if b { "up" } else { "DOWN" };
+        let mut s = format!(
+            "{}  (project {}, {})\n\n",
+            if self.ok { "OK" } else { "PROBLEMS" },
+            self.project,
+            self.now
+        );
+        for p in &self.problems {
+            s.push_str(&format!("  ! {p}\n"));
+        }
+        if !self.problems.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "LXD      {} {}\n",
+            up(self.lxd.reachable),
+            self.lxd.version.as_deref().unwrap_or("")
+        ));
+        let t = &self.traefik;
+        s.push_str(&format!(
+            "Traefik  {} {}{}\n",
+            up(t.running && t.answering),
+            t.version.as_deref().unwrap_or(""),
+            t.files
+                .as_ref()
+                .map(|f| format!(", routes loaded {} of {}", f.loaded, f.expected))
+                .unwrap_or_default()
+        ));
+        s.push_str(&format!(
+            "Gate     {}\n",
+            match &self.gate {
+                None => "not set up".to_string(),
+                Some(g) => format!("{} on {}", up(g.healthy()), g.listen),
+            }
+        ));
+        for p in &self.pools {
+            s.push_str(&format!(
+                "Pool     {} {}\n",
+                p.name,
+                match (p.used_bytes, p.total_bytes) {
+                    (Some(u), Some(t)) if t > 0 =>
+                        format!("{} of {} ({}%)", gib(u), gib(t), u * 100 / t),
+                    _ => p.error.clone().unwrap_or_default(),
+                }
+            ));
+        }
+        s.push('\n');
+        let timers: Vec<Vec<String>> = self
+            .timers
+            .iter()
+            .map(|t| {
+                vec![
+                    t.job.name().to_string(),
+                    t.every_seconds
+                        .map(span)
+                        .unwrap_or_else(|| "unscheduled".into()),
+                    t.last_run.clone().unwrap_or_else(|| "never".into()),
+                    match t.last_ok {
+                        Some(true) => "ok".into(),
+                        Some(false) => "FAILED".into(),
+                        None => "-".into(),
+                    },
+                    if t.overdue {
+                        "OVERDUE".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        s.push_str(&crate::output::table(
+            &["JOB", "EVERY", "LAST RUN", "RESULT", ""],
+            timers,
+        ));
+        if !self.instances.is_empty() {
+            s.push('\n');
+            let rows = self
+                .instances
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.name.clone(),
+                        i.status.clone(),
+                        opt_span(i.snapshot_age_seconds),
+                        opt_span(i.backup_age_seconds),
+                    ]
+                })
+                .collect();
+            s.push_str(&crate::output::table(
+                &["INSTANCE", "STATUS", "SNAPSHOT AGE", "BACKUP AGE"],
+                rows,
+            ));
+        }
+        s.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traefik::supervise::Status as TraefikStatus;
+
+    fn traefik(running: bool) -> TraefikStatus {
+        TraefikStatus {
+            supervisor: crate::traefik::supervise::Supervisor::Terrarium,
+            running,
+            pid: running.then_some(42),
+            answering: running,
+            version: running.then(|| "3.7.15".into()),
+            api_address: "127.0.0.1:8082".into(),
+            static_file: "/etc/traefik/traefik.yml".into(),
+            files: running.then(Default::default),
+            log: String::new(),
+        }
+    }
+
+    fn gate() -> gate::supervise::Status {
+        gate::supervise::Status {
+            supervisor: crate::daemon::Supervisor::Terrarium,
+            running: true,
+            pid: Some(43),
+            answering: true,
+            listen: "127.0.0.1:4180".into(),
+            log: String::new(),
+        }
+    }
+
+    fn run(job: Job, finished: DateTime<Utc>, ok: bool, problems: &[&str]) -> (Job, Option<Run>) {
+        let t = crate::time::utc(&finished);
+        (
+            job,
+            Some(Run {
+                job,
+                started: t.clone(),
+                finished: t,
+                ok,
+                problems: problems.iter().map(|p| p.to_string()).collect(),
+            }),
+        )
+    }
+
+    fn healthy(now: DateTime<Utc>) -> Facts {
+        Facts {
+            project: "default".into(),
+            policy: Policy::default(),
+            lxd: Ok("5.0.2".into()),
+            instances: Ok(Vec::new()),
+            pool: (
+                "terrarium".into(),
+                Ok(PoolResources {
+                    space: Space {
+                        used: 1 << 30,
+                        total: 4 << 30,
+                    },
+                }),
+            ),
+            traefik: traefik(true),
+            gate: Some(gate()),
+            runs: vec![
+                run(Job::Snapshots, now - Duration::minutes(10), true, &[]),
+                run(Job::Sync, now - Duration::minutes(3), true, &[]),
+                (Job::Export, None),
+            ],
+            backups: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_host_has_no_problems_and_unscheduled_exports_are_not_one() {
+        let now = Utc::now();
+        let s = assess(healthy(now), now);
+        assert!(s.ok, "{:?}", s.problems);
+        assert!(!s.timers[2].overdue);
+        assert_eq!(s.timers[0].every_seconds, Some(900));
+    }
+
+    #[test]
+    fn each_broken_promise_is_a_problem_naming_it() {
+        let now = Utc::now();
+        let cases: Vec<(&str, Box<dyn Fn(&mut Facts)>, &str)> = vec![
+            (
+                "old tick",
+                Box::new(move |f| {
+                    f.runs[0] = run(Job::Snapshots, now - Duration::minutes(31), true, &[])
+                }),
+                "snapshots job is overdue: last ran 31m ago, due every 15m",
+            ),
+            (
+                "never ticked",
+                Box::new(|f| f.runs[0] = (Job::Snapshots, None)),
+                "snapshots job never ran",
+            ),
+            (
+                "failed tick",
+                Box::new(move |f| f.runs[0] = run(Job::Snapshots, now, false, &["LXD gone"])),
+                "last snapshots run failed: LXD gone",
+            ),
+            (
+                "a box's snapshot failed",
+                Box::new(move |f| {
+                    f.runs[0] = run(Job::Snapshots, now, true, &["web: failed: quota"])
+                }),
+                "snapshots: web: failed: quota",
+            ),
+            (
+                "stale sync",
+                Box::new(move |f| {
+                    f.runs[1] = run(Job::Sync, now - Duration::minutes(11), true, &[])
+                }),
+                "sync job is overdue",
+            ),
+            (
+                "a refused label",
+                Box::new(move |f| f.runs[1] = run(Job::Sync, now, true, &["web proxy: refused"])),
+                "sync: web proxy: refused",
+            ),
+            (
+                "traefik stopped",
+                Box::new(|f| f.traefik = traefik(false)),
+                "Traefik is not running",
+            ),
+            (
+                "gate missing",
+                Box::new(|f| f.gate = None),
+                "gate was never set up",
+            ),
+            (
+                "gate down",
+                Box::new(|f| f.gate.as_mut().unwrap().running = false),
+                "gate is not running",
+            ),
+            (
+                "lxd down",
+                Box::new(|f| f.lxd = Err("connection refused".into())),
+                "LXD does not answer",
+            ),
+            (
+                "pool full",
+                Box::new(|f| {
+                    f.pool.1 = Ok(PoolResources {
+                        space: Space {
+                            used: 95,
+                            total: 100,
+                        },
+                    })
+                }),
+                "terrarium is 95% full",
+            ),
+        ];
+        for (what, change, needle) in cases {
+            let mut f = healthy(now);
+            change(&mut f);
+            let s = assess(f, now);
+            assert!(!s.ok, "{what}");
+            assert!(
+                s.problems.iter().any(|p| p.contains(needle)),
+                "{what}: {:?}",
+                s.problems
+            );
+        }
+    }
+
+    #[test]
+    fn a_policy_without_frequent_snapshots_ticks_hourly() {
+        let p = Policy {
+            frequent: 0,
+            ..Policy::default()
+        };
+        assert_eq!(tick_period(&p), Some(Duration::hours(1)));
+        let none = Policy {
+            frequent: 0,
+            hourly: 0,
+            daily: 0,
+            monthly: 0,
+            ..Policy::default()
+        };
+        assert_eq!(tick_period(&none), None);
+    }
+}
