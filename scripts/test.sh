@@ -22,7 +22,7 @@ cargo build --workspace --all-targets --locked
 echo "==> images (built once, then cached)" >&2
 ./target/debug/trm image build --format human
 # The Docker-in-LXC tests use a variant with Debian's docker.io inside.
-./target/debug/trm image build --alias terrarium/debian12-docker --package docker.io --format human
+./target/debug/trm image build --alias terrarium/debian12-docker --package docker.io --package docker-compose --format human
 
 echo "==> formatting" >&2
 cargo fmt --all -- --check

@@ -285,9 +285,9 @@ pub struct Launched {
     /// `done`, `disabled` (image without cloud-init), `not_waited`.
     pub cloud_init: String,
     pub instance: Option<Summary>,
-    /// With `--proxy`: the exposure made once the box was up.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exposure: Option<crate::recipe::Exposed>,
+    /// What a recipe did once the box was up (compose, exposure).
+    #[serde(flatten)]
+    pub done: crate::recipe::Done,
 }
 
 impl Human for Launched {
@@ -440,7 +440,7 @@ impl PlannedLaunch {
             dry_run: true,
             cloud_init: "not_waited".into(),
             instance: None,
-            exposure: None,
+            done: Default::default(),
         }
     }
 }
@@ -488,7 +488,7 @@ pub fn launch_planned(
     let timeout = wait.unwrap_or(Duration::from_secs(600));
     launch(lxd, &planned.spec, wait)
         .and_then(|mut launched| {
-            launched.exposure = crate::recipe::finish(lxd, name, &planned.ready, timeout)?;
+            launched.done = crate::recipe::finish(lxd, name, &planned.ready, timeout)?;
             launched.instance = Some(info(lxd, name)?);
             Ok(launched)
         })
@@ -572,7 +572,7 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
         dry_run: false,
         cloud_init,
         instance: Some(info(lxd, &spec.name)?),
-        exposure: None,
+        done: Default::default(),
     })
 }
 

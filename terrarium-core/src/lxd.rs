@@ -154,6 +154,26 @@ impl Instance {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct Image {
+    pub fingerprint: String,
+    #[serde(default)]
+    pub aliases: Vec<ImageAlias>,
+    #[serde(default)]
+    pub properties: Config,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub uploaded_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageAlias {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct StoragePool {
     pub name: String,
     pub driver: String,
@@ -391,15 +411,22 @@ impl Lxd {
             self.add_device(&spec.name, dev, config)?;
         }
         for f in &spec.files {
-            self.run(
-                &self
-                    .verb("file")
-                    .args(["push", "--create-dirs", "--uid", "0", "--gid", "0", "--"])
-                    .arg(&f.from)
-                    .arg(format!("{}{}", spec.name, f.staged)),
-            )?;
+            self.push_file(&spec.name, &f.from, &f.staged)?;
         }
         self.start(&spec.name)
+    }
+
+    /// Push a host file to `dest` in the instance, owned by root (LXD
+    /// resolves `dest` inside the instance's root, running or not).
+    pub fn push_file(&self, name: &str, from: &Path, dest: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("file")
+                .args(["push", "--create-dirs", "--uid", "0", "--gid", "0", "--"])
+                .arg(from)
+                .arg(format!("{name}{dest}")),
+        )
+        .map(drop)
     }
 
     pub fn set_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
@@ -502,6 +529,17 @@ impl Lxd {
             &self
                 .verb("copy")
                 .args([source, target, "--stateless"])
+                .timeout(Duration::from_secs(1800)),
+        )
+        .map(drop)
+    }
+
+    /// Copy an instance (without its snapshots) or `instance/snapshot`.
+    pub fn copy_instance_only(&self, source: &str, target: &str) -> Result<()> {
+        self.run(
+            &self
+                .verb("copy")
+                .args([source, target, "--stateless", "--instance-only"])
                 .timeout(Duration::from_secs(1800)),
         )
         .map(drop)
@@ -826,6 +864,37 @@ impl Lxd {
                 .args(["alias", "create", alias, fingerprint]),
         )
         .map(drop)
+    }
+
+    /// The project's images.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.query("/1.0/images?recursion=1")
+    }
+
+    /// The image an alias names.
+    pub fn image_by_alias(&self, alias: &str) -> Result<Image> {
+        let a: serde_json::Value = self
+            .query(&format!("/1.0/images/aliases/{alias}"))
+            .map_err(|e| not_found(e, "image", alias))?;
+        let fp = a["target"].as_str().unwrap_or_default();
+        self.query(&format!("/1.0/images/{fp}"))
+            .map_err(|e| not_found(e, "image", alias))
+    }
+
+    /// Publish a stopped instance as an image under `alias`, with these
+    /// properties.
+    pub fn publish(&self, name: &str, alias: &str, properties: &Config) -> Result<()> {
+        let cmd = self
+            .verb("publish")
+            .args([name, "--alias", alias, "--quiet"])
+            .args(properties.iter().map(|(k, v)| format!("{k}={v}")))
+            .timeout(Duration::from_secs(1800));
+        self.run(&cmd).map(drop)
+    }
+
+    pub fn delete_image(&self, fingerprint: &str) -> Result<()> {
+        self.run(&self.verb("image").args(["delete", fingerprint]))
+            .map(drop)
     }
 
     /// Import a split image (metadata and rootfs tarballs) under `alias`.

@@ -419,6 +419,19 @@ pub fn clean_lxd(n: &Names) {
             lxc(&["profile", "delete", "--project", n.project, &name]);
         }
     }
+    // Images are shared with the default project: a suite names its own
+    // `PROJECT/...`.
+    let images: Vec<serde_json::Value> =
+        serde_json::from_slice(&lxc(&["query", "/1.0/images/aliases?recursion=1"]).stdout)
+            .unwrap_or_default();
+    for a in images {
+        if let Some(name) = a["name"]
+            .as_str()
+            .filter(|x| x.starts_with(&format!("{}/", n.project)))
+        {
+            lxc(&["image", "delete", a["target"].as_str().unwrap_or(name)]);
+        }
+    }
     lxc(&["project", "delete", n.project]);
     // Agent boxes' own bridges and ACLs, named for their project.
     let owner = format!("{}/", n.project);

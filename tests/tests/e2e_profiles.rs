@@ -464,6 +464,8 @@ fn main() {
                 DOCKER_IMAGE,
                 "--package",
                 "docker.io",
+                "--package",
+                "docker-compose",
                 "--format",
                 "json",
             ]);

@@ -320,6 +320,107 @@ fn main() {
         },
     );
 
+    t.case("a_golden_image_launches_with_a_fresh_identity", || {
+        const SRC: &str = "e2e-gold-src";
+        const NEW: &str = "e2e-gold-new";
+        let image = format!("{PROJECT}/golden");
+        let out = bed.trm_json(&["launch", SRC]);
+        assert_eq!(out["cloud_init"], "done", "{out:#}");
+        let src = |s: &str| e2e::exec_ok(PROJECT, SRC, s);
+        // A configured box: an app, a user's history and keys, a label, a
+        // proxy device holding a host port.
+        src("echo configured > /home/terrarium/app.txt && chown terrarium: /home/terrarium/app.txt \
+             && echo 'curl secret' > /home/terrarium/.bash_history && echo 'vi /etc/x' > /root/.bash_history \
+             && mkdir -p /home/terrarium/.ssh && echo 'ssh-ed25519 AAAA owner' > /home/terrarium/.ssh/authorized_keys");
+        lxc_ok(&["config", "set", "--project", PROJECT, SRC, "user.proxy", "https://gold.example.test:8080"]);
+        lxc_ok(&["config", "set", "--project", PROJECT, SRC, "user.terrarium.snapshots", "off"]);
+        lxc_ok(&["config", "device", "add", "--project", PROJECT, SRC, "web", "proxy",
+                 "listen=tcp:127.0.0.1:28431", "connect=tcp:127.0.0.1:80"]);
+        lxc_ok(&["snapshot", "--project", PROJECT, SRC, "s1"]);
+        let identity = |name: &str| {
+            e2e::exec_ok(PROJECT, name, "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub")
+        };
+        let src_identity = identity(SRC);
+        assert!(src_identity.contains("ssh-ed25519"), "cloud-init made host keys: {src_identity}");
+        let config_before = lxc_ok(&["config", "show", "--project", PROJECT, SRC]);
+        let sum_before = src("sha256sum /home/terrarium/app.txt");
+
+        // Checked before anything is made.
+        assert_refused(&bed, &["image", "create", &image, "--from", "e2e-nope"], 3, "does not exist");
+        assert_refused(&bed, &["image", "create", "bad name", "--from", SRC], 2, "image name");
+        assert_refused(&bed, &["image", "create", &image, "--from", SRC, "--snapshot", "nope"], 3, "snapshot");
+        let plan = bed.trm_json(&["image", "create", &image, "--from", SRC, "--snapshot", "s1", "--dry-run"]);
+        assert_eq!(plan["source"], format!("{SRC}/s1"));
+        assert!(!lxc(&["image", "info", "--project", PROJECT, &image]).status.success());
+
+        let made = bed.trm_json(&["image", "create", &image, "--from", SRC]);
+        let removed = made["removed"].to_string();
+        for gone in [
+            "user.proxy",
+            "proxy device web",
+            "config user.terrarium.snapshots",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/home/terrarium/.bash_history",
+            "/root/.bash_history",
+            "/home/terrarium/.ssh/authorized_keys",
+            "/var/lib/cloud",
+        ] {
+            assert!(removed.contains(gone), "{gone} not in {removed}");
+        }
+        // The original: running, same config, same files, no new snapshot.
+        assert_eq!(lxc_ok(&["config", "show", "--project", PROJECT, SRC]), config_before);
+        assert_eq!(src("sha256sum /home/terrarium/app.txt"), sum_before);
+        assert_eq!(lxc_json(&format!("/1.0/instances/{SRC}?project={PROJECT}"))["status"], "Running");
+        assert_eq!(src("cat /home/terrarium/.bash_history"), "curl secret\n");
+        let listed = bed.trm_json(&["image", "list"]);
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["alias"] == image.as_str())
+            .cloned()
+            .expect("the image is listed");
+        assert_eq!(entry["origin"], "golden");
+        assert_eq!(entry["source"], SRC);
+        assert!(
+            lxc_ok(&["list", "--project", PROJECT, "-c", "n", "-f", "csv"]).lines().all(|l| !l.starts_with("trm-golden-")),
+            "the temporary copy is gone"
+        );
+
+        let out = bed.trm_json(&["launch", NEW, "--image", &image]);
+        assert_eq!(out["cloud_init"], "done", "{out:#}");
+        let new = |s: &str| e2e::exec_ok(PROJECT, NEW, s);
+        assert_eq!(new("cat /home/terrarium/app.txt"), "configured\n", "what was configured stays");
+        let new_identity = identity(NEW);
+        let (src_id, new_id) = (src_identity.lines().next(), new_identity.lines().next());
+        assert_ne!(src_id, new_id, "a machine-id of its own");
+        assert_eq!(new_id.unwrap().len(), 32, "{new_identity}");
+        assert_ne!(src_identity.lines().nth(1), new_identity.lines().nth(1), "host keys of its own");
+        assert_eq!(new("cat /var/lib/cloud/data/instance-id"), format!("{NEW}\n"), "cloud-init ran again");
+        assert_eq!(new("grep -c e2e-gold-src /var/log/cloud-init.log || true"), "0\n", "{}", new("cat /var/log/cloud-init.log | head -5"));
+        assert_eq!(
+            new("ls -a /home/terrarium/.bash_history /root/.bash_history /home/terrarium/.ssh/authorized_keys 2>/dev/null | wc -l"),
+            "0\n"
+        );
+        let mac = |n: &str| lxc_json(&format!("/1.0/instances/{n}?project={PROJECT}"))["config"]["volatile.eth0.hwaddr"].clone();
+        assert_ne!(mac(SRC), mac(NEW), "a MAC of its own");
+        let cfg = lxc_json(&format!("/1.0/instances/{NEW}?project={PROJECT}"));
+        assert!(cfg["config"].get("user.proxy").is_none(), "no exposure: {cfg:#}");
+        assert!(cfg["devices"].get("web").is_none(), "no proxy device: {cfg:#}");
+        let (code, _) = exec_out(&bed, &[NEW, "--", "sudo", "-n", "true"]);
+        assert_ne!(code, 0, "the profile's policy, not the source's");
+        assert_eq!(new("getent passwd debian || echo none"), "none\n", "no distro default user with sudo");
+
+        // Delete is confirmed; the boxes launched from it keep running.
+        bed.refused("trm", &["image", "delete", &image], 2, "confirmation");
+        assert!(lxc(&["image", "info", "--project", PROJECT, &image]).status.success());
+        let d = bed.trm_json(&["image", "delete", &image, "--yes"]);
+        assert_eq!(d["deleted"], true);
+        assert!(!lxc(&["image", "info", "--project", PROJECT, &image]).status.success());
+        assert_eq!(lxc_json(&format!("/1.0/instances/{NEW}?project={PROJECT}"))["status"], "Running");
+        lxc_ok(&["delete", "--force", "--project", PROJECT, NEW, SRC]);
+    });
+
     t.case("launch_reports_a_cloud_init_failure", || {
         let ud = "cloud-init.user-data=#cloud-config\nruncmd:\n  - [false]\n";
         let msg = assert_refused(

@@ -51,6 +51,29 @@ tarballs; build: with debootstrap, then imported and cached), dry_run
 directory), seconds (0 on a dry run).",
     ),
     (
+        "image create",
+        "\
+An object: alias, fingerprint, source (INSTANCE or INSTANCE/SNAPSHOT),
+removed (array of strings: each config key, device and file the copy
+lost), size (bytes), seconds. With --dry-run: alias, source, keep_keys,
+dry_run (true), steps (array of strings, in order).",
+    ),
+    (
+        "image list",
+        "\
+An array: alias (the first, or null), aliases (array), fingerprint,
+origin (golden: made by image create; base: by image build; other),
+source (a golden image's INSTANCE[/SNAPSHOT], else null), description,
+size (bytes), created (RFC 3339 UTC). In JSON Lines one \"type\":\"item\"
+line per image.",
+    ),
+    (
+        "image delete",
+        "\
+An object: alias, fingerprint, origin, source, dry_run, deleted (bool),
+detail (what to know first: boxes keep running; how to make it again).",
+    ),
+    (
         "launch",
         "\
 An object: name, image, profiles (array), config (object: the -c keys

@@ -201,13 +201,60 @@ fn parse_subnet(s: &str) -> Result<Subnet, String> {
 pub enum ImageCommand {
     /// Build the base image with debootstrap and import it (cached)
     Build(ImageBuildArgs),
+    /// Publish a configured box as a golden image, from a wiped temporary copy
+    ///
+    /// The box is never stopped or changed: a copy of it (or of one of its
+    /// snapshots) sheds user.proxy, every user.terrarium.* key, its proxy
+    /// devices, MAC and NICs, boots once offline to wipe SSH host keys,
+    /// cloud-init's state (it runs again on each new box), shell histories
+    /// and authorized keys (unless --keep-keys), gets an empty machine-id,
+    /// and is published, then deleted. Launch from it with
+    /// `trm launch NAME --image IMAGE`.
+    Create(ImageCreateArgs),
+    /// List the images boxes launch from: base, golden (with their source) and others
+    #[command(alias = "ls")]
+    List,
+    /// Delete an image (asks first); boxes launched from it keep running
+    Delete(ImageDeleteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageCreateArgs {
+    /// The image's name (alias), e.g. golden/web
+    pub name: String,
+    /// The configured box to publish
+    #[arg(long, value_name = "INSTANCE")]
+    pub from: String,
+    /// Publish this snapshot of it instead of its current state
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// Keep the authorized SSH keys (of root and every user) in the image
+    #[arg(long)]
+    pub keep_keys: bool,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImageDeleteArgs {
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print what would be deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ImageBuildArgs {
-    /// Alias to import the image under
-    #[arg(long, default_value = terrarium_core::settings::DEFAULT_IMAGE_ALIAS)]
-    pub alias: String,
+    /// Debian release to build from
+    #[arg(long, value_enum, default_value_t)]
+    pub release: image::Release,
+    /// Alias to import the image under [default: terrarium/debian12, or terrarium/debian13 for trixie]
+    #[arg(long)]
+    pub alias: Option<String>,
     /// Debian mirror [default: the one in this host's apt sources]
     #[arg(long)]
     pub mirror: Option<String>,
@@ -275,6 +322,13 @@ pub struct LaunchArgs {
     /// A host file placed below /home/terrarium before the first boot, owned by terrarium (repeatable)
     #[arg(long = "file", value_name = "SRC:DST")]
     pub files: Vec<String>,
+    /// A compose file brought up as terrarium once cloud-init is done (needs Docker in the image and nesting)
+    #[arg(
+        long = "docker-compose",
+        value_name = "FILE",
+        conflicts_with = "no_wait"
+    )]
+    pub docker_compose: Option<PathBuf>,
     /// Expose the box with this label (as user.proxy), checked first, applied once it is up
     #[arg(long, value_name = "LABEL", conflicts_with = "no_wait")]
     pub proxy: Option<String>,
@@ -363,6 +417,46 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init(a) => init(lxd()?, &project, a, out),
         Command::Image(ImageCommand::Build(a)) => image_build(lxd()?, a, out),
+        Command::Image(ImageCommand::Create(a)) => {
+            use terrarium_core::image::golden;
+            let lxd = lxd()?;
+            let plan = golden::plan_create(
+                &lxd,
+                &golden::CreateRequest {
+                    alias: a.name,
+                    from: a.from,
+                    snapshot: a.snapshot,
+                    keep_keys: a.keep_keys,
+                },
+                a.dry_run,
+            )?;
+            if a.dry_run {
+                out.one(&plan)?;
+                return Ok(0);
+            }
+            let bar = spinner();
+            let made = golden::create(&lxd, &plan, &mut |stage| bar.set_message(stage.to_string()));
+            bar.finish_and_clear();
+            out.one(&made?)?;
+            Ok(0)
+        }
+        Command::Image(ImageCommand::List) => {
+            out.list(&terrarium_core::image::golden::list(&lxd()?)?)?;
+            Ok(0)
+        }
+        Command::Image(ImageCommand::Delete(a)) => {
+            use terrarium_core::image::golden;
+            let lxd = lxd()?;
+            let default_image = terrarium_core::settings::Settings::load_or_default()?.image;
+            let d = golden::plan_delete(&lxd, &a.name, &default_image, a.dry_run)?;
+            if a.dry_run {
+                out.one(&d)?;
+                return Ok(0);
+            }
+            confirm(&format!("Delete image {}? {}", d.alias, d.detail), a.yes)?;
+            out.one(&golden::delete(&lxd, &d)?)?;
+            Ok(0)
+        }
         Command::Launch(a) => launch(lxd()?, a, out),
         // Output passes through, unless a program asked for data: an
         // explicit --format json|jsonl, or a checkpoint to report.
@@ -472,7 +566,8 @@ fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i3
 
 fn image_build(lxd: Lxd, a: ImageBuildArgs, out: Printer) -> anyhow::Result<i32> {
     let opts = BuildOptions {
-        alias: a.alias,
+        alias: a.alias.unwrap_or_else(|| a.release.default_alias()),
+        release: a.release,
         mirror: a.mirror,
         extra_packages: a.packages,
         cache_dir: a.cache_dir,
@@ -519,6 +614,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
                 files: a.files,
                 proxy: a.proxy,
                 wait_http: a.wait_http,
+                compose: a.docker_compose,
                 rm_on_failure: a.rm_on_failure,
             },
         },

@@ -68,14 +68,19 @@ complete -c trm -n "__fish_trm_using_subcommand init" -l project -d 'LXD project
 complete -c trm -n "__fish_trm_using_subcommand init" -l no-nat -d 'Give containers no outbound NAT (they reach only the host and each other)'
 complete -c trm -n "__fish_trm_using_subcommand init" -l dry-run -d 'Print the plan; change nothing'
 complete -c trm -n "__fish_trm_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
-complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l alias -d 'Alias to import the image under' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -f -a "create" -d 'Publish a configured box as a golden image, from a wiped temporary copy'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -f -a "list" -d 'List the images boxes launch from: base, golden (with their source) and others'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -f -a "delete" -d 'Delete an image (asks first); boxes launched from it keep running'
+complete -c trm -n "__fish_trm_using_subcommand image; and not __fish_seen_subcommand_from build create list delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l release -d 'Debian release to build from' -r -f -a "bookworm\t'Debian 12, what Terrarium\'s hosts run'
+trixie\t'Debian 13, the current stable'"
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l alias -d 'Alias to import the image under [default: terrarium/debian12, or terrarium/debian13 for trixie]' -r
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l mirror -d 'Debian mirror [default: the one in this host\'s apt sources]' -r
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l package -d 'Extra Debian package to install (repeatable), e.g. docker.io for a Docker-ready variant' -r
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l cache-dir -d 'Where built tarballs are kept for reuse' -r -F
@@ -86,7 +91,31 @@ complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcomman
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l rebuild -d 'Build anew even if the image or cached tarballs exist'
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -l dry-run -d 'Print what would happen; change nothing'
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l from -d 'The configured box to publish' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l snapshot -d 'Publish this snapshot of it instead of its current state' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l keep-keys -d 'Keep the authorized SSH keys (of root and every user) in the image'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -l dry-run -d 'Print the plan; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from delete" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from delete" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from delete" -l dry-run -d 'Print what would be deleted; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "create" -d 'Publish a configured box as a golden image, from a wiped temporary copy'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the images boxes launch from: base, golden (with their source) and others'
+complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an image (asks first); boxes launched from it keep running'
 complete -c trm -n "__fish_trm_using_subcommand image; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand launch" -l image -d 'Image alias or fingerprint [default: the image set by `trm init`]' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -s p -l profile -d 'Profile to apply (repeat for several; order matters) [default: default]' -r
@@ -99,6 +128,7 @@ complete -c trm -n "__fish_trm_using_subcommand launch" -l idle -d 'Stop the box
 complete -c trm -n "__fish_trm_using_subcommand launch" -l ttl -d 'Delete the box this long after launch (8h, 2d), at the first `trm-snap auto` tick after it' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l cloud-init -d 'Your own cloud-init user-data (#cloud-config or a #! script); the profile\'s terrarium user still applies' -r -F
 complete -c trm -n "__fish_trm_using_subcommand launch" -l file -d 'A host file placed below /home/terrarium before the first boot, owned by terrarium (repeatable)' -r
+complete -c trm -n "__fish_trm_using_subcommand launch" -l docker-compose -d 'A compose file brought up as terrarium once cloud-init is done (needs Docker in the image and nesting)' -r -F
 complete -c trm -n "__fish_trm_using_subcommand launch" -l proxy -d 'Expose the box with this label (as user.proxy), checked first, applied once it is up' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l wait-http -d 'Expose only once http://BOX:PORT/ answers (any HTTP status), within --timeout' -r
 complete -c trm -n "__fish_trm_using_subcommand launch" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
@@ -212,4 +242,7 @@ complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcom
 complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "mcp" -d 'Serve an agent over MCP (stdio), limited to the boxes named here'
 complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "create" -d 'Publish a configured box as a golden image, from a wiped temporary copy'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "list" -d 'List the images boxes launch from: base, golden (with their source) and others'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "delete" -d 'Delete an image (asks first); boxes launched from it keep running'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "set" -d 'Replace an agent box\'s egress policy; no other box is touched'

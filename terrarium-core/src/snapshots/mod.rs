@@ -16,6 +16,7 @@ pub use auto::{auto, units, until_next_tick, Tick};
 pub use checkpoint::{checkpoint, Checkpoint};
 pub use holds::{set_hold, Hold};
 pub use prune::{prune_apply, prune_plan, Pruned};
+pub(crate) use restore::strip_exposure;
 pub use restore::{restore_as, strip_identity, Restored};
 pub use rollback::{rollback_apply, rollback_plan, Method, Rollback, LAST_CHECKPOINT};
 

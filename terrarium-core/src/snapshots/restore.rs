@@ -69,7 +69,7 @@ pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
 /// Take an instance's exposure: its `user.proxy` labels (and so its
 /// claims on public hosts) and its proxy devices. Returns what was
 /// removed, in words.
-pub(super) fn strip_exposure(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
+pub(crate) fn strip_exposure(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
     let copy = lxd.instance(new)?;
     let mut stripped = Vec::new();
     if copy.config.contains_key(labels::KEY) {

@@ -15,6 +15,9 @@ use crate::expose::labels::{self, Item};
 use crate::lxd::{LaunchSpec, Lxd, StagedFile};
 use crate::profiles;
 
+mod compose;
+pub use compose::Composed;
+
 /// The cloud-init key of the user's own user-data.
 const USER_DATA_KEY: &str = "cloud-init.user-data";
 /// Larger user-data is not what cloud-init is for (LXD keeps it in its
@@ -32,6 +35,8 @@ pub struct Recipe {
     pub proxy: Option<String>,
     /// `--wait-http PORT`.
     pub wait_http: Option<u16>,
+    /// `--docker-compose FILE`.
+    pub compose: Option<PathBuf>,
     pub rm_on_failure: bool,
 }
 
@@ -43,6 +48,8 @@ pub struct Ready {
     pub rm_on_failure: bool,
     /// Files were staged: check they reached the home.
     pub files: bool,
+    /// Bring the compose project up once cloud-init is done.
+    pub compose: bool,
 }
 
 /// What `create` says when another launch took the name between the
@@ -91,6 +98,9 @@ pub fn prepare(lxd: &Lxd, recipe: &Recipe, spec: &mut LaunchSpec) -> Result<Read
         spec.config.insert(USER_DATA_KEY.into(), user_data(path)?);
     }
     spec.files = staged_files(&recipe.files)?;
+    if let Some(path) = &recipe.compose {
+        compose::check(lxd, path, spec)?;
+    }
     if !spec.files.is_empty() {
         moves_files(lxd, &spec.profiles)?;
     }
@@ -108,6 +118,7 @@ pub fn prepare(lxd: &Lxd, recipe: &Recipe, spec: &mut LaunchSpec) -> Result<Read
         wait_http: recipe.wait_http,
         rm_on_failure: recipe.rm_on_failure,
         files: !spec.files.is_empty(),
+        compose: recipe.compose.is_some(),
     })
 }
 
@@ -153,30 +164,41 @@ fn staged_files(pairs: &[String]) -> Result<Vec<StagedFile>> {
                 crate::instances::HOME
             )));
         };
-        let to = crate::files::home_path(to)?;
-        let from = PathBuf::from(from);
-        if !std::fs::metadata(&from).is_ok_and(|m| m.is_file()) {
-            return Err(Error::Usage(format!(
-                "--file '{pair}': {} is not a regular file here",
-                from.display()
-            )));
-        }
-        // One may not be a directory above another: the second push fails.
-        let clash = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
-        if let Some(f) = out.iter().find(|f| clash(&f.to, &to) || clash(&to, &f.to)) {
-            return Err(Error::Usage(format!(
-                "--file: {to} and {} cannot both be files",
-                f.to
-            )));
-        }
-        let rel = &to[crate::instances::HOME.len()..];
-        out.push(StagedFile {
-            from,
-            staged: format!("{}{rel}", profiles::FILES_INBOX),
+        stage(
+            PathBuf::from(from),
             to,
-        });
+            &format!("--file '{pair}'"),
+            &mut out,
+        )?;
     }
     Ok(out)
+}
+
+/// Add one host file for `to` (below the home) to `out`, staged where the
+/// profile's user script picks it up. `what` names it in errors.
+fn stage(from: PathBuf, to: &str, what: &str, out: &mut Vec<StagedFile>) -> Result<()> {
+    let to = crate::files::home_path(to)?;
+    if !std::fs::metadata(&from).is_ok_and(|m| m.is_file()) {
+        return Err(Error::Usage(format!(
+            "{what}: {} is not a regular file here",
+            from.display()
+        )));
+    }
+    // One may not be a directory above another: the second push fails.
+    let clash = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    if let Some(f) = out.iter().find(|f| clash(&f.to, &to) || clash(&to, &f.to)) {
+        return Err(Error::Usage(format!(
+            "{what}: {to} and {} cannot both be files",
+            f.to
+        )));
+    }
+    let rel = &to[crate::instances::HOME.len()..];
+    out.push(StagedFile {
+        from,
+        staged: format!("{}{rel}", profiles::FILES_INBOX),
+        to,
+    });
+    Ok(())
 }
 
 /// One of the profiles must carry Terrarium's user script, in a version
@@ -231,6 +253,16 @@ fn exposure(lxd: &Lxd, name: &str, label: &str) -> Result<Vec<Item>> {
 }
 
 /// What the recipe did once the box was up.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Done {
+    /// With `--docker-compose`: the project brought up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<Composed>,
+    /// With `--proxy`: the exposure made once the box was up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Exposed>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Exposed {
     /// Seconds until the service answered, with `--wait-http`.
@@ -238,9 +270,9 @@ pub struct Exposed {
     pub change: crate::expose::Change,
 }
 
-/// Once the box is up: check its files arrived, wait for its service,
-/// then expose it.
-pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result<Option<Exposed>> {
+/// Once the box is up: check its files arrived, bring its compose project
+/// up, wait for its service, then expose it.
+pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result<Done> {
     if ready.files {
         let left = lxd.exec_read(name, &["test", "-e", profiles::FILES_INBOX], timeout)?;
         if left.status.success() {
@@ -251,8 +283,12 @@ pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result
             )));
         }
     }
+    let mut done = Done::default();
+    if ready.compose {
+        done.compose = Some(compose::up(lxd, name, timeout)?);
+    }
     if ready.proxy.is_empty() {
-        return Ok(None);
+        return Ok(done);
     }
     let settings = crate::settings::Settings::load_or_default()?;
     let answered_after = match ready.wait_http {
@@ -260,10 +296,11 @@ pub fn finish(lxd: &Lxd, name: &str, ready: &Ready, timeout: Duration) -> Result
         Some(port) => Some(wait_http(lxd, &settings, name, port, timeout)?),
     };
     let change = crate::expose::add_items(lxd, &settings, name, &ready.proxy, false)?;
-    Ok(Some(Exposed {
+    done.exposure = Some(Exposed {
         answered_after,
         change,
-    }))
+    });
+    Ok(done)
 }
 
 /// Until any HTTP answer comes from the box's port (an error status is an

@@ -1,4 +1,4 @@
-//! `trm image build`: a Debian 12 base image made with debootstrap, with
+//! `trm image build`: a Debian base image (12 or 13) made with debootstrap, with
 //! cloud-init fed from LXD config through NoCloud seed templates, so
 //! Terrarium works on hosts that cannot reach an image server.
 //!
@@ -14,7 +14,37 @@ use crate::error::{Error, Result};
 use crate::lxd::Lxd;
 use crate::process::{tools, Cmd};
 
-const SUITE: &str = "bookworm";
+/// The Debian releases an image is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// Debian 12, what Terrarium's hosts run.
+    #[default]
+    Bookworm,
+    /// Debian 13, the current stable.
+    Trixie,
+}
+
+impl Release {
+    pub fn suite(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    pub fn version(self) -> u32 {
+        match self {
+            Release::Bookworm => 12,
+            Release::Trixie => 13,
+        }
+    }
+
+    /// `terrarium/debian12`, `terrarium/debian13`.
+    pub fn default_alias(self) -> String {
+        format!("terrarium/debian{}", self.version())
+    }
+}
 const PACKAGES: &[&str] = &[
     "cloud-init",
     "sudo",
@@ -23,6 +53,9 @@ const PACKAGES: &[&str] = &[
     "netbase",
     "locales",
     "ca-certificates",
+    // ssh-keygen: cloud-init gives each box its own SSH host keys (Debian
+    // 13's cloud-init reports a degraded boot without it).
+    "openssh-client",
     "less",
     "nano",
 ];
@@ -31,6 +64,7 @@ const LONG: Duration = Duration::from_secs(1800);
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub alias: String,
+    pub release: Release,
     pub mirror: Option<String>,
     /// Debian packages added to the base set (e.g. `docker.io` for a
     /// Docker-in-LXC image variant; give it its own alias).
@@ -90,9 +124,39 @@ impl crate::output::Human for BuildReport {
     }
 }
 
+/// Bumped whenever what a build puts in the image changes: an image or
+/// cached tarballs of another recipe are built again, so a host that
+/// upgrades Terrarium launches from what this version makes.
+const RECIPE: &str = "2";
+const RECIPE_PROPERTY: &str = "terrarium.recipe";
+
+/// What an image is made of: the recipe and its extra packages
+/// (`2`, `2+docker-compose,docker.io`).
+fn recipe_id(extra: &[String]) -> String {
+    let mut p = extra.to_vec();
+    p.sort();
+    p.dedup();
+    if p.is_empty() {
+        RECIPE.to_string()
+    } else {
+        format!("{RECIPE}+{}", p.join(","))
+    }
+}
+
+/// Is an image of the current recipe under `alias`? `None`: no image.
+fn current(lxd: &Lxd, opts: &BuildOptions) -> Result<Option<bool>> {
+    if !lxd.image_alias_exists(&opts.alias)? {
+        return Ok(None);
+    }
+    let i = lxd.image_by_alias(&opts.alias)?;
+    Ok(Some(
+        i.properties.get(RECIPE_PROPERTY) == Some(&recipe_id(&opts.extra_packages)),
+    ))
+}
+
 /// Plan-only description for `--dry-run`.
 pub fn plan(lxd: &Lxd, opts: &BuildOptions) -> Result<BuildReport> {
-    let action = if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
+    let action = if !opts.rebuild && current(lxd, opts)? == Some(true) {
         ImageAction::Reuse
     } else if !opts.rebuild && cached(opts).is_some() {
         ImageAction::Import
@@ -115,7 +179,9 @@ fn cache_slot(opts: &BuildOptions) -> PathBuf {
 fn cached(opts: &BuildOptions) -> Option<(PathBuf, PathBuf)> {
     let slot = cache_slot(opts);
     let (meta, rootfs) = (slot.join("meta.tar.gz"), slot.join("rootfs.tar.gz"));
-    (meta.is_file() && rootfs.is_file()).then_some((meta, rootfs))
+    let recipe = std::fs::read_to_string(slot.join("recipe")).unwrap_or_default();
+    (meta.is_file() && rootfs.is_file() && recipe.trim() == recipe_id(&opts.extra_packages))
+        .then_some((meta, rootfs))
 }
 
 /// Build (or reuse) the base image. `progress` hears each stage.
@@ -132,8 +198,14 @@ pub fn build(
         cache: cache_slot(opts).display().to_string(),
         seconds: started.elapsed().as_secs(),
     };
-    if !opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
+    let present = current(lxd, opts)?;
+    if !opts.rebuild && present == Some(true) {
         return Ok(report(ImageAction::Reuse));
+    }
+    // An outdated image (or any, on --rebuild) gives its alias up; boxes
+    // launched from it keep running.
+    if present.is_some() {
+        lxd.delete_image_alias(&opts.alias)?;
     }
     if !opts.rebuild {
         if let Some((meta, rootfs)) = cached(opts) {
@@ -166,12 +238,13 @@ pub fn build(
         Some(m) => m.clone(),
         None => apt_mirror(),
     };
-    progress(&format!("debootstrap {SUITE} from {mirror}"));
+    let suite = opts.release.suite();
+    progress(&format!("debootstrap {suite} from {mirror}"));
     Cmd::tool(&tools::DEBOOTSTRAP)?
         .args([
             "--variant=minbase",
             "--include=systemd-sysv,iproute2",
-            SUITE,
+            suite,
         ])
         .arg(&root)
         .arg(&mirror)
@@ -183,9 +256,18 @@ pub fn build(
     progress("packing the image");
     let out = work.path().join("out");
     std::fs::create_dir_all(&out).map_err(|e| Error::io("creating the output directory", e))?;
-    write_metadata(&work.path().join("meta"), &opts.extra_packages)?;
+    write_metadata(
+        &work.path().join("meta"),
+        opts.release,
+        &opts.extra_packages,
+    )?;
     tar(&work.path().join("meta"), &out.join("meta.tar.gz"))?;
     tar(&root, &out.join("rootfs.tar.gz"))?;
+    write(
+        &out,
+        "recipe",
+        &format!("{}\n", recipe_id(&opts.extra_packages)),
+    )?;
     let slot = cache_slot(opts);
     if slot.exists() {
         std::fs::remove_dir_all(&slot)
@@ -194,9 +276,6 @@ pub fn build(
     std::fs::rename(&out, &slot)
         .map_err(|e| Error::io(format!("moving into {}", slot.display()), e))?;
     progress("importing into LXD");
-    if opts.rebuild && lxd.image_alias_exists(&opts.alias)? {
-        lxd.delete_image_alias(&opts.alias)?;
-    }
     import(
         lxd,
         &slot.join("meta.tar.gz"),
@@ -278,11 +357,13 @@ fn write(root: &Path, rel: &str, text: &str) -> Result<()> {
 
 fn configure_rootfs(root: &Path) -> Result<()> {
     write(root, "etc/default/locale", "LANG=C.UTF-8\n")?;
-    // Only the NoCloud seed LXD writes; no network probing for clouds.
+    // Only the NoCloud seed LXD writes, and no distro default user: Debian's
+    // `debian` has passwordless sudo, and a box has exactly the users its
+    // profile makes (terrarium) and its own user-data asks for.
     write(
         root,
         "etc/cloud/cloud.cfg.d/90_terrarium.cfg",
-        "datasource_list: [ NoCloud, None ]\n",
+        "datasource_list: [ NoCloud, None ]\nusers: []\n",
     )?;
     write(root, "etc/hostname", "terrarium\n")?;
     // Each container gets its own identity on first boot.
@@ -313,7 +394,7 @@ fn tar(dir: &Path, out: &Path) -> Result<()> {
 
 /// LXD image metadata: `metadata.yaml` (JSON is YAML) and the templates
 /// that put LXD's cloud-init keys into the NoCloud seed.
-fn write_metadata(dir: &Path, extra: &[String]) -> Result<()> {
+fn write_metadata(dir: &Path, release: Release, extra: &[String]) -> Result<()> {
     // Rust and LXD name architectures alike (x86_64, aarch64).
     let arch = std::env::consts::ARCH;
     let created = std::time::SystemTime::now()
@@ -328,17 +409,24 @@ fn write_metadata(dir: &Path, extra: &[String]) -> Result<()> {
         t
     };
     const SEED: &str = "/var/lib/cloud/seed/nocloud-net";
+    let base = format!(
+        "Terrarium Debian {} ({}) base",
+        release.version(),
+        release.suite()
+    );
+    let description = if extra.is_empty() {
+        base
+    } else {
+        format!("{base} + {}", extra.join(", "))
+    };
     let metadata = serde_json::json!({
         "architecture": arch,
         "creation_date": created,
         "properties": {
-            "description": if extra.is_empty() {
-                "Terrarium Debian 12 (bookworm) base".to_string()
-            } else {
-                format!("Terrarium Debian 12 (bookworm) base + {}", extra.join(", "))
-            },
+            "description": description,
             "os": "debian",
-            "release": SUITE,
+            RECIPE_PROPERTY: recipe_id(extra),
+            "release": release.suite(),
             "variant": "terrarium",
         },
         "templates": {
@@ -429,7 +517,9 @@ fn mirror_from_sources(deb822: &[String], one_line: &str) -> Option<String> {
                     .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
             };
             let suites = field("Suites:").unwrap_or_default();
-            if suites.split_whitespace().any(|s| s == SUITE) {
+            // The main archive (not -security or -updates): it serves
+            // every release, whichever one the host runs.
+            if suites.split_whitespace().any(|s| !s.contains('-')) {
                 if let Some(uri) =
                     field("URIs:").and_then(|u| u.split_whitespace().next().map(String::from))
                 {
@@ -440,7 +530,11 @@ fn mirror_from_sources(deb822: &[String], one_line: &str) -> Option<String> {
     }
     one_line.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        (f.first() == Some(&"deb") && f.contains(&SUITE))
+        let suite = f
+            .iter()
+            .skip(1)
+            .find(|x| !x.starts_with('[') && !x.contains("://") && !x.ends_with(']'));
+        (f.first() == Some(&"deb") && suite.is_some_and(|s| !s.contains('-')))
             .then(|| f.iter().find(|x| x.contains("://")).map(|s| s.to_string()))
             .flatten()
     })
@@ -464,12 +558,44 @@ mod tests {
         assert_eq!(
             mirror_from_sources(
                 &[],
-                "# c\ndeb [arch=amd64] http://m.example/debian bookworm main\n"
+                "# c\ndeb http://s.example/debian-security bookworm-security main\n\
+                 deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main\n"
             )
             .as_deref(),
             Some("http://m.example/debian")
         );
         assert_eq!(mirror_from_sources(&[], ""), None);
+    }
+
+    #[test]
+    fn the_recipe_names_its_packages_so_a_new_list_builds_anew() {
+        assert_eq!(recipe_id(&[]), RECIPE);
+        let a = recipe_id(&["docker.io".into(), "docker-compose".into()]);
+        assert_eq!(a, format!("{RECIPE}+docker-compose,docker.io"));
+        assert_eq!(
+            a,
+            recipe_id(&[
+                "docker-compose".into(),
+                "docker.io".into(),
+                "docker.io".into()
+            ])
+        );
+        assert_ne!(a, recipe_id(&["docker.io".into()]));
+        let dir = tempfile::tempdir().unwrap();
+        write_metadata(dir.path(), Release::Trixie, &["docker.io".into()]).unwrap();
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("metadata.yaml")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            m["properties"][RECIPE_PROPERTY],
+            recipe_id(&["docker.io".into()])
+        );
+        assert_eq!(m["properties"]["release"], "trixie");
+        assert_eq!(
+            m["properties"]["description"],
+            "Terrarium Debian 13 (trixie) base + docker.io"
+        );
     }
 
     #[test]
