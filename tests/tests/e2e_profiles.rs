@@ -519,6 +519,79 @@ fn main() {
         }
     });
 
+    t.case("a_compose_launch_answers_on_the_box_address", || {
+        let work = tempfile::tempdir().unwrap();
+        let p = |n: &str| work.path().join(n);
+        e2e::busybox_rootfs(&p("rootfs"));
+        e2e::tar_gz(&p("rootfs"), &p("busybox.tar.gz"));
+        // Offline: the service's image comes from the user's own data.
+        std::fs::write(
+            p("user-data"),
+            "#cloud-config\nruncmd:\n  - [sh, -c, 'until docker info >/dev/null 2>&1; do sleep 1; done; \
+             docker import /home/terrarium/busybox.tar.gz trm-busybox']\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p("compose.yaml"),
+            "services:\n  web:\n    image: trm-busybox\n    network_mode: host\n    \
+             command: [sh, -c, 'mkdir -p /www && echo compose-ok > /www/index.html && exec httpd -f -p 8080 -h /www']\n",
+        )
+        .unwrap();
+        let path = |n: &str| p(n).to_str().unwrap().to_string();
+        let compose = path("compose.yaml");
+        // Refused before anything is made: no Docker in the image, no nesting.
+        for (extra, says) in [
+            (vec![], "has no Docker"),
+            (vec!["--image", DOCKER_IMAGE, "--profile", "strict"], "nesting"),
+        ] {
+            let mut args = vec!["launch", "p-compose-no", "--docker-compose", &compose];
+            args.extend(extra);
+            bed.refused("trm", &args, 2, says);
+            assert!(!lxc(&["info", "--project", N.project, "p-compose-no"]).status.success());
+        }
+        let file = format!("{}:busybox.tar.gz", path("busybox.tar.gz"));
+        let out = bed.trm_json(&[
+            "launch", "p-compose", "--image", DOCKER_IMAGE,
+            "--cloud-init", &path("user-data"),
+            "--file", &file,
+            "--docker-compose", &compose,
+        ]);
+        assert_eq!(out["cloud_init"], "done", "{out:#}");
+        assert_eq!(out["compose"]["services"], serde_json::json!(["web"]), "{out:#}");
+        assert_eq!(out["compose"]["file"], "/home/terrarium/compose/compose.yaml");
+        let ip = out["instance"]["ipv4"].as_str().expect("an address").to_string();
+        let mut body = String::new();
+        e2e::eventually("the compose service answers", 60, || {
+            match ureq::get(&format!("http://{ip}:8080/")).call() {
+                Ok(r) => {
+                    body = r.into_string().unwrap();
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        assert_eq!(body, "compose-ok\n");
+        // terrarium's project: its file, and it drives Docker.
+        let who = root_exec(
+            "p-compose",
+            &["sh", "-c", "stat -c %U /home/terrarium/compose/compose.yaml; id -nG terrarium"],
+        );
+        let who = String::from_utf8_lossy(&who.stdout).to_string();
+        assert!(who.starts_with("terrarium\n") && who.contains("docker"), "{who}");
+        lxc_ok(&["delete", "--force", "--project", N.project, "p-compose"]);
+
+        // A project that cannot come up is reported like a failed
+        // cloud-init; --rm-on-failure leaves nothing.
+        std::fs::write(p("broken.yaml"), "services:\n  web:\n    image: trm-not-here\n").unwrap();
+        bed.refused(
+            "trm",
+            &["launch", "p-compose-bad", "--image", DOCKER_IMAGE, "--docker-compose", &path("broken.yaml"), "--rm-on-failure"],
+            4,
+            "docker compose failed in 'p-compose-bad'",
+        );
+        assert!(!lxc(&["info", "--project", N.project, "p-compose-bad"]).status.success(), "removed");
+    });
+
     t.case("doctor_checks_a_docker_box", || {
         let level = |findings: &Value, check: &str| {
             findings
