@@ -13,6 +13,7 @@ pub mod files;
 pub mod fs;
 pub mod gate;
 pub mod harden;
+pub mod hostconfig;
 pub mod image;
 pub mod instances;
 pub mod lxd;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use terrarium_tests::e2e::{
-    self, assert_ok, lxc, lxc_json, lxc_ok, stderr_json, Bed, Runner, TRM_SUITE,
+    self, assert_ok, lxc, lxc_json, lxc_ok, stderr_json, Bed, Names, Runner, TRM_SUITE,
 };
 
 const PROJECT: &str = TRM_SUITE.project;
@@ -419,6 +419,134 @@ fn main() {
         assert!(!lxc(&["image", "info", "--project", PROJECT, &image]).status.success());
         assert_eq!(lxc_json(&format!("/1.0/instances/{NEW}?project={PROJECT}"))["status"], "Running");
         lxc_ok(&["delete", "--force", "--project", PROJECT, NEW, SRC]);
+    });
+
+    t.case("config_export_then_import_carries_profiles_settings_and_labels", || {
+        const NEW: Names = Names {
+            project: "trm-e2e-new",
+            bridge: "",
+            pool: "",
+        };
+        e2e::clean_lxd(&NEW);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = bed.config_dir.path();
+        // The old host: a domain and a retention of its own, a profile,
+        // a label and an opt-out, the bucket's and the gate's settings.
+        let toml = std::fs::read_to_string(cfg.join("terrarium.toml")).unwrap();
+        std::fs::write(
+            cfg.join("terrarium.toml"),
+            toml.replace("root_domain = \"\"", "root_domain = \"example.test\"")
+                .replace("hourly = 24", "hourly = 12"),
+        )
+        .unwrap();
+        lxc_ok(&["profile", "create", "--project", PROJECT, "e2e-carried"]);
+        lxc_ok(&["profile", "set", "--project", PROJECT, "e2e-carried", "limits.memory", "256MiB"]);
+        lxc_ok(&["profile", "device", "add", "--project", PROJECT, "e2e-carried", "eth0", "nic", &format!("network={BRIDGE}")]);
+        lxc_ok(&["config", "set", "--project", PROJECT, MAIN, "user.proxy", "https://main.example.test:8080"]);
+        lxc_ok(&["config", "set", "--project", PROJECT, MAIN, "user.terrarium.snapshots", "off"]);
+        std::fs::write(
+            cfg.join("s3.toml"),
+            "endpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\nregion = \"us-east-1\"\nprefix = \"t\"\n\
+             access_key = \"AKIA-E2E-ACCESS\"\nsecret_key = \"E2E-S3-SECRET\"\nrecipient = \"age1qqq\"\n\
+             identity_file = \"/etc/terrarium/s3-identity.txt\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("client-secret"), "E2E-GATE-SECRET\n").unwrap();
+        std::fs::write(
+            cfg.join("gate.toml"),
+            format!(
+                "issuer = \"https://idp.example.test\"\nclient_id = \"terrarium\"\nadmin_group = \"admins\"\n\
+                 client_secret_file = \"{}\"\n",
+                dir.path().join("client-secret").display()
+            ),
+        )
+        .unwrap();
+        let doc_path = dir.path().join("host.json");
+        let out = bed
+            .tool("trm")
+            .args(["config", "export", "--output", doc_path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_ok(&out, "config export");
+        let text = std::fs::read_to_string(&doc_path).unwrap();
+        for secret in ["E2E-S3-SECRET", "AKIA-E2E-ACCESS", "E2E-GATE-SECRET"] {
+            assert!(!text.contains(secret), "{secret} was written out");
+        }
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["settings"]["expose.root_domain"], "example.test");
+        assert!(doc["settings"].get("bridge").is_none(), "the host's own names stay");
+        assert_eq!(doc["secrets_left_out"].as_array().unwrap().len(), 3, "{doc:#}");
+
+        // A new host: its own project and settings, an instance of the same name.
+        let new_cfg = tempfile::tempdir().unwrap();
+        let on_new = |args: &[&str]| {
+            bed.tool("trm")
+                .env("TRM_PROJECT", NEW.project)
+                .env("TRM_CONFIG_DIR", new_cfg.path())
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        assert_ok(&on_new(&bed.init_args()), "init on the new host");
+        e2e::ensure_busybox_image();
+        lxc_ok(&["init", "--project", NEW.project, e2e::BUSYBOX_IMAGE, MAIN]);
+        let json = |out: std::process::Output| -> Value {
+            assert_ok(&out, "on the new host");
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let plan = json(on_new(&["config", "import", doc_path.to_str().unwrap(), "--dry-run", "--format", "json"]));
+        let kinds: Vec<String> = plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()))
+            .collect();
+        for want in [
+            "setting expose.root_domain",
+            "setting snapshots.hourly",
+            "profile e2e-carried",
+            &format!("label {MAIN}"),
+            &format!("snapshots {MAIN}"),
+        ] {
+            assert!(kinds.iter().any(|k| k == want), "{want} not in {kinds:?}");
+        }
+        let needs = plan["needs_secret"].to_string();
+        assert!(needs.contains("trm-snap s3 set --endpoint http://127.0.0.1:9 --bucket b"), "{needs}");
+        assert!(needs.contains("trm-harden oidc set --issuer https://idp.example.test"), "{needs}");
+        assert!(!lxc(&["profile", "show", "--project", NEW.project, "e2e-carried"]).status.success(), "a dry run changes nothing");
+        let refused = on_new(&["config", "import", doc_path.to_str().unwrap(), "--format", "json"]);
+        e2e::assert_refused(&refused, "import without --yes", 2, "confirmation");
+        let done = json(on_new(&["config", "import", doc_path.to_str().unwrap(), "--yes", "--format", "json"]));
+        assert_eq!(done["applied"], true);
+
+        // The same profiles, settings and labels.
+        for p in doc["profiles"].as_array().unwrap() {
+            let name = p["name"].as_str().unwrap();
+            let here = lxc_json(&format!("/1.0/profiles/{name}?project={}", NEW.project));
+            assert_eq!(here["config"], p["config"], "{name}");
+            assert_eq!(here["devices"], p["devices"], "{name}");
+        }
+        let new_settings = std::fs::read_to_string(new_cfg.path().join("terrarium.toml")).unwrap();
+        assert!(new_settings.contains("root_domain = \"example.test\""), "{new_settings}");
+        assert!(new_settings.contains("hourly = 12"), "{new_settings}");
+        assert!(new_settings.contains(&format!("project = \"{}\"", NEW.project)), "its own project: {new_settings}");
+        let inst = lxc_json(&format!("/1.0/instances/{MAIN}?project={}", NEW.project));
+        assert_eq!(inst["config"]["user.proxy"], "https://main.example.test:8080");
+        assert_eq!(inst["config"]["user.terrarium.snapshots"], "off");
+        assert!(!new_cfg.path().join("s3.toml").exists(), "no half-made bucket settings");
+        // Again: nothing to change; the secrets are still asked for.
+        let again = json(on_new(&["config", "import", doc_path.to_str().unwrap(), "--dry-run", "--format", "json"]));
+        assert_eq!(again["changes"], serde_json::json!([]), "{again:#}");
+        assert_eq!(again["needs_secret"].as_array().unwrap().len(), 2);
+
+        e2e::clean_lxd(&NEW);
+        lxc_ok(&["config", "unset", "--project", PROJECT, MAIN, "user.proxy"]);
+        lxc_ok(&["config", "unset", "--project", PROJECT, MAIN, "user.terrarium.snapshots"]);
+        lxc_ok(&["profile", "delete", "--project", PROJECT, "e2e-carried"]);
+        std::fs::write(cfg.join("terrarium.toml"), toml).unwrap();
+        for f in ["s3.toml", "gate.toml"] {
+            std::fs::remove_file(cfg.join(f)).unwrap();
+        }
     });
 
     t.case("launch_reports_a_cloud_init_failure", || {

@@ -20,6 +20,29 @@ was or would be done, or why nothing).";
 
 pub const DOCS: &[(&str, &str)] = &[
     (
+        "config export",
+        "\
+An object (the document import reads): format (terrarium-config/1),
+exported, from_host, from_project, storage_pool, bridge, settings (flat
+section.key values of terrarium.toml without this host's own names and
+paths), profiles (array: name, description, config, devices), instances
+(array: name, proxy, snapshots: each instance's label and opt-out),
+gate ({issuer, client_id, admin_group, groups_claim, auth_url,
+session_hours} or null), s3 (endpoint, bucket, region, prefix, recipient,
+signing_public_key, part_size_mib, parallel, compression_level,
+keep_daily, keep_weekly, keep_monthly; or null), secrets_left_out (array
+of strings). No secret is ever in it.",
+    ),
+    (
+        "config import",
+        "\
+An object: file, from_host, dry_run, applied (bool), changes (array:
+kind (setting|profile|label|snapshots), name, action (create|update),
+detail), waiting (array of strings: labels of instances not on this
+host), needs_secret (array: what, command: the command that takes it,
+with <placeholders> for the secrets).",
+    ),
+    (
         "status",
         "\
 An object: ok (bool: no problems), now, project, problems (array of

@@ -99,6 +99,9 @@ pub enum Command {
     /// run only when allowed here with --allow-destructive. Any other box
     /// name is refused. Point an MCP client at `trm mcp --box NAME`.
     Mcp(McpArgs),
+    /// This host's configuration as one document, to carry to a new server
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The whole host at a glance: LXD, Traefik, the gate, the timers, the
     /// last sync's problems, each box's newest snapshot and backup, the pool
     ///
@@ -141,6 +144,38 @@ pub struct McpArgs {
     /// Every box the agent launches is deleted this long after (as trm launch --ttl)
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print (or write) settings, profiles, labels, snapshot opt-outs and the gate's and bucket's settings; never a secret
+    ///
+    /// This host's own names and paths (project, pool, bridge, subnet,
+    /// install directories) are left out: the new host keeps its own.
+    /// Secrets (the bucket's keys, the backup identity and signing key,
+    /// the gate's client secret) are named in secrets_left_out, not written.
+    Export {
+        /// Write the document here (mode 0600) instead of stdout
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Plan what a document changes here, then apply it (asks first); says which secrets are still needed
+    ///
+    /// Run `trm init` on the new host first. Profiles are pointed at this
+    /// host's pool and bridge; labels go on the instances of the same name
+    /// that exist here (the others wait, listed). A document that would
+    /// not apply as a whole changes nothing. Secrets are never in the
+    /// document: each one still needed is listed with the command that
+    /// takes it.
+    Import {
+        file: PathBuf,
+        /// Print the plan; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -403,7 +438,11 @@ impl Command {
             Command::Doctor { name } => Some(name),
             Command::Policy(PolicyCommand::Set(a)) => Some(&a.name),
             Command::Cp { .. } | Command::Mcp(_) => None,
-            Command::Init(_) | Command::Image(_) | Command::List | Command::Status { .. } => None,
+            Command::Init(_)
+            | Command::Image(_)
+            | Command::List
+            | Command::Status { .. }
+            | Command::Config(_) => None,
         }
     }
 }
@@ -515,6 +554,37 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 eprintln!("{}", line(Line::Event, call));
             });
             mcp::serve(scope, audit)?;
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Export { output }) => {
+            let doc = terrarium_core::hostconfig::export(&lxd()?)?;
+            match output {
+                None => out.one(&doc)?,
+                Some(path) => {
+                    let text = serde_json::to_vec_pretty(&doc)?;
+                    terrarium_core::fs::atomic_write(&path, &text, 0o600)?;
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Import { file, dry_run, yes }) => {
+            use terrarium_core::hostconfig;
+            let lxd = lxd()?;
+            let plan = hostconfig::plan(&lxd, &file, dry_run)?;
+            if dry_run || plan.changes.is_empty() {
+                out.one(&plan)?;
+                return Ok(0);
+            }
+            confirm(
+                &format!(
+                    "Apply {} change(s) from {}",
+                    plan.changes.len(),
+                    file.display()
+                ),
+                yes,
+            )?;
+            out.one(&hostconfig::apply(&lxd, &plan)?)?;
             Ok(0)
         }
         Command::Status { now } => {

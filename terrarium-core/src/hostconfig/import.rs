@@ -1,0 +1,441 @@
+//! `trm config import FILE`: plan what the document changes on this host
+//! (settings, profiles, labels, snapshot opt-outs), confirm, apply exactly
+//! that plan, and name each secret still to give with the command that
+//! takes it. A document that would not apply as a whole (an unknown or
+//! ill-typed setting, a profile on a network this host lacks, a label the
+//! exposure policy refuses) changes nothing.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{flatten, read, Document, LOCAL_SETTINGS};
+use crate::error::{Error, Result};
+use crate::lxd::{Lxd, Profile};
+use crate::output::Human;
+use crate::settings::Settings;
+
+const SNAPSHOTS_KEY: &str = "user.terrarium.snapshots";
+
+/// One thing import changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// `setting`, `profile`, `label` or `snapshots`.
+    pub kind: &'static str,
+    pub name: String,
+    /// `create` or `update`.
+    pub action: &'static str,
+    pub detail: String,
+}
+
+/// A secret import could not bring, and the command that takes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub what: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub file: String,
+    pub from_host: String,
+    pub dry_run: bool,
+    pub applied: bool,
+    pub changes: Vec<Change>,
+    /// Labels of instances this host does not have (yet).
+    pub waiting: Vec<String>,
+    pub needs_secret: Vec<Pending>,
+    #[serde(skip)]
+    settings: Option<Settings>,
+    #[serde(skip)]
+    profiles: Vec<Profile>,
+    #[serde(skip)]
+    keys: Vec<(String, &'static str, String)>,
+}
+
+impl Human for Plan {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "{} from {} ({}):\n",
+            if self.applied {
+                "imported"
+            } else {
+                "would import"
+            },
+            self.file,
+            self.from_host
+        );
+        if self.changes.is_empty() {
+            s.push_str("  nothing to change\n");
+        }
+        for c in &self.changes {
+            s.push_str(&format!(
+                "  {} {} {}: {}\n",
+                c.action, c.kind, c.name, c.detail
+            ));
+        }
+        for w in &self.waiting {
+            s.push_str(&format!("  waiting: {w}\n"));
+        }
+        if !self.needs_secret.is_empty() {
+            s.push_str("still needs a secret:\n");
+            for p in &self.needs_secret {
+                s.push_str(&format!("  {}:\n    {}\n", p.what, p.command));
+            }
+        }
+        s.trim_end().to_string()
+    }
+}
+
+/// Point a profile's devices at this host's pool and bridge.
+pub(crate) fn rehome_profile(mut p: Profile, doc: &Document, host: &Settings) -> Profile {
+    for d in p.devices.values_mut() {
+        for (key, from, to) in [
+            ("network", &doc.bridge, &host.bridge),
+            ("parent", &doc.bridge, &host.bridge),
+            ("pool", &doc.storage_pool, &host.storage_pool),
+        ] {
+            if d.get(key) == Some(from) {
+                d.insert(key.into(), to.clone());
+            }
+        }
+    }
+    p.used_by.clear();
+    p
+}
+
+/// The host's settings with the document's carried values set; each
+/// difference is a change.
+pub(crate) fn merge_settings(host: &Settings, doc: &Document) -> Result<(Settings, Vec<Change>)> {
+    let mut value = serde_json::to_value(host).expect("settings serialize");
+    let flat = flatten(&value);
+    let mut changes = Vec::new();
+    for (key, v) in &doc.settings {
+        if LOCAL_SETTINGS.contains(&key.as_str()) {
+            continue;
+        }
+        let Some(current) = flat.get(key) else {
+            return Err(Error::Usage(format!(
+                "setting '{key}' is not one this Terrarium has (nothing was imported)"
+            )));
+        };
+        if current == v {
+            continue;
+        }
+        let mut at = &mut value;
+        for part in key.split('.') {
+            at = &mut at[part];
+        }
+        *at = v.clone();
+        changes.push(Change {
+            kind: "setting",
+            name: key.clone(),
+            action: "update",
+            detail: format!("{current} -> {v}"),
+        });
+    }
+    let merged: Settings = serde_json::from_value(value)
+        .map_err(|e| Error::Usage(format!("the document's settings do not apply: {e}")))?;
+    Ok((merged, changes))
+}
+
+pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
+    let doc = read(path)?;
+    let host = Settings::require()?;
+    let (settings, mut changes) = merge_settings(&host, &doc)?;
+    let networks: BTreeSet<String> = lxd.networks()?.into_iter().map(|n| n.name).collect();
+    let pools: BTreeSet<String> = lxd.storage_pools()?.into_iter().map(|p| p.name).collect();
+    let mut profiles = Vec::new();
+    for p in &doc.profiles {
+        crate::names::validate_instance_name(&p.name)
+            .map_err(|e| Error::Usage(format!("profile name: {e}")))?;
+        let p = rehome_profile(p.clone(), &doc, &host);
+        for (dev, d) in &p.devices {
+            for (key, have) in [("network", &networks), ("pool", &pools)] {
+                if let Some(x) = d.get(key).filter(|x| !have.contains(*x)) {
+                    return Err(Error::Usage(format!(
+                        "profile {} device {dev} uses {key} '{x}', which this host does not have \
+                         (nothing was imported)",
+                        p.name
+                    )));
+                }
+            }
+        }
+        let action = match lxd.profile(&p.name)? {
+            None => "create",
+            Some(now)
+                if now.config == p.config
+                    && now.devices == p.devices
+                    && now.description == p.description =>
+            {
+                continue
+            }
+            Some(_) => "update",
+        };
+        changes.push(Change {
+            kind: "profile",
+            name: p.name.clone(),
+            action,
+            detail: format!(
+                "{} config keys, devices [{}]",
+                p.config.len(),
+                p.devices.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
+        profiles.push(p);
+    }
+    let here: std::collections::BTreeMap<String, crate::lxd::Instance> = lxd
+        .instances()?
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let mut keys = Vec::new();
+    let mut waiting = Vec::new();
+    for f in &doc.instances {
+        crate::names::validate_instance_name(&f.name)?;
+        let Some(i) = here.get(&f.name) else {
+            waiting.push(format!(
+                "{} (not on this host: restore it, e.g. `trm-snap import`, then import again)",
+                f.name
+            ));
+            continue;
+        };
+        if let Some(label) = f
+            .proxy
+            .as_ref()
+            .filter(|l| i.config.get(crate::expose::labels::KEY) != Some(*l))
+        {
+            // The new host's policy judges it, as `trm-expose check` would.
+            let report = crate::expose::check(Some(lxd), &settings, Some(&f.name), label)?;
+            if report.problems() > 0 {
+                return Err(Error::Usage(format!(
+                    "the label of {} would not be routed here (nothing was imported): {}",
+                    f.name,
+                    serde_json::to_string(&report.errors).unwrap_or_default()
+                )));
+            }
+            keys.push((f.name.clone(), crate::expose::labels::KEY, label.clone()));
+            changes.push(Change {
+                kind: "label",
+                name: f.name.clone(),
+                action: if i.config.contains_key(crate::expose::labels::KEY) {
+                    "update"
+                } else {
+                    "create"
+                },
+                detail: label.replace('\n', ", "),
+            });
+        }
+        if let Some(v) = f
+            .snapshots
+            .as_ref()
+            .filter(|v| i.config.get(SNAPSHOTS_KEY) != Some(*v))
+        {
+            if v != "off" && v != "on" {
+                return Err(Error::Usage(format!(
+                    "{}: {SNAPSHOTS_KEY} is on or off, not '{v}' (nothing was imported)",
+                    f.name
+                )));
+            }
+            keys.push((f.name.clone(), SNAPSHOTS_KEY, v.clone()));
+            changes.push(Change {
+                kind: "snapshots",
+                name: f.name.clone(),
+                action: "update",
+                detail: format!("automatic snapshots {v}"),
+            });
+        }
+    }
+    let needs_secret = pending(&doc)?;
+    let settings_changed = changes.iter().any(|c| c.kind == "setting");
+    Ok(Plan {
+        file: path.display().to_string(),
+        from_host: doc.from_host.clone(),
+        dry_run,
+        applied: false,
+        changes,
+        waiting,
+        needs_secret,
+        settings: settings_changed.then_some(settings),
+        profiles,
+        keys,
+    })
+}
+
+/// Each secret still to give, unless this host already has what it is for.
+fn pending(doc: &Document) -> Result<Vec<Pending>> {
+    let mut out = Vec::new();
+    if let Some(g) = doc.gate.as_ref().filter(|g| !g.issuer.is_empty()) {
+        let here = crate::gate::GateSettings::load()?;
+        if !here
+            .is_some_and(|h| h.issuer == g.issuer && h.client_id == g.client_id && h.configured())
+        {
+            out.push(Pending {
+                what: "the gate's OIDC client secret (a file holding it)".into(),
+                command: format!(
+                    "trm-harden oidc set --issuer {} --client-id {} --admin-group {} --groups-claim {} \
+                     --auth-url {} --client-secret-file <FILE>",
+                    g.issuer, g.client_id, g.admin_group, g.groups_claim, g.auth_url
+                ),
+            });
+        }
+    }
+    if let Some(s) = &doc.s3 {
+        let here = crate::offsite::S3Settings::load()?;
+        if !here.is_some_and(|h| {
+            h.endpoint == s.endpoint && h.bucket == s.bucket && h.prefix == s.prefix
+        }) {
+            out.push(Pending {
+                what: "the bucket's access and secret key, and the old host's signing key (its \
+                       backups are trusted by it); keep its age identity to restore them"
+                    .into(),
+                command: format!(
+                    "trm-snap s3 set --endpoint {} --bucket {} --region {} --prefix {} --recipient {} \
+                     --part-size {} --parallel {} --compression-level {} --keep-daily {} --keep-weekly {} \
+                     --keep-monthly {} --access-key <ACCESS KEY> --secret-key-file <FILE> \
+                     --signing-key-file <THE OLD HOST'S SIGNING KEY FILE>",
+                    s.endpoint,
+                    s.bucket,
+                    s.region,
+                    s.prefix,
+                    s.recipient,
+                    s.part_size_mib,
+                    s.parallel,
+                    s.compression_level,
+                    s.keep_daily,
+                    s.keep_weekly,
+                    s.keep_monthly
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Apply exactly the confirmed plan.
+pub fn apply(lxd: &Lxd, plan: &Plan) -> Result<Plan> {
+    if let Some(s) = &plan.settings {
+        s.save()?;
+    }
+    for p in &plan.profiles {
+        lxd.put_profile(p)?;
+    }
+    for (name, key, value) in &plan.keys {
+        lxd.set_config(name, key, value)?;
+    }
+    Ok(Plan {
+        applied: true,
+        dry_run: false,
+        ..plan.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Document {
+        Document {
+            format: super::super::FORMAT.into(),
+            exported: "2026-12-02T00:00:00Z".into(),
+            from_host: "old".into(),
+            from_project: "default".into(),
+            storage_pool: "oldpool".into(),
+            bridge: "oldbr".into(),
+            settings: Default::default(),
+            profiles: vec![],
+            instances: vec![],
+            gate: None,
+            s3: None,
+            secrets_left_out: vec![],
+        }
+    }
+
+    #[test]
+    fn carried_settings_change_and_local_ones_stay() {
+        let host = Settings {
+            bridge: "newbr".into(),
+            ..Settings::default()
+        };
+        let mut d = doc();
+        d.settings
+            .insert("expose.root_domain".into(), "example.test".into());
+        d.settings.insert("snapshots.hourly".into(), 12.into());
+        d.settings.insert("bridge".into(), "oldbr".into());
+        d.settings
+            .insert("image".into(), Settings::default().image.into());
+        let (s, changes) = merge_settings(&host, &d).unwrap();
+        assert_eq!(s.expose.root_domain, "example.test");
+        assert_eq!(s.snapshots.hourly, 12);
+        assert_eq!(s.bridge, "newbr", "a host's own names are never carried");
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["expose.root_domain", "snapshots.hourly"],
+            "unchanged values are no change"
+        );
+    }
+
+    #[test]
+    fn bad_settings_change_nothing() {
+        let host = Settings::default();
+        for (k, v, says) in [
+            (
+                "expose.nonsense",
+                serde_json::json!(1),
+                "not one this Terrarium has",
+            ),
+            (
+                "snapshots.hourly",
+                serde_json::json!("many"),
+                "do not apply",
+            ),
+        ] {
+            let mut d = doc();
+            d.settings.insert(k.into(), v);
+            let e = merge_settings(&host, &d).unwrap_err().to_string();
+            assert!(e.contains(says), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn profiles_point_at_this_hosts_pool_and_bridge() {
+        let host = Settings {
+            bridge: "newbr".into(),
+            storage_pool: "newpool".into(),
+            ..Settings::default()
+        };
+        let dev = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let p = Profile {
+            name: "default".into(),
+            devices: [
+                (
+                    "eth0".to_string(),
+                    dev(&[("type", "nic"), ("network", "oldbr")]),
+                ),
+                (
+                    "eth1".to_string(),
+                    dev(&[("type", "nic"), ("network", "other")]),
+                ),
+                (
+                    "root".to_string(),
+                    dev(&[("type", "disk"), ("pool", "oldpool"), ("path", "/")]),
+                ),
+            ]
+            .into(),
+            ..Profile::default()
+        };
+        let p = rehome_profile(p, &doc(), &host);
+        assert_eq!(p.devices["eth0"]["network"], "newbr");
+        assert_eq!(
+            p.devices["eth1"]["network"], "other",
+            "only the source's own bridge moves"
+        );
+        assert_eq!(p.devices["root"]["pool"], "newpool");
+    }
+}
