@@ -2,7 +2,8 @@
 # Benchmark trm against the raw lxc client on the same work, in one run:
 #   trm list --format json   vs  lxc list --format json   (100 containers)
 #   trm exec NAME -- true    vs  lxc exec NAME -- true
-# Prints the median of each and their ratio. Targets: list <= 1.2x, exec <= 1.1x.
+#   trm status --format json vs  lxc list --format json   (the whole host: one instance query)
+# Prints the median of each and their ratio. Targets: list and status <= 1.2x, exec <= 1.1x.
 # Needs root, a running LXD and the base image (scripts/setup-host.sh,
 # `trm image build`). Everything it creates lives in the LXD project
 # trm-bench and is deleted at the end.
@@ -29,8 +30,8 @@ for i in $(seq 1 $((N - 1))); do
 done
 
 median() { jq -r ".results[$1].median" "$work/h.json"; }
-compare() { # label trm-command lxc-command target
-    hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/h.json" "$2" "$3" >/dev/null 2>&1
+compare() { # label trm-command lxc-command target [hyperfine flags]
+    hyperfine -N --warmup 10 --runs "$RUNS" "${@:5}" --export-json "$work/h.json" "$2" "$3" >/dev/null 2>&1
     local t l
     t=$(median 0); l=$(median 1)
     awk -v label="$1" -v t="$t" -v l="$l" -v target="$4" 'BEGIN {
@@ -45,3 +46,12 @@ sync; sleep 5
 echo "==> medians over $RUNS runs" >&2
 compare list "$TRM list --format json" "lxc list --project $PROJECT --format json" 1.2
 compare exec "$TRM exec bench-0 -- true" "lxc exec --project $PROJECT bench-0 -- true" 1.1
+# No Traefik or gate runs here, so status exits 5 (found problems): the
+# timing is of the same full read and judgement.
+compare status "$TRM status --format json" "lxc list --project $PROJECT --format json" 1.2 --ignore-failure
+# What status asks LXD: a logging lxc ahead on PATH counts the queries.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\necho "$*" >> %s/lxc-calls\nexec %s "$@"\n' "$work" "$(command -v lxc)" > "$work/bin/lxc"
+chmod +x "$work/bin/lxc"
+PATH="$work/bin:$PATH" "$TRM" status --format json >/dev/null 2>&1 || true
+echo "status asked LXD $(wc -l < "$work/lxc-calls") times: $(grep -c instances "$work/lxc-calls") for the instances ($(tr '\n' ';' < "$work/lxc-calls"))"

@@ -22,6 +22,8 @@ cargo build --workspace --all-targets --locked
 echo "==> images (built once, then cached)" >&2
 ./target/debug/trm image build --format human
 # The Docker-in-LXC tests use a variant with Debian's docker.io inside.
+# Debian 13, the current stable: a box of it is launched in e2e_trm.
+./target/debug/trm image build --release trixie --format human
 ./target/debug/trm image build --alias terrarium/debian12-docker --package docker.io --package docker-compose --format human
 
 echo "==> formatting" >&2

@@ -549,6 +549,31 @@ fn main() {
         }
     });
 
+    t.case("a_debian_13_box_gets_the_user_and_its_policy", || {
+        let name = "e2e-trixie";
+        let out = bed.trm_json(&[
+            "launch",
+            name,
+            "--image",
+            "terrarium/debian13",
+            "--profile",
+            "dev",
+        ]);
+        assert_eq!(out["cloud_init"], "done", "a clean first boot: {out:#}");
+        let sh = |s: &str| e2e::exec_ok(PROJECT, name, s);
+        assert!(sh("cat /etc/os-release").contains("VERSION_CODENAME=trixie"));
+        let (code, who) = exec_out(&bed, &[name, "--", "id", "-un"]);
+        assert_eq!((code, who.as_str()), (0, "terrarium"));
+        let (code, _) = exec_out(&bed, &[name, "--", "sudo", "-n", "true"]);
+        assert_eq!(code, 0, "dev's passwordless sudo");
+        assert_eq!(sh("getent passwd debian || echo none"), "none\n");
+        assert!(
+            sh("ls /etc/ssh").contains("ssh_host_ed25519_key.pub"),
+            "host keys of its own"
+        );
+        lxc_ok(&["delete", "--force", "--project", PROJECT, name]);
+    });
+
     t.case("launch_reports_a_cloud_init_failure", || {
         let ud = "cloud-init.user-data=#cloud-config\nruncmd:\n  - [false]\n";
         let msg = assert_refused(
