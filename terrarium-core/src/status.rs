@@ -530,7 +530,8 @@ mod tests {
     #[test]
     fn each_broken_promise_is_a_problem_naming_it() {
         let now = Utc::now();
-        let cases: Vec<(&str, Box<dyn Fn(&mut Facts)>, &str)> = vec![
+        type Break = Box<dyn Fn(&mut Facts)>;
+        let cases: Vec<(&str, Break, &str)> = vec![
             (
                 "old tick",
                 Box::new(move |f| {

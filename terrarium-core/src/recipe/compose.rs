@@ -204,11 +204,7 @@ mod tests {
     #[test]
     fn a_compose_file_names_its_services() {
         let dir = tempfile::tempdir().unwrap();
-        let file = |name: &str, text: &str| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text).unwrap();
-            p
-        };
+        let file = |name: &str, text: &str| super::super::tests::written(&dir, name, text);
         assert_eq!(
             services(&file(
                 "a",

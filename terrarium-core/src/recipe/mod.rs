@@ -389,17 +389,20 @@ pub fn failed(lxd: &Lxd, name: &str, ready: &Ready, e: Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A file named `name` holding `text` in `dir`, for the parsers' tests.
+    pub(crate) fn written(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
 
     #[test]
     fn user_data_is_cloud_config_or_a_script() {
         let dir = tempfile::tempdir().unwrap();
-        let file = |name: &str, text: &str| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text).unwrap();
-            p
-        };
+        let file = |name: &str, text: &str| written(&dir, name, text);
         assert!(user_data(&file("a", "#cloud-config\npackages: [jq]\n")).is_ok());
         assert!(user_data(&file("b", "#!/bin/sh\necho hi\n")).is_ok());
         for (name, text, says) in [
