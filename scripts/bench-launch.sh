@@ -29,8 +29,11 @@ trm_launch="$TRM launch rb-trm --image $IMAGE --cloud-init $work/ud.yaml --file 
 raw_launch="lxc init --project $PROJECT $IMAGE rb-raw -c cloud-init.user-data=\"\$(cat $work/ud.yaml)\" >/dev/null \
  && lxc file push --project $PROJECT --create-dirs --uid 0 --gid 0 $work/run.sh rb-raw/var/lib/terrarium/files/app/run.sh \
  && lxc start --project $PROJECT rb-raw && lxc exec --project $PROJECT rb-raw -- cloud-init status --wait >/dev/null"
+# One --prepare each: a run removes only its own side's box, so both are
+# there to check at the end.
 hyperfine --runs "$RUNS" --export-json "$work/h.json" \
-    --prepare "lxc delete --force --project $PROJECT rb-trm >/dev/null 2>&1 || true; lxc delete --force --project $PROJECT rb-raw >/dev/null 2>&1 || true" \
+    --prepare "lxc delete --force --project $PROJECT rb-trm >/dev/null 2>&1 || true" \
+    --prepare "lxc delete --force --project $PROJECT rb-raw >/dev/null 2>&1 || true" \
     "$trm_launch >/dev/null" "$raw_launch" >/dev/null 2>&1
 # Both did the whole recipe: the file reached the home before the user's runcmd.
 for b in rb-trm rb-raw; do

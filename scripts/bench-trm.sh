@@ -45,7 +45,8 @@ compare() { # label trm-command lxc-command target [hyperfine flags]
 sync; sleep 5
 echo "==> medians over $RUNS runs" >&2
 compare list "$TRM list --format json" "lxc list --project $PROJECT --format json" 1.2
-compare exec "$TRM exec bench-0 -- true" "lxc exec --project $PROJECT bench-0 -- true" 1.1
+# LXD 5.0 now and then loses an exec's PID and exits 1 for either client.
+compare exec "$TRM exec bench-0 -- true" "lxc exec --project $PROJECT bench-0 -- true" 1.1 --ignore-failure
 # No Traefik or gate runs here, so status exits 5 (found problems): the
 # timing is of the same full read and judgement.
 compare status "$TRM status --format json" "lxc list --project $PROJECT --format json" 1.2 --ignore-failure

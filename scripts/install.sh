@@ -59,8 +59,9 @@ fi
 
 echo "==> time machine (a snapshot tick every 15 minutes)" >&2
 "$PREFIX/bin/trm-snap" schedule install --every 15 --format human
-# The first tick now, so status has a run to judge.
-"$PREFIX/bin/trm-snap" auto --format human >/dev/null
+# The first tick now, so status has a run to judge (a failure is
+# reported, and status below says it too).
+"$PREFIX/bin/trm-snap" auto --format human >/dev/null || echo "the first snapshot tick failed" >&2
 if [ ! -d /run/systemd/system ] && ! pgrep -f "$PREFIX/bin/trm-snap auto --every" >/dev/null; then
     # No systemd timer here: the same tick, on the same clock, in a loop.
     mkdir -p /var/log/terrarium

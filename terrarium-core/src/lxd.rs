@@ -419,14 +419,26 @@ impl Lxd {
     /// Push a host file to `dest` in the instance, owned by root (LXD
     /// resolves `dest` inside the instance's root, running or not).
     pub fn push_file(&self, name: &str, from: &Path, dest: &str) -> Result<()> {
-        self.run(
-            &self
-                .verb("file")
-                .args(["push", "--create-dirs", "--uid", "0", "--gid", "0", "--"])
-                .arg(from)
-                .arg(format!("{name}{dest}")),
-        )
-        .map(drop)
+        self.push_file_mode(name, from, dest, None)
+    }
+
+    /// As [`Lxd::push_file`], with this mode (octal, e.g. `0444`) instead
+    /// of the host file's.
+    pub fn push_file_mode(
+        &self,
+        name: &str,
+        from: &Path,
+        dest: &str,
+        mode: Option<&str>,
+    ) -> Result<()> {
+        let mut cmd = self
+            .verb("file")
+            .args(["push", "--create-dirs", "--uid", "0", "--gid", "0"]);
+        if let Some(m) = mode {
+            cmd = cmd.args(["--mode", m]);
+        }
+        self.run(&cmd.arg("--").arg(from).arg(format!("{name}{dest}")))
+            .map(drop)
     }
 
     pub fn set_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
@@ -534,15 +546,18 @@ impl Lxd {
         .map(drop)
     }
 
-    /// Copy an instance (without its snapshots) or `instance/snapshot`.
-    pub fn copy_instance_only(&self, source: &str, target: &str) -> Result<()> {
-        self.run(
-            &self
-                .verb("copy")
-                .args([source, target, "--stateless", "--instance-only"])
-                .timeout(Duration::from_secs(1800)),
-        )
-        .map(drop)
+    /// Copy an instance (without its snapshots) or `instance/snapshot`,
+    /// with `config` set on the copy from its first moment.
+    pub fn copy_instance_only(&self, source: &str, target: &str, config: &Config) -> Result<()> {
+        let mut cmd = self.verb("copy").args([source, target, "--stateless"]);
+        // LXD refuses --instance-only for a snapshot (it has none to skip).
+        if !source.contains('/') {
+            cmd = cmd.arg("--instance-only");
+        }
+        for (k, v) in config {
+            cmd = cmd.args(["--config", &format!("{k}={v}")]);
+        }
+        self.run(&cmd.timeout(Duration::from_secs(1800))).map(drop)
     }
 
     /// `lxc export` of one instance (no snapshots, uncompressed) streamed
@@ -897,16 +912,28 @@ impl Lxd {
             .map(drop)
     }
 
-    /// Import a split image (metadata and rootfs tarballs) under `alias`.
-    pub fn import_image(&self, meta: &Path, rootfs: &Path, alias: &str) -> Result<()> {
+    /// Import a split image (metadata and rootfs tarballs), unaliased.
+    pub fn import_image(&self, meta: &Path, rootfs: &Path) -> Result<()> {
         let cmd = self
             .verb("image")
             .arg("import")
             .arg(meta)
             .arg(rootfs)
-            .args(["--alias", alias])
             .timeout(Duration::from_secs(900));
         self.run(&cmd).map(drop)
+    }
+
+    /// Point `alias` at an image: created, or moved in one request.
+    pub fn point_image_alias(&self, alias: &str, fingerprint: &str) -> Result<()> {
+        if self.image_alias_exists(alias)? {
+            self.write(
+                "PUT",
+                &self.scoped(&format!("/1.0/images/aliases/{alias}")),
+                &serde_json::json!({"target": fingerprint, "description": ""}),
+            )
+        } else {
+            self.create_image_alias(alias, fingerprint)
+        }
     }
 }
 

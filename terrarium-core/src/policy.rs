@@ -180,6 +180,54 @@ pub fn import_plan(config: &Config, devices: &Devices, bridge: &str) -> Vec<Remo
     out
 }
 
+/// What a profile brought from elsewhere (`trm config import`) may not
+/// carry. A profile applies to every box using it at once, so it gets the
+/// instance rules, except the `security.*` values one of Terrarium's own
+/// profiles sets (`terrarium_sets`), and NICs without filters keys of
+/// their own (Terrarium's profiles name the bridge only).
+pub fn profile_refusals(
+    config: &Config,
+    devices: &Devices,
+    bridge: &str,
+    terrarium_sets: &std::collections::BTreeSet<(String, String)>,
+) -> Vec<Removal> {
+    let mut out: Vec<Removal> = config
+        .iter()
+        .filter(|(k, v)| !terrarium_sets.contains(&((*k).clone(), (*v).clone())))
+        .filter_map(|(k, v)| {
+            config_reason(k, v).map(|why| Removal {
+                kind: "config",
+                name: k.clone(),
+                key: None,
+                value: v.clone(),
+                why: why.into(),
+            })
+        })
+        .collect();
+    for (name, d) in devices {
+        let why = match d.get("type").map(String::as_str) {
+            Some("nic") if d.get("network").map(String::as_str) != Some(bridge) => {
+                Some("a NIC off Terrarium's bridge bypasses the bridge's rules")
+            }
+            Some("nic") => d
+                .iter()
+                .any(|(k, v)| !is_kept_nic_key(k, v))
+                .then_some("a NIC keeps only its name, Terrarium's bridge and filters: an address, MAC or route could take a neighbour's traffic"),
+            _ => device_reason(d, bridge),
+        };
+        if let Some(why) = why {
+            out.push(Removal {
+                kind: "device",
+                name: name.clone(),
+                key: None,
+                value: describe_device(d),
+                why: why.into(),
+            });
+        }
+    }
+    out
+}
+
 fn describe_device(d: &std::collections::BTreeMap<String, String>) -> String {
     d.iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -115,6 +115,22 @@ pub fn recorded<T, E: std::fmt::Display>(
     r
 }
 
+/// How often `job` is scheduled to run here, in seconds, as the one who
+/// schedules it says (`trm-snap schedule install --every`, `auto --every`,
+/// `trm-expose watch --interval`): status judges lateness by it.
+pub fn note_period(project: &str, job: Job, seconds: u64) {
+    write_json(
+        project_dir(project).join(format!("{}.period", job.name())),
+        &seconds,
+    );
+}
+
+/// The period noted for `job`, if any.
+pub fn period(project: &str, job: Job) -> Option<u64> {
+    let path = project_dir(project).join(format!("{}.period", job.name()));
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
 /// The last recorded run of `job`; a damaged record counts as none.
 pub fn last(project: &str, job: Job) -> Option<Run> {
     let path = project_dir(project).join(format!("{}.json", job.name()));
@@ -174,6 +190,9 @@ mod tests {
         assert_eq!(last("p2", Job::Snapshots), None, "projects are apart");
         assert_eq!(last("p1", Job::Export), None);
         assert_eq!(backups("p1")["web"].id, "web-20261201");
+        assert_eq!(period("p1", Job::Snapshots), None);
+        note_period("p1", Job::Snapshots, 2700);
+        assert_eq!(period("p1", Job::Snapshots), Some(2700));
         std::fs::write(dir.path().join("runs/p1/sync.json"), "{garbage").unwrap();
         assert_eq!(last("p1", Job::Sync), None, "a damaged record is no record");
         std::env::remove_var("TRM_STATE_DIR");

@@ -106,6 +106,10 @@ pub struct Facts {
     pub traefik: traefik::supervise::Status,
     pub gate: Option<gate::supervise::Status>,
     pub runs: Vec<(Job, Option<Run>)>,
+    /// The periods the schedulers noted (`runs::note_period`).
+    pub periods: Vec<(Job, Option<u64>)>,
+    /// `gate.toml` could not be read.
+    pub gate_error: Option<String>,
     pub backups: std::collections::BTreeMap<String, runs::Backup>,
 }
 
@@ -113,7 +117,10 @@ pub struct Facts {
 /// what its one instance query costs.
 pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
     let project = lxd.project().to_string();
-    let gate_settings = GateSettings::load().ok().flatten();
+    let (gate_settings, gate_error) = match GateSettings::load() {
+        Ok(g) => (g, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     std::thread::scope(|s| {
         let server = s.spawn(|| lxd.server().map(|v| v.environment.server_version));
         let pool = s.spawn(|| lxd.pool_resources(&settings.storage_pool));
@@ -134,6 +141,11 @@ pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
                 .iter()
                 .map(|&j| (j, runs::last(&project, j)))
                 .collect(),
+            periods: Job::ALL
+                .iter()
+                .map(|&j| (j, runs::period(&project, j)))
+                .collect(),
+            gate_error,
             backups: runs::backups(&project),
             project,
         }
@@ -203,6 +215,10 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
         ));
     }
     match &f.gate {
+        None if f.gate_error.is_some() => problems.push(format!(
+            "the sign-on gate's settings cannot be read: {}",
+            f.gate_error.as_deref().unwrap_or_default()
+        )),
         None => problems.push("the sign-on gate was never set up (trm-gate start)".into()),
         Some(g) if !g.healthy() => problems.push(format!(
             "the sign-on gate is {} (trm-gate start)",
@@ -217,16 +233,26 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
     let mut timers = Vec::new();
     let mut sync_problems = Vec::new();
     for (job, run) in &f.runs {
+        let noted = f
+            .periods
+            .iter()
+            .find(|(j, _)| j == job)
+            .and_then(|(_, p)| *p)
+            .map(|p| p as i64);
         let every = match job {
-            Job::Snapshots => tick_period(&f.policy).map(|d| d.num_seconds()),
-            Job::Sync => Some(SYNC_EVERY),
+            Job::Snapshots => noted.or_else(|| tick_period(&f.policy).map(|d| d.num_seconds())),
+            Job::Sync => noted.or(Some(SYNC_EVERY)),
             Job::Export => None,
         };
         let age_seconds = run.as_ref().and_then(|r| age(now, &r.finished));
         let overdue = every.is_some_and(|e| age_seconds.is_none_or(|a| a > 2 * e));
         if overdue {
             problems.push(match &age_seconds {
-                None => format!("the {} job never ran here", job.name()),
+                None => format!(
+                    "the {} job never ran here ({})",
+                    job.name(),
+                    how_to_run(*job)
+                ),
                 Some(a) => format!(
                     "the {} job is overdue: last ran {} ago, due every {}",
                     job.name(),
@@ -273,7 +299,7 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
                 let backup = f.backups.get(&i.name);
                 InstanceStatus {
                     name: i.name.clone(),
-                    status: i.status.clone(),
+                    status: i.status.to_ascii_lowercase(),
                     newest_snapshot: newest.map(|s| s.name.clone()),
                     snapshot_age_seconds: newest.and_then(|s| age(now, &s.created_at)),
                     newest_backup: backup.map(|b| b.id.clone()),
@@ -331,6 +357,15 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
     }
 }
 
+/// What schedules a job, for a problem that says it never ran.
+fn how_to_run(job: Job) -> &'static str {
+    match job {
+        Job::Snapshots => "`trm-snap schedule install`; without systemd `trm-snap auto --every 15`",
+        Job::Sync => "`trm-expose service install`; without systemd `trm-expose watch`",
+        Job::Export => "`trm-snap export`",
+    }
+}
+
 /// `95s`, `12m`, `3h`, `2d`: an age at a glance.
 fn span(secs: i64) -> String {
     match secs {
@@ -370,8 +405,15 @@ impl Human for Status {
             self.lxd.version.as_deref().unwrap_or("")
         ));
         let t = &self.traefik;
+        let why = if !t.running {
+            "(not running)"
+        } else if !t.answering {
+            "(its API does not answer)"
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "Traefik  {} {}{}\n",
+            "Traefik  {} {why}{}{}\n",
             up(t.running && t.answering),
             t.version.as_deref().unwrap_or(""),
             t.files
@@ -422,7 +464,7 @@ impl Human for Status {
             })
             .collect();
         s.push_str(&crate::output::table(
-            &["JOB", "EVERY", "LAST RUN", "RESULT", ""],
+            &["JOB", "EVERY", "LAST RUN", "RESULT", "STATE"],
             timers,
         ));
         if !self.instances.is_empty() {
@@ -514,6 +556,8 @@ mod tests {
                 run(Job::Sync, now - Duration::minutes(3), true, &[]),
                 (Job::Export, None),
             ],
+            periods: vec![],
+            gate_error: None,
             backups: Default::default(),
         }
     }
@@ -577,6 +621,22 @@ mod tests {
                 "gate missing",
                 Box::new(|f| f.gate = None),
                 "gate was never set up",
+            ),
+            (
+                "gate.toml damaged",
+                Box::new(|f| {
+                    f.gate = None;
+                    f.gate_error = Some("bad toml".into())
+                }),
+                "cannot be read: bad toml",
+            ),
+            (
+                "a 45-minute timer, late",
+                Box::new(move |f| {
+                    f.periods = vec![(Job::Snapshots, Some(2700))];
+                    f.runs[0] = run(Job::Snapshots, now - Duration::minutes(91), true, &[]);
+                }),
+                "due every 45m",
             ),
             (
                 "gate down",

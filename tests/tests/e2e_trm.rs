@@ -411,6 +411,13 @@ fn main() {
         assert_ne!(code, 0, "the profile's policy, not the source's");
         assert_eq!(new("getent passwd debian || echo none"), "none\n", "no distro default user with sudo");
 
+                // From a snapshot: the box's state then, under a name of its own.
+        let snap_image = format!("{PROJECT}/golden-s1");
+        let made = bed.trm_json(&["image", "create", &snap_image, "--from", SRC, "--snapshot", "s1"]);
+        assert_eq!(made["source"], format!("{SRC}/s1"), "{made:#}");
+        let d = bed.trm_json(&["image", "delete", &snap_image, "--yes"]);
+        assert_eq!(d["deleted"], true);
+
         // Delete is confirmed; the boxes launched from it keep running.
         bed.refused("trm", &["image", "delete", &image], 2, "confirmation");
         assert!(lxc(&["image", "info", "--project", PROJECT, &image]).status.success());
@@ -441,7 +448,8 @@ fn main() {
         .unwrap();
         lxc_ok(&["profile", "create", "--project", PROJECT, "e2e-carried"]);
         lxc_ok(&["profile", "set", "--project", PROJECT, "e2e-carried", "limits.memory", "256MiB"]);
-        lxc_ok(&["profile", "device", "add", "--project", PROJECT, "e2e-carried", "eth0", "nic", &format!("network={BRIDGE}")]);
+                lxc_ok(&["profile", "device", "add", "--project", PROJECT, "e2e-carried", "eth0", "nic", &format!("network={BRIDGE}")]);
+        lxc_ok(&["profile", "set", "--project", PROJECT, "e2e-carried", "environment.TOKEN", "E2E-ENV-SECRET"]);
         lxc_ok(&["config", "set", "--project", PROJECT, MAIN, "user.proxy", "https://main.example.test:8080"]);
         lxc_ok(&["config", "set", "--project", PROJECT, MAIN, "user.terrarium.snapshots", "off"]);
         std::fs::write(
@@ -469,13 +477,14 @@ fn main() {
             .unwrap();
         assert_ok(&out, "config export");
         let text = std::fs::read_to_string(&doc_path).unwrap();
-        for secret in ["E2E-S3-SECRET", "AKIA-E2E-ACCESS", "E2E-GATE-SECRET"] {
+                for secret in ["E2E-S3-SECRET", "AKIA-E2E-ACCESS", "E2E-GATE-SECRET", "E2E-ENV-SECRET"] {
             assert!(!text.contains(secret), "{secret} was written out");
         }
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["settings"]["expose.root_domain"], "example.test");
         assert!(doc["settings"].get("bridge").is_none(), "the host's own names stay");
-        assert_eq!(doc["secrets_left_out"].as_array().unwrap().len(), 3, "{doc:#}");
+                assert_eq!(doc["secrets_left_out"].as_array().unwrap().len(), 4, "{doc:#}");
+        assert_eq!(doc["withheld"]["e2e-carried"], serde_json::json!(["environment.TOKEN"]));
 
         // A new host: its own project and settings, an instance of the same name.
         let new_cfg = tempfile::tempdir().unwrap();
@@ -514,6 +523,18 @@ fn main() {
         assert!(needs.contains("trm-snap s3 set --endpoint http://127.0.0.1:9 --bucket b"), "{needs}");
         assert!(needs.contains("trm-harden oidc set --issuer https://idp.example.test"), "{needs}");
         assert!(!lxc(&["profile", "show", "--project", NEW.project, "e2e-carried"]).status.success(), "a dry run changes nothing");
+                // A document that would make a profile privileged is refused whole.
+        let mut evil = doc.clone();
+        for p in evil["profiles"].as_array_mut().unwrap() {
+            if p["name"] == "e2e-carried" {
+                p["config"]["security.privileged"] = "true".into();
+            }
+        }
+        let evil_path = dir.path().join("evil.json");
+        std::fs::write(&evil_path, evil.to_string()).unwrap();
+        let out = on_new(&["config", "import", evil_path.to_str().unwrap(), "--yes", "--format", "json"]);
+        e2e::assert_refused(&out, "a privileged profile", 2, "would weaken every box");
+        assert!(!lxc(&["profile", "show", "--project", NEW.project, "e2e-carried"]).status.success());
         let refused = on_new(&["config", "import", doc_path.to_str().unwrap(), "--format", "json"]);
         e2e::assert_refused(&refused, "import without --yes", 2, "confirmation");
         let done = json(on_new(&["config", "import", doc_path.to_str().unwrap(), "--yes", "--format", "json"]));

@@ -252,6 +252,11 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             )?);
         }
         Command::Watch { interval } => {
+            terrarium_core::runs::note_period(
+                lxd.project(),
+                terrarium_core::runs::Job::Sync,
+                interval.max(1),
+            );
             // A stream: one event per sync that changed or found trouble.
             expose::watch(
                 &lxd,
@@ -276,7 +281,18 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             let bin = std::env::current_exe()?;
             let units = expose::units(&bin, every.max(1));
             match action.as_str() {
-                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?)?,
+                "install" => {
+                    let report = systemd::install(&units, &unit_dir, dry_run)?;
+                    if !dry_run {
+                        use terrarium_core::runs;
+                        runs::note_period(
+                            lxd.project(),
+                            runs::Job::Sync,
+                            u64::from(every.max(1)) * 60,
+                        );
+                    }
+                    out.one(&report)?
+                }
                 "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
                 _ => out.list(&systemd::status(&units, &unit_dir))?,
             }

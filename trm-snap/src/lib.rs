@@ -17,7 +17,7 @@ use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::snapshots::{self, holds::Action};
 use terrarium_core::verdict;
-use terrarium_core::{systemd, Error};
+use terrarium_core::{runs, systemd, Error};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -253,6 +253,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         } => {
             // Runs until stopped: a failed tick is reported and the next
             // one comes on time; the policy is read again each tick.
+            runs::note_period(&project, runs::Job::Snapshots, u64::from(every) * 60);
             loop {
                 let tick = Settings::require()
                     .map_err(anyhow::Error::new)
@@ -343,7 +344,17 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         } => {
             let units = snapshots::units(&std::env::current_exe()?, every.clamp(1, 59));
             match action.as_str() {
-                "install" => out.one(&systemd::install(&units, &unit_dir, dry_run)?)?,
+                "install" => {
+                    let report = systemd::install(&units, &unit_dir, dry_run)?;
+                    if !dry_run {
+                        runs::note_period(
+                            &project,
+                            runs::Job::Snapshots,
+                            u64::from(every.clamp(1, 59)) * 60,
+                        );
+                    }
+                    out.one(&report)?
+                }
                 "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
                 _ => out.list(&systemd::status(&units, &unit_dir))?,
             }

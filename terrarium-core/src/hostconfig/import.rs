@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{flatten, read, Document, LOCAL_SETTINGS};
+use super::{flatten, is_carried, read, Document};
 use crate::error::{Error, Result};
 use crate::lxd::{Lxd, Profile};
 use crate::output::Human;
@@ -57,7 +57,9 @@ impl Human for Plan {
     fn human(&self) -> String {
         let mut s = format!(
             "{} from {} ({}):\n",
-            if self.applied {
+            if self.changes.is_empty() {
+                "nothing to import"
+            } else if self.applied {
                 "imported"
             } else {
                 "would import"
@@ -104,6 +106,48 @@ pub(crate) fn rehome_profile(mut p: Profile, doc: &Document, host: &Settings) ->
     p
 }
 
+/// What changes from `now` to `want`, key by key (long values cut):
+/// empty when nothing does.
+pub(crate) fn profile_diff(now: &Profile, want: &Profile) -> String {
+    fn short(v: &str) -> String {
+        let one = v.replace('\n', "\\n");
+        match one.char_indices().nth(60) {
+            Some((i, _)) => format!("{}...", &one[..i]),
+            None => one,
+        }
+    }
+    let mut out = Vec::new();
+    if now.description != want.description {
+        out.push(format!("description {:?}", short(&want.description)));
+    }
+    let keys: BTreeSet<&String> = now.config.keys().chain(want.config.keys()).collect();
+    for k in keys {
+        match (now.config.get(k), want.config.get(k)) {
+            (a, b) if a == b => {}
+            (None, Some(b)) => out.push(format!("+{k}={}", short(b))),
+            (Some(_), None) => out.push(format!("-{k}")),
+            (Some(a), Some(b)) => out.push(format!("{k}: {} -> {}", short(a), short(b))),
+            (None, None) => {}
+        }
+    }
+    let devs: BTreeSet<&String> = now.devices.keys().chain(want.devices.keys()).collect();
+    for d in devs {
+        match (now.devices.get(d), want.devices.get(d)) {
+            (a, b) if a == b => {}
+            (_, Some(b)) => out.push(format!(
+                "device {d}: {}",
+                b.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )),
+            (Some(_), None) => out.push(format!("-device {d}")),
+            (None, None) => {}
+        }
+    }
+    out.join("; ")
+}
+
 /// The host's settings with the document's carried values set; each
 /// difference is a change.
 pub(crate) fn merge_settings(host: &Settings, doc: &Document) -> Result<(Settings, Vec<Change>)> {
@@ -111,14 +155,17 @@ pub(crate) fn merge_settings(host: &Settings, doc: &Document) -> Result<(Setting
     let flat = flatten(&value);
     let mut changes = Vec::new();
     for (key, v) in &doc.settings {
-        if LOCAL_SETTINGS.contains(&key.as_str()) {
-            continue;
-        }
         let Some(current) = flat.get(key) else {
             return Err(Error::Usage(format!(
                 "setting '{key}' is not one this Terrarium has (nothing was imported)"
             )));
         };
+        if !is_carried(key) {
+            return Err(Error::Usage(format!(
+                "setting '{key}' belongs to the host it is on and is not carried between hosts \
+                 (nothing was imported)"
+            )));
+        }
         if current == v {
             continue;
         }
@@ -146,6 +193,14 @@ pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
     let networks: BTreeSet<String> = lxd.networks()?.into_iter().map(|n| n.name).collect();
     let pools: BTreeSet<String> = lxd.storage_pools()?.into_iter().map(|p| p.name).collect();
     let mut profiles = Vec::new();
+    // The security values Terrarium's own profiles set are the only ones
+    // an imported profile may relax.
+    let terrarium_sets: BTreeSet<(String, String)> =
+        crate::profiles::definitions(&host.storage_pool, &host.bridge)
+            .iter()
+            .flat_map(|d| d.profile().config.into_iter())
+            .filter(|(k, _)| k.starts_with("security."))
+            .collect();
     for p in &doc.profiles {
         crate::names::validate_instance_name(&p.name)
             .map_err(|e| Error::Usage(format!("profile name: {e}")))?;
@@ -161,26 +216,41 @@ pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
                 }
             }
         }
-        let action = match lxd.profile(&p.name)? {
-            None => "create",
-            Some(now)
-                if now.config == p.config
-                    && now.devices == p.devices
-                    && now.description == p.description =>
-            {
-                continue
-            }
-            Some(_) => "update",
-        };
+        let refused =
+            crate::policy::profile_refusals(&p.config, &p.devices, &host.bridge, &terrarium_sets);
+        if !refused.is_empty() {
+            return Err(Error::Usage(format!(
+                "profile {} would weaken every box using it (nothing was imported): {}",
+                p.name,
+                refused
+                    .iter()
+                    .map(|r| r.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        let now = lxd.profile(&p.name)?.unwrap_or_default();
+        // What export withheld stays as this host has it.
+        let mut p = p;
+        for k in doc.withheld.get(&p.name).into_iter().flatten() {
+            match now.config.get(k) {
+                Some(v) => p.config.insert(k.clone(), v.clone()),
+                None => p.config.remove(k),
+            };
+        }
+        let detail = profile_diff(&now, &p);
+        if detail.is_empty() {
+            continue;
+        }
         changes.push(Change {
             kind: "profile",
             name: p.name.clone(),
-            action,
-            detail: format!(
-                "{} config keys, devices [{}]",
-                p.config.len(),
-                p.devices.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            action: if now.name.is_empty() {
+                "create"
+            } else {
+                "update"
+            },
+            detail,
         });
         profiles.push(p);
     }
@@ -211,7 +281,15 @@ pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
                 return Err(Error::Usage(format!(
                     "the label of {} would not be routed here (nothing was imported): {}",
                     f.name,
-                    serde_json::to_string(&report.errors).unwrap_or_default()
+                    report
+                        .errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.item, e.message))
+                        .chain(report.items.iter().filter_map(|i| {
+                            Some(format!("{}: {}", i.item, i.problem.as_ref()?))
+                        }))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )));
             }
             keys.push((f.name.clone(), crate::expose::labels::KEY, label.clone()));
@@ -270,13 +348,18 @@ fn pending(doc: &Document) -> Result<Vec<Pending>> {
         if !here
             .is_some_and(|h| h.issuer == g.issuer && h.client_id == g.client_id && h.configured())
         {
+            let mut flags = vec![
+                ("--issuer", g.issuer.clone()),
+                ("--client-id", g.client_id.clone()),
+                ("--admin-group", g.admin_group.clone()),
+                ("--groups-claim", g.groups_claim.clone()),
+            ];
+            if !g.auth_url.is_empty() {
+                flags.push(("--auth-url", g.auth_url.clone()));
+            }
             out.push(Pending {
                 what: "the gate's OIDC client secret (a file holding it)".into(),
-                command: format!(
-                    "trm-harden oidc set --issuer {} --client-id {} --admin-group {} --groups-claim {} \
-                     --auth-url {} --client-secret-file <FILE>",
-                    g.issuer, g.client_id, g.admin_group, g.groups_claim, g.auth_url
-                ),
+                command: command_line("trm-harden oidc set", &flags, "--client-secret-file <FILE>"),
             });
         }
     }
@@ -285,26 +368,30 @@ fn pending(doc: &Document) -> Result<Vec<Pending>> {
         if !here.is_some_and(|h| {
             h.endpoint == s.endpoint && h.bucket == s.bucket && h.prefix == s.prefix
         }) {
+            let n = |v: i64| v.to_string();
+            let flags = vec![
+                ("--endpoint", s.endpoint.clone()),
+                ("--bucket", s.bucket.clone()),
+                ("--region", s.region.clone()),
+                // Empty is the bucket's root, not the default prefix.
+                ("--prefix", s.prefix.clone()),
+                ("--recipient", s.recipient.clone()),
+                ("--part-size", n(s.part_size_mib.into())),
+                ("--parallel", n(s.parallel.into())),
+                ("--compression-level", n(s.compression_level.into())),
+                ("--keep-daily", n(s.keep_daily.into())),
+                ("--keep-weekly", n(s.keep_weekly.into())),
+                ("--keep-monthly", n(s.keep_monthly.into())),
+            ];
             out.push(Pending {
                 what: "the bucket's access and secret key, and the old host's signing key (its \
                        backups are trusted by it); keep its age identity to restore them"
                     .into(),
-                command: format!(
-                    "trm-snap s3 set --endpoint {} --bucket {} --region {} --prefix {} --recipient {} \
-                     --part-size {} --parallel {} --compression-level {} --keep-daily {} --keep-weekly {} \
-                     --keep-monthly {} --access-key <ACCESS KEY> --secret-key-file <FILE> \
+                command: command_line(
+                    "trm-snap s3 set",
+                    &flags,
+                    "--access-key <ACCESS KEY> --secret-key-file <FILE> \
                      --signing-key-file <THE OLD HOST'S SIGNING KEY FILE>",
-                    s.endpoint,
-                    s.bucket,
-                    s.region,
-                    s.prefix,
-                    s.recipient,
-                    s.part_size_mib,
-                    s.parallel,
-                    s.compression_level,
-                    s.keep_daily,
-                    s.keep_weekly,
-                    s.keep_monthly
                 ),
             });
         }
@@ -312,16 +399,54 @@ fn pending(doc: &Document) -> Result<Vec<Pending>> {
     Ok(out)
 }
 
-/// Apply exactly the confirmed plan.
-pub fn apply(lxd: &Lxd, plan: &Plan) -> Result<Plan> {
-    if let Some(s) = &plan.settings {
-        s.save()?;
+/// A command to paste into a shell: every value from the document quoted
+/// (a document is not trusted to be free of `;` or `$(...)`), then the
+/// placeholders for what only the owner has.
+fn command_line(base: &str, flags: &[(&str, String)], placeholders: &str) -> String {
+    let mut out = base.to_string();
+    for (flag, value) in flags {
+        out.push_str(&format!(" {flag} {}", shell_quote(value)));
     }
+    format!("{out} {placeholders}")
+}
+
+fn shell_quote(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
+}
+
+/// Apply exactly the confirmed plan: profiles and instance keys first (LXD
+/// checks each), the settings file last. Should LXD refuse one midway, the
+/// error says what was applied; the same import can be run again.
+pub fn apply(lxd: &Lxd, plan: &Plan) -> Result<Plan> {
+    let mut done: Vec<String> = Vec::new();
+    let failed = |e: Error, done: &[String]| {
+        if done.is_empty() {
+            e
+        } else {
+            Error::WrongState(format!(
+                "{e}; applied before it failed: {}; run the import again once fixed",
+                done.join(", ")
+            ))
+        }
+    };
     for p in &plan.profiles {
-        lxd.put_profile(p)?;
+        lxd.put_profile(p).map_err(|e| failed(e, &done))?;
+        done.push(format!("profile {}", p.name));
     }
     for (name, key, value) in &plan.keys {
-        lxd.set_config(name, key, value)?;
+        lxd.set_config(name, key, value)
+            .map_err(|e| failed(e, &done))?;
+        done.push(format!("{name} {key}"));
+    }
+    if let Some(s) = &plan.settings {
+        s.save().map_err(|e| failed(e, &done))?;
     }
     Ok(Plan {
         applied: true,
@@ -344,6 +469,7 @@ mod tests {
             bridge: "oldbr".into(),
             settings: Default::default(),
             profiles: vec![],
+            withheld: Default::default(),
             instances: vec![],
             gate: None,
             s3: None,
@@ -361,13 +487,13 @@ mod tests {
         d.settings
             .insert("expose.root_domain".into(), "example.test".into());
         d.settings.insert("snapshots.hourly".into(), 12.into());
-        d.settings.insert("bridge".into(), "oldbr".into());
+
         d.settings
             .insert("image".into(), Settings::default().image.into());
         let (s, changes) = merge_settings(&host, &d).unwrap();
         assert_eq!(s.expose.root_domain, "example.test");
         assert_eq!(s.snapshots.hourly, 12);
-        assert_eq!(s.bridge, "newbr", "a host's own names are never carried");
+
         let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
@@ -390,12 +516,58 @@ mod tests {
                 serde_json::json!("many"),
                 "do not apply",
             ),
+            ("bridge", serde_json::json!("oldbr"), "not carried"),
+            (
+                "expose.restart_command",
+                serde_json::json!(["sh", "-c", "x"]),
+                "not carried",
+            ),
         ] {
             let mut d = doc();
             d.settings.insert(k.into(), v);
             let e = merge_settings(&host, &d).unwrap_err().to_string();
             assert!(e.contains(says), "{k}: {e}");
         }
+    }
+
+    #[test]
+    fn pasted_commands_quote_what_the_document_says() {
+        assert_eq!(
+            shell_quote("https://idp.example.test/realm"),
+            "https://idp.example.test/realm"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("x; rm -rf /"), "'x; rm -rf /'");
+        assert_eq!(shell_quote("it's $(id)"), "'it'\\''s $(id)'");
+        let c = command_line(
+            "trm-snap s3 set",
+            &[("--prefix", String::new()), ("--bucket", "b".into())],
+            "<K>",
+        );
+        assert_eq!(c, "trm-snap s3 set --prefix '' --bucket b <K>");
+    }
+
+    #[test]
+    fn a_profile_diff_names_each_key() {
+        let now = Profile {
+            name: "dev".into(),
+            config: [
+                ("limits.cpu".to_string(), "1".to_string()),
+                ("a".into(), "x".into()),
+            ]
+            .into(),
+            ..Profile::default()
+        };
+        let want = Profile {
+            config: [
+                ("limits.cpu".to_string(), "2".to_string()),
+                ("b".into(), "y".into()),
+            ]
+            .into(),
+            ..now.clone()
+        };
+        assert_eq!(profile_diff(&now, &want), "-a; +b=y; limits.cpu: 1 -> 2");
+        assert_eq!(profile_diff(&now, &now), "");
     }
 
     #[test]

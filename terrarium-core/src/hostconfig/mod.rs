@@ -6,9 +6,11 @@
 //! client secret) is named in the document, and import ends by saying
 //! which command takes each.
 //!
-//! Names and paths of this host (project, pool, bridge, subnet, install
-//! paths) are not carried: the new host keeps its own, and profiles'
-//! devices are pointed at its pool and bridge.
+//! Only the settings in [`CARRIED_SETTINGS`] travel: the new host keeps
+//! its own names, paths and ways of running things, and profiles' devices
+//! are pointed at its pool and bridge. Profiles that would weaken the boxes
+//! using them are refused on import, and profile keys that may hold a
+//! secret (`environment.*`, user-data) are left out on export.
 
 mod import;
 
@@ -26,26 +28,36 @@ use crate::settings::Settings;
 /// The document's format; import refuses any other.
 pub const FORMAT: &str = "terrarium-config/1";
 
-/// Settings that belong to the host they are on, never carried: its LXD
-/// names, its network, and where this install keeps its files.
-pub const LOCAL_SETTINGS: &[&str] = &[
-    "project",
-    "storage_pool",
-    "storage_driver",
-    "bridge",
-    "subnet",
-    "nat",
-    "expose.public_ipv4",
-    "expose.dynamic_dir",
-    "expose.static_file",
-    "expose.acme_storage",
-    "expose.acme_ca_certificates",
-    "expose.log_dir",
-    "expose.state_dir",
-    "expose.traefik_binary",
-    "expose.ufw_rootdir",
-    "expose.ufw_datadir",
+/// The settings a new host takes from the old one: where its public names
+/// live, how certificates are had, the default image, the retention
+/// policy. Everything else (its LXD names, network, install paths, who
+/// runs Traefik and how it restarts, the loopback API) belongs to the host
+/// it is on: a document could otherwise hand the new host a root command.
+pub const CARRIED_SETTINGS: &[&str] = &[
+    "image",
+    "expose.root_domain",
+    "expose.acme_email",
+    "expose.cert_resolver",
+    "expose.acme_ca_server",
+    "expose.http_address",
+    "expose.https_address",
 ];
+
+/// Profile keys that may hold a secret (a token in the environment, a
+/// password in user-data, the owner's own vendor-data): never exported;
+/// import keeps what the new host has under them.
+pub fn may_hold_secret(key: &str, value: &str) -> bool {
+    key.starts_with("environment.")
+        || key == "cloud-init.user-data"
+        || key == "user.user-data"
+        || ((key == crate::profiles::VENDOR_DATA_KEY || key == "user.vendor-data")
+            && !value.contains(crate::profiles::USER_SCRIPT_MARKER))
+}
+
+/// Is this `section.key` setting carried between hosts?
+pub fn is_carried(key: &str) -> bool {
+    CARRIED_SETTINGS.contains(&key) || key.starts_with("snapshots.")
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +69,12 @@ pub struct Document {
     /// The source's pool and bridge, for pointing profiles at the new host's.
     pub storage_pool: String,
     pub bridge: String,
-    /// `terrarium.toml` as flat `section.key` values, without [`LOCAL_SETTINGS`].
+    /// `terrarium.toml` as flat `section.key` values: the [`is_carried`] ones.
     pub settings: BTreeMap<String, serde_json::Value>,
     pub profiles: Vec<Profile>,
+    /// Profile keys left out because they may hold a secret, by profile:
+    /// import keeps what the new host has under them.
+    pub withheld: BTreeMap<String, Vec<String>>,
     pub instances: Vec<InstanceFacts>,
     pub gate: Option<GateFacts>,
     pub s3: Option<S3Facts>,
@@ -200,6 +215,25 @@ pub fn export(lxd: &Lxd) -> Result<Document> {
     });
     let mut profiles = lxd.profiles()?;
     profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut withheld = BTreeMap::new();
+    for p in &mut profiles {
+        let keys: Vec<String> = p
+            .config
+            .iter()
+            .filter(|(k, v)| may_hold_secret(k, v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &keys {
+            p.config.remove(k);
+            secrets_left_out.push(format!(
+                "profile {}: {k} (may hold a secret; set it again there)",
+                p.name
+            ));
+        }
+        if !keys.is_empty() {
+            withheld.insert(p.name.clone(), keys);
+        }
+    }
     Ok(Document {
         format: FORMAT.into(),
         exported: crate::time::utc(&chrono::Utc::now()),
@@ -207,11 +241,9 @@ pub fn export(lxd: &Lxd) -> Result<Document> {
         from_project: lxd.project().to_string(),
         storage_pool: settings.storage_pool.clone(),
         bridge: settings.bridge.clone(),
-        settings: flat
-            .into_iter()
-            .filter(|(k, _)| !LOCAL_SETTINGS.contains(&k.as_str()))
-            .collect(),
+        settings: flat.into_iter().filter(|(k, _)| is_carried(k)).collect(),
         profiles,
+        withheld,
         instances,
         gate,
         s3,
@@ -222,14 +254,22 @@ pub fn export(lxd: &Lxd) -> Result<Document> {
 /// Read a document from a file, refusing another format or damage.
 pub fn read(path: &std::path::Path) -> Result<Document> {
     let shown = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::recipe::input_error("config import", path, e))?;
     let probe: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{shown}: not JSON: {e}")))?;
-    if probe["format"] != FORMAT {
-        return Err(Error::Usage(format!(
-            "{shown}: not a Terrarium configuration ({FORMAT}; `trm config export` writes one)"
-        )));
+    match probe["format"].as_str() {
+        Some(FORMAT) => {}
+        Some(f) if f.starts_with("terrarium-config/") => {
+            return Err(Error::Usage(format!(
+                "{shown}: format {f} is not one this Terrarium reads ({FORMAT})"
+            )))
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "{shown}: not a Terrarium configuration ({FORMAT}; `trm config export` writes one)"
+            )))
+        }
     }
     serde_json::from_value(probe).map_err(|e| Error::Usage(format!("{shown}: {e}")))
 }
@@ -247,8 +287,17 @@ mod tests {
             flat.contains_key("expose.restart_command"),
             "lists stay whole"
         );
-        for k in LOCAL_SETTINGS {
+        for k in CARRIED_SETTINGS {
             assert!(flat.contains_key(*k), "{k} is a real setting");
+        }
+        assert!(is_carried("snapshots.hourly"));
+        for local in [
+            "bridge",
+            "expose.restart_command",
+            "expose.api_address",
+            "expose.supervisor",
+        ] {
+            assert!(!is_carried(local), "{local}");
         }
     }
 }

@@ -128,7 +128,7 @@ impl crate::output::Human for BuildReport {
 /// cached tarballs of another recipe are built again, so a host that
 /// upgrades Terrarium launches from what this version makes.
 const RECIPE: &str = "2";
-const RECIPE_PROPERTY: &str = "terrarium.recipe";
+pub const RECIPE_PROPERTY: &str = "terrarium.recipe";
 
 /// What an image is made of: the recipe and its extra packages
 /// (`2`, `2+docker-compose,docker.io`).
@@ -143,14 +143,33 @@ fn recipe_id(extra: &[String]) -> String {
     }
 }
 
-/// Is an image of the current recipe under `alias`? `None`: no image.
+/// What a cached build says it is: the recipe and the release.
+fn cache_id(opts: &BuildOptions) -> String {
+    format!(
+        "{} {}",
+        recipe_id(&opts.extra_packages),
+        opts.release.suite()
+    )
+}
+
+/// Is an image of the current recipe and release under `alias`? `None`:
+/// no image. An image Terrarium did not build (a golden one, one of the
+/// owner's) is never replaced: that alias is refused.
 fn current(lxd: &Lxd, opts: &BuildOptions) -> Result<Option<bool>> {
     if !lxd.image_alias_exists(&opts.alias)? {
         return Ok(None);
     }
     let i = lxd.image_by_alias(&opts.alias)?;
+    let prop = |k: &str| i.properties.get(k).map(String::as_str);
+    if prop("variant") != Some("terrarium") || prop(super::golden::KIND_PROPERTY).is_some() {
+        return Err(Error::Usage(format!(
+            "image {} was not built by `trm image build`; choose another --alias (nothing was changed)",
+            opts.alias
+        )));
+    }
     Ok(Some(
-        i.properties.get(RECIPE_PROPERTY) == Some(&recipe_id(&opts.extra_packages)),
+        prop(RECIPE_PROPERTY) == Some(recipe_id(&opts.extra_packages).as_str())
+            && prop("release") == Some(opts.release.suite()),
     ))
 }
 
@@ -180,7 +199,7 @@ fn cached(opts: &BuildOptions) -> Option<(PathBuf, PathBuf)> {
     let slot = cache_slot(opts);
     let (meta, rootfs) = (slot.join("meta.tar.gz"), slot.join("rootfs.tar.gz"));
     let recipe = std::fs::read_to_string(slot.join("recipe")).unwrap_or_default();
-    (meta.is_file() && rootfs.is_file() && recipe.trim() == recipe_id(&opts.extra_packages))
+    (meta.is_file() && rootfs.is_file() && recipe.trim() == cache_id(opts))
         .then_some((meta, rootfs))
 }
 
@@ -202,11 +221,8 @@ pub fn build(
     if !opts.rebuild && present == Some(true) {
         return Ok(report(ImageAction::Reuse));
     }
-    // An outdated image (or any, on --rebuild) gives its alias up; boxes
-    // launched from it keep running.
-    if present.is_some() {
-        lxd.delete_image_alias(&opts.alias)?;
-    }
+    // An outdated image (or any, on --rebuild) keeps its alias until the
+    // new one is in LXD (`import`); boxes launched from it keep running.
     if !opts.rebuild {
         if let Some((meta, rootfs)) = cached(opts) {
             progress("importing cached image tarballs");
@@ -263,11 +279,7 @@ pub fn build(
     )?;
     tar(&work.path().join("meta"), &out.join("meta.tar.gz"))?;
     tar(&root, &out.join("rootfs.tar.gz"))?;
-    write(
-        &out,
-        "recipe",
-        &format!("{}\n", recipe_id(&opts.extra_packages)),
-    )?;
+    write(&out, "recipe", &format!("{}\n", cache_id(opts)))?;
     let slot = cache_slot(opts);
     if slot.exists() {
         std::fs::remove_dir_all(&slot)
@@ -285,15 +297,14 @@ pub fn build(
     Ok(report(ImageAction::Build))
 }
 
-/// Import the tarballs under `alias`; when LXD already holds the same image
-/// without that alias (someone deleted only the alias), just alias it.
+/// Import the tarballs (unless LXD holds that image already), then point
+/// `alias` at it: an outdated image under the alias keeps it until then.
 fn import(lxd: &Lxd, meta: &Path, rootfs: &Path, alias: &str) -> Result<()> {
     let fingerprint = split_image_fingerprint(meta, rootfs)?;
-    if lxd.image_exists(&fingerprint)? {
-        lxd.create_image_alias(alias, &fingerprint)
-    } else {
-        lxd.import_image(meta, rootfs, alias)
+    if !lxd.image_exists(&fingerprint)? {
+        lxd.import_image(meta, rootfs)?;
     }
+    lxd.point_image_alias(alias, &fingerprint)
 }
 
 /// LXD's fingerprint of a split image: SHA-256 over the metadata tarball

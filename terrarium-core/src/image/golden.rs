@@ -216,6 +216,23 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
         crate::fs::Resource::Image(&plan.alias),
         crate::fs::lock_wait(),
     )?;
+    // One golden image at a time: a copy left by a killed run is then
+    // surely stale, and goes.
+    let _all = crate::fs::Lock::acquire(
+        crate::fs::Resource::Image(COPY_PREFIX),
+        crate::fs::lock_wait(),
+    )?;
+    for stale in lxd
+        .instances()?
+        .iter()
+        .filter(|i| i.name.starts_with(COPY_PREFIX))
+    {
+        let _ = lxd.set_config(&stale.name, "security.protection.delete", "false");
+        lxd.delete(&stale.name, true)?;
+    }
+    // The box is not rolled back or restored while it is copied.
+    let from = plan.source.split('/').next().unwrap_or(&plan.source);
+    let _box = crate::snapshots::lock_instance(lxd.project(), from, crate::fs::OnBusy::Fail)?;
     // The alias again, under the lock: two creates of one name.
     if lxd.image_alias_exists(&plan.alias)? {
         return Err(Error::Usage(format!(
@@ -230,8 +247,21 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
     };
     progress(&format!("copying {}", plan.source));
     copy.live = true;
-    lxd.copy_instance_only(&plan.source, &copy.name)?;
+    // Unlabelled from its first moment: a sync never sees the copy claim
+    // the original's hosts.
+    let unlabelled: Config = [(crate::expose::labels::KEY.to_string(), String::new())].into();
+    let labelled = lxd
+        .instance(from)?
+        .config
+        .contains_key(crate::expose::labels::KEY);
+    lxd.copy_instance_only(&plan.source, &copy.name, &unlabelled)?;
     let mut removed = shed_config(lxd, &copy.name)?;
+    if labelled {
+        removed.insert(
+            0,
+            format!("config {} (never on the copy)", crate::expose::labels::KEY),
+        );
+    }
     // Pushed while stopped: cloud-init never starts in the copy.
     let empty = tempfile::NamedTempFile::new().map_err(|e| Error::io("a temporary file", e))?;
     lxd.push_file(&copy.name, empty.path(), "/etc/cloud/cloud-init.disabled")?;
@@ -256,7 +286,7 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
         lxd.stop(&copy.name, true)?;
     }
     // Emptied while stopped: a running systemd may hold a bind mount there.
-    lxd.push_file(&copy.name, empty.path(), "/etc/machine-id")?;
+    lxd.push_file_mode(&copy.name, empty.path(), "/etc/machine-id", Some("0444"))?;
     removed.push("file /etc/machine-id (emptied: each box makes its own)".into());
     progress(&format!("publishing {}", plan.alias));
     let mut props = Config::new();
@@ -267,8 +297,8 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
     props.insert(KIND_PROPERTY.into(), "golden".into());
     props.insert(SOURCE_PROPERTY.into(), plan.source.clone());
     lxd.publish(&copy.name, &plan.alias, &props)?;
-    copy.live = false;
     lxd.delete(&copy.name, true)?;
+    copy.live = false;
     let image = lxd.image_by_alias(&plan.alias)?;
     Ok(Golden {
         alias: plan.alias.clone(),
@@ -285,22 +315,27 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
 fn shed_config(lxd: &Lxd, copy: &str) -> Result<Vec<String>> {
     let mut removed = crate::snapshots::strip_exposure(lxd, copy)?;
     let i = lxd.instance(copy)?;
+    // Delete protection too: the copy must go when we are done.
     for key in i.config.keys().filter(|k| {
-        k.starts_with("user.terrarium.") || (k.starts_with("volatile.") && k.ends_with(".hwaddr"))
+        k.starts_with("user.terrarium.")
+            || (k.starts_with("volatile.") && k.ends_with(".hwaddr"))
+            || *k == "security.protection.delete"
     }) {
         lxd.unset_config(copy, key)?;
         removed.push(format!("config {key}"));
     }
     // The temporary copy is never snapshotted by the tick.
     lxd.set_config(copy, "user.terrarium.snapshots", "off")?;
-    // A local device removed may uncover a profile's of the same name:
-    // look again until no NIC or proxy device is left.
+    // Every device but the root disk: no NIC (it boots offline), no
+    // proxy, and no disk or device the original shares with the host or
+    // another box, where the wipe below would delete real files. A local
+    // device removed may uncover a profile's of the same name: look again.
     for _ in 0..3 {
         let i = lxd.instance(copy)?;
         let left: Vec<&String> = i
             .expanded_devices
             .iter()
-            .filter(|(_, d)| matches!(d.get("type").map(String::as_str), Some("nic" | "proxy")))
+            .filter(|(_, d)| !keeps(d))
             .map(|(dev, _)| dev)
             .collect();
         if left.is_empty() {
@@ -315,12 +350,21 @@ fn shed_config(lxd: &Lxd, copy: &str) -> Result<Vec<String>> {
                 none.insert("type".into(), "none".into());
                 lxd.add_device(copy, dev, &none)?;
             }
-            removed.push(format!("device {dev} (the copy boots offline)"));
+            removed.push(format!("device {dev} (not in the copy that is wiped)"));
         }
     }
     Err(Error::WrongState(format!(
-        "the copy {copy} keeps a network device: not booting it"
+        "the copy {copy} keeps a device besides its root disk: not booting it"
     )))
+}
+
+/// The only devices the wiped copy keeps: its root disk, and masks.
+fn keeps(d: &std::collections::BTreeMap<String, String>) -> bool {
+    match d.get("type").map(String::as_str) {
+        Some("none") => true,
+        Some("disk") => d.get("path").map(String::as_str) == Some("/"),
+        _ => false,
+    }
 }
 
 /// One image, as `trm image list` shows it.
@@ -435,6 +479,18 @@ pub fn plan_delete(lxd: &Lxd, alias: &str, default_image: &str, dry_run: bool) -
     if alias == default_image {
         detail.push_str("; it is the image `trm launch` uses by default");
     }
+    let others: Vec<&String> = l.aliases.iter().filter(|a| *a != alias).collect();
+    if !others.is_empty() {
+        detail.push_str(&format!(
+            "; its other names go with it: {}",
+            others
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    detail.push_str("; LXD projects that share this host's images lose it too");
     Ok(Deletion {
         alias: alias.into(),
         fingerprint: l.fingerprint,
@@ -465,6 +521,30 @@ pub fn delete(lxd: &Lxd, d: &Deletion) -> Result<Deletion> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_keeps_only_its_root_disk() {
+        let d = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(keeps(&d(&[("type", "disk"), ("path", "/"), ("pool", "p")])));
+        assert!(keeps(&d(&[("type", "none")])));
+        for gone in [
+            d(&[
+                ("type", "disk"),
+                ("path", "/srv"),
+                ("source", "/srv/shared"),
+            ]),
+            d(&[("type", "nic"), ("network", "br")]),
+            d(&[("type", "proxy")]),
+            d(&[("type", "unix-char"), ("path", "/dev/kvm")]),
+        ] {
+            assert!(!keeps(&gone), "{gone:?}");
+        }
+    }
 
     #[test]
     fn aliases_are_checked() {

@@ -65,10 +65,13 @@ pub fn check(lxd: &Lxd, path: &Path, spec: &mut LaunchSpec) -> Result<()> {
             )))
         }
     }
-    // A Terrarium base image says what it holds; others are asked at run time.
+    // A Terrarium base image names its packages in its recipe; others
+    // (golden images, the owner's) are asked at run time.
     if let Ok(image) = lxd.image_by_alias(&spec.image) {
         let prop = |k: &str| image.properties.get(k).map(String::as_str).unwrap_or("");
-        if prop("variant") == "terrarium" && !prop("description").contains("docker") {
+        let base =
+            prop("variant") == "terrarium" && prop(crate::image::golden::KIND_PROPERTY).is_empty();
+        if base && !prop(crate::image::RECIPE_PROPERTY).contains("docker") {
             return Err(Error::Usage(format!(
                 "--docker-compose: image {} has no Docker; build one with `trm image build \
                  --alias terrarium/debian12-docker --package docker.io --package docker-compose` \
@@ -84,7 +87,7 @@ pub fn check(lxd: &Lxd, path: &Path, spec: &mut LaunchSpec) -> Result<()> {
 fn services(path: &Path) -> Result<Vec<String>> {
     let shown = format!("--docker-compose {}", path.display());
     let meta =
-        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        std::fs::metadata(path).map_err(|e| super::input_error("--docker-compose", path, e))?;
     if !meta.is_file() || meta.len() > LIMIT {
         return Err(Error::Usage(format!(
             "{shown}: a regular file of at most 1 MiB"
@@ -132,7 +135,7 @@ pub fn up(lxd: &Lxd, name: &str, timeout: Duration) -> Result<Composed> {
     );
     let out = root_sh(lxd, name, &prepare, timeout)?;
     if !out.status.success() {
-        return Err(failure(name, "preparing Docker", &out));
+        return Err(failure(name, "preparing Docker", "docker compose", &out));
     }
     let command = out.stdout_str().trim().to_string();
     // A login shell: the home, and the docker group just joined.
@@ -150,7 +153,7 @@ pub fn up(lxd: &Lxd, name: &str, timeout: Duration) -> Result<Composed> {
         .timeout(timeout),
     )?;
     if !out.status.success() {
-        return Err(failure(name, &format!("`{command} up`"), &out));
+        return Err(failure(name, &format!("`{command} up`"), &command, &out));
     }
     let file = format!("{dir}/{FILE}");
     let listed = root_sh(
@@ -185,14 +188,14 @@ fn root_sh(
 }
 
 /// Like a failed cloud-init: what failed, its output, where to look.
-fn failure(name: &str, step: &str, out: &crate::process::Output) -> Error {
+fn failure(name: &str, step: &str, command: &str, out: &crate::process::Output) -> Error {
     let mut why = crate::process::tail(&out.stderr);
     if why.is_empty() {
         why = crate::process::tail(&out.stdout);
     }
     Error::WrongState(format!(
         "docker compose failed in '{name}' ({step}, exit {}): {why}; the instance is running, \
-         inspect it with `trm exec {name} -- sh -c 'cd {DIR} && docker compose logs'`",
+         inspect it with `trm exec {name} -- sh -c 'cd {DIR} && {command} logs'`",
         out.status.code().unwrap_or(-1)
     ))
 }

@@ -76,14 +76,14 @@ fn check_config(recipe: &Recipe, config: &crate::lxd::Config) -> Result<()> {
             )));
         }
     }
-    if !recipe.files.is_empty() {
+    if !recipe.files.is_empty() || recipe.compose.is_some() {
         if let Some(k) = [profiles::VENDOR_DATA_KEY, "user.vendor-data"]
             .into_iter()
             .find(|k| config.contains_key(*k))
         {
             return Err(Error::Usage(format!(
-                "--file needs the profile's vendor-data to move the files into the home; \
-                 -c {k}=... replaces it"
+                "--file and --docker-compose need the profile's vendor-data to move the files \
+                 into the home; -c {k}=... replaces it"
             )));
         }
     }
@@ -126,7 +126,7 @@ pub fn prepare(lxd: &Lxd, recipe: &Recipe, spec: &mut LaunchSpec) -> Result<Read
 /// or a script.
 fn user_data(path: &std::path::Path) -> Result<String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
+    let meta = std::fs::metadata(path).map_err(|e| input_error("--cloud-init", path, e))?;
     if !meta.is_file() || meta.len() > USER_DATA_LIMIT {
         return Err(Error::Usage(format!(
             "--cloud-init {shown}: a regular file of at most 1 MiB"
@@ -150,6 +150,20 @@ fn user_data(path: &std::path::Path) -> Result<String> {
         Err(e) => Err(Error::Usage(format!(
             "--cloud-init {shown}: not valid YAML: {e}"
         ))),
+    }
+}
+
+/// A file named on the command line that cannot be read: bad input
+/// (exit 2) naming the flag, unless it is the host's own trouble.
+pub(crate) fn input_error(flag: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Usage(format!("{flag} {}: no such file", path.display()))
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            Error::Usage(format!("{flag} {}: not readable", path.display()))
+        }
+        _ => Error::io(format!("{flag} {}", path.display()), e),
     }
 }
 
@@ -178,19 +192,24 @@ fn staged_files(pairs: &[String]) -> Result<Vec<StagedFile>> {
 /// profile's user script picks it up. `what` names it in errors.
 fn stage(from: PathBuf, to: &str, what: &str, out: &mut Vec<StagedFile>) -> Result<()> {
     let to = crate::files::home_path(to)?;
-    if !std::fs::metadata(&from).is_ok_and(|m| m.is_file()) {
-        return Err(Error::Usage(format!(
-            "{what}: {} is not a regular file here",
-            from.display()
-        )));
+    match std::fs::metadata(&from) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "{what}: {} is not a regular file",
+                from.display()
+            )))
+        }
+        Err(e) => return Err(input_error(what, &from, e)),
     }
     // One may not be a directory above another: the second push fails.
     let clash = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
     if let Some(f) = out.iter().find(|f| clash(&f.to, &to) || clash(&to, &f.to)) {
-        return Err(Error::Usage(format!(
-            "{what}: {to} and {} cannot both be files",
-            f.to
-        )));
+        return Err(Error::Usage(if f.to == to {
+            format!("{what}: {to} is given twice")
+        } else {
+            format!("{what}: {to} and {} cannot both be files", f.to)
+        }));
     }
     let rel = &to[crate::instances::HOME.len()..];
     out.push(StagedFile {
