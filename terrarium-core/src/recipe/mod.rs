@@ -485,8 +485,13 @@ pub(crate) mod tests {
         }
         let twice = staged_files(&[format!("{s}:a"), format!("{s}:./a")]).unwrap_err();
         assert!(
-            twice.to_string().contains("cannot both be files"),
+            twice
+                .to_string()
+                .contains("/home/terrarium/a is given twice"),
             "{twice}"
         );
+        let missing = staged_files(&[format!("{}/nope:a", dir.path().display())]).unwrap_err();
+        assert!(missing.to_string().contains("no such file"), "{missing}");
+        assert_eq!(missing.exit_code(), crate::error::exit::USAGE);
     }
 }
