@@ -304,6 +304,25 @@ impl Human for Launched {
             "launched {} (cloud-init: {})",
             self.spec.name, self.cloud_init
         );
+        for f in &self.spec.files {
+            s.push_str(&format!("\nfile {} -> {}", f.from.display(), f.to));
+        }
+        if let Some(c) = &self.done.compose {
+            s.push_str(&format!(
+                "\ncompose: {} up ({})",
+                c.services.join(", "),
+                c.command
+            ));
+        }
+        if let Some(e) = &self.done.exposure {
+            s.push_str(&format!(
+                "\nexposed: {}{}",
+                e.change.label_after.replace('\n', ", "),
+                e.answered_after
+                    .map(|t| format!(" (answered after {t:.1}s)"))
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(i) = &self.instance {
             s.push('\n');
             s.push_str(&i.human());
@@ -539,7 +558,7 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
     let cloud_init = match wait {
         None => "not_waited".to_string(),
         Some(t) => {
-            let status = wait_cloud_init(lxd, &spec.name, t)?;
+            let (status, user) = wait_cloud_init(lxd, &spec.name, t)?;
             let needs_user = lxd
                 .instance(&spec.name)?
                 .expanded_config
@@ -556,7 +575,13 @@ pub fn launch(lxd: &Lxd, spec: &LaunchSpec, wait: Option<Duration>) -> Result<La
                     spec.name
                 )));
             }
-            if needs_user && !has_user(lxd, &spec.name)? {
+            // Asked again only when the waiting exec gave no answer.
+            let user = match (needs_user, user) {
+                (false, _) => true,
+                (true, Some(u)) => u,
+                (true, None) => has_user(lxd, &spec.name)?,
+            };
+            if !user {
                 return Err(Error::WrongState(format!(
                     "cloud-init finished in '{}' but created no '{USER}' user: the instance's own \
                      cloud-init.vendor-data, or user-data with `vendor_data: {{enabled: false}}`, \
@@ -598,6 +623,23 @@ fn create(lxd: &Lxd, spec: &LaunchSpec) -> Result<LaunchSpec> {
     }
 }
 
+#[cfg(test)]
+mod wait_tests {
+    use super::parse_wait;
+
+    #[test]
+    fn the_waiting_exec_is_read_line_by_line() {
+        let (code, long, user) = parse_wait("wait=0\nstatus: done\ndetail: x\nuser=0\n");
+        assert_eq!((code, user), (Some(0), Some(true)));
+        assert_eq!(long, "status: done\ndetail: x");
+        let (code, _, user) = parse_wait("wait=127\nsh: cloud-init: not found\nuser=2\n");
+        assert_eq!((code, user), (Some(127), Some(false)));
+        let (code, _, user) = parse_wait("");
+        assert_eq!((code, user), (None, None), "no answer is not a verdict");
+        assert_eq!(parse_wait("user=127\n").2, None, "no getent: ask again");
+    }
+}
+
 fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {
     let out = lxd.exec_read(name, &["getent", "passwd", USER], Duration::from_secs(30))?;
     // getent says 2 for "no such entry"; anything else is not an answer.
@@ -611,40 +653,63 @@ fn has_user(lxd: &Lxd, name: &str) -> Result<bool> {
     }
 }
 
-fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<String> {
+/// The one exec a launch waits with: cloud-init's wait, then its long
+/// status and whether the user exists, so the verdict costs no more
+/// round trips to LXD than the wait itself.
+const WAIT_SCRIPT: &str = "cloud-init status --wait >/dev/null 2>&1; echo \"wait=$?\"; \
+    cloud-init status --long 2>&1; getent passwd terrarium >/dev/null; echo \"user=$?\"";
+
+/// What the waiting exec printed: the wait's exit status, the long status,
+/// and whether the user exists (`None`: not an answer).
+fn parse_wait(out: &str) -> (Option<i32>, String, Option<bool>) {
+    let mut code = None;
+    let mut user = None;
+    let mut long = Vec::new();
+    for line in out.lines() {
+        if let Some(c) = line.strip_prefix("wait=") {
+            code = c.trim().parse().ok();
+        } else if let Some(u) = line.strip_prefix("user=") {
+            // getent: 0 found, 2 no such entry; anything else is no answer.
+            user = match u.trim() {
+                "0" => Some(true),
+                "2" => Some(false),
+                _ => None,
+            };
+        } else {
+            long.push(line);
+        }
+    }
+    (code, long.join("\n"), user)
+}
+
+fn wait_cloud_init(lxd: &Lxd, name: &str, timeout: Duration) -> Result<(String, Option<bool>)> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let out = lxd.exec_read(
             name,
-            &["cloud-init", "status", "--wait"],
+            &["sh", "-c", WAIT_SCRIPT],
             left.max(Duration::from_secs(1)),
         )?;
+        let (code, long, user) = parse_wait(&out.stdout_str());
         // 127: the image has no cloud-init; nothing to wait for.
-        if out.status.code() == Some(127) {
-            return Ok("disabled".into());
+        if code == Some(127) {
+            return Ok(("disabled".into(), user));
         }
-        let long = lxd
-            .exec_read(
-                name,
-                &["cloud-init", "status", "--long"],
-                Duration::from_secs(30),
-            )
-            .map(|o| o.stdout_str())
-            .unwrap_or_default();
+        let waited = code == Some(0);
         // A waiter started during early boot can end before cloud-init
         // does (seen: non-zero exit while the status said "running");
         // only a finished cloud-init's verdict counts.
         let still_going = long.contains("status: running") || long.contains("status: not run");
         // A zero exit counts only once the status really says done (seen
         // under load: a waiter from early boot exiting 0 before the run).
-        if out.status.success() && long.contains("status: done") {
-            return Ok("done".into());
+        if waited && long.contains("status: done") {
+            return Ok(("done".into(), user));
         }
-        if out.status.success() && long.contains("status: disabled") {
-            return Ok("disabled".into());
+        if waited && long.contains("status: disabled") {
+            return Ok(("disabled".into(), user));
         }
-        if (still_going || out.status.success()) && std::time::Instant::now() < deadline {
+        if (still_going || waited) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(1));
             continue;
         }

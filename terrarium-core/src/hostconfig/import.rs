@@ -324,6 +324,7 @@ pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
             });
         }
     }
+    doc_claims_apart(&doc)?;
     let needs_secret = pending(&doc)?;
     let settings_changed = changes.iter().any(|c| c.kind == "setting");
     Ok(Plan {
@@ -338,6 +339,38 @@ pub fn plan(lxd: &Lxd, path: &std::path::Path, dry_run: bool) -> Result<Plan> {
         profiles,
         keys,
     })
+}
+
+/// Each label is judged against this host above; against each other, two
+/// of the document's own may not claim the same host (and path) or port.
+fn doc_claims_apart(doc: &Document) -> Result<()> {
+    use crate::expose::labels::{self, Item};
+    let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
+    for f in &doc.instances {
+        let Some(label) = &f.proxy else { continue };
+        let (items, _) = labels::parse(label);
+        for item in items {
+            let claim = match &item {
+                Item::Http { host, path, .. } => format!("{host}{}", path.as_deref().unwrap_or("")),
+                Item::Tcp { host_port, .. } => format!("tcp port {host_port}"),
+                Item::Udp { host_port, .. } => format!("udp port {host_port}"),
+                // A share routes nothing: it claims no host of its own.
+                Item::Share { .. } => continue,
+            };
+            match seen.get(&claim) {
+                Some(other) if *other != f.name => {
+                    return Err(Error::Usage(format!(
+                        "the labels of {other} and {} both claim {claim} (nothing was imported)",
+                        f.name
+                    )))
+                }
+                _ => {
+                    seen.insert(claim, &f.name);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Each secret still to give, unless this host already has what it is for.
@@ -545,6 +578,24 @@ mod tests {
             "<K>",
         );
         assert_eq!(c, "trm-snap s3 set --prefix '' --bucket b <K>");
+    }
+
+    #[test]
+    fn two_labels_of_one_document_never_claim_one_host() {
+        let mut d = doc();
+        let box_ = |name: &str, label: &str| super::super::InstanceFacts {
+            name: name.into(),
+            proxy: Some(label.into()),
+            snapshots: None,
+        };
+        d.instances = vec![
+            box_("a", "https://app.example.test:8000"),
+            box_("b", "https://other.example.test:8000"),
+        ];
+        doc_claims_apart(&d).unwrap();
+        d.instances.push(box_("c", "https://app.example.test:9000"));
+        let e = doc_claims_apart(&d).unwrap_err().to_string();
+        assert!(e.contains("a and c both claim app.example.test"), "{e}");
     }
 
     #[test]
