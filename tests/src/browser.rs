@@ -226,15 +226,16 @@ impl Browser {
             .expect("browser: page source")
     }
 
-    /// The body's visible text; empty while a navigation has no body yet
-    /// (asked in the middle of a redirect, as `eventually` does).
+    /// The body's visible text; empty while a navigation has no body yet,
+    /// or replaced the body between finding it and reading it (asked in
+    /// the middle of a redirect, as `eventually` does).
     pub fn text(&self) -> String {
         match self
             .rt
             .block_on(async { self.client().find(Locator::Css("body")).await?.text().await })
         {
             Ok(t) => t,
-            Err(e) if e.is_no_such_element() => String::new(),
+            Err(e) if e.is_no_such_element() || e.is_stale_element_reference() => String::new(),
             Err(e) => panic!("browser: body text: {e:?}"),
         }
     }
