@@ -137,11 +137,11 @@ fn device_reason(d: &Device, bridge: &str) -> Option<&'static str> {
     }
 }
 
-/// What to remove from a restored instance's own config and devices;
-/// `bridge` is the host's Terrarium bridge, the only network a NIC keeps.
-pub fn import_plan(config: &Config, devices: &Devices, bridge: &str) -> Vec<Removal> {
-    let mut out: Vec<Removal> = config
+/// The config keys [`config_reason`] refuses, except those `allowed`.
+fn config_removals(config: &Config, allowed: impl Fn(&str, &str) -> bool) -> Vec<Removal> {
+    config
         .iter()
+        .filter(|(k, v)| !allowed(k, v))
         .filter_map(|(k, v)| {
             config_reason(k, v).map(|why| Removal {
                 kind: "config",
@@ -151,7 +151,13 @@ pub fn import_plan(config: &Config, devices: &Devices, bridge: &str) -> Vec<Remo
                 why: why.into(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// What to remove from a restored instance's own config and devices;
+/// `bridge` is the host's Terrarium bridge, the only network a NIC keeps.
+pub fn import_plan(config: &Config, devices: &Devices, bridge: &str) -> Vec<Removal> {
+    let mut out = config_removals(config, |_, _| false);
     for (name, d) in devices {
         if let Some(why) = device_reason(d, bridge) {
             out.push(Removal {
@@ -191,19 +197,9 @@ pub fn profile_refusals(
     bridge: &str,
     terrarium_sets: &std::collections::BTreeSet<(String, String)>,
 ) -> Vec<Removal> {
-    let mut out: Vec<Removal> = config
-        .iter()
-        .filter(|(k, v)| !terrarium_sets.contains(&((*k).clone(), (*v).clone())))
-        .filter_map(|(k, v)| {
-            config_reason(k, v).map(|why| Removal {
-                kind: "config",
-                name: k.clone(),
-                key: None,
-                value: v.clone(),
-                why: why.into(),
-            })
-        })
-        .collect();
+    let mut out = config_removals(config, |k, v| {
+        terrarium_sets.contains(&(k.to_string(), v.to_string()))
+    });
     for (name, d) in devices {
         let why = match d.get("type").map(String::as_str) {
             Some("nic") if d.get("network").map(String::as_str) != Some(bridge) => {
@@ -355,6 +351,80 @@ pub fn import_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_profile_may_relax_only_what_terrarium_profiles_do() {
+        let defs = crate::profiles::definitions("pool", "br0");
+        let sets: std::collections::BTreeSet<(String, String)> = defs
+            .iter()
+            .flat_map(|d| d.profile().config.into_iter())
+            .filter(|(k, _)| k.starts_with("security."))
+            .collect();
+        for d in &defs {
+            let p = d.profile();
+            assert_eq!(
+                profile_refusals(&p.config, &p.devices, "br0", &sets),
+                vec![],
+                "{}",
+                p.name
+            );
+        }
+        let kv = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (config, devices, what) in [
+            (
+                kv(&[("security.privileged", "true")]),
+                Devices::new(),
+                "privileged",
+            ),
+            (
+                kv(&[("raw.lxc", "lxc.apparmor.profile=unconfined")]),
+                Devices::new(),
+                "raw",
+            ),
+            (
+                Config::new(),
+                [(
+                    "h".to_string(),
+                    kv(&[("type", "disk"), ("source", "/"), ("path", "/host")]),
+                )]
+                .into(),
+                "host disk",
+            ),
+            (
+                Config::new(),
+                [(
+                    "eth1".to_string(),
+                    kv(&[("type", "nic"), ("nictype", "macvlan"), ("parent", "eth0")]),
+                )]
+                .into(),
+                "macvlan",
+            ),
+            (
+                Config::new(),
+                [(
+                    "eth0".to_string(),
+                    kv(&[
+                        ("type", "nic"),
+                        ("network", "br0"),
+                        ("hwaddr", "00:16:3e:00:00:01"),
+                    ]),
+                )]
+                .into(),
+                "a MAC of its own",
+            ),
+        ] {
+            assert_eq!(
+                profile_refusals(&config, &devices, "br0", &sets).len(),
+                1,
+                "{what}"
+            );
+        }
+    }
 
     fn cfg(kv: &[(&str, &str)]) -> Config {
         kv.iter()
