@@ -37,6 +37,8 @@ pub struct Settings {
     pub expose: ExposeSettings,
     /// The time machine's retention (`trm-snap`).
     pub snapshots: crate::snapshots::retention::Policy,
+    /// Scheduled off-site exports (each tick, once a bucket is set up).
+    pub offsite: crate::offsite::scheduled::Schedule,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +128,7 @@ impl Default for Settings {
             image: DEFAULT_IMAGE_ALIAS.into(),
             expose: ExposeSettings::default(),
             snapshots: crate::snapshots::retention::Policy::default(),
+            offsite: crate::offsite::scheduled::Schedule::default(),
         }
     }
 }

@@ -242,10 +242,13 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
         let every = match job {
             Job::Snapshots => noted.or_else(|| tick_period(&f.policy).map(|d| d.num_seconds())),
             Job::Sync => noted.or(Some(SYNC_EVERY)),
-            Job::Export => None,
+            // Scheduled once a tick noted its interval; judged per
+            // instance below (a tick with nothing due exports nothing).
+            Job::Export => noted,
         };
         let age_seconds = run.as_ref().and_then(|r| age(now, &r.finished));
-        let overdue = every.is_some_and(|e| age_seconds.is_none_or(|a| a > 2 * e));
+        let overdue =
+            *job != Job::Export && every.is_some_and(|e| age_seconds.is_none_or(|a| a > 2 * e));
         if overdue {
             problems.push(match &age_seconds {
                 None => format!(
@@ -287,6 +290,10 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
             overdue,
         });
     }
+    let export_every = timers
+        .iter()
+        .find(|t| t.job == Job::Export)
+        .and_then(|t| t.every_seconds);
     let instances = match &f.instances {
         Ok(list) => list
             .iter()
@@ -297,13 +304,30 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
                     .flatten()
                     .max_by(|a, b| a.created_at.cmp(&b.created_at));
                 let backup = f.backups.get(&i.name);
+                let backup_age = backup.and_then(|b| age(now, &b.created));
+                use crate::offsite::scheduled;
+                let opted_out = i.config.get(scheduled::OPT_OUT_KEY).map(String::as_str)
+                    == Some("off")
+                    || scheduled::is_temporary(&i.name);
+                if let Some(e) = export_every.filter(|_| !opted_out) {
+                    match backup_age {
+                        Some(a) if a > 2 * e => problems.push(format!(
+                            "{}'s newest off-site backup is {} old (exported every {})",
+                            i.name,
+                            span(a),
+                            span(e)
+                        )),
+                        None => problems.push(format!("{} has no off-site backup yet", i.name)),
+                        Some(_) => {}
+                    }
+                }
                 InstanceStatus {
                     name: i.name.clone(),
                     status: i.status.to_ascii_lowercase(),
                     newest_snapshot: newest.map(|s| s.name.clone()),
                     snapshot_age_seconds: newest.and_then(|s| age(now, &s.created_at)),
                     newest_backup: backup.map(|b| b.id.clone()),
-                    backup_age_seconds: backup.and_then(|b| age(now, &b.created)),
+                    backup_age_seconds: backup_age,
                 }
             })
             .collect(),
@@ -621,6 +645,36 @@ mod tests {
                 "gate missing",
                 Box::new(|f| f.gate = None),
                 "gate was never set up",
+            ),
+            (
+                "a box's backup is late",
+                Box::new(move |f| {
+                    f.periods = vec![(Job::Export, Some(3600))];
+                    f.instances = Ok(vec![serde_json::from_value(
+                        serde_json::json!({"name": "web", "status": "Running"}),
+                    )
+                    .unwrap()]);
+                    f.backups = [(
+                        "web".to_string(),
+                        crate::runs::Backup {
+                            id: "b".into(),
+                            created: crate::time::utc(&(now - Duration::hours(3))),
+                        },
+                    )]
+                    .into();
+                }),
+                "web's newest off-site backup is 3h old (exported every 60m)",
+            ),
+            (
+                "a box never backed up",
+                Box::new(move |f| {
+                    f.periods = vec![(Job::Export, Some(3600))];
+                    f.instances = Ok(vec![serde_json::from_value(
+                        serde_json::json!({"name": "web", "status": "Running"}),
+                    )
+                    .unwrap()]);
+                }),
+                "web has no off-site backup yet",
             ),
             (
                 "gate.toml damaged",

@@ -71,8 +71,25 @@ fn main() {
     let first = std::cell::RefCell::new(Value::Null);
     let mut t = Runner::new();
 
+    let toml = bed.config_dir.path().join("terrarium.toml");
+    let schedule = |minutes: u32| {
+        let text = std::fs::read_to_string(&toml).unwrap();
+        let base = text
+            .split("\n[offsite]")
+            .next()
+            .unwrap()
+            .trim_end()
+            .to_string();
+        std::fs::write(
+            &toml,
+            format!("{base}\n\n[offsite]\nevery_minutes = {minutes}\n"),
+        )
+        .unwrap();
+    };
     t.setup("setup", || {
         bed.trm_json(&bed.init_args());
+        // Exports happen by hand here, but in the case that schedules them.
+        schedule(0);
         e2e::assert_ok(
             &bed.tool("trm")
                 .args(["launch", MAIN, "--format", "json"])
@@ -1109,6 +1126,129 @@ fn main() {
             assert_eq!(file_in("b-restored", "/root/marker").trim(), "precious-42");
         },
     );
+
+    t.case("scheduled_exports_take_what_is_due_and_fail_loudly", || {
+        use chrono::{Duration, SecondsFormat, Utc};
+        let at = |d: Duration| (Utc::now() + d).to_rfc3339_opts(SecondsFormat::Secs, true);
+        schedule(60);
+        // Only b-main is in the schedule; a frequent snapshot newer
+        // than everything else must stay local.
+        for i in e2e::lxc_json(&format!("/1.0/instances?project={}", N.project))
+            .as_array()
+            .unwrap()
+        {
+            let name = i
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string();
+            if name != MAIN {
+                lxc_ok(&[
+                    "config",
+                    "set",
+                    "--project",
+                    N.project,
+                    &name,
+                    "user.terrarium.offsite",
+                    "off",
+                ]);
+            }
+        }
+        bed.snap(&["create", MAIN]);
+        let frequent = format!("trm-auto-frequent-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        lxc_ok(&["snapshot", "--project", N.project, MAIN, &frequent]);
+        let row = |ticks: &Value| {
+            ticks
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| {
+                    t["instance"] == MAIN && t["outcome"].as_str().unwrap_or("").contains("export")
+                })
+                .cloned()
+        };
+        // Due (its last backup is older than an hour, two hours on).
+        let ticks = bed.snap(&["auto", "--now", &at(Duration::hours(2))]);
+        let r = row(&ticks).unwrap_or_else(|| panic!("no export: {ticks:#}"));
+        let id = r["outcome"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("exported: ")
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string();
+        let snap = r["snapshot"].as_str().unwrap();
+        assert!(
+            !snap.starts_with("trm-auto-frequent-"),
+            "a frequent snapshot went off-site: {r}"
+        );
+        assert_eq!(listed(&bed, MAIN, &id)["snapshot"], snap);
+        // Retention ran after it: one backup a day is kept, this one.
+        let mine: Vec<Value> = bed
+            .trm_json_with("trm-snap", &["s3", "list", MAIN])
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(mine.len(), 1, "{mine:#?}");
+        assert_eq!(mine[0]["id"], id.as_str());
+        // Not due again right away.
+        assert!(row(&bed.snap(&["auto"])).is_none());
+        // The server down: the tick fails loudly (exit 5), status says
+        // so, and the next tick with the server back exports.
+        server.kill();
+        let down = bed
+            .tool("trm-snap")
+            .args(["auto", "--now", &at(Duration::hours(4)), "--format", "json"])
+            .output()
+            .unwrap();
+        server.run();
+        assert_eq!(
+            down.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        let ticks: Value = serde_json::from_slice(&down.stdout).unwrap();
+        let r = row(&ticks).unwrap();
+        assert!(
+            r["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("export_failed: "),
+            "{r}"
+        );
+        let st = bed
+            .tool("trm")
+            .args([
+                "status",
+                "--now",
+                &at(Duration::hours(4)),
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let st: Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert!(
+            st["problems"]
+                .to_string()
+                .contains(&format!("{MAIN}'s newest off-site backup is ")),
+            "{:#}",
+            st["problems"]
+        );
+        let again = bed.snap(&["auto", "--now", &at(Duration::hours(4))]);
+        let r = row(&again).unwrap_or_else(|| panic!("{again:#}"));
+        assert!(
+            r["outcome"].as_str().unwrap().starts_with("exported: "),
+            "{r}"
+        );
+        schedule(0);
+    });
 
     server.kill();
     bed.teardown();

@@ -50,7 +50,12 @@ first, for boxes whose lifetime ended this tick: stopped_idle,
 frozen_idle, deleted_at_deadline, exported_and_deleted: BACKUP_ID for a
 --ttl-export box, or kept_export_failed: MESSAGE when its final export
 failed and it was stopped instead, to be tried again next tick), deleted
-(the snapshots retention removed).",
+(the snapshots retention removed). Then, once a bucket is set up and
+[offsite] every_minutes is not 0, a row per scheduled export: snapshot
+(the newest hourly, daily, monthly or manual one; never a frequent one),
+outcome (exported: BACKUP_ID, or export_failed: MESSAGE, tried again next
+tick), deleted (the backup ids off-site retention removed). A failed
+snapshot or export makes the exit code 5.",
     ),
     (
         "prune",

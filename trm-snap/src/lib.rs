@@ -12,7 +12,7 @@ use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
-use terrarium_core::offsite::{import, S3Settings};
+use terrarium_core::offsite::{import, scheduled, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::snapshots::{self, holds::Action};
@@ -107,7 +107,7 @@ pub enum Command {
         #[arg(long)]
         start: bool,
     },
-    /// One tick of the time machine: idle stops and deadlines, the due snapshot for every instance, then retention
+    /// One tick of the time machine: idle stops and deadlines, the due snapshot for every instance, retention, then the due off-site exports
     Auto {
         /// Evaluate as of this time (RFC 3339) instead of now
         #[arg(long, value_parser = parse_time)]
@@ -257,7 +257,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             loop {
                 let tick = Settings::require()
                     .map_err(anyhow::Error::new)
-                    .and_then(|s| Ok(snapshots::auto(&lxd, &s.snapshots, Utc::now(), on_busy)?));
+                    .and_then(|s| Ok(scheduled::tick(&lxd, &s, Utc::now(), on_busy)?));
                 match tick {
                     Ok(ticks) => ticks.iter().try_for_each(|t| out.event(t))?,
                     Err(e) => {
@@ -267,12 +267,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 std::thread::sleep(snapshots::until_next_tick(Utc::now(), every));
             }
         }
-        Command::Auto { now, .. } => out.list(&snapshots::auto(
-            &lxd,
-            &policy,
-            now.unwrap_or_else(Utc::now),
-            on_busy,
-        )?)?,
+        Command::Auto { now, .. } => {
+            let ticks = scheduled::tick(&lxd, &settings, now.unwrap_or_else(Utc::now), on_busy)?;
+            out.list(&ticks)?;
+            // Loudly: a failed snapshot or export is the tick's exit code.
+            return Ok(verdict::exit_status(scheduled::failures(&ticks), "auto")?);
+        }
         Command::Prune {
             name,
             dry_run,

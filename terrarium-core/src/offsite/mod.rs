@@ -20,6 +20,7 @@ pub mod import;
 pub mod manifest;
 pub mod prune;
 pub mod s3;
+pub mod scheduled;
 pub mod settings;
 pub mod signing;
 pub mod upload;

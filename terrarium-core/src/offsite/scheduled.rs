@@ -1,0 +1,308 @@
+//! Exports that happen by themselves: each tick of the time machine
+//! exports every instance whose newest off-site backup is older than the
+//! schedule's interval, from its newest snapshot that is not a frequent
+//! one (upstream makes the same choice: 15-minute snapshots stay local),
+//! then applies off-site retention to what it exported. A failed export is
+//! said (its outcome, the tick's exit code, `trm status`) and tried again
+//! at the next tick.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::lxd::Instance;
+use crate::runs::Backup;
+use crate::snapshots::retention::{kind_of, Kind, Tier};
+use crate::snapshots::Tick;
+
+/// `user.terrarium.offsite=off` keeps an instance out of scheduled exports.
+pub const OPT_OUT_KEY: &str = "user.terrarium.offsite";
+/// Exports' own temporary copies are never exported.
+const TEMPORARY: &[&str] = &["trm-export-", "trm-golden-"];
+
+/// `[offsite]` in terrarium.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Schedule {
+    /// An instance is exported once its newest backup is this old; 0 turns
+    /// scheduled exports off.
+    pub every_minutes: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule { every_minutes: 60 }
+    }
+}
+
+impl Schedule {
+    pub fn every(&self) -> Option<Duration> {
+        (self.every_minutes > 0).then(|| Duration::minutes(i64::from(self.every_minutes)))
+    }
+}
+
+/// What a tick decides for one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Export {
+        snapshot: String,
+    },
+    NotDue,
+    OptedOut,
+    /// No snapshot newer than the last backup that may be exported.
+    NothingNew,
+}
+
+impl Decision {
+    pub fn outcome(&self) -> String {
+        match self {
+            Decision::Export { snapshot } => format!("export_due: {snapshot}"),
+            Decision::NotDue => "export_not_due".into(),
+            Decision::OptedOut => "export_opted_out".into(),
+            Decision::NothingNew => "export_nothing_new".into(),
+        }
+    }
+}
+
+/// An export's or a golden image's own temporary copy.
+pub fn is_temporary(name: &str) -> bool {
+    TEMPORARY.iter().any(|p| name.starts_with(p))
+}
+
+fn parse(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// May this snapshot go off-site? Hourly, daily, monthly and manual ones;
+/// never frequent ones, safety snapshots or checkpoints.
+fn exportable(name: &str) -> bool {
+    matches!(
+        kind_of(name),
+        Kind::Auto(Tier::Hourly | Tier::Daily | Tier::Monthly) | Kind::Manual
+    )
+}
+
+/// Decide, as of `now`, what each instance's tick does (pure).
+pub fn decide(
+    instances: &[Instance],
+    backups: &std::collections::BTreeMap<String, Backup>,
+    every: Duration,
+    now: DateTime<Utc>,
+) -> Vec<(String, Decision)> {
+    instances
+        .iter()
+        .filter(|i| !is_temporary(&i.name))
+        .map(|i| {
+            let last = backups.get(&i.name).and_then(|b| parse(&b.created));
+            let d = if i.config.get(OPT_OUT_KEY).map(String::as_str) == Some("off") {
+                Decision::OptedOut
+            } else if last.is_some_and(|t| now - t < every) {
+                Decision::NotDue
+            } else {
+                let newest = i
+                    .snapshots
+                    .iter()
+                    .flatten()
+                    .filter(|s| exportable(&s.name))
+                    .filter_map(|s| Some((parse(&s.created_at)?, s)))
+                    .filter(|(t, _)| last.is_none_or(|l| *t > l))
+                    .max_by_key(|(t, _)| *t);
+                match newest {
+                    Some((_, s)) => Decision::Export {
+                        snapshot: s.name.clone(),
+                    },
+                    None => Decision::NothingNew,
+                }
+            };
+            (i.name.clone(), d)
+        })
+        .collect()
+}
+
+/// One whole tick of the time machine: snapshots, retention and
+/// lifetimes (`snapshots::auto`), then, where a bucket is set up and the
+/// schedule is on, each due export and the bucket's retention for it.
+pub fn tick(
+    lxd: &crate::lxd::Lxd,
+    settings: &crate::settings::Settings,
+    now: DateTime<Utc>,
+    on_busy: crate::fs::OnBusy,
+) -> crate::Result<Vec<Tick>> {
+    let mut ticks = crate::snapshots::auto(lxd, &settings.snapshots, now, on_busy)?;
+    let (Some(every), Some(s3)) = (settings.offsite.every(), super::S3Settings::load()?) else {
+        return Ok(ticks);
+    };
+    crate::runs::note_period(
+        lxd.project(),
+        crate::runs::Job::Export,
+        every.num_seconds() as u64,
+    );
+    let instances = lxd.instances()?;
+    let backups = crate::runs::backups(lxd.project());
+    for (name, d) in decide(&instances, &backups, every, now) {
+        let Decision::Export { snapshot } = d else {
+            continue;
+        };
+        let req = super::export::Request {
+            name: name.clone(),
+            snapshot: Some(snapshot.clone()),
+            optimized: false,
+            part_size_mib: None,
+            parallel: None,
+            on_busy,
+        };
+        let progress = std::sync::Arc::new(super::upload::NoProgress);
+        let mut t = Tick {
+            instance: name.clone(),
+            snapshot: Some(snapshot),
+            outcome: String::new(),
+            deleted: Vec::new(),
+        };
+        match super::export::export(lxd, &s3, &req, progress) {
+            Ok(e) => {
+                t.outcome = format!("exported: {}", e.id);
+                // The bucket's retention, for this instance only.
+                match super::prune::prune_plan(&s3, Some(&name), lxd.project()).and_then(
+                    |(backups, decisions)| {
+                        super::prune::apply(&s3, &backups, &decisions)?;
+                        Ok(decisions
+                            .into_iter()
+                            .filter(|d| !d.keep)
+                            .map(|d| d.id)
+                            .collect())
+                    },
+                ) {
+                    Ok(gone) => t.deleted = gone,
+                    Err(e) => t
+                        .outcome
+                        .push_str(&format!("; off-site retention failed: {e}")),
+                }
+            }
+            Err(e) => t.outcome = format!("export_failed: {e}"),
+        }
+        ticks.push(t);
+    }
+    Ok(ticks)
+}
+
+/// The rows of a tick that failed (an export, a snapshot): the tick's exit
+/// code says so.
+pub fn failures(ticks: &[Tick]) -> usize {
+    ticks
+        .iter()
+        .filter(|t| {
+            t.outcome.starts_with("failed")
+                || t.outcome.starts_with("export_failed")
+                || t.outcome.contains("retention failed")
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(name: &str, snaps: &[(&str, DateTime<Utc>)], config: &[(&str, &str)]) -> Instance {
+        serde_json::from_value(serde_json::json!({
+            "name": name,
+            "status": "Running",
+            "config": config.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "snapshots": snaps
+                .iter()
+                .map(|(n, t)| serde_json::json!({"name": n, "created_at": crate::time::utc(t)}))
+                .collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn due_instances_export_their_newest_non_frequent_snapshot() {
+        let now = Utc::now();
+        let h = |n: i64| now - Duration::minutes(n);
+        let every = Duration::hours(1);
+        let backups: std::collections::BTreeMap<String, Backup> = [
+            (
+                "fresh".to_string(),
+                Backup {
+                    id: "b1".into(),
+                    created: crate::time::utc(&h(10)),
+                },
+            ),
+            (
+                "stale".to_string(),
+                Backup {
+                    id: "b2".into(),
+                    created: crate::time::utc(&h(90)),
+                },
+            ),
+            (
+                "quiet".to_string(),
+                Backup {
+                    id: "b3".into(),
+                    created: crate::time::utc(&h(90)),
+                },
+            ),
+        ]
+        .into();
+        let list = vec![
+            inst("fresh", &[("trm-auto-hourly-20261202T010000Z", h(5))], &[]),
+            // The frequent snapshot is newer, but stays local.
+            inst(
+                "stale",
+                &[
+                    ("trm-auto-hourly-20261202T010000Z", h(30)),
+                    ("trm-auto-frequent-20261202T014500Z", h(2)),
+                ],
+                &[],
+            ),
+            // Nothing new since its backup.
+            inst("quiet", &[("trm-auto-daily-20261201T000000Z", h(200))], &[]),
+            inst(
+                "never",
+                &[
+                    ("trm-manual-20261202T000000Z", h(60)),
+                    ("trm-safety-x", h(1)),
+                ],
+                &[],
+            ),
+            inst(
+                "off",
+                &[("trm-auto-hourly-20261202T020000Z", h(1))],
+                &[(OPT_OUT_KEY, "off")],
+            ),
+            inst(
+                "trm-export-abc123",
+                &[("trm-auto-hourly-20261202T020000Z", h(1))],
+                &[],
+            ),
+        ];
+        let d: std::collections::BTreeMap<String, Decision> =
+            decide(&list, &backups, every, now).into_iter().collect();
+        assert_eq!(d["fresh"], Decision::NotDue);
+        assert_eq!(
+            d["stale"],
+            Decision::Export {
+                snapshot: "trm-auto-hourly-20261202T010000Z".into()
+            }
+        );
+        assert_eq!(d["quiet"], Decision::NothingNew);
+        assert_eq!(
+            d["never"],
+            Decision::Export {
+                snapshot: "trm-manual-20261202T000000Z".into()
+            }
+        );
+        assert_eq!(d["off"], Decision::OptedOut);
+        assert!(
+            !d.contains_key("trm-export-abc123"),
+            "temporary copies are never exported"
+        );
+    }
+
+    #[test]
+    fn zero_minutes_turns_the_schedule_off() {
+        assert_eq!(Schedule { every_minutes: 0 }.every(), None);
+        assert_eq!(Schedule::default().every(), Some(Duration::hours(1)));
+    }
+}
