@@ -56,7 +56,7 @@ pub fn may_hold_secret(key: &str, value: &str) -> bool {
 
 /// Is this `section.key` setting carried between hosts?
 pub fn is_carried(key: &str) -> bool {
-    CARRIED_SETTINGS.contains(&key) || key.starts_with("snapshots.")
+    CARRIED_SETTINGS.contains(&key) || key.starts_with("snapshots.") || key.starts_with("offsite.")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
