@@ -53,8 +53,8 @@ failed and it was stopped instead, to be tried again next tick), deleted
 (the snapshots retention removed). Then, once a bucket is set up and
 [offsite] every_minutes is not 0, a row per scheduled export: snapshot
 (the newest hourly, daily, monthly or manual one; never a frequent one),
-outcome (exported: BACKUP_ID, or export_failed: MESSAGE, tried again next
-tick), deleted (the backup ids off-site retention removed). A failed
+outcome (exported: BACKUP_ID; export_busy while another export runs;
+or export_failed: MESSAGE; both tried again next tick), deleted (the backup ids off-site retention removed). A failed
 snapshot or export makes the exit code 5.",
     ),
     (

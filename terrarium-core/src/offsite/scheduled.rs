@@ -179,6 +179,8 @@ pub fn tick(
                         .push_str(&format!("; off-site retention failed: {e}")),
                 }
             }
+            // Another export holds the bucket: this one comes next tick.
+            Err(crate::Error::LockBusy(_)) => t.outcome = "export_busy".into(),
             Err(e) => t.outcome = format!("export_failed: {e}"),
         }
         ticks.push(t);
