@@ -83,8 +83,11 @@ pub enum S3Command {
         #[arg(long, value_name = "N")]
         parallel: Option<u32>,
         /// zstd level, 1 (fastest) to 19 [default: 3]
-        #[arg(long, value_name = "N")]
+                #[arg(long, value_name = "N")]
         compression_level: Option<i32>,
+        /// Memory an export may use: upload buffers, then zstd's workers (32-65536) [default: 64]
+        #[arg(long, value_name = "MIB")]
+        memory_mib: Option<u32>,
         /// Exports kept by `s3 prune`: newest of each of the last N days
         #[arg(long, value_name = "N")]
         keep_daily: Option<u32>,
@@ -134,7 +137,8 @@ pub fn s3(cmd: S3Command, project: &str, out: Printer) -> anyhow::Result<i32> {
             signing_key_file,
             part_size,
             parallel,
-            compression_level,
+                        compression_level,
+            memory_mib,
             keep_daily,
             keep_weekly,
             keep_monthly,
@@ -163,7 +167,8 @@ pub fn s3(cmd: S3Command, project: &str, out: Printer) -> anyhow::Result<i32> {
                 keep_daily,
                 keep_weekly,
                 keep_monthly,
-                compression_level,
+                                compression_level,
+                memory_mib,
                 signing_key_file,
             })?;
             if let (Some(w), Format::Json | Format::Jsonl) = (&shown.warning, out.format) {

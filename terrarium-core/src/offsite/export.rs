@@ -201,7 +201,8 @@ fn export_once(
             "part size {part_mib} MiB: S3 needs 5 to 5120 MiB"
         )));
     }
-    let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
+        let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
+    let plan = super::memory::plan(s.memory_mib, part_mib, parallel, super::memory::cores())?;
     let _lock = lock(req.on_busy)?;
     let client = Arc::new(s.client()?);
     let mut swept = sweep(&client, s)?;
@@ -243,8 +244,9 @@ fn export_once(
         tmp: &tmp,
         recipient: &recipient,
         signer: &signer,
-        part_mib,
+                part_mib,
         parallel,
+        plan,
         progress: &progress,
     };
     let result = copied.and_then(|()| job.upload(&id, &snapshot));
@@ -306,8 +308,9 @@ struct Job<'a> {
     tmp: &'a str,
     recipient: &'a age::x25519::Recipient,
     signer: &'a ed25519_dalek::SigningKey,
-    part_mib: u32,
+        part_mib: u32,
     parallel: u32,
+    plan: super::memory::Plan,
     progress: &'a Arc<dyn ReadProgress>,
 }
 
@@ -432,10 +435,11 @@ impl Job<'_> {
             parallel,
             Arc::new(Parts(progress.clone())),
         );
-        let piped = pipe(
+                let piped = pipe(
             stdout,
             writer,
             self.s.compression_level,
+            self.plan,
             recipient,
             progress.as_ref(),
         );
@@ -453,10 +457,15 @@ impl Job<'_> {
     }
 }
 
+/// The stages, each on its own threads: this thread reads LXD's stream
+/// and feeds zstd, whose workers compress jobs in parallel; one thread
+/// encrypts, hashes and fills parts; the uploaders send them. The stages
+/// meet through bounded queues, so memory stays within the plan.
 fn pipe(
     stdout: impl Read,
     writer: MultipartWriter,
     level: i32,
+    plan: super::memory::Plan,
     recipient: &age::x25519::Recipient,
     progress: &dyn ReadProgress,
 ) -> Result<(u64, Instant, MultipartWriter)> {
@@ -464,27 +473,94 @@ fn pipe(
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
             .map_err(|e| Error::Usage(format!("age recipient: {e}")))?;
-    let encrypted = encryptor
-        .wrap_output(writer)
-        .map_err(|e| io_err("starting encryption", e))?;
-    let mut zstd = zstd::Encoder::new(encrypted, level).map_err(|e| io_err("starting zstd", e))?;
-    let mut src = Counting {
-        inner: stdout,
-        total: 0,
-        first_byte: None,
-        progress,
-    };
-    io::copy(&mut src, &mut zstd).map_err(|e| io_err("streaming the export", e))?;
-    let encrypted = zstd.finish().map_err(|e| io_err("finishing zstd", e))?;
-    let mut writer = encrypted
-        .finish()
-        .map_err(|e| io_err("finishing encryption", e))?;
-    writer.flush().map_err(|e| io_err("flushing", e))?;
-    Ok((
-        src.total,
-        src.first_byte.unwrap_or_else(Instant::now),
-        writer,
-    ))
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_QUEUED);
+    std::thread::scope(|scope| {
+        let sealer = scope.spawn(move || -> io::Result<MultipartWriter> {
+            let mut sealed = encryptor.wrap_output(writer)?;
+            for chunk in rx {
+                sealed.write_all(&chunk)?;
+            }
+            let mut writer = sealed.finish()?;
+            writer.flush()?;
+            Ok(writer)
+        });
+        let mut src = Counting {
+            inner: stdout,
+            total: 0,
+            first_byte: None,
+            progress,
+        };
+        let compressed = compress(&mut src, Chunks::new(tx), level, plan);
+        // The sealer's error (an upload refused) is the cause of ours.
+        let sealed = sealer.join().expect("the sealing thread does not panic");
+        let writer = sealed.map_err(|e| io_err("encrypting and uploading", e))?;
+        compressed.map_err(|e| io_err("compressing the export", e))?;
+        Ok((
+            src.total,
+            src.first_byte.unwrap_or_else(Instant::now),
+            writer,
+        ))
+    })
+}
+
+/// Compressed bytes in chunks of this size cross to the sealing thread,
+/// at most `CHUNKS_QUEUED` waiting.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_QUEUED: usize = 4;
+
+fn compress(src: &mut impl Read, out: Chunks, level: i32, plan: super::memory::Plan) -> io::Result<()> {
+    let mut zstd = zstd::Encoder::new(out, level)?;
+    if plan.workers > 0 {
+        zstd.multithread(plan.workers)?;
+        zstd.set_parameter(zstd::zstd_safe::CParameter::JobSize(plan.job_size as u32))?;
+    }
+    io::copy(src, &mut zstd)?;
+    zstd.finish()?.close()
+}
+
+/// A `Write` that hands full chunks to the sealing thread.
+struct Chunks {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Chunks {
+    fn new(tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> Chunks {
+        Chunks {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::other("the sealing thread stopped"))
+    }
+
+    /// Send what is left; dropping the sender tells the sealer the end.
+    fn close(mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = (CHUNK - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The upload threads report parts through the caller's progress.

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod export;
 pub mod import;
 pub mod manifest;
+pub mod memory;
 pub mod prune;
 pub mod s3;
 pub mod scheduled;
