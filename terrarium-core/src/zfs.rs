@@ -110,6 +110,54 @@ pub fn send(snapshot: &str, from: Option<&str>) -> Result<crate::process::Stream
         .spawn_streaming(crate::process::Pipe::Stdout)
 }
 
+pub fn snapshot(name: &str) -> Result<()> {
+    zfs()?.args(["snapshot", name]).run().map(drop)
+}
+
+/// Destroy one snapshot (never recursive: only the name given goes).
+pub fn destroy_snapshot(name: &str) -> Result<()> {
+    if !name.contains('@') {
+        return Err(Error::Usage(format!("{name} is not a snapshot")));
+    }
+    zfs()?.args(["destroy", name]).run().map(drop)
+}
+
+/// Destroy a dataset this run created, with its snapshots.
+pub fn destroy_dataset(name: &str) -> Result<()> {
+    zfs()?.args(["destroy", "-r", name]).run().map(drop)
+}
+
+pub fn exists(dataset: &str) -> Result<bool> {
+    let cmd = zfs()?.args(["list", "-H", "-o", "name", dataset]);
+    Ok(cmd.output()?.status.success())
+}
+
+/// The snapshots of `dataset` itself (the part after `@`), oldest first.
+pub fn snapshots(dataset: &str) -> Result<Vec<String>> {
+    let out = zfs()?
+        .args([
+            "list", "-H", "-o", "name", "-t", "snapshot", "-s", "creation", "-r", dataset,
+        ])
+        .run()?;
+    Ok(parse_snapshots(&out.stdout_str(), dataset))
+}
+
+fn parse_snapshots(text: &str, dataset: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(dataset)?.strip_prefix('@'))
+        .map(String::from)
+        .collect()
+}
+
+/// `zfs receive` into `dataset` from the child's stdin. `-F` rolls the
+/// target back to its newest snapshot first, so an incremental applies
+/// even when mounting touched it (atime).
+pub fn receive(dataset: &str) -> Result<crate::process::Streaming> {
+    zfs()?
+        .args(["receive", "-F", dataset])
+        .spawn_streaming(crate::process::Pipe::Stdin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +176,12 @@ mod tests {
             snapshot_of("tank/lxd/containers/web", "trm-manual-x"),
             "tank/lxd/containers/web@snapshot-trm-manual-x"
         );
+    }
+
+    #[test]
+    fn snapshots_are_those_of_that_dataset_only() {
+        let text = "p/c1@a\np/c1/child@b\np/c10@c\np/c1@d\n";
+        assert_eq!(parse_snapshots(text, "p/c1"), ["a", "d"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use terrarium_core::cli::{after_help, CommonArgs, ToolArgs};
 use terrarium_core::confirm::confirm;
 use terrarium_core::fs::OnBusy;
 use terrarium_core::lxd::Lxd;
-use terrarium_core::offsite::{import, scheduled, S3Settings};
+use terrarium_core::offsite::{import, scheduled, zfs_chain, S3Settings};
 use terrarium_core::output::Printer;
 use terrarium_core::settings::Settings;
 use terrarium_core::snapshots::{self, holds::Action};
@@ -141,8 +141,15 @@ pub enum Command {
         /// The instance the backup was made of
         name: String,
         /// Name of the new instance
-        #[arg(long = "as", value_name = "NEW")]
-        new: String,
+        #[arg(
+            long = "as",
+            value_name = "NEW",
+            required_unless_present = "to_dataset"
+        )]
+        new: Option<String>,
+        /// Receive a ZFS stream chain (`[offsite] zfs_full_every`) into this new dataset instead: every link is checked first
+        #[arg(long, value_name = "POOL/NAME", conflicts_with = "new")]
+        to_dataset: Option<String>,
         /// Backup id, RFC 3339 time or date: the newest backup made at or before it [default: newest]
         #[arg(long, value_name = "TIME|ID")]
         at: Option<String>,
@@ -296,17 +303,37 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
         Command::Release { name, snapshot } => {
             out.one(&set_hold(&name, &snapshot, Action::Release)?)?
         }
-        Command::Export(a) => return offsite::export(&lxd, a, on_busy, out),
+        Command::Export(a) => {
+            return offsite::export(&lxd, a, settings.offsite.zfs_full_every, on_busy, out)
+        }
+        Command::Import {
+            name,
+            to_dataset: Some(dataset),
+            at,
+            identity,
+            ..
+        } => {
+            let s = S3Settings::require()?;
+            let req = zfs_chain::RestoreRequest {
+                instance: name,
+                project,
+                at,
+                identity,
+                dataset,
+            };
+            out.one(&zfs_chain::restore(&s, &req)?)?;
+        }
         Command::Import {
             name,
             new,
             at,
             identity: id,
+            ..
         } => {
             let s = S3Settings::require()?;
             let req = import::Request {
                 name,
-                new,
+                new: new.expect("clap requires --as without --to-dataset"),
                 at,
                 identity: id,
                 pool: Some(settings.storage_pool.clone()),

@@ -83,7 +83,7 @@ pub enum S3Command {
         #[arg(long, value_name = "N")]
         parallel: Option<u32>,
         /// zstd level, 1 (fastest) to 19 [default: 3]
-                #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N")]
         compression_level: Option<i32>,
         /// Memory an export may use: upload buffers, then zstd's workers (32-65536) [default: 64]
         #[arg(long, value_name = "MIB")]
@@ -137,7 +137,7 @@ pub fn s3(cmd: S3Command, project: &str, out: Printer) -> anyhow::Result<i32> {
             signing_key_file,
             part_size,
             parallel,
-                        compression_level,
+            compression_level,
             memory_mib,
             keep_daily,
             keep_weekly,
@@ -167,7 +167,7 @@ pub fn s3(cmd: S3Command, project: &str, out: Printer) -> anyhow::Result<i32> {
                 keep_daily,
                 keep_weekly,
                 keep_monthly,
-                                compression_level,
+                compression_level,
                 memory_mib,
                 signing_key_file,
             })?;
@@ -305,7 +305,15 @@ impl export::ReadProgress for Report {
     }
 }
 
-pub fn export(lxd: &Lxd, a: ExportArgs, on_busy: OnBusy, out: Printer) -> anyhow::Result<i32> {
+/// `zfs_full_every`: `[offsite]`'s; an explicit `--snapshot` is always
+/// exported through LXD (a chain sends a snapshot of its own).
+pub fn export(
+    lxd: &Lxd,
+    a: ExportArgs,
+    zfs_full_every: u32,
+    on_busy: OnBusy,
+    out: Printer,
+) -> anyhow::Result<i32> {
     let s = S3Settings::require()?;
     let names: Vec<String> = if a.all {
         lxd.instances()?.into_iter().map(|i| i.name).collect()
@@ -324,6 +332,11 @@ pub fn export(lxd: &Lxd, a: ExportArgs, on_busy: OnBusy, out: Printer) -> anyhow
             part_size_mib: a.part_size,
             parallel: a.parallel,
             on_busy,
+            zfs_full_every: if a.snapshot.is_some() {
+                0
+            } else {
+                zfs_full_every
+            },
         };
         let report = Arc::new(Report::new(name, out, progress.clone()));
         match export::export(lxd, &s, &req, report) {

@@ -193,6 +193,8 @@ fn final_export(lxd: &Lxd, name: &str) -> Result<String> {
         part_size_mib: None,
         parallel: None,
         on_busy: crate::fs::OnBusy::Fail,
+        // The last backup of a box about to go stands alone.
+        zfs_full_every: 0,
     };
     Ok(export::export(lxd, &s, &req, std::sync::Arc::new(NoProgress))?.id)
 }

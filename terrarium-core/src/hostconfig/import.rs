@@ -411,7 +411,7 @@ fn pending(doc: &Document) -> Result<Vec<Pending>> {
                 ("--recipient", s.recipient.clone()),
                 ("--part-size", n(s.part_size_mib.into())),
                 ("--parallel", n(s.parallel.into())),
-                                ("--compression-level", n(s.compression_level.into())),
+                ("--compression-level", n(s.compression_level.into())),
                 ("--memory-mib", n(s.memory_mib.into())),
                 ("--keep-daily", n(s.keep_daily.into())),
                 ("--keep-weekly", n(s.keep_weekly.into())),

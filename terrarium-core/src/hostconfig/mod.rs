@@ -117,7 +117,7 @@ pub struct S3Facts {
     pub signing_public_key: String,
     pub part_size_mib: u32,
     pub parallel: u32,
-        pub compression_level: i32,
+    pub compression_level: i32,
     /// Absent in documents from before the export's memory budget.
     #[serde(default = "crate::offsite::memory::default_mib")]
     pub memory_mib: u32,
@@ -210,7 +210,7 @@ pub fn export(lxd: &Lxd) -> Result<Document> {
             signing_public_key: s.signing_public_key,
             part_size_mib: s.part_size_mib,
             parallel: s.parallel,
-                        compression_level: s.compression_level,
+            compression_level: s.compression_level,
             memory_mib: s.memory_mib,
             keep_daily: s.retention.daily,
             keep_weekly: s.retention.weekly,

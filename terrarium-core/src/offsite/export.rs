@@ -14,7 +14,7 @@ use std::time::Instant;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::manifest::{Encryption, LxdExport, Manifest, Marker, Objects, FORMAT_VERSION};
+use super::manifest::{Encryption, LxdExport, Manifest, Marker, Objects, ZfsLink, FORMAT_VERSION};
 use super::settings::fingerprint;
 use super::upload::{MultipartWriter, Progress};
 use super::{
@@ -42,6 +42,9 @@ pub struct Request {
     pub part_size_mib: Option<u32>,
     pub parallel: Option<u32>,
     pub on_busy: OnBusy,
+    /// On a ZFS pool, send incremental streams with a full one every N
+    /// (`[offsite] zfs_full_every`); 0 exports through LXD.
+    pub zfs_full_every: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +66,9 @@ pub struct Exported {
     /// Leftovers of crashed exports removed first.
     pub swept: Vec<String>,
     pub timings: Timings,
+    /// The chain link, for a `zfs send` export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zfs: Option<ZfsLink>,
 }
 
 /// Where the time went, in seconds: Terrarium's own pipeline is `stream`
@@ -101,6 +107,15 @@ impl Human for Exported {
             self.timings.stream,
             self.timings.stream_mib_per_second
         ));
+        if let Some(l) = &self.zfs {
+            s.push_str(&match &l.parent {
+                Some(p) => format!(
+                    "\n  zfs send -i: incremental after backup {}, link {} of its chain",
+                    p.id, l.depth
+                ),
+                None => "\n  zfs send: a full stream, the start of a chain".into(),
+            });
+        }
         for w in &self.swept {
             s.push_str(&format!("\n  swept: {w}"));
         }
@@ -170,7 +185,12 @@ pub fn export(
     let done = crate::runs::recorded(
         lxd.project(),
         crate::runs::Job::Export,
-        || export_once(lxd, s, req, progress),
+        || match zfs_source(lxd, req)? {
+            Some(src) => {
+                super::zfs_chain::export(s, &src, req.zfs_full_every, req.on_busy, progress)
+            }
+            None => export_once(lxd, s, req, progress),
+        },
         |_| Vec::new(),
     )?;
     crate::runs::record_backup(lxd.project(), &done.instance, &done.id);
@@ -201,7 +221,7 @@ fn export_once(
             "part size {part_mib} MiB: S3 needs 5 to 5120 MiB"
         )));
     }
-        let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
+    let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
     let plan = super::memory::plan(s.memory_mib, part_mib, parallel, super::memory::cores())?;
     let _lock = lock(req.on_busy)?;
     let client = Arc::new(s.client()?);
@@ -237,19 +257,27 @@ fn export_once(
         .and_then(|()| crate::agents::sandbox::unseat(lxd, &tmp));
     let copy_done = Instant::now();
     let job = Job {
-        lxd,
         s,
         client: &client,
-        req,
-        tmp: &tmp,
+        instance: &req.name,
+        project: lxd.project(),
         recipient: &recipient,
         signer: &signer,
-                part_mib,
+        part_mib,
         parallel,
         plan,
         progress: &progress,
     };
-    let result = copied.and_then(|()| job.upload(&id, &snapshot));
+    let lxd_export = LxdExport {
+        instance_only: true,
+        optimized_storage: req.optimized,
+        storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
+    };
+    let result = copied.and_then(|()| {
+        job.upload(&id, &snapshot, lxd_export, None, || {
+            lxd.export_stream(&tmp, req.optimized)
+        })
+    });
     let stream_done = Instant::now();
     // Cleanup runs whatever happened above; what it could not remove is
     // said, never left silently (the snapshot's kind, other, is never pruned).
@@ -295,39 +323,45 @@ fn export_once(
         data,
         swept,
         timings,
+        zfs: None,
     })
 }
 
-/// One export's fixed inputs, once its temporary copy exists.
-struct Job<'a> {
-    lxd: &'a Lxd,
-    s: &'a S3Settings,
-    client: &'a Arc<Client>,
-    req: &'a Request,
-    /// The temporary stopped copy LXD exports.
-    tmp: &'a str,
-    recipient: &'a age::x25519::Recipient,
-    signer: &'a ed25519_dalek::SigningKey,
-        part_mib: u32,
-    parallel: u32,
-    plan: super::memory::Plan,
-    progress: &'a Arc<dyn ReadProgress>,
+/// One export's fixed inputs: whatever the stream's source (LXD's
+/// export, a `zfs send`), the stages, upload and manifest are these.
+pub(super) struct Job<'a> {
+    pub s: &'a S3Settings,
+    pub client: &'a Arc<Client>,
+    pub instance: &'a str,
+    pub project: &'a str,
+    pub recipient: &'a age::x25519::Recipient,
+    pub signer: &'a ed25519_dalek::SigningKey,
+    pub part_mib: u32,
+    pub parallel: u32,
+    pub plan: super::memory::Plan,
+    pub progress: &'a Arc<dyn ReadProgress>,
 }
 
 impl Job<'_> {
     /// Upload the data, then the manifest; returns the manifest, the data
     /// key and when LXD's first byte arrived.
-    fn upload(&self, id: &str, snapshot: &str) -> Result<(Manifest, String, Instant)> {
+    pub fn upload(
+        &self,
+        id: &str,
+        snapshot: &str,
+        lxd_export: LxdExport,
+        zfs: Option<ZfsLink>,
+        source: impl FnOnce() -> Result<crate::process::Streaming>,
+    ) -> Result<(Manifest, String, Instant)> {
         let Job {
-            lxd,
             s,
             client,
-            req,
+            instance,
             recipient,
             part_mib,
             ..
         } = *self;
-        let dir = backup_dir(s, &req.name, id);
+        let dir = backup_dir(s, instance, id);
         let data_key = data_key(&dir);
         let marker_key = format!("{dir}{MARKER_NAME}");
         let manifest_key = manifest_key(&dir);
@@ -343,7 +377,7 @@ impl Job<'_> {
                 &marker_key,
                 &serde_json::to_vec_pretty(&marker).expect("serializes"),
             )
-            .and_then(|()| self.stream(&data_key, &upload_id));
+            .and_then(|()| self.stream(source()?, &data_key, &upload_id));
         let (tarball, first_byte, up) = match streamed {
             Ok(x) => x,
             Err(e) => {
@@ -358,8 +392,8 @@ impl Job<'_> {
         let mut manifest = Manifest {
             format_version: FORMAT_VERSION,
             id: id.to_string(),
-            instance: req.name.clone(),
-            project: lxd.project().to_string(),
+            instance: instance.to_string(),
+            project: self.project.to_string(),
             snapshot: snapshot.to_string(),
             created: crate::time::utc(&Utc::now()),
             host: hostname(),
@@ -379,11 +413,8 @@ impl Job<'_> {
             },
             parts: up.parts,
             part_size: u64::from(part_mib) * MIB,
-            lxd_export: LxdExport {
-                instance_only: true,
-                optimized_storage: req.optimized,
-                storage_driver: storage_driver(lxd, tmp_pool_of(lxd, &req.name).as_deref()),
-            },
+            lxd_export,
+            zfs,
             terrarium_version: crate::VERSION.to_string(),
             signature: None,
         };
@@ -407,25 +438,22 @@ impl Job<'_> {
         Ok((manifest, data_key, first_byte))
     }
 
-    /// LXD's stream through zstd and age into the multipart writer.
-    /// Returns the tarball's size, its first byte's arrival, and what was uploaded.
+    /// The source's stream through zstd and age into the multipart writer.
+    /// Returns the stream's size, its first byte's arrival, and what was uploaded.
     fn stream(
         &self,
+        mut child: crate::process::Streaming,
         key: &str,
         upload_id: &str,
     ) -> Result<(u64, Instant, super::upload::Uploaded)> {
         let Job {
-            lxd,
             client,
-            req,
-            tmp,
             recipient,
             part_mib,
             parallel,
             progress,
             ..
         } = *self;
-        let mut child = lxd.export_stream(tmp, req.optimized)?;
         let stdout = child.child.stdout.take().expect("stdout is piped");
         let writer = MultipartWriter::new(
             client.clone(),
@@ -435,7 +463,7 @@ impl Job<'_> {
             parallel,
             Arc::new(Parts(progress.clone())),
         );
-                let piped = pipe(
+        let piped = pipe(
             stdout,
             writer,
             self.s.compression_level,
@@ -445,7 +473,7 @@ impl Job<'_> {
         );
         match piped {
             Ok((tarball, first, writer)) => {
-                // LXD's exit status decides whether the tarball was whole.
+                // The source's exit status decides whether the stream was whole.
                 child.finish()?;
                 Ok((tarball, first, writer.finish()?))
             }
@@ -508,7 +536,12 @@ fn pipe(
 const CHUNK: usize = 256 * 1024;
 const CHUNKS_QUEUED: usize = 4;
 
-fn compress(src: &mut impl Read, out: Chunks, level: i32, plan: super::memory::Plan) -> io::Result<()> {
+fn compress(
+    src: &mut impl Read,
+    out: Chunks,
+    level: i32,
+    plan: super::memory::Plan,
+) -> io::Result<()> {
     let mut zstd = zstd::Encoder::new(out, level)?;
     if plan.workers > 0 {
         zstd.multithread(plan.workers)?;
@@ -569,6 +602,35 @@ impl Progress for Parts {
     fn part_done(&self, part: u32, bytes: u64, total: u64) {
         self.0.part_done(part, bytes, total)
     }
+}
+
+/// The dataset to send, when chains are on and the instance's root is
+/// on a ZFS pool (and no LXD-optimized stream was asked for). A chain
+/// sends a snapshot of its own, whatever `snapshot` says.
+fn zfs_source(lxd: &Lxd, req: &Request) -> Result<Option<super::zfs_chain::Source>> {
+    if req.zfs_full_every == 0 || req.optimized {
+        return Ok(None);
+    }
+    validate_instance_name(&req.name)?;
+    let Some(pool) = tmp_pool_of(lxd, &req.name) else {
+        return Ok(None);
+    };
+    let Some(p) = lxd.storage_pools()?.into_iter().find(|p| p.name == pool) else {
+        return Ok(None);
+    };
+    if p.driver != "zfs" {
+        return Ok(None);
+    }
+    let zpool = p
+        .config
+        .get("zfs.pool_name")
+        .cloned()
+        .unwrap_or(p.name.clone());
+    Ok(Some(super::zfs_chain::Source {
+        instance: req.name.clone(),
+        project: lxd.project().to_string(),
+        dataset: crate::zfs::instance_dataset(&zpool, lxd.project(), &req.name),
+    }))
 }
 
 fn tmp_pool_of(lxd: &Lxd, name: &str) -> Option<String> {

@@ -103,6 +103,13 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         .manifest
         .as_ref()
         .expect("selected backups are complete");
+    if m.zfs.is_some() {
+        return Err(Error::Usage(format!(
+            "backup {} of {} is a link of a ZFS stream chain, not an LXD export: restore it \
+             onto a dataset with `trm-snap import {} --to-dataset POOL/NAME`; nothing was created",
+            m.id, m.instance, m.instance
+        )));
+    }
     check_key(m, &identities, &identity)?;
     let mut file = download(&client, &data_key(&backup.dir), m)?;
     restore(
@@ -201,7 +208,7 @@ fn confine(lxd: &Lxd, new: &str, bridge: &str) -> Result<Vec<Removal>> {
 
 /// The identity must match the recipient the backup was encrypted to:
 /// said before anything is downloaded.
-fn check_key(m: &Manifest, ids: &[age::x25519::Identity], file: &Path) -> Result<()> {
+pub(super) fn check_key(m: &Manifest, ids: &[age::x25519::Identity], file: &Path) -> Result<()> {
     if ids
         .iter()
         .any(|i| i.to_public().to_string() == m.encryption.recipient)
@@ -218,7 +225,7 @@ fn check_key(m: &Manifest, ids: &[age::x25519::Identity], file: &Path) -> Result
 
 /// Download to a temporary file, checking size and SHA-256 as it comes;
 /// a byte past the manifest's size stops the download.
-fn download(client: &Client, key: &str, m: &Manifest) -> Result<std::fs::File> {
+pub(super) fn download(client: &Client, key: &str, m: &Manifest) -> Result<std::fs::File> {
     let mut file = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
     let reader = client.get(key)?;
     let (size, digest) = copy_hashed(reader, &mut file, m.size)
@@ -295,6 +302,26 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
+/// A checked download, decrypted and decompressed: never more, and
+/// never fewer, bytes than the manifest records.
+pub(super) fn plaintext<'f>(
+    file: &'f mut std::fs::File,
+    ids: &[age::x25519::Identity],
+    size: u64,
+) -> Result<impl Read + 'f> {
+    let decryptor = age::Decryptor::new_buffered(io::BufReader::new(file))
+        .map_err(|e| Error::Integrity(format!("not an age file: {e}")))?;
+    let plain = decryptor
+        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+        .map_err(|e| Error::Integrity(format!("cannot decrypt the backup: {e}")))?;
+    let inner = zstd::Decoder::new(plain).map_err(|e| Error::Integrity(format!("zstd: {e}")))?;
+    Ok(Bounded {
+        inner,
+        limit: size,
+        seen: 0,
+    })
+}
+
 /// Decrypt and decompress into `lxc import`; on any failure the new
 /// instance, if LXD got as far as creating it, is removed.
 fn restore(
@@ -305,17 +332,7 @@ fn restore(
     new: &str,
     pool: Option<&str>,
 ) -> Result<()> {
-    let decryptor = age::Decryptor::new_buffered(io::BufReader::new(file))
-        .map_err(|e| Error::Integrity(format!("not an age file: {e}")))?;
-    let plain = decryptor
-        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
-        .map_err(|e| Error::Integrity(format!("cannot decrypt the backup: {e}")))?;
-    let tar = zstd::Decoder::new(plain).map_err(|e| Error::Integrity(format!("zstd: {e}")))?;
-    let mut tar = Bounded {
-        inner: tar,
-        limit: tarball_size,
-        seen: 0,
-    };
+    let mut tar = plaintext(file, ids, tarball_size)?;
     let mut child = lxd.import_stream(new, pool)?;
     let mut stdin = child.child.stdin.take().expect("stdin is piped");
     let copied = io::copy(&mut tar, &mut stdin);

@@ -32,6 +32,10 @@ pub struct Manifest {
     pub parts: u32,
     pub part_size: u64,
     pub lxd_export: LxdExport,
+    /// A link of a ZFS stream chain (`zfs_chain`); absent for an LXD
+    /// export, as in every manifest before chains (so their signatures hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zfs: Option<ZfsLink>,
     pub terrarium_version: String,
     /// Ed25519 over the rest (see `signing`); import refuses a manifest without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +63,28 @@ pub struct LxdExport {
     pub instance_only: bool,
     pub optimized_storage: bool,
     pub storage_driver: String,
+}
+
+/// One `zfs send` stream: full (no parent) or incremental from the
+/// parent's snapshot. Import applies a chain oldest first, after checking
+/// every link is in the bucket, trusted, and the one its child names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZfsLink {
+    /// The dataset that was sent.
+    pub dataset: String,
+    /// Its snapshot (after the `@`) this link brings a restore to.
+    pub snapshot: String,
+    pub parent: Option<Parent>,
+    /// Links since the chain's full stream (0 for the full one).
+    pub depth: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    pub id: String,
+    /// SHA-256 of the parent's uploaded object, as its manifest says.
+    pub sha256: String,
+    pub snapshot: String,
 }
 
 /// What an upload in progress leaves beside its data, so a crash can be
@@ -135,6 +161,7 @@ pub(crate) mod tests {
                 optimized_storage: false,
                 storage_driver: "btrfs".into(),
             },
+            zfs: None,
             terrarium_version: "0".into(),
             signature: None,
         }

@@ -83,13 +83,25 @@ mod tests {
     fn the_default_budget_leaves_zstd_two_mib_jobs_on_two_cores() {
         // 3 x 8 MiB parts + 12 fixed = 36; 28 left -> 2 MiB jobs.
         let p = plan(64, 8, 2, 2).unwrap();
-        assert_eq!(p, Plan { workers: 2, job_size: 2 * MIB });
+        assert_eq!(
+            p,
+            Plan {
+                workers: 2,
+                job_size: 2 * MIB
+            }
+        );
     }
 
     #[test]
     fn more_memory_buys_larger_jobs_up_to_a_cap() {
         assert_eq!(plan(128, 8, 2, 2).unwrap().job_size, 9 * MIB);
-        assert_eq!(plan(4096, 8, 2, 4).unwrap(), Plan { workers: 4, job_size: 32 * MIB });
+        assert_eq!(
+            plan(4096, 8, 2, 4).unwrap(),
+            Plan {
+                workers: 4,
+                job_size: 32 * MIB
+            }
+        );
     }
 
     #[test]
@@ -101,7 +113,10 @@ mod tests {
     #[test]
     fn uploads_that_do_not_fit_are_refused_naming_the_knobs() {
         let e = plan(64, 16, 4, 2).unwrap_err().to_string();
-        assert!(e.contains("80 MiB of buffers") && e.contains("--memory-mib"), "{e}");
+        assert!(
+            e.contains("80 MiB of buffers") && e.contains("--memory-mib"),
+            "{e}"
+        );
         assert!(validate(16).is_err() && validate(64).is_ok());
     }
 }

@@ -25,6 +25,7 @@ pub mod scheduled;
 pub mod settings;
 pub mod signing;
 pub mod upload;
+pub mod zfs_chain;
 
 pub use settings::S3Settings;
 

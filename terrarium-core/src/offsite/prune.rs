@@ -116,6 +116,19 @@ pub fn decide(backups: &[Backup], policy: &Retention) -> Vec<Decision> {
             });
         }
     }
+    // A kept incremental backup is only restorable with its chain.
+    let kept: Vec<(&str, &str)> = out
+        .iter()
+        .filter(|d| d.keep)
+        .map(|d| (d.instance.as_str(), d.id.as_str()))
+        .collect();
+    let needed = super::zfs_chain::needed_links(backups, &kept);
+    for d in out.iter_mut().filter(|d| !d.keep) {
+        if let Some(by) = needed.get(&(d.instance.clone(), d.id.clone())) {
+            d.keep = true;
+            d.rule = format!("a link of the ZFS chain kept backup {by} is restored from");
+        }
+    }
     out
 }
 
@@ -224,5 +237,53 @@ mod tests {
         let plan = plan(&e, &Retention::default());
         assert!(!plan[0].1, "{plan:?}");
         assert!(plan[1].1);
+    }
+
+    #[test]
+    fn links_a_kept_incremental_needs_are_kept_and_others_go() {
+        use crate::offsite::manifest::{Parent, ZfsLink};
+        let b = |id: &str, parent: Option<&str>, depth: u32| {
+            let mut m = crate::offsite::manifest::tests::sample("c1", id);
+            m.sha256 = format!("sha-{id}");
+            m.zfs = Some(ZfsLink {
+                dataset: "p/c1".into(),
+                snapshot: format!("s-{id}"),
+                parent: parent.map(|p| Parent {
+                    id: p.into(),
+                    sha256: format!("sha-{p}"),
+                    snapshot: format!("s-{p}"),
+                }),
+                depth,
+            });
+            Backup {
+                instance: "c1".into(),
+                id: id.into(),
+                state: "complete".into(),
+                created: m.created.clone(),
+                snapshot: String::new(),
+                size: 1,
+                sha256: m.sha256.clone(),
+                dir: String::new(),
+                refused: None,
+                manifest: Some(m),
+                listed_size: Some(1),
+            }
+        };
+        // An old full chain (F0 <- I0), then a new one (F1 <- I1 <- I2),
+        // all on different days; the policy alone keeps only the newest.
+        let backups = vec![
+            b("20261101T000000Z", None, 0),
+            b("20261102T000000Z", Some("20261101T000000Z"), 1),
+            b("20261110T000000Z", None, 0),
+            b("20261111T000000Z", Some("20261110T000000Z"), 1),
+            b("20261112T000000Z", Some("20261111T000000Z"), 2),
+        ];
+        let policy = Retention {
+            daily: 1,
+            weekly: 0,
+            monthly: 0,
+        };
+        let kept: Vec<bool> = decide(&backups, &policy).iter().map(|d| d.keep).collect();
+        assert_eq!(kept, [false, false, true, true, true]);
     }
 }

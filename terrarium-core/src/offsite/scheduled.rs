@@ -26,11 +26,21 @@ pub struct Schedule {
     /// An instance is exported once its newest backup is this old; 0 turns
     /// scheduled exports off.
     pub every_minutes: u32,
+    /// On ZFS pools, export `zfs send -i` chains with a full stream every
+    /// N; 0 (the default) exports through LXD everywhere. A chain restores
+    /// onto a dataset (`trm-snap import --to-dataset`), not as an instance.
+    pub zfs_full_every: u32,
+    /// Restore drills (`trm-snap verify --all`) every N days; 0: none.
+    pub verify_every_days: u32,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { every_minutes: 60 }
+        Schedule {
+            every_minutes: 60,
+            zfs_full_every: 0,
+            verify_every_days: 0,
+        }
     }
 }
 
@@ -151,6 +161,8 @@ pub fn tick(
             part_size_mib: None,
             parallel: None,
             on_busy,
+            // A chain link is a snapshot of its own, taken now.
+            zfs_full_every: settings.offsite.zfs_full_every,
         };
         let progress = std::sync::Arc::new(super::upload::NoProgress);
         let mut t = Tick {
@@ -304,7 +316,14 @@ mod tests {
 
     #[test]
     fn zero_minutes_turns_the_schedule_off() {
-        assert_eq!(Schedule { every_minutes: 0 }.every(), None);
+        assert_eq!(
+            Schedule {
+                every_minutes: 0,
+                ..Schedule::default()
+            }
+            .every(),
+            None
+        );
         assert_eq!(Schedule::default().every(), Some(Duration::hours(1)));
     }
 }

@@ -58,15 +58,13 @@ pub struct S3Settings {
     pub retention: Retention,
     /// zstd level, 1 (fastest) to 19: on a busy two-core host level 1
     /// streams about 10% faster than 3 for about 2% more bytes.
-        #[serde(default = "default_level")]
+    #[serde(default = "default_level")]
     pub compression_level: i32,
     /// The export's memory budget: upload buffers first, zstd's
     /// workers get the rest (`memory`).
     #[serde(default = "super::memory::default_mib")]
     pub memory_mib: u32,
 }
-
-
 
 fn default_level() -> i32 {
     3
@@ -211,7 +209,7 @@ impl S3Settings {
         if !(1..=16).contains(&self.parallel) {
             return Err(Error::Usage(format!(
                 "parallel uploads {}: 1 to 16",
-                                self.parallel
+                self.parallel
             )));
         }
         super::memory::validate(self.memory_mib)?;
@@ -328,7 +326,7 @@ pub struct SetRequest {
     pub keep_daily: Option<u32>,
     pub keep_weekly: Option<u32>,
     pub keep_monthly: Option<u32>,
-        pub compression_level: Option<i32>,
+    pub compression_level: Option<i32>,
     pub memory_mib: Option<u32>,
     /// A signing key file: written there by a key generation, else one
     /// the owner saved (its public key becomes the trusted one).
@@ -388,8 +386,8 @@ pub fn set(req: SetRequest) -> Result<Shown> {
         part_size_mib: default_part_mib(),
         parallel: default_parallel(),
         retention: Retention::default(),
-                compression_level: default_level(),
-                memory_mib: super::memory::DEFAULT_MEMORY_MIB,
+        compression_level: default_level(),
+        memory_mib: super::memory::DEFAULT_MEMORY_MIB,
     });
     if let Some(v) = req.endpoint {
         s.endpoint = v.trim_end_matches('/').to_string();
@@ -419,7 +417,7 @@ pub fn set(req: SetRequest) -> Result<Shown> {
     r.daily = req.keep_daily.unwrap_or(r.daily);
     r.weekly = req.keep_weekly.unwrap_or(r.weekly);
     r.monthly = req.keep_monthly.unwrap_or(r.monthly);
-        if let Some(v) = req.compression_level {
+    if let Some(v) = req.compression_level {
         s.compression_level = v;
     }
     if let Some(v) = req.memory_mib {
@@ -611,7 +609,7 @@ mod tests {
             part_size_mib: 8,
             parallel: 2,
             retention: Retention::default(),
-                        compression_level: 3,
+            compression_level: 3,
             memory_mib: 64,
         }
     }
