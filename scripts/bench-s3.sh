@@ -54,8 +54,11 @@ for i in $(seq "$RUNS"); do
     /usr/bin/time -v "$BIN/trm-snap" export big --format json >"$work/x$i.json" 2>"$work/t$i.txt"
     awk -F': ' '/Maximum resident set size/ {print $2}' "$work/t$i.txt" >>"$work/rss"
     jq -r .timings.stream "$work/x$i.json" >>"$work/stream"
-    jq -r .seconds "$work/x$i.json" >>"$work/total"
+        jq -r .seconds "$work/x$i.json" >>"$work/total"
+    jq -r '.timings | "\(.snapshot) \(.copy) \(.lxd_prepare) \(.stream)"' "$work/x$i.json" >>"$work/stages"
 done
+echo "==> trm-snap export stages (s): snapshot copy lxd_prepare stream" >&2
+cat "$work/stages" >&2
 data=$work/s3/$BUCKET/$(jq -r .data "$work/x$RUNS.json")
 size=$(stat -c %s "$data")
 
@@ -76,11 +79,12 @@ for i in $(seq "$RUNS"); do
         zstd -q -T0 -"${LEVEL:-3}" | age -r "$recipient" >"$work/raw.age"
     curl -sS -o /dev/null -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 "aws:amz:us-east-1:s3" \
         --user "$AK:$SK" -T "$work/raw.age" "$endpoint/$BUCKET/raw-$i"
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN {print b - a}' >>"$work/raw"
+        # Cleaning up is part of the work (trm-snap export's time includes it).
     lxc delete --project "$PROJECT" rawcopy
     lxc delete --project "$PROJECT" big/raw
     rm -f "$work/raw.age"
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN {print b - a}' >>"$work/raw"
 done
 
 rss=$(median <"$work/rss") stream=$(median <"$work/stream") curl=$(median <"$work/curl")

@@ -28,18 +28,21 @@ pub enum Job {
     Snapshots,
     /// `trm-expose sync`, by hand or the watcher's backstop.
     Sync,
-    /// `trm-snap export`.
+        /// `trm-snap export`.
     Export,
+    /// `trm-snap verify --all`: restore drills.
+    Verify,
 }
 
 impl Job {
-    pub const ALL: [Job; 3] = [Job::Snapshots, Job::Sync, Job::Export];
+    pub const ALL: [Job; 4] = [Job::Snapshots, Job::Sync, Job::Export, Job::Verify];
 
     pub fn name(self) -> &'static str {
         match self {
             Job::Snapshots => "snapshots",
             Job::Sync => "sync",
-            Job::Export => "export",
+                        Job::Export => "export",
+            Job::Verify => "verify",
         }
     }
 }

@@ -244,7 +244,9 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
             Job::Sync => noted.or(Some(SYNC_EVERY)),
             // Scheduled once a tick noted its interval; judged per
             // instance below (a tick with nothing due exports nothing).
-            Job::Export => noted,
+                        Job::Export => noted,
+            // Scheduled once a tick noted `verify_every_days`.
+            Job::Verify => noted,
         };
         let age_seconds = run.as_ref().and_then(|r| age(now, &r.finished));
         let overdue =
@@ -271,8 +273,8 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
                     job.name(),
                     r.problems.join("; ")
                 ));
-            } else if *job == Job::Snapshots {
-                problems.extend(r.problems.iter().map(|p| format!("snapshots: {p}")));
+                        } else if *job == Job::Snapshots || *job == Job::Verify {
+                problems.extend(r.problems.iter().map(|p| format!("{}: {p}", job.name())));
             }
         }
         if *job == Job::Sync {
@@ -386,7 +388,8 @@ fn how_to_run(job: Job) -> &'static str {
     match job {
         Job::Snapshots => "`trm-snap schedule install`; without systemd `trm-snap auto --every 15`",
         Job::Sync => "`trm-expose service install`; without systemd `trm-expose watch`",
-        Job::Export => "`trm-snap export`",
+                Job::Export => "`trm-snap export`",
+        Job::Verify => "`trm-snap verify --all`, or `verify_every_days` in [offsite]",
     }
 }
 

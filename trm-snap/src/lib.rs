@@ -157,9 +157,13 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         identity: Option<std::path::PathBuf>,
     },
-    /// Restore drill: import a backup into a throwaway instance, check it, delete it
+        /// Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)
     Verify {
-        name: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Drill the newest backup of every instance in the bucket; recorded for `trm status`
+        #[arg(long)]
+        all: bool,
         #[arg(long, value_name = "TIME|ID")]
         at: Option<String>,
         #[arg(long, value_name = "FILE")]
@@ -341,16 +345,36 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             };
             out.one(&import::import(&lxd, &s, &req)?)?;
         }
+                Command::Verify {
+            all: true,
+            identity: id,
+            ..
+        } => {
+            let s = S3Settings::require()?;
+            let drills = import::verify_all(
+                &lxd,
+                &s,
+                id.as_deref(),
+                Some(&settings.storage_pool),
+                &settings.bridge,
+            )?;
+            out.list(&drills)?;
+            return Ok(verdict::exit_status(
+                drills.iter().filter(|d| !d.ok).count(),
+                "the restore drills",
+            )?);
+        }
         Command::Verify {
             name,
             at,
             identity: id,
+            ..
         } => {
             let s = S3Settings::require()?;
             let v = import::verify(
                 &lxd,
                 &s,
-                &name,
+                &name.expect("clap requires a name without --all"),
                 at.as_deref(),
                 id.as_deref(),
                 Some(&settings.storage_pool),
@@ -383,7 +407,12 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                     out.one(&report)?
                 }
                 "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
-                _ => out.list(&systemd::status(&units, &unit_dir))?,
+                                _ => out.list(&scheduled::schedule_rows(
+                    &project,
+                    &settings.offsite,
+                    S3Settings::load()?.is_some(),
+                    systemd::status(&units, &unit_dir),
+                ))?,
             }
         }
     }

@@ -352,7 +352,7 @@ fn restore(
     result
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Verified {
     pub instance: String,
     pub backup: String,
@@ -443,6 +443,127 @@ pub fn verify(
         seconds: started.elapsed().as_secs_f64(),
         ok,
     })
+}
+
+/// Restore drills of every instance with a backup in the bucket (this
+/// project's), one after the other; one failing never stops the others.
+/// A ZFS chain is drilled link by link: downloaded, SHA-256 checked,
+/// decrypted and decompressed to its recorded size (there is no dataset
+/// to receive it into). Recorded as the `verify` run, for `trm status`.
+pub fn verify_all(
+    lxd: &Lxd,
+    s: &S3Settings,
+    identity: Option<&Path>,
+    pool: Option<&str>,
+    bridge: &str,
+) -> Result<Vec<Verified>> {
+    crate::runs::recorded(
+        lxd.project(),
+        crate::runs::Job::Verify,
+        || {
+            let client = s.client()?;
+            let backups = catalog::scan(&client, s, None, lxd.project())?;
+            let mut names: Vec<&str> = backups
+                .iter()
+                .filter(|b| b.is_complete())
+                .map(|b| b.instance.as_str())
+                .collect();
+            names.dedup();
+            Ok(names
+                .into_iter()
+                .map(|name| {
+                    let started = Instant::now();
+                    let chain = catalog::select(&backups, name, None)
+                        .ok()
+                        .filter(|b| b.manifest.as_ref().is_some_and(|m| m.zfs.is_some()));
+                    let drill = match chain {
+                        Some(b) => verify_chain(&client, s, &backups, b, identity),
+                        None => verify(lxd, s, name, None, identity, pool, bridge),
+                    };
+                    drill.unwrap_or_else(|e| Verified {
+                        instance: name.to_string(),
+                        checks: vec![e.to_string()],
+                        seconds: started.elapsed().as_secs_f64(),
+                        ok: false,
+                        ..Verified::default()
+                    })
+                })
+                .collect())
+        },
+        |drills: &Vec<Verified>| {
+            drills
+                .iter()
+                .filter(|d| !d.ok)
+                .map(|d| {
+                    format!(
+                        "{}: restore drill failed: {}",
+                        d.instance,
+                        d.checks.last().map(String::as_str).unwrap_or("")
+                    )
+                })
+                .collect()
+        },
+    )
+}
+
+fn verify_chain(
+    client: &Client,
+    s: &S3Settings,
+    backups: &[Backup],
+    target: &Backup,
+    identity: Option<&Path>,
+) -> Result<Verified> {
+    let started = Instant::now();
+    let file = s.identity(identity)?;
+    let ids = read_identities(&file)?;
+    let links = super::zfs_chain::chain(backups, target)?;
+    let mut checks = Vec::new();
+    for b in &links {
+        let m = b.manifest.as_ref().expect("chain links are complete");
+        check_key(m, &ids, &file)?;
+        let mut f = download(client, &data_key(&b.dir), m)?;
+        let n = io::copy(&mut plaintext(&mut f, &ids, m.tarball_size)?, &mut io::sink())
+            .map_err(|e| Error::Integrity(format!("backup {}: {e}", m.id)))?;
+        checks.push(format!(
+            "link {}: {} checked (SHA-256), decrypted, {} decompressed",
+            m.id,
+            indicatif::HumanBytes(m.size),
+            indicatif::HumanBytes(n)
+        ));
+    }
+    let m = target.manifest.as_ref().expect("complete");
+    checks.push(format!(
+        "the whole chain of {} link(s) is in the bucket and sound; not received (no dataset to receive into)",
+        links.len()
+    ));
+    Ok(Verified {
+        instance: target.instance.clone(),
+        backup: m.id.clone(),
+        created: m.created.clone(),
+        size: links.iter().filter_map(|b| Some(b.manifest.as_ref()?.size)).sum(),
+        sha256: m.sha256.clone(),
+        checks,
+        refused: catalog::refused(backups, &target.instance),
+        seconds: started.elapsed().as_secs_f64(),
+        ok: true,
+        ..Verified::default()
+    })
+}
+
+impl crate::output::Row for Verified {
+    fn headers() -> &'static [&'static str] {
+        &["INSTANCE", "BACKUP", "DRILL", "SECONDS", "LAST CHECK"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.instance.clone(),
+            self.backup.clone(),
+            if self.ok { "passed" } else { "FAILED" }.into(),
+            format!("{:.1}", self.seconds),
+            self.checks.last().cloned().unwrap_or_default(),
+        ]
+    }
 }
 
 fn inspect(lxd: &Lxd, name: &str) -> Result<(usize, Vec<String>)> {

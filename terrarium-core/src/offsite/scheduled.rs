@@ -193,11 +193,151 @@ pub fn tick(
             }
             // Another export holds the bucket: this one comes next tick.
             Err(crate::Error::LockBusy(_)) => t.outcome = "export_busy".into(),
-            Err(e) => t.outcome = format!("export_failed: {e}"),
+                        Err(e) => t.outcome = format!("export_failed: {e}"),
         }
         ticks.push(t);
     }
+    ticks.extend(drills(lxd, settings, &s3, now)?);
     Ok(ticks)
+}
+
+/// The restore drills, when `verify_every_days` is on and the last drill
+/// is that old (or there was none): one row an instance.
+fn drills(
+    lxd: &crate::lxd::Lxd,
+    settings: &crate::settings::Settings,
+    s3: &super::S3Settings,
+    now: DateTime<Utc>,
+) -> crate::Result<Vec<Tick>> {
+    let days = settings.offsite.verify_every_days;
+    if days == 0 {
+        return Ok(Vec::new());
+    }
+    let project = lxd.project();
+    crate::runs::note_period(project, crate::runs::Job::Verify, u64::from(days) * 86_400);
+    let last = crate::runs::last(project, crate::runs::Job::Verify);
+    if !drill_due(last.as_ref().map(|r| r.started.as_str()), days, now) {
+        return Ok(Vec::new());
+    }
+    let drills = super::import::verify_all(
+        lxd,
+        s3,
+        None,
+        Some(&settings.storage_pool),
+        &settings.bridge,
+    )?;
+    Ok(drills
+        .into_iter()
+        .map(|d| Tick {
+            instance: d.instance.clone(),
+            snapshot: None,
+            outcome: if d.ok {
+                format!("verified: {}", d.backup)
+            } else {
+                format!(
+                    "verify_failed: {}",
+                    d.checks.last().map(String::as_str).unwrap_or("")
+                )
+            },
+            deleted: Vec::new(),
+        })
+        .collect())
+}
+
+/// One row of `trm-snap schedule status`: a unit file, or a job the
+/// tick runs (snapshots, exports, drills) with its interval and last run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleRow {
+    pub name: String,
+    /// `unit` or `job`.
+    pub kind: String,
+    pub every: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+}
+
+impl crate::output::Row for ScheduleRow {
+    fn headers() -> &'static [&'static str] {
+        &["NAME", "KIND", "EVERY", "STATE", "LAST RUN"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.kind.clone(),
+            self.every.clone(),
+            self.state.clone(),
+            self.last_run.clone().unwrap_or_else(|| "-".into()),
+        ]
+    }
+}
+
+/// The units, then what each tick runs and when it last did.
+pub fn schedule_rows(
+    project: &str,
+    offsite: &Schedule,
+    bucket: bool,
+    units: Vec<crate::systemd::UnitStatus>,
+) -> Vec<ScheduleRow> {
+    use crate::runs::Job;
+    let mut rows: Vec<ScheduleRow> = units
+        .into_iter()
+        .map(|u| ScheduleRow {
+            name: u.name,
+            kind: "unit".into(),
+            every: String::new(),
+            state: format!("{}, {}", if u.installed { "installed" } else { "not installed" }, u.active),
+            last_run: None,
+        })
+        .collect();
+    let tick = crate::runs::period(project, Job::Snapshots)
+        .map(|s| format!("{} min", s / 60))
+        .unwrap_or_else(|| "not scheduled (install the timer, or `trm-snap auto --every 15`)".into());
+    let export = if !bucket {
+        "off: no bucket (`trm-snap s3 set`)".to_string()
+    } else if offsite.every_minutes == 0 {
+        "off ([offsite] every_minutes = 0)".into()
+    } else {
+        let chains = if offsite.zfs_full_every > 0 {
+            format!("; on ZFS pools zfs send -i, a full stream every {}", offsite.zfs_full_every)
+        } else {
+            String::new()
+        };
+        format!("each instance every {} min, checked each tick{chains}", offsite.every_minutes)
+    };
+    let verify = if !bucket {
+        "off: no bucket".to_string()
+    } else if offsite.verify_every_days == 0 {
+        "off ([offsite] verify_every_days = 30 for monthly drills)".into()
+    } else {
+        format!("every {} days, checked each tick", offsite.verify_every_days)
+    };
+    for (job, every) in [(Job::Snapshots, tick), (Job::Export, export), (Job::Verify, verify)] {
+        let last = crate::runs::last(project, job);
+        rows.push(ScheduleRow {
+            name: job.name().into(),
+            kind: "job".into(),
+            every,
+            state: match &last {
+                None => "never ran".into(),
+                Some(r) if !r.ok => format!("last run failed: {}", r.problems.join("; ")),
+                Some(r) if !r.problems.is_empty() => format!("last run: {}", r.problems.join("; ")),
+                Some(_) => "last run ok".into(),
+            },
+            last_run: last.map(|r| r.finished),
+        });
+    }
+    rows
+}
+
+/// A drill is due `days` after the last one started; a record that does
+/// not parse counts as none.
+pub fn drill_due(last_started: Option<&str>, days: u32, now: DateTime<Utc>) -> bool {
+    let last = last_started
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    days > 0 && last.is_none_or(|t| now - t >= Duration::days(i64::from(days)))
 }
 
 /// The rows of a tick that failed (an export, a snapshot): the tick's exit
@@ -206,8 +346,9 @@ pub fn failures(ticks: &[Tick]) -> usize {
     ticks
         .iter()
         .filter(|t| {
-            t.outcome.starts_with("failed")
+                        t.outcome.starts_with("failed")
                 || t.outcome.starts_with("export_failed")
+                || t.outcome.starts_with("verify_failed")
                 || t.outcome.contains("retention failed")
         })
         .count()
@@ -325,5 +466,15 @@ mod tests {
             None
         );
         assert_eq!(Schedule::default().every(), Some(Duration::hours(1)));
+    }
+
+    #[test]
+    fn a_drill_is_due_once_a_period_after_the_last() {
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 3, 0, 0).unwrap();
+        assert!(drill_due(None, 30, now), "never drilled");
+        assert!(!drill_due(Some("2026-11-15T03:00:00Z"), 30, now));
+        assert!(drill_due(Some("2026-11-01T03:00:00Z"), 30, now));
+        assert!(drill_due(Some("garbage"), 30, now));
+        assert!(!drill_due(None, 0, now), "off");
     }
 }

@@ -134,13 +134,10 @@ impl MultipartWriter {
         if self.next > MAX_PARTS {
             return Err(io::Error::other("more than 10,000 parts"));
         }
-        let size = part_size(self.base, self.next + 1) as usize;
-        let recycled = self.shared.spare.lock().expect("no panics").pop();
-        let fresh = match recycled {
-            Some(b) if b.capacity() >= size => b,
-            _ => Vec::with_capacity(size),
-        };
-        let full = std::mem::replace(&mut self.buf, fresh);
+                // The next buffer is taken only once this part is handed over:
+        // while it waits for an uploader, the parts in flight plus this
+        // one are all there is ((parallel + 1) x part size).
+        let full = std::mem::take(&mut self.buf);
         let tx = self.tx.as_ref().expect("sending before finish");
         if tx.send((self.next, full)).is_err() {
             return Err(io::Error::other(
@@ -149,6 +146,12 @@ impl MultipartWriter {
             ));
         }
         self.next += 1;
+        let size = part_size(self.base, self.next) as usize;
+        let recycled = self.shared.spare.lock().expect("no panics").pop();
+        self.buf = match recycled {
+            Some(b) if b.capacity() >= size => b,
+            _ => Vec::with_capacity(size),
+        };
         Ok(())
     }
 

@@ -154,7 +154,7 @@ pub fn units(binary: &std::path::Path, every_minutes: u32) -> Vec<crate::systemd
         crate::systemd::Unit {
             name: "trm-snap-auto.service".into(),
             content: format!(
-                "[Unit]\nDescription=Terrarium time machine: scheduled snapshots and retention\n\n[Service]\nType=oneshot\nExecStart={bin} auto --format json\n"
+                "[Unit]\nDescription=Terrarium time machine: scheduled snapshots, retention, off-site exports and restore drills\n\n[Service]\nType=oneshot\nExecStart={bin} auto --format json\n"
             ),
             enable: false,
         },
