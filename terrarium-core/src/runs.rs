@@ -28,7 +28,7 @@ pub enum Job {
     Snapshots,
     /// `trm-expose sync`, by hand or the watcher's backstop.
     Sync,
-        /// `trm-snap export`.
+    /// `trm-snap export`.
     Export,
     /// `trm-snap verify --all`: restore drills.
     Verify,
@@ -41,7 +41,7 @@ impl Job {
         match self {
             Job::Snapshots => "snapshots",
             Job::Sync => "sync",
-                        Job::Export => "export",
+            Job::Export => "export",
             Job::Verify => "verify",
         }
     }

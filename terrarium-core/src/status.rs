@@ -244,7 +244,7 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
             Job::Sync => noted.or(Some(SYNC_EVERY)),
             // Scheduled once a tick noted its interval; judged per
             // instance below (a tick with nothing due exports nothing).
-                        Job::Export => noted,
+            Job::Export => noted,
             // Scheduled once a tick noted `verify_every_days`.
             Job::Verify => noted,
         };
@@ -273,7 +273,7 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
                     job.name(),
                     r.problems.join("; ")
                 ));
-                        } else if *job == Job::Snapshots || *job == Job::Verify {
+            } else if *job == Job::Snapshots || *job == Job::Verify {
                 problems.extend(r.problems.iter().map(|p| format!("{}: {p}", job.name())));
             }
         }
@@ -388,7 +388,7 @@ fn how_to_run(job: Job) -> &'static str {
     match job {
         Job::Snapshots => "`trm-snap schedule install`; without systemd `trm-snap auto --every 15`",
         Job::Sync => "`trm-expose service install`; without systemd `trm-expose watch`",
-                Job::Export => "`trm-snap export`",
+        Job::Export => "`trm-snap export`",
         Job::Verify => "`trm-snap verify --all`, or `verify_every_days` in [offsite]",
     }
 }
@@ -582,6 +582,7 @@ mod tests {
                 run(Job::Snapshots, now - Duration::minutes(10), true, &[]),
                 run(Job::Sync, now - Duration::minutes(3), true, &[]),
                 (Job::Export, None),
+                (Job::Verify, None),
             ],
             periods: vec![],
             gate_error: None,
@@ -626,6 +627,27 @@ mod tests {
                     f.runs[0] = run(Job::Snapshots, now, true, &["web: failed: quota"])
                 }),
                 "snapshots: web: failed: quota",
+            ),
+            (
+                "a failed drill, scheduled monthly",
+                Box::new(move |f| {
+                    f.periods = vec![(Job::Verify, Some(30 * 86_400))];
+                    f.runs[3] = run(
+                        Job::Verify,
+                        now,
+                        true,
+                        &["web: restore drill failed: corrupted"],
+                    )
+                }),
+                "verify: web: restore drill failed: corrupted",
+            ),
+            (
+                "a drill overdue",
+                Box::new(move |f| {
+                    f.periods = vec![(Job::Verify, Some(30 * 86_400))];
+                    f.runs[3] = run(Job::Verify, now - Duration::days(61), true, &[])
+                }),
+                "verify job is overdue",
             ),
             (
                 "stale sync",

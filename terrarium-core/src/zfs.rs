@@ -22,6 +22,15 @@ fn zfs() -> Result<Cmd> {
     Cmd::tool(&ZFS)
 }
 
+/// The dataset under which a ZFS storage pool keeps its volumes: its
+/// `zfs.pool_name`, else the pool's name (LXD's own default).
+pub fn pool_root(pool: &crate::lxd::StoragePool) -> String {
+    pool.config
+        .get("zfs.pool_name")
+        .cloned()
+        .unwrap_or_else(|| pool.name.clone())
+}
+
 /// The dataset LXD keeps an instance's root in, given the pool's
 /// `zfs.pool_name` (or source) and the project.
 pub fn instance_dataset(zpool_dataset: &str, project: &str, instance: &str) -> String {

@@ -522,7 +522,9 @@ impl Runner {
     }
 
     /// Print the summary and exit non-zero if any case failed.
-    pub fn finish(self) -> ! {
+    /// The exit code, returned from `main` so its locals (temporary
+    /// directories, servers) are dropped before the process ends.
+    pub fn finish(self) -> std::process::ExitCode {
         println!(
             "\ntest result: {}. {} passed; {} failed",
             if self.failed.is_empty() {
@@ -536,7 +538,11 @@ impl Runner {
         for f in &self.failed {
             println!("    failed: {f}");
         }
-        std::process::exit(if self.failed.is_empty() { 0 } else { 1 })
+        if self.failed.is_empty() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod e2e;
 pub mod idp;
 pub mod proxy;
 pub mod s3s;
+pub mod zpool;
 
 use std::path::Path;
 

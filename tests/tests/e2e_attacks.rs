@@ -197,9 +197,9 @@ fn gateway(bed: &Bed) -> String {
         .to_string()
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if !e2e::enabled("e2e_attacks") {
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     let mut bed = Bed::new(N);
     bed.extra_env
@@ -598,5 +598,5 @@ fn main() {
         let _ = c.wait();
     }
     bed.teardown();
-    t.finish();
+    t.finish()
 }

@@ -56,9 +56,9 @@ fn sha256_hex(p: &Path) -> String {
         .to_string()
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if !e2e::enabled("e2e_s3") {
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     let bed = Bed::new(N);
     let mut server = S3Server::start();
@@ -1247,12 +1247,91 @@ fn main() {
             r["outcome"].as_str().unwrap().starts_with("exported: "),
             "{r}"
         );
+        let newest_id = r["outcome"].as_str().unwrap()["exported: ".len()..].to_string();
+
+        // Monthly restore drills, by the same tick: the first one at once.
+        let mut text = std::fs::read_to_string(&toml).unwrap();
+        text.push_str("verify_every_days = 30\n");
+        std::fs::write(&toml, text).unwrap();
+        let drilled = bed.snap(&["auto"]);
+        let drills: Vec<&Value> = drilled
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["outcome"].as_str().unwrap_or("").starts_with("verif"))
+            .collect();
+        assert!(
+            drills
+                .iter()
+                .any(|t| t["instance"] == MAIN && t["outcome"] == format!("verified: {newest_id}")),
+            "{drilled:#}"
+        );
+        assert!(
+            drills
+                .iter()
+                .all(|t| t["outcome"].as_str().unwrap().starts_with("verified: ")),
+            "{drilled:#}"
+        );
+        assert!(
+            !e2e::lxc_json(&format!("/1.0/instances?project={}", N.project))
+                .to_string()
+                .contains("trm-verify-"),
+            "the drills' throwaway instances are gone"
+        );
+        // Not due again for 30 days; status shows the schedule and the result.
+        assert!(!bed.snap(&["auto"]).to_string().contains("verified: "));
+        let rows = bed.snap(&["schedule", "status"]);
+        let verify = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "verify")
+            .unwrap_or_else(|| panic!("{rows:#}"))
+            .clone();
+        assert_eq!(
+            verify["every"], "every 30 days, checked each tick",
+            "{verify}"
+        );
+        assert_eq!(verify["state"], "last run ok", "{verify}");
+        let export_row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "export")
+            .unwrap();
+        assert!(
+            export_row["every"]
+                .as_str()
+                .unwrap()
+                .contains("every 60 min"),
+            "{export_row}"
+        );
+        let st: Value = serde_json::from_slice(
+            &bed.tool("trm")
+                .args(["status", "--format", "json"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(
+            !st["problems"].to_string().contains("verify"),
+            "{:#}",
+            st["problems"]
+        );
+        let t = st["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["job"] == "verify")
+            .unwrap();
+        assert_eq!(t["last_ok"], true, "{t}");
         schedule(0);
     });
 
     server.kill();
     bed.teardown();
-    t.finish();
+    t.finish()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -133,9 +133,9 @@ fn processes_with(needle: &str) -> Vec<u32> {
     pids
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if !e2e::enabled("gate_fixtures") {
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     let mut idp = Idp::start(&[("bob", &["admins"]), ("carol", &[])]);
     let cb = Callback::start();
@@ -345,5 +345,5 @@ fn main() {
 
     drop(browser);
     drop(idp);
-    t.finish();
+    t.finish()
 }

@@ -176,9 +176,9 @@ fn supervised_round(user: &str, uid: u32) {
     );
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if !e2e::enabled("gate_supervise") {
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     assert!(
         e2e::bin_dir().join("trm-gate").is_file(),

@@ -15,26 +15,13 @@ use terrarium_core::offsite::{upload::NoProgress, zfs_chain, S3Settings};
 use terrarium_core::zfs;
 use terrarium_tests::e2e;
 use terrarium_tests::s3s::S3Server;
+use terrarium_tests::zpool::{ok, TestPool};
 
 const POOL: &str = "trme2echain";
 const PROJECT: &str = "trm-e2e-chain";
 
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0]).args(&args[1..]).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn mountpoint(ds: &str) -> String {
-    ok(&["zfs", "get", "-H", "-o", "value", "mountpoint", ds])
+    TestPool::mountpoint(ds)
 }
 
 /// SHA-256 of every file under a dataset's mountpoint, by relative path.
@@ -65,28 +52,8 @@ fn zfs_send_chains_to_s3_and_back() {
     if !e2e::enabled("zfs_chain") {
         return;
     }
-    if !sh(&["zpool", "list"]).status.success() {
-        ok(&["zfs-fuse"]);
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("pool.img");
-    ok(&["truncate", "-s", "512M", img.to_str().unwrap()]);
-    let _ = sh(&["zpool", "destroy", POOL]);
-    let mnt = dir.path().join("mnt");
-    ok(&[
-        "zpool",
-        "create",
-        "-m",
-        mnt.to_str().unwrap(),
-        POOL,
-        img.to_str().unwrap(),
-    ]);
-    let result = std::panic::catch_unwind(|| run(dir.path()));
-    let _ = sh(&["zpool", "destroy", POOL]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let pool = TestPool::create(POOL, "512M");
+    run(pool.dir.path());
 }
 
 fn run(dir: &Path) {

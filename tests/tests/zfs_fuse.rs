@@ -26,25 +26,9 @@ fn zfs_module_against_a_real_zfs() {
     if !terrarium_tests::e2e::enabled("zfs_fuse") {
         return;
     }
-    if !sh(&["zpool", "list"]).status.success() {
-        // zfs-fuse daemonises itself.
-        ok(&["zfs-fuse"]);
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let img = dir.path().join("pool.img");
-    ok(&["truncate", "-s", "256M", img.to_str().unwrap()]);
-    let pool = "trme2ezfs";
-    let _ = sh(&["zpool", "destroy", pool]);
-    ok(&[
-        "zpool",
-        "create",
-        "-m",
-        dir.path().join("mnt").to_str().unwrap(),
-        pool,
-        img.to_str().unwrap(),
-    ]);
-    let result = std::panic::catch_unwind(|| {
+    let test_pool = terrarium_tests::zpool::TestPool::create("trme2ezfs", "256M");
+    let pool = test_pool.name.as_str();
+    {
         let ds = zfs::instance_dataset(&format!("{pool}/lxd"), "trm-e2e", "c1");
         ok(&["zfs", "create", "-p", &ds]);
         let mnt =
@@ -133,9 +117,5 @@ fn zfs_module_against_a_real_zfs() {
             !sh(&["zfs", "list", "-t", "snapshot", &s2]).status.success(),
             "forced, the newer snapshot is gone"
         );
-    });
-    let _ = sh(&["zpool", "destroy", pool]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
     }
 }

@@ -157,7 +157,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         identity: Option<std::path::PathBuf>,
     },
-        /// Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)
+    /// Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)
     Verify {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
@@ -345,7 +345,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             };
             out.one(&import::import(&lxd, &s, &req)?)?;
         }
-                Command::Verify {
+        Command::Verify {
             all: true,
             identity: id,
             ..
@@ -407,7 +407,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                     out.one(&report)?
                 }
                 "remove" => out.one(&systemd::remove(&units, &unit_dir, dry_run)?)?,
-                                _ => out.list(&scheduled::schedule_rows(
+                _ => out.list(&scheduled::schedule_rows(
                     &project,
                     &settings.offsite,
                     S3Settings::load()?.is_some(),

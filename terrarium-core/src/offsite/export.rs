@@ -298,33 +298,60 @@ fn export_once(
             left.join("; ")
         )));
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let stream = (stream_done - first_byte).as_secs_f64();
     let timings = Timings {
         snapshot: (snapshotted - started).as_secs_f64(),
         copy: (copy_done - snapshotted).as_secs_f64(),
         lxd_prepare: (first_byte - copy_done).as_secs_f64(),
-        stream,
-        stream_mib_per_second: manifest.size as f64 / MIB as f64 / stream.max(0.001),
+        ..Timings::default()
     };
-    Ok(Exported {
-        instance: req.name.clone(),
-        id,
-        snapshot,
-        fresh_snapshot: fresh,
-        tarball_size: manifest.tarball_size,
-        size: manifest.size,
-        sha256: manifest.sha256.clone(),
-        parts: manifest.parts,
-        part_size: manifest.part_size,
-        seconds,
-        mib_per_second: manifest.tarball_size as f64 / MIB as f64 / seconds.max(0.001),
-        manifest: manifest.objects.manifest.clone(),
+    Ok(Exported::new(
+        manifest,
+        (snapshot, fresh),
         data,
         swept,
+        (started, first_byte, stream_done),
         timings,
-        zfs: None,
-    })
+    ))
+}
+
+impl Exported {
+    /// The report of an upload: sizes and hash from its manifest, speeds
+    /// from (started, first byte, stream done); `timings` brings the
+    /// source's own stages.
+    pub(super) fn new(
+        m: Manifest,
+        (snapshot, fresh_snapshot): (String, bool),
+        data: String,
+        swept: Vec<String>,
+        (started, first_byte, stream_done): (Instant, Instant, Instant),
+        timings: Timings,
+    ) -> Exported {
+        let mib = MIB as f64;
+        let seconds = started.elapsed().as_secs_f64();
+        let stream = (stream_done - first_byte).as_secs_f64();
+        Exported {
+            instance: m.instance,
+            id: m.id,
+            snapshot,
+            fresh_snapshot,
+            tarball_size: m.tarball_size,
+            size: m.size,
+            sha256: m.sha256,
+            parts: m.parts,
+            part_size: m.part_size,
+            seconds,
+            mib_per_second: m.tarball_size as f64 / mib / seconds.max(0.001),
+            manifest: m.objects.manifest,
+            data,
+            swept,
+            timings: Timings {
+                stream,
+                stream_mib_per_second: m.size as f64 / mib / stream.max(0.001),
+                ..timings
+            },
+            zfs: m.zfs,
+        }
+    }
 }
 
 /// One export's fixed inputs: whatever the stream's source (LXD's
@@ -621,11 +648,7 @@ fn zfs_source(lxd: &Lxd, req: &Request) -> Result<Option<super::zfs_chain::Sourc
     if p.driver != "zfs" {
         return Ok(None);
     }
-    let zpool = p
-        .config
-        .get("zfs.pool_name")
-        .cloned()
-        .unwrap_or(p.name.clone());
+    let zpool = crate::zfs::pool_root(&p);
     Ok(Some(super::zfs_chain::Source {
         instance: req.name.clone(),
         project: lxd.project().to_string(),

@@ -522,8 +522,11 @@ fn verify_chain(
         let m = b.manifest.as_ref().expect("chain links are complete");
         check_key(m, &ids, &file)?;
         let mut f = download(client, &data_key(&b.dir), m)?;
-        let n = io::copy(&mut plaintext(&mut f, &ids, m.tarball_size)?, &mut io::sink())
-            .map_err(|e| Error::Integrity(format!("backup {}: {e}", m.id)))?;
+        let n = io::copy(
+            &mut plaintext(&mut f, &ids, m.tarball_size)?,
+            &mut io::sink(),
+        )
+        .map_err(|e| Error::Integrity(format!("backup {}: {e}", m.id)))?;
         checks.push(format!(
             "link {}: {} checked (SHA-256), decrypted, {} decompressed",
             m.id,
@@ -540,7 +543,10 @@ fn verify_chain(
         instance: target.instance.clone(),
         backup: m.id.clone(),
         created: m.created.clone(),
-        size: links.iter().filter_map(|b| Some(b.manifest.as_ref()?.size)).sum(),
+        size: links
+            .iter()
+            .filter_map(|b| Some(b.manifest.as_ref()?.size))
+            .sum(),
         sha256: m.sha256.clone(),
         checks,
         refused: catalog::refused(backups, &target.instance),

@@ -241,34 +241,7 @@ mod tests {
 
     #[test]
     fn links_a_kept_incremental_needs_are_kept_and_others_go() {
-        use crate::offsite::manifest::{Parent, ZfsLink};
-        let b = |id: &str, parent: Option<&str>, depth: u32| {
-            let mut m = crate::offsite::manifest::tests::sample("c1", id);
-            m.sha256 = format!("sha-{id}");
-            m.zfs = Some(ZfsLink {
-                dataset: "p/c1".into(),
-                snapshot: format!("s-{id}"),
-                parent: parent.map(|p| Parent {
-                    id: p.into(),
-                    sha256: format!("sha-{p}"),
-                    snapshot: format!("s-{p}"),
-                }),
-                depth,
-            });
-            Backup {
-                instance: "c1".into(),
-                id: id.into(),
-                state: "complete".into(),
-                created: m.created.clone(),
-                snapshot: String::new(),
-                size: 1,
-                sha256: m.sha256.clone(),
-                dir: String::new(),
-                refused: None,
-                manifest: Some(m),
-                listed_size: Some(1),
-            }
-        };
+        let b = crate::offsite::zfs_chain::tests::link;
         // An old full chain (F0 <- I0), then a new one (F1 <- I1 <- I2),
         // all on different days; the policy alone keeps only the newest.
         let backups = vec![

@@ -193,7 +193,7 @@ pub fn tick(
             }
             // Another export holds the bucket: this one comes next tick.
             Err(crate::Error::LockBusy(_)) => t.outcome = "export_busy".into(),
-                        Err(e) => t.outcome = format!("export_failed: {e}"),
+            Err(e) => t.outcome = format!("export_failed: {e}"),
         }
         ticks.push(t);
     }
@@ -287,33 +287,56 @@ pub fn schedule_rows(
             name: u.name,
             kind: "unit".into(),
             every: String::new(),
-            state: format!("{}, {}", if u.installed { "installed" } else { "not installed" }, u.active),
+            state: format!(
+                "{}, {}",
+                if u.installed {
+                    "installed"
+                } else {
+                    "not installed"
+                },
+                u.active
+            ),
             last_run: None,
         })
         .collect();
     let tick = crate::runs::period(project, Job::Snapshots)
         .map(|s| format!("{} min", s / 60))
-        .unwrap_or_else(|| "not scheduled (install the timer, or `trm-snap auto --every 15`)".into());
+        .unwrap_or_else(|| {
+            "not scheduled (install the timer, or `trm-snap auto --every 15`)".into()
+        });
     let export = if !bucket {
         "off: no bucket (`trm-snap s3 set`)".to_string()
     } else if offsite.every_minutes == 0 {
         "off ([offsite] every_minutes = 0)".into()
     } else {
         let chains = if offsite.zfs_full_every > 0 {
-            format!("; on ZFS pools zfs send -i, a full stream every {}", offsite.zfs_full_every)
+            format!(
+                "; on ZFS pools zfs send -i, a full stream every {}",
+                offsite.zfs_full_every
+            )
         } else {
             String::new()
         };
-        format!("each instance every {} min, checked each tick{chains}", offsite.every_minutes)
+        format!(
+            "each instance every {} min, checked each tick{chains}",
+            offsite.every_minutes
+        )
     };
     let verify = if !bucket {
         "off: no bucket".to_string()
     } else if offsite.verify_every_days == 0 {
         "off ([offsite] verify_every_days = 30 for monthly drills)".into()
     } else {
-        format!("every {} days, checked each tick", offsite.verify_every_days)
+        format!(
+            "every {} days, checked each tick",
+            offsite.verify_every_days
+        )
     };
-    for (job, every) in [(Job::Snapshots, tick), (Job::Export, export), (Job::Verify, verify)] {
+    for (job, every) in [
+        (Job::Snapshots, tick),
+        (Job::Export, export),
+        (Job::Verify, verify),
+    ] {
         let last = crate::runs::last(project, job);
         rows.push(ScheduleRow {
             name: job.name().into(),
@@ -346,7 +369,7 @@ pub fn failures(ticks: &[Tick]) -> usize {
     ticks
         .iter()
         .filter(|t| {
-                        t.outcome.starts_with("failed")
+            t.outcome.starts_with("failed")
                 || t.outcome.starts_with("export_failed")
                 || t.outcome.starts_with("verify_failed")
                 || t.outcome.contains("retention failed")

@@ -134,7 +134,7 @@ impl MultipartWriter {
         if self.next > MAX_PARTS {
             return Err(io::Error::other("more than 10,000 parts"));
         }
-                // The next buffer is taken only once this part is handed over:
+        // The next buffer is taken only once this part is handed over:
         // while it waits for an uploader, the parts in flight plus this
         // one are all there is ((parallel + 1) x part size).
         let full = std::mem::take(&mut self.buf);

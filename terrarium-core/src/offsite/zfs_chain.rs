@@ -305,34 +305,19 @@ pub fn export(
             Err(e) => format!("could not destroy the superseded chain base {name}: {e}"),
         });
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let stream = (stream_done - first_byte).as_secs_f64();
-    Ok(Exported {
-        instance: src.instance.clone(),
-        id,
-        snapshot: full,
-        fresh_snapshot: true,
-        tarball_size: manifest.tarball_size,
-        size: manifest.size,
-        sha256: manifest.sha256.clone(),
-        parts: manifest.parts,
-        part_size: manifest.part_size,
-        seconds,
-        mib_per_second: manifest.tarball_size as f64 / MIB / seconds.max(0.001),
-        manifest: manifest.objects.manifest.clone(),
+    let timings = Timings {
+        snapshot: (first_byte - started).as_secs_f64(),
+        ..Timings::default()
+    };
+    Ok(Exported::new(
+        manifest,
+        (full, true),
         data,
         swept,
-        timings: Timings {
-            snapshot: (first_byte - started).as_secs_f64(),
-            stream,
-            stream_mib_per_second: manifest.size as f64 / MIB / stream.max(0.001),
-            ..Timings::default()
-        },
-        zfs: manifest.zfs,
-    })
+        (started, first_byte, stream_done),
+        timings,
+    ))
 }
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Restored {
@@ -464,18 +449,20 @@ pub fn restore(s: &S3Settings, req: &RestoreRequest) -> Result<Restored> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn link(id: &str, parent: Option<(&str, &str)>, depth: u32) -> Backup {
+    /// A complete backup of `c1` that is a chain link (its SHA-256 is
+    /// `sha-<id>`, as its child records).
+    pub fn link(id: &str, parent: Option<&str>, depth: u32) -> Backup {
         let mut m = crate::offsite::manifest::tests::sample("c1", id);
         m.sha256 = format!("sha-{id}");
         m.zfs = Some(ZfsLink {
             dataset: "p/c1".into(),
             snapshot: format!("{SNAPSHOT_PREFIX}{id}"),
-            parent: parent.map(|(p, sha)| Parent {
+            parent: parent.map(|p| Parent {
                 id: p.into(),
-                sha256: sha.into(),
+                sha256: format!("sha-{p}"),
                 snapshot: format!("{SNAPSHOT_PREFIX}{p}"),
             }),
             depth,
@@ -498,8 +485,8 @@ mod tests {
     fn three() -> Vec<Backup> {
         vec![
             link("A", None, 0),
-            link("B", Some(("A", "sha-A")), 1),
-            link("C", Some(("B", "sha-B")), 2),
+            link("B", Some("A"), 1),
+            link("C", Some("B"), 2),
         ]
     }
 

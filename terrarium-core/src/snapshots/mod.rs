@@ -245,11 +245,7 @@ fn zfs_snapshot(lxd: &Lxd, i: &Instance, snap: &str) -> Result<Option<String>> {
     if pool.driver != "zfs" {
         return Ok(None);
     }
-    let zpool = pool
-        .config
-        .get("zfs.pool_name")
-        .cloned()
-        .unwrap_or(pool.name.clone());
+    let zpool = crate::zfs::pool_root(&pool);
     let dataset = crate::zfs::instance_dataset(&zpool, lxd.project(), &i.name);
     Ok(Some(crate::zfs::snapshot_of(&dataset, snap)))
 }
