@@ -41,7 +41,7 @@ complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "hold" -d 'Hold a 
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "release" -d 'Release a held snapshot (root only)'
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "export" -d 'Back an instance up to S3: LXD export -> zstd -> age -> multipart upload -> manifest'
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "import" -d 'Restore an off-site backup (signed by this host\'s key) as a new, stopped instance without the original\'s exposure'
-complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "verify" -d 'Restore drill: import a backup into a throwaway instance, check it, delete it'
+complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "verify" -d 'Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)'
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "s3" -d 'Off-site settings, listing and retention'
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "schedule" -d 'Install, remove or report the systemd timer for `trm-snap auto`'
 complete -c trm-snap -n "__fish_trm_snap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -119,6 +119,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand export" -l optimized -
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand export" -l wait -d 'Wait for another Terrarium process working on the same instance instead of failing with exit 75'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l as -d 'Name of the new instance' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l to-dataset -d 'Receive a ZFS stream chain (`[offsite] zfs_full_every`) into this new dataset instead: every link is checked first' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l at -d 'Backup id, RFC 3339 time or date: the newest backup made at or before it [default: newest]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l identity -d 'The age identity file (AGE-SECRET-KEY-...) [default: the generated one, if any]' -r -F
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
@@ -133,6 +134,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand verify" -l format -d '
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand verify" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand verify" -l all -d 'Drill the newest backup of every instance in the bucket; recorded for `trm status`'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand verify" -l wait -d 'Wait for another Terrarium process working on the same instance instead of failing with exit 75'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and not __fish_seen_subcommand_from set show list prune help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
@@ -158,6 +160,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_su
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l part-size -d 'Default part size in MiB (5-5120)' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l parallel -d 'Default parts in flight (1-16)' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l compression-level -d 'zstd level, 1 (fastest) to 19 [default: 3]' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l memory-mib -d 'Memory an export may use: upload buffers, then zstd\'s workers (32-65536) [default: 64]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l keep-daily -d 'Exports kept by `s3 prune`: newest of each of the last N days' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l keep-weekly -d '... of each of the last N ISO weeks' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand s3; and __fish_seen_subcommand_from set" -l keep-monthly -d '... of each of the last N months' -r
@@ -214,7 +217,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_s
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "release" -d 'Release a held snapshot (root only)'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "export" -d 'Back an instance up to S3: LXD export -> zstd -> age -> multipart upload -> manifest'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "import" -d 'Restore an off-site backup (signed by this host\'s key) as a new, stopped instance without the original\'s exposure'
-complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "verify" -d 'Restore drill: import a backup into a throwaway instance, check it, delete it'
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "verify" -d 'Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "s3" -d 'Off-site settings, listing and retention'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "schedule" -d 'Install, remove or report the systemd timer for `trm-snap auto`'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand help; and not __fish_seen_subcommand_from create list rollback restore auto prune hold release export import verify s3 schedule help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -82,6 +82,10 @@ pub struct Timings {
     pub stream: f64,
     /// Uploaded MiB per second of `stream`.
     pub stream_mib_per_second: f64,
+    /// Part of `stream`: the server assembling the parts and the manifest
+    /// written, after the last byte was sent (AWS assembles in place;
+    /// s3s-fs copies every part).
+    pub complete: f64,
 }
 
 impl Human for Exported {
@@ -100,12 +104,13 @@ impl Human for Exported {
             self.manifest,
         );
         s.push_str(&format!(
-            "\n  time: snapshot {:.1}s, copy {:.1}s, LXD preparing {:.1}s, streaming {:.1}s ({:.1} MiB/s uploaded)",
+                        "\n  time: snapshot {:.1}s, copy {:.1}s, LXD preparing {:.1}s, streaming {:.1}s ({:.1} MiB/s uploaded; the server assembling the parts {:.1}s of it)",
             self.timings.snapshot,
             self.timings.copy,
             self.timings.lxd_prepare,
             self.timings.stream,
-            self.timings.stream_mib_per_second
+            self.timings.stream_mib_per_second,
+            self.timings.complete
         ));
         if let Some(l) = &self.zfs {
             s.push_str(&match &l.parent {
@@ -290,7 +295,7 @@ fn export_once(
             left.push(format!("snapshot {}/{snapshot} ({e})", req.name));
         }
     }
-    let (manifest, data, first_byte) = result?;
+    let (manifest, data, first_byte, streamed) = result?;
     if !left.is_empty() {
         return Err(Error::WrongState(format!(
             "backup {id} of {} was uploaded, but cleaning up failed; delete by hand: {}",
@@ -302,6 +307,7 @@ fn export_once(
         snapshot: (snapshotted - started).as_secs_f64(),
         copy: (copy_done - snapshotted).as_secs_f64(),
         lxd_prepare: (first_byte - copy_done).as_secs_f64(),
+        complete: (stream_done - streamed).as_secs_f64(),
         ..Timings::default()
     };
     Ok(Exported::new(
@@ -371,7 +377,7 @@ pub(super) struct Job<'a> {
 
 impl Job<'_> {
     /// Upload the data, then the manifest; returns the manifest, the data
-    /// key and when LXD's first byte arrived.
+    /// key, when the source's first byte arrived and when its last was sent.
     pub fn upload(
         &self,
         id: &str,
@@ -379,7 +385,7 @@ impl Job<'_> {
         lxd_export: LxdExport,
         zfs: Option<ZfsLink>,
         source: impl FnOnce() -> Result<crate::process::Streaming>,
-    ) -> Result<(Manifest, String, Instant)> {
+    ) -> Result<(Manifest, String, Instant, Instant)> {
         let Job {
             s,
             client,
@@ -446,6 +452,7 @@ impl Job<'_> {
             signature: None,
         };
         signing::sign(&mut manifest, self.signer);
+        let streamed = Instant::now();
         let written = client
             .complete_multipart(&data_key, &upload_id, &up.etags)
             .and_then(|()| {
@@ -462,7 +469,7 @@ impl Job<'_> {
             return Err(e);
         }
         let _ = client.delete(&marker_key);
-        Ok((manifest, data_key, first_byte))
+        Ok((manifest, data_key, first_byte, streamed))
     }
 
     /// The source's stream through zstd and age into the multipart writer.
@@ -561,6 +568,8 @@ fn pipe(
 /// Compressed bytes in chunks of this size cross to the sealing thread,
 /// at most `CHUNKS_QUEUED` waiting.
 const CHUNK: usize = 256 * 1024;
+/// What one read of the source's pipe may bring.
+const READ_SIZE: usize = 1024 * 1024;
 const CHUNKS_QUEUED: usize = 4;
 
 fn compress(
@@ -574,7 +583,16 @@ fn compress(
         zstd.multithread(plan.workers)?;
         zstd.set_parameter(zstd::zstd_safe::CParameter::JobSize(plan.job_size as u32))?;
     }
-    io::copy(src, &mut zstd)?;
+    // Not io::copy: its 8 KiB reads cost a syscall and a zstd call each.
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => zstd.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     zstd.finish()?.close()
 }
 

@@ -288,7 +288,7 @@ pub fn export(
     let sent = job.upload(&id, &snapshot, lxd_export, Some(link.clone()), || {
         zfs::send(&full, base.as_deref())
     });
-    let (manifest, data, first_byte) = match sent {
+    let (manifest, data, first_byte, streamed) = match sent {
         Ok(x) => x,
         Err(e) => {
             // The previous base stays: the next tick sends from it.
@@ -307,6 +307,7 @@ pub fn export(
     }
     let timings = Timings {
         snapshot: (first_byte - started).as_secs_f64(),
+        complete: (stream_done - streamed).as_secs_f64(),
         ..Timings::default()
     };
     Ok(Exported::new(
