@@ -8,7 +8,7 @@ const S3_SETTINGS: &str = "\
 An object: endpoint, bucket, region, prefix, access_key, secret_key
 (always \"(hidden)\"), recipient (age public key), identity_file,
 signing_key_file, signing_public_key, part_size_mib, parallel, retention
-(daily, weekly, monthly), compression_level, recipient_fingerprint,
+(daily, weekly, monthly), compression_level, memory_mib, recipient_fingerprint,
 settings_file; from set also probe (what the write-and-delete check did)
 and, when it generated keys, warning (keep them safe; also on stderr).";
 
@@ -75,7 +75,9 @@ An object (an array with --all): instance, id, snapshot, fresh_snapshot
 and sha256 (uploaded object), parts, part_size, seconds, mib_per_second,
 manifest and data (keys), swept (crashed exports' leftovers removed),
 timings (seconds: snapshot, copy, lxd_prepare, stream,
-stream_mib_per_second). JSON Lines first has a \"type\":\"progress\" line
+stream_mib_per_second, complete: the server assembling the parts, part of
+stream), and for a ZFS chain link zfs (dataset, snapshot, parent: {id,
+sha256, snapshot} or null for a full stream, depth). JSON Lines first has a \"type\":\"progress\" line
 per part: instance, part, part_bytes, uploaded_bytes, read_bytes. --all
 goes on past failures (error lines), then exits with their code (1 if
 they differ).",
@@ -86,7 +88,9 @@ they differ).",
 An object: instance (the new one, stopped), from, backup (id), created,
 size, sha256 (checked), stripped (exposure, MAC...), removed_by_policy
 (array: kind (config|device|device key|snapshot), name, key (device key
-only), value, why), refused (backups not considered, \"id: why\"), seconds.",
+only), value, why), refused (backups not considered, \"id: why\"), seconds.
+With --to-dataset: instance, backup, dataset, snapshot (the dataset's,
+the backup's), links (backup ids applied, the full stream first), seconds.",
     ),
     (
         "verify",
@@ -94,7 +98,10 @@ only), value, why), refused (backups not considered, \"id: why\"), seconds.",
 An object: instance, backup, created, size, sha256, restored_as (the
 throwaway instance, deleted), root_entries (top-level entries of its
 root filesystem), checks (in words), refused (as in import), seconds, ok
-(bool: the root filesystem has entries). Exits 5 unless ok.",
+(bool: the root filesystem has entries). A ZFS chain is checked link by
+link (checks say so; restored_as is empty). --all: an array of these,
+one per instance with a backup (a drill that could not run is ok: false
+with the error as its last check); exits 5 if any failed.",
     ),
     ("s3 set", S3_SETTINGS),
     ("s3 show", S3_SETTINGS),
@@ -118,7 +125,10 @@ decisions after the deletions.",
         "\
 install and remove: an object: unit_dir, units (file names), action,
 dry_run, systemd (bool: the running init), enabled (units enabled and
-started), note. status: an array: name, installed (bool), active
-(systemctl is-active's word, or unknown without systemd).",
+started), note. status: an array: name, kind (unit: the unit files; job:
+snapshots, export, verify), every (the job's interval in words, or why
+it is off), state (installed or not and systemctl is-active's word; for
+a job its last run: ok, failed: why, or never ran), last_run (RFC 3339,
+jobs only).",
     ),
 ];

@@ -30,7 +30,7 @@ paths), profiles (array: name, description, config, devices), instances
 gate ({issuer, client_id, admin_group, groups_claim, auth_url,
 session_hours} or null), s3 (endpoint, bucket, region, prefix, recipient,
 signing_public_key, part_size_mib, parallel, compression_level,
-keep_daily, keep_weekly, keep_monthly; or null), secrets_left_out (array
+memory_mib, keep_daily, keep_weekly, keep_monthly; or null), secrets_left_out (array
 of strings). No secret is ever in it.",
     ),
     (

@@ -213,7 +213,8 @@ impl S3Settings {
             )));
         }
         super::memory::validate(self.memory_mib)?;
-        super::memory::plan(self.memory_mib, self.part_size_mib, self.parallel, 2)?;
+        // Whether the uploads fit does not depend on the cores.
+        super::memory::plan(self.memory_mib, self.part_size_mib, self.parallel, 1)?;
         Ok(())
     }
 
