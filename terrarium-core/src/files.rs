@@ -145,19 +145,22 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
             sent
         }
         (Side::Box { name, path }, Side::Host(local)) => {
-            let argv = read_argv(path, u64::MAX >> 1);
-            let mut child = exec_cmd(lxd, name, &argv, false)?.spawn_streaming(Pipe::Stdout)?;
-            let mut stdout = child.child.stdout.take().expect("piped");
-            let mut file = std::fs::File::create(local)
-                .map_err(|e| Error::io(format!("writing {}", local.display()), e))?;
-            let got = std::io::copy(&mut stdout, &mut file);
-            drop(stdout);
-            let done = child.finish();
-            if got.is_err() || done.is_err() {
-                let _ = std::fs::remove_file(local);
+            // A read: when LXD loses track of its child, it is read again
+            // from the start (as `Lxd::output_idempotent` does).
+            let mut tries = 1;
+            loop {
+                match copy_out(lxd, name, path, local) {
+                    Err(Error::Command(f))
+                        if tries < crate::lxd::EXEC_READ_TRIES
+                            && f.stderr_tail.contains(crate::lxd::LOST_CHILD) =>
+                    {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                    }
+                    Err(e) => return Err(read_failed(lxd, name, path, e)),
+                    Ok(n) => break n,
+                }
             }
-            done.map_err(|e| read_failed(lxd, name, path, e))?;
-            got.map_err(|e| Error::io(format!("writing {}", local.display()), e))?
         }
         _ => {
             return Err(Error::Usage(
@@ -170,6 +173,23 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
         to: shown(to),
         bytes,
     })
+}
+
+/// Stream a box file to a host file; a failed copy leaves no file.
+fn copy_out(lxd: &Lxd, name: &str, path: &str, local: &std::path::Path) -> Result<u64> {
+    let argv = read_argv(path, u64::MAX >> 1);
+    let mut child = exec_cmd(lxd, name, &argv, false)?.spawn_streaming(Pipe::Stdout)?;
+    let mut stdout = child.child.stdout.take().expect("piped");
+    let mut file = std::fs::File::create(local)
+        .map_err(|e| Error::io(format!("writing {}", local.display()), e))?;
+    let got = std::io::copy(&mut stdout, &mut file);
+    drop(stdout);
+    let done = child.finish();
+    if got.is_err() || done.is_err() {
+        let _ = std::fs::remove_file(local);
+    }
+    done?;
+    got.map_err(|e| Error::io(format!("writing {}", local.display()), e))
 }
 
 /// Write `data` to a box path (from [`home_path`]) as the `terrarium`

@@ -969,14 +969,14 @@ fn daemon_error(e: Error) -> Error {
 }
 
 /// How often a read-only exec is tried when LXD loses track of its child.
-const EXEC_READ_TRIES: u32 = 4;
+pub(crate) const EXEC_READ_TRIES: u32 = 4;
+/// What LXD 5.0 says when its exec lost track of the child.
+pub(crate) const LOST_CHILD: &str = "Failed to retrieve PID of executing child";
 
 /// LXD's exec failed to follow the child process; the exit code says
 /// nothing about the command.
 fn lost_track_of_child(out: &Output) -> bool {
-    !out.status.success()
-        && String::from_utf8_lossy(&out.stderr)
-            .contains("Failed to retrieve PID of executing child")
+    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(LOST_CHILD)
 }
 
 #[cfg(test)]

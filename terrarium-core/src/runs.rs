@@ -128,6 +128,12 @@ pub fn note_period(project: &str, job: Job, seconds: u64) {
     );
 }
 
+/// The job is no longer scheduled here (turned off): status stops
+/// expecting it.
+pub fn forget_period(project: &str, job: Job) {
+    let _ = std::fs::remove_file(project_dir(project).join(format!("{}.period", job.name())));
+}
+
 /// The period noted for `job`, if any.
 pub fn period(project: &str, job: Job) -> Option<u64> {
     let path = project_dir(project).join(format!("{}.period", job.name()));

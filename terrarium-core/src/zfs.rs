@@ -158,13 +158,21 @@ fn parse_snapshots(text: &str, dataset: &str) -> Vec<String> {
         .collect()
 }
 
-/// `zfs receive` into `dataset` from the child's stdin. `-F` rolls the
-/// target back to its newest snapshot first, so an incremental applies
-/// even when mounting touched it (atime).
+/// `zfs receive -u` into `dataset` from the child's stdin: never
+/// mounted, so nothing touches it between links, and never `-F`, so a
+/// full stream is refused onto a dataset that exists.
 pub fn receive(dataset: &str) -> Result<crate::process::Streaming> {
     zfs()?
-        .args(["receive", "-F", dataset])
+        .args(["receive", "-u", dataset])
         .spawn_streaming(crate::process::Pipe::Stdin)
+}
+
+/// `zfs set` of `prop=value` pairs, one call each (older zfs takes one).
+pub fn set(dataset: &str, props: &[&str]) -> Result<()> {
+    for p in props {
+        zfs()?.args(["set", p, dataset]).run()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

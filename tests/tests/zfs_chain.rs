@@ -95,6 +95,7 @@ fn run(dir: &Path) {
         instance: "c1".into(),
         project: PROJECT.into(),
         dataset: ds.clone(),
+        ..Default::default()
     };
     let export = |full_every: u32| {
         // Backup ids are to the second.
@@ -161,6 +162,22 @@ fn run(dir: &Path) {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["backup"], inc2.id.as_str());
     assert_eq!(v["links"], serde_json::json!([full.id, inc1.id, inc2.id]));
+    // What the container wrote is not mounted by itself, and never runs
+    // or acts as a device or setuid file on the host.
+    for (prop, want) in [
+        ("mounted", "no"),
+        ("canmount", "noauto"),
+        ("setuid", "off"),
+        ("exec", "off"),
+        ("devices", "off"),
+    ] {
+        assert_eq!(
+            ok(&["zfs", "get", "-H", "-o", "value", prop, &target]),
+            want,
+            "{prop}"
+        );
+    }
+    ok(&["zfs", "mount", &target]);
     assert_eq!(contents(&target), newest, "the newest state, byte for byte");
 
     // A full stream again every 3 links.

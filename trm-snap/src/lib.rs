@@ -164,7 +164,7 @@ pub enum Command {
         /// Drill the newest backup of every instance in the bucket; recorded for `trm status`
         #[arg(long)]
         all: bool,
-        #[arg(long, value_name = "TIME|ID")]
+        #[arg(long, value_name = "TIME|ID", conflicts_with = "all")]
         at: Option<String>,
         #[arg(long, value_name = "FILE")]
         identity: Option<std::path::PathBuf>,
@@ -410,7 +410,8 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 _ => out.list(&scheduled::schedule_rows(
                     &project,
                     &settings.offsite,
-                    S3Settings::load()?.is_some(),
+                    // Whether one is set up; reading it needs root.
+                    terrarium_core::offsite::settings::path().exists(),
                     systemd::status(&units, &unit_dir),
                 ))?,
             }

@@ -220,14 +220,7 @@ fn export_once(
     }
     let recipient = s.recipient()?;
     let signer = s.signing_key()?;
-    let part_mib = req.part_size_mib.unwrap_or(s.part_size_mib);
-    if !(super::settings::MIN_PART_MIB..=super::settings::MAX_PART_MIB).contains(&part_mib) {
-        return Err(Error::Usage(format!(
-            "part size {part_mib} MiB: S3 needs 5 to 5120 MiB"
-        )));
-    }
-    let parallel = req.parallel.unwrap_or(s.parallel).clamp(1, 16);
-    let plan = super::memory::plan(s.memory_mib, part_mib, parallel, super::memory::cores())?;
+    let (part_mib, parallel, plan) = tuning(s, req.part_size_mib, req.parallel)?;
     let _lock = lock(req.on_busy)?;
     let client = Arc::new(s.client()?);
     let mut swept = sweep(&client, s)?;
@@ -360,6 +353,24 @@ impl Exported {
     }
 }
 
+/// Part size and uploads in flight (the request's, else the settings'),
+/// checked, with the memory plan they leave.
+pub(super) fn tuning(
+    s: &S3Settings,
+    part_mib: Option<u32>,
+    parallel: Option<u32>,
+) -> Result<(u32, u32, super::memory::Plan)> {
+    let part_mib = part_mib.unwrap_or(s.part_size_mib);
+    if !(super::settings::MIN_PART_MIB..=super::settings::MAX_PART_MIB).contains(&part_mib) {
+        return Err(Error::Usage(format!(
+            "part size {part_mib} MiB: S3 needs 5 to 5120 MiB"
+        )));
+    }
+    let parallel = parallel.unwrap_or(s.parallel).clamp(1, 16);
+    let plan = super::memory::plan(s.memory_mib, part_mib, parallel, super::memory::cores())?;
+    Ok((part_mib, parallel, plan))
+}
+
 /// One export's fixed inputs: whatever the stream's source (LXD's
 /// export, a `zfs send`), the stages, upload and manifest are these.
 pub(super) struct Job<'a> {
@@ -423,7 +434,7 @@ impl Job<'_> {
             }
         };
         let mut manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: if zfs.is_some() { FORMAT_VERSION } else { 1 },
             id: id.to_string(),
             instance: instance.to_string(),
             project: self.project.to_string(),
@@ -671,6 +682,8 @@ fn zfs_source(lxd: &Lxd, req: &Request) -> Result<Option<super::zfs_chain::Sourc
         instance: req.name.clone(),
         project: lxd.project().to_string(),
         dataset: crate::zfs::instance_dataset(&zpool, lxd.project(), &req.name),
+        part_size_mib: req.part_size_mib,
+        parallel: req.parallel,
     }))
 }
 

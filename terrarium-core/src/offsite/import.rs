@@ -395,6 +395,12 @@ pub fn verify(
     pool: Option<&str>,
     bridge: &str,
 ) -> Result<Verified> {
+    let client = s.client()?;
+    let backups = catalog::scan(&client, s, Some(name), lxd.project())?;
+    let chosen = catalog::select(&backups, name, at)?;
+    if chosen.manifest.as_ref().is_some_and(|m| m.zfs.is_some()) {
+        return verify_chain(&client, s, &backups, chosen, identity);
+    }
     let tmp = format!("trm-verify-{}", crate::random::hex(4)?);
     let req = Request {
         name: name.to_string(),
@@ -463,29 +469,19 @@ pub fn verify_all(
         || {
             let client = s.client()?;
             let backups = catalog::scan(&client, s, None, lxd.project())?;
-            let mut names: Vec<&str> = backups
-                .iter()
-                .filter(|b| b.is_complete())
-                .map(|b| b.instance.as_str())
-                .collect();
-            names.dedup();
+                        let names = drilled(&backups);
             Ok(names
                 .into_iter()
                 .map(|name| {
                     let started = Instant::now();
-                    let chain = catalog::select(&backups, name, None)
-                        .ok()
-                        .filter(|b| b.manifest.as_ref().is_some_and(|m| m.zfs.is_some()));
-                    let drill = match chain {
-                        Some(b) => verify_chain(&client, s, &backups, b, identity),
-                        None => verify(lxd, s, name, None, identity, pool, bridge),
-                    };
-                    drill.unwrap_or_else(|e| Verified {
-                        instance: name.to_string(),
-                        checks: vec![e.to_string()],
-                        seconds: started.elapsed().as_secs_f64(),
-                        ok: false,
-                        ..Verified::default()
+                    verify(lxd, s, name, None, identity, pool, bridge).unwrap_or_else(|e| {
+                        Verified {
+                            instance: name.to_string(),
+                            checks: vec![e.to_string()],
+                            seconds: started.elapsed().as_secs_f64(),
+                            ok: false,
+                            ..Verified::default()
+                        }
                     })
                 })
                 .collect())
@@ -504,6 +500,16 @@ pub fn verify_all(
                 .collect()
         },
     )
+}
+
+/// The instances a drill covers: each with a complete backup, once,
+/// whatever order the catalog lists them in.
+fn drilled(backups: &[Backup]) -> std::collections::BTreeSet<&str> {
+    backups
+        .iter()
+        .filter(|b| b.is_complete())
+        .map(|b| b.instance.as_str())
+        .collect()
 }
 
 fn verify_chain(
@@ -662,5 +668,25 @@ mod tests {
             "{}",
             bomb.inner.served
         );
+    }
+
+    #[test]
+    fn a_drill_covers_each_instance_once_whatever_the_order() {
+        let b = |inst: &str, id: &str, complete: bool| {
+            let mut x = crate::offsite::zfs_chain::tests::link(id, None, 0);
+            x.instance = inst.into();
+            if !complete {
+                x.manifest = None;
+            }
+            x
+        };
+        let backups = vec![
+            b("a", "1", true),
+            b("b", "2", true),
+            b("a", "3", true),
+            b("b", "4", true),
+            b("c", "5", false),
+        ];
+        assert_eq!(drilled(&backups).into_iter().collect::<Vec<_>>(), ["a", "b"]);
     }
 }

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: a ZFS chain link (`zfs`); LXD exports still write 1, so hosts
+/// before chains read them. A reader too old for a link says "upgrade"
+/// instead of failing its signature (it would drop `zfs`).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {

@@ -17,7 +17,7 @@ use crate::snapshots::Tick;
 /// `user.terrarium.offsite=off` keeps an instance out of scheduled exports.
 pub const OPT_OUT_KEY: &str = "user.terrarium.offsite";
 /// Exports' own temporary copies are never exported.
-const TEMPORARY: &[&str] = &["trm-export-", "trm-golden-"];
+const TEMPORARY: &[&str] = &["trm-export-", "trm-golden-", "trm-verify-"];
 
 /// `[offsite]` in terrarium.toml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,9 +140,26 @@ pub fn tick(
     on_busy: crate::fs::OnBusy,
 ) -> crate::Result<Vec<Tick>> {
     let mut ticks = crate::snapshots::auto(lxd, &settings.snapshots, now, on_busy)?;
-    let (Some(every), Some(s3)) = (settings.offsite.every(), super::S3Settings::load()?) else {
+    let Some(s3) = super::S3Settings::load()? else {
         return Ok(ticks);
     };
+    if let Some(every) = settings.offsite.every() {
+        ticks.extend(exports(lxd, settings, &s3, every, now, on_busy)?);
+    }
+    ticks.extend(drills(lxd, settings, &s3, now));
+    Ok(ticks)
+}
+
+/// The due exports, each followed by the bucket's retention for it.
+fn exports(
+    lxd: &crate::lxd::Lxd,
+    settings: &crate::settings::Settings,
+    s3: &super::S3Settings,
+    every: Duration,
+    now: DateTime<Utc>,
+    on_busy: crate::fs::OnBusy,
+) -> crate::Result<Vec<Tick>> {
+    let mut ticks = Vec::new();
     crate::runs::note_period(
         lxd.project(),
         crate::runs::Job::Export,
@@ -197,36 +214,49 @@ pub fn tick(
         }
         ticks.push(t);
     }
-    ticks.extend(drills(lxd, settings, &s3, now)?);
     Ok(ticks)
 }
 
 /// The restore drills, when `verify_every_days` is on and the last drill
-/// is that old (or there was none): one row an instance.
+/// is that old (or there was none): one row an instance. A drill run
+/// that could not start (the bucket down) is a failed row, never the
+/// tick's error.
 fn drills(
     lxd: &crate::lxd::Lxd,
     settings: &crate::settings::Settings,
     s3: &super::S3Settings,
     now: DateTime<Utc>,
-) -> crate::Result<Vec<Tick>> {
+) -> Vec<Tick> {
     let days = settings.offsite.verify_every_days;
-    if days == 0 {
-        return Ok(Vec::new());
-    }
     let project = lxd.project();
-    crate::runs::note_period(project, crate::runs::Job::Verify, u64::from(days) * 86_400);
-    let last = crate::runs::last(project, crate::runs::Job::Verify);
-    if !drill_due(last.as_ref().map(|r| r.started.as_str()), days, now) {
-        return Ok(Vec::new());
+    if days == 0 {
+        crate::runs::forget_period(project, crate::runs::Job::Verify);
+        return Vec::new();
     }
-    let drills = super::import::verify_all(
+    crate::runs::note_period(project, crate::runs::Job::Verify, u64::from(days) * 86_400);
+    let last = crate::runs::last(project, crate::runs::Job::Verify)
+        .map(|r| (r.started, r.ok && r.problems.is_empty()));
+    if !drill_due(last.as_ref().map(|(t, ok)| (t.as_str(), *ok)), days, now) {
+        return Vec::new();
+    }
+    let drills = match super::import::verify_all(
         lxd,
         s3,
         None,
         Some(&settings.storage_pool),
         &settings.bridge,
-    )?;
-    Ok(drills
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Tick {
+                instance: String::new(),
+                snapshot: None,
+                outcome: format!("verify_failed: {e}"),
+                deleted: Vec::new(),
+            }]
+        }
+    };
+    drills
         .into_iter()
         .map(|d| Tick {
             instance: d.instance.clone(),
@@ -241,7 +271,7 @@ fn drills(
             },
             deleted: Vec::new(),
         })
-        .collect())
+        .collect()
 }
 
 /// One row of `trm-snap schedule status`: a unit file, or a job the
@@ -255,6 +285,11 @@ pub struct ScheduleRow {
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run: Option<String>,
+    /// Unit rows: the unit file is there, and `systemctl is-active`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
 }
 
 impl crate::output::Row for ScheduleRow {
@@ -297,6 +332,8 @@ pub fn schedule_rows(
                 u.active
             ),
             last_run: None,
+            installed: Some(u.installed),
+            active: Some(u.active),
         })
         .collect();
     let tick = crate::runs::period(project, Job::Snapshots)
@@ -349,18 +386,25 @@ pub fn schedule_rows(
                 Some(_) => "last run ok".into(),
             },
             last_run: last.map(|r| r.finished),
+            installed: None,
+            active: None,
         });
     }
     rows
 }
 
-/// A drill is due `days` after the last one started; a record that does
-/// not parse counts as none.
-pub fn drill_due(last_started: Option<&str>, days: u32, now: DateTime<Utc>) -> bool {
-    let last = last_started
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    days > 0 && last.is_none_or(|t| now - t >= Duration::days(i64::from(days)))
+/// A drill is due `days` after the last one started, or a day after one
+/// that failed (`(started, passed)`); a record that does not parse counts
+/// as none.
+pub fn drill_due(last: Option<(&str, bool)>, days: u32, now: DateTime<Utc>) -> bool {
+    let Some((started, passed)) = last else {
+        return days > 0;
+    };
+    let Ok(t) = DateTime::parse_from_rfc3339(started) else {
+        return days > 0;
+    };
+    let wait = if passed { days.max(1) } else { 1 };
+    days > 0 && now - t.with_timezone(&Utc) >= Duration::days(i64::from(wait))
 }
 
 /// The rows of a tick that failed (an export, a snapshot): the tick's exit
@@ -495,9 +539,12 @@ mod tests {
     fn a_drill_is_due_once_a_period_after_the_last() {
         let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 3, 0, 0).unwrap();
         assert!(drill_due(None, 30, now), "never drilled");
-        assert!(!drill_due(Some("2026-11-15T03:00:00Z"), 30, now));
-        assert!(drill_due(Some("2026-11-01T03:00:00Z"), 30, now));
-        assert!(drill_due(Some("garbage"), 30, now));
+        assert!(!drill_due(Some(("2026-11-15T03:00:00Z", true)), 30, now));
+        assert!(drill_due(Some(("2026-11-01T03:00:00Z", true)), 30, now));
+        assert!(drill_due(Some(("garbage", true)), 30, now));
         assert!(!drill_due(None, 0, now), "off");
+        // A failed drill is tried again the next day, not next month.
+        assert!(!drill_due(Some(("2026-11-30T12:00:00Z", false)), 30, now));
+        assert!(drill_due(Some(("2026-11-30T03:00:00Z", false)), 30, now));
     }
 }

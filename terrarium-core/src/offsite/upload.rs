@@ -53,9 +53,6 @@ impl Progress for NoProgress {
 
 struct Shared {
     etags: Mutex<BTreeMap<u32, String>>,
-    /// Uploaded parts' buffers, reused: a fresh 8 MiB allocation per part
-    /// costs page faults. At most `parallel` wait here.
-    spare: Mutex<Vec<Vec<u8>>>,
     failure: Mutex<Option<Error>>,
     uploaded: AtomicU64,
 }
@@ -74,6 +71,12 @@ pub struct MultipartWriter {
     tx: Option<SyncSender<(u32, Vec<u8>)>>,
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
+    /// Uploaded parts' buffers come back here to be filled again: a fresh
+    /// allocation per part costs a page fault every 4 KiB. At most
+    /// `parallel + 1` buffers ever exist.
+    free: Receiver<Vec<u8>>,
+    allocated: usize,
+    max_buffers: usize,
     hasher: Sha256,
     total: u64,
 }
@@ -90,23 +93,27 @@ impl MultipartWriter {
         // A rendezvous channel: a filled part waits for a free uploader.
         let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(0);
         let rx = Arc::new(Mutex::new(rx));
+        let max_buffers = parallel.max(1) as usize + 1;
+        let (free_tx, free) = sync_channel::<Vec<u8>>(max_buffers);
         let shared = Arc::new(Shared {
             etags: Mutex::new(BTreeMap::new()),
-            spare: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
             uploaded: AtomicU64::new(0),
         });
         let workers = (0..parallel.max(1))
             .map(|_| {
-                let (client, key, id, rx, shared, progress) = (
+                let (client, key, id, rx, shared, progress, free_tx) = (
                     client.clone(),
                     key.clone(),
                     upload_id.clone(),
                     rx.clone(),
                     shared.clone(),
                     progress.clone(),
+                    free_tx.clone(),
                 );
-                std::thread::spawn(move || worker(&client, &key, &id, &rx, &shared, &*progress))
+                std::thread::spawn(move || {
+                    worker(&client, &key, &id, &rx, &shared, &*progress, &free_tx)
+                })
             })
             .collect();
         MultipartWriter {
@@ -116,6 +123,9 @@ impl MultipartWriter {
             tx: Some(tx),
             workers,
             shared,
+            free,
+            allocated: 1,
+            max_buffers,
             hasher: Sha256::new(),
             total: 0,
         }
@@ -130,9 +140,40 @@ impl MultipartWriter {
             .map(|e| e.to_string())
     }
 
+    /// Hand the filled part to an uploader, then take the next buffer.
     fn send(&mut self) -> io::Result<()> {
+        self.hand_over()?;
+        self.buf = self.next_buffer()?;
+        Ok(())
+    }
+
+    /// A buffer for the next part: a new one while fewer than `parallel +
+    /// 1` exist, else the first an uploader gives back.
+    fn next_buffer(&mut self) -> io::Result<Vec<u8>> {
+        let size = part_size(self.base, self.next) as usize;
+        if self.allocated < self.max_buffers {
+            self.allocated += 1;
+            return Ok(Vec::with_capacity(size));
+        }
+        match self.free.recv() {
+            Ok(b) if b.capacity() >= size => Ok(b),
+            // Parts grow past 4,000: the old buffer goes, a larger comes.
+            Ok(_) => Ok(Vec::with_capacity(size)),
+            Err(_) => Err(io::Error::other(
+                self.failure()
+                    .unwrap_or_else(|| "the upload stopped".into()),
+            )),
+        }
+    }
+
+    fn hand_over(&mut self) -> io::Result<()> {
         if self.next > MAX_PARTS {
             return Err(io::Error::other("more than 10,000 parts"));
+        }
+        // One part failed for good: the backup cannot complete, so the
+        // stream stops now rather than after the rest was sent.
+        if let Some(f) = self.failure() {
+            return Err(io::Error::other(f));
         }
         // The next buffer is taken only once this part is handed over:
         // while it waits for an uploader, the parts in flight plus this
@@ -146,19 +187,13 @@ impl MultipartWriter {
             ));
         }
         self.next += 1;
-        let size = part_size(self.base, self.next) as usize;
-        let recycled = self.shared.spare.lock().expect("no panics").pop();
-        self.buf = match recycled {
-            Some(b) if b.capacity() >= size => b,
-            _ => Vec::with_capacity(size),
-        };
         Ok(())
     }
 
     /// Send the last part, wait for every upload, and return the ETags in
     /// part order with the size and digest of what was sent.
     pub fn finish(mut self) -> Result<Uploaded> {
-        let last = self.send();
+        let last = self.hand_over();
         drop(self.tx.take());
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -214,6 +249,7 @@ fn worker(
     rx: &Mutex<Receiver<(u32, Vec<u8>)>>,
     shared: &Shared,
     progress: &dyn Progress,
+    free: &SyncSender<Vec<u8>>,
 ) {
     loop {
         let next = rx.lock().expect("no panics while locked").recv();
@@ -227,7 +263,8 @@ fn worker(
                     + body.len() as u64;
                 progress.part_done(n, body.len() as u64, total);
                 body.clear();
-                shared.spare.lock().expect("no panics").push(body);
+                // Never blocks: the queue holds as many as can exist.
+                let _ = free.try_send(body);
             }
             Err(e) => {
                 shared.failure.lock().expect("no panics").get_or_insert(e);

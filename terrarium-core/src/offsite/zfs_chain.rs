@@ -40,11 +40,14 @@ use crate::zfs;
 pub const SNAPSHOT_PREFIX: &str = "trm-offsite-";
 
 /// What is sent: the dataset holding `instance`'s data in `project`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Source {
     pub instance: String,
     pub project: String,
     pub dataset: String,
+    /// The export's own part size and uploads [default: the settings'].
+    pub part_size_mib: Option<u32>,
+    pub parallel: Option<u32>,
 }
 
 /// The link to send next. Incremental when the newest trusted link of
@@ -232,12 +235,7 @@ pub fn export(
     }
     let recipient = s.recipient()?;
     let signer = s.signing_key()?;
-    let plan = super::memory::plan(
-        s.memory_mib,
-        s.part_size_mib,
-        s.parallel,
-        super::memory::cores(),
-    )?;
+    let (part_mib, parallel, plan) = super::export::tuning(s, src.part_size_mib, src.parallel)?;
     let _lock = Lock::acquire(crate::fs::Resource::S3Export, on_busy.timeout())?;
     let client = Arc::new(s.client()?);
     let mut swept = super::export::sweep(&client, s)?;
@@ -271,8 +269,8 @@ pub fn export(
         project: &src.project,
         recipient: &recipient,
         signer: &signer,
-        part_mib: s.part_size_mib,
-        parallel: s.parallel,
+        part_mib,
+        parallel,
         plan,
         progress: &progress,
     };
@@ -312,7 +310,8 @@ pub fn export(
     };
     Ok(Exported::new(
         manifest,
-        (full, true),
+        // Kept on the host as the next link's base, not removed.
+        (full, false),
         data,
         swept,
         (started, first_byte, stream_done),
@@ -375,6 +374,35 @@ fn validate_dataset(name: &str) -> Result<()> {
     }
 }
 
+/// Download one link (size and SHA-256 checked), decrypt and decompress
+/// it into `zfs receive -u`; the receive's own error wins over the
+/// broken pipe it causes.
+fn receive_link(
+    client: &super::s3::Client,
+    b: &Backup,
+    ids: &[age::x25519::Identity],
+    dataset: &str,
+) -> Result<()> {
+    let m = b.manifest.as_ref().expect("chain links are complete");
+    let mut file = download(client, &data_key(&b.dir), m)?;
+    let mut stream = plaintext(&mut file, ids, m.tarball_size)?;
+    let mut child = zfs::receive(dataset)?;
+    let mut stdin = child.child.stdin.take().expect("stdin is piped");
+    let copied = io::copy(&mut stream, &mut stdin);
+    drop(stdin);
+    match copied {
+        Ok(_) => child.finish(),
+        Err(e) => {
+            let received = child.finish();
+            received?;
+            Err(Error::Integrity(format!(
+                "backup {} of {}: decrypting or decompressing: {e}",
+                m.id, m.instance
+            )))
+        }
+    }
+}
+
 pub fn restore(s: &S3Settings, req: &RestoreRequest) -> Result<Restored> {
     validate_dataset(&req.dataset)?;
     if zfs::exists(&req.dataset)? {
@@ -397,45 +425,50 @@ pub fn restore(s: &S3Settings, req: &RestoreRequest) -> Result<Restored> {
             &identity,
         )?;
     }
-    let received = links.iter().try_for_each(|b| {
-        let m = b.manifest.as_ref().expect("chain links are complete");
-        let mut file = download(&client, &data_key(&b.dir), m)?;
-        let mut stream = plaintext(&mut file, &ids, m.tarball_size)?;
-        let mut child = zfs::receive(&req.dataset)?;
-        let mut stdin = child.child.stdin.take().expect("stdin is piped");
-        let copied = io::copy(&mut stream, &mut stdin);
-        drop(stdin);
-        match copied {
-            Ok(_) => child.finish(),
-            Err(e) => {
-                child.kill();
-                Err(Error::Integrity(format!(
-                    "backup {} of {}: decrypting or decompressing: {e}",
-                    m.id, m.instance
-                )))
-            }
-        }
-    });
     let snapshot = target
         .manifest
         .as_ref()
         .and_then(|m| m.zfs.as_ref())
         .map(|l| l.snapshot.clone())
         .unwrap_or_default();
-    let whole = received.and_then(|()| {
-        if zfs::snapshots(&req.dataset)?.contains(&snapshot) {
+    // Set once the first link made the dataset: only then is it ours to
+    // destroy on failure.
+    let mut created = false;
+    let whole = links
+        .iter()
+        .try_for_each(|b| {
+            receive_link(&client, b, &ids, &req.dataset)?;
+            if !created {
+                created = true;
+                // What a container wrote is never run or trusted as a
+                // device or setuid file on the host, and never mounted by
+                // itself (`receive -u` kept it unmounted so far).
+                zfs::set(
+                    &req.dataset,
+                    &["canmount=noauto", "setuid=off", "devices=off", "exec=off"],
+                )?;
+            }
             Ok(())
-        } else {
-            Err(Error::Integrity(format!(
-                "the chain was received but {}@{snapshot} is not there",
-                req.dataset
-            )))
-        }
-    });
+        })
+        .and_then(|()| {
+            if zfs::snapshots(&req.dataset)?.contains(&snapshot) {
+                Ok(())
+            } else {
+                Err(Error::Integrity(format!(
+                    "the chain was received but {}@{snapshot} is not there",
+                    req.dataset
+                )))
+            }
+        });
     if let Err(e) = whole {
-        // Nothing half-restored stays behind.
-        if zfs::exists(&req.dataset).unwrap_or(false) {
-            let _ = zfs::destroy_dataset(&req.dataset);
+        // Nothing half-restored stays behind, or the error says it did.
+        if created {
+            if let Err(d) = zfs::destroy_dataset(&req.dataset) {
+                return Err(Error::WrongState(format!(
+                    "{e}; and {} could not be destroyed, destroy it by hand: {d}",
+                    req.dataset
+                )));
+            }
         }
         return Err(e);
     }

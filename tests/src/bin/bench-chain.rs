@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         instance: instance.clone(),
         project: project.clone(),
         dataset: dataset.clone(),
+        ..Default::default()
     };
     let s3 = S3Settings::require()?;
     let done = zfs_chain::export(
