@@ -469,7 +469,7 @@ pub fn verify_all(
         || {
             let client = s.client()?;
             let backups = catalog::scan(&client, s, None, lxd.project())?;
-                        let names = drilled(&backups);
+            let names = drilled(&backups);
             Ok(names
                 .into_iter()
                 .map(|name| {
@@ -687,6 +687,9 @@ mod tests {
             b("b", "4", true),
             b("c", "5", false),
         ];
-        assert_eq!(drilled(&backups).into_iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            drilled(&backups).into_iter().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 }

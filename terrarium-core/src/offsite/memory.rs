@@ -42,7 +42,7 @@ pub struct Plan {
 /// `cores` cores. Refused, naming what to change, when the uploads alone
 /// do not fit.
 pub fn plan(memory_mib: u32, part_mib: u32, parallel: u32, cores: u32) -> Result<Plan> {
-        let uploads = (u64::from(parallel) + 1) * u64::from(part_mib);
+    let uploads = (u64::from(parallel) + 1) * u64::from(part_mib);
     let left = u64::from(memory_mib).saturating_sub(uploads + FIXED_MIB);
     if uploads + FIXED_MIB > u64::from(memory_mib) {
         return Err(Error::Usage(format!(
@@ -51,7 +51,7 @@ pub fn plan(memory_mib: u32, part_mib: u32, parallel: u32, cores: u32) -> Result
              --memory-mib or lower --parallel or --part-size-mib"
         )));
     }
-        // As many workers as cores (at most 8) while their jobs fit; one
+    // As many workers as cores (at most 8) while their jobs fit; one
     // core gains nothing from workers, and a tight budget compresses on
     // the calling thread, in zstd's own few MiB.
     let fits = (2..=cores.min(8))
@@ -103,16 +103,34 @@ mod tests {
 
     #[test]
     fn more_memory_buys_larger_jobs_up_to_a_cap() {
-                assert_eq!(plan(128, 8, 2, 2).unwrap().job_size, 9 * MIB);
-        assert_eq!(plan(4096, 8, 2, 4).unwrap(), Plan { workers: 4, job_size: 32 * MIB });
+        assert_eq!(plan(128, 8, 2, 2).unwrap().job_size, 9 * MIB);
+        assert_eq!(
+            plan(4096, 8, 2, 4).unwrap(),
+            Plan {
+                workers: 4,
+                job_size: 32 * MIB
+            }
+        );
     }
 
     #[test]
     fn many_cores_get_fewer_workers_rather_than_more_memory() {
         // 28 MiB left: 8 workers would hold 28 jobs of 1 MiB, and do.
-        assert_eq!(plan(64, 8, 2, 16).unwrap(), Plan { workers: 8, job_size: MIB });
+        assert_eq!(
+            plan(64, 8, 2, 16).unwrap(),
+            Plan {
+                workers: 8,
+                job_size: MIB
+            }
+        );
         // 20 MiB left: 8 workers need 28 jobs; 5 need 19.
-        assert_eq!(plan(56, 8, 2, 16).unwrap(), Plan { workers: 5, job_size: MIB });
+        assert_eq!(
+            plan(56, 8, 2, 16).unwrap(),
+            Plan {
+                workers: 5,
+                job_size: MIB
+            }
+        );
     }
 
     #[test]
