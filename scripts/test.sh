@@ -25,6 +25,12 @@ echo "==> images (built once, then cached)" >&2
 # Debian 13, the current stable: a box of it is launched in e2e_trm.
 ./target/debug/trm image build --release trixie --format human
 ./target/debug/trm image build --alias terrarium/debian12-docker --package docker.io --package docker-compose --format human
+# The cluster tests' LXD nodes: Debian's lxd, and what the members' mesh
+# and its checks use (WireGuard in userspace, iperf3, tcpdump, ufw).
+./target/debug/trm image build --alias terrarium-test/lxd-node --format human \
+    --package lxd --package lxd-client --package dnsmasq-base --package iptables --package nftables \
+    --package btrfs-progs --package squashfs-tools --package wireguard-go --package wireguard-tools \
+    --package iperf3 --package tcpdump --package ufw
 
 echo "==> formatting" >&2
 cargo fmt --all -- --check

@@ -44,6 +44,8 @@ pub struct Summary {
     pub idle: Option<String>,
     /// Deleted at this time (`trm launch --ttl`), if set.
     pub expires: Option<String>,
+    /// The cluster member it runs on; null on a lone server.
+    pub location: Option<String>,
 }
 
 impl Summary {
@@ -78,6 +80,7 @@ impl Summary {
             egress: None,
             idle: c.get(crate::agents::lifetime::IDLE_KEY).cloned(),
             expires: None,
+            location: Some(i.location.clone()).filter(|l| !l.is_empty() && l != "none"),
         }
     }
 }
@@ -92,6 +95,7 @@ impl Row for Summary {
             "IMAGE",
             "SNAPSHOTS",
             "CREATED",
+            "LOCATION",
         ]
     }
 
@@ -104,6 +108,7 @@ impl Row for Summary {
             self.image.clone(),
             self.snapshots.to_string(),
             self.created.clone(),
+            self.location.clone().unwrap_or_default(),
         ]
     }
 }
@@ -120,6 +125,10 @@ impl Human for Summary {
             ("image", self.image.clone()),
             ("created", self.created.clone()),
             ("snapshots", self.snapshots.to_string()),
+            (
+                "location",
+                self.location.clone().unwrap_or_else(|| "-".into()),
+            ),
             (
                 "egress",
                 self.egress
@@ -440,6 +449,8 @@ pub struct LaunchRequest {
     pub ttl: Option<String>,
     pub ttl_export: bool,
     pub recipe: crate::recipe::Recipe,
+    /// The cluster member to place it on (LXD's scheduler chooses if unset).
+    pub target: Option<String>,
 }
 
 /// A checked launch, ready to do.
@@ -480,6 +491,7 @@ pub fn plan_launch(lxd: &Lxd, req: &LaunchRequest) -> Result<PlannedLaunch> {
             req.profiles.clone()
         },
         config: req.config.clone(),
+        target: req.target.clone(),
         ..Default::default()
     };
     req.limits.apply(&mut spec)?;
@@ -516,6 +528,10 @@ pub fn launch_planned(
 
 pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     validate_instance_name(&spec.name)?;
+    if let Some(t) = &spec.target {
+        crate::cluster::plan::validate_member_name(t)?;
+        lxd.cluster_member(t)?;
+    }
     for p in &spec.profiles {
         if lxd.profile(p)?.is_none() {
             return Err(Error::NotFound {

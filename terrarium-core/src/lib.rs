@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod baseline;
 pub mod cli;
+pub mod cluster;
 pub mod confirm;
 pub mod daemon;
 pub mod doctor;

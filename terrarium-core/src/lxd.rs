@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::process::{tools, Cmd, Output};
 
+pub mod cluster;
+
 pub type Config = BTreeMap<String, String>;
 pub type Devices = BTreeMap<String, BTreeMap<String, String>>;
 
@@ -58,13 +60,13 @@ pub struct Instance {
     pub status: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub profiles: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub expanded_config: Config,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub expanded_devices: Devices,
     #[serde(default)]
     pub created_at: String,
@@ -75,8 +77,11 @@ pub struct Instance {
     #[serde(default)]
     pub snapshots: Option<Vec<Snapshot>>,
     /// Instance-local devices (not those from profiles).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub devices: Devices,
+    /// The cluster member it lives on ("none" on a lone server).
+    #[serde(default)]
+    pub location: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +259,9 @@ pub struct LaunchSpec {
     /// Host files pushed into the instance before its first start.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<StagedFile>,
+    /// The cluster member to create it on (`--target`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// One host file and where it goes in the instance (pushed as root).
@@ -391,6 +399,9 @@ impl Lxd {
         }
         for (k, v) in &spec.config {
             cmd = cmd.args(["--config", &format!("{k}={v}")]);
+        }
+        if let Some(t) = &spec.target {
+            cmd = cmd.args(["--target", t]);
         }
         self.run(&cmd)?;
         if !staged {
@@ -937,6 +948,16 @@ impl Lxd {
     }
 }
 
+/// An instance on an offline cluster member comes back with `null` where
+/// its config and devices would be: read that as empty.
+fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// LXD says "not found" in a handful of ways; all mean the same to us.
 pub fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::NotFound { .. })
@@ -985,6 +1006,17 @@ mod tests {
 
     fn instance(json: serde_json::Value) -> Instance {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn an_instance_on_an_offline_member_reads_with_empty_config() {
+        let i = instance(serde_json::json!({
+            "name": "box2", "status": "Error", "location": "member2",
+            "config": null, "devices": null, "expanded_config": null,
+            "expanded_devices": null, "profiles": null
+        }));
+        assert!(i.config.is_empty() && i.devices.is_empty() && i.profiles.is_empty());
+        assert_eq!(i.location, "member2");
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub mod tools {
         env: "TRM_LXC",
         hint: "install LXD (`apt-get install lxd lxd-client`) or Incus",
     };
+    /// The daemon's own binary: `lxd init --preseed` joins a cluster.
+    pub const LXD: Tool = Tool {
+        names: &["lxd", "incusd"],
+        env: "TRM_LXD",
+        hint: "install LXD (`apt-get install lxd`)",
+    };
     pub const DEBOOTSTRAP: Tool = Tool {
         names: &["debootstrap"],
         env: "TRM_DEBOOTSTRAP",

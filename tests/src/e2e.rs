@@ -62,6 +62,12 @@ pub const AGENT_SUITE: Names = Names {
     pool: "trm-e2e-agent",
 };
 
+pub const CLUSTER_SUITE: Names = Names {
+    project: "trm-e2e-clu",
+    bridge: "trme2ec",
+    pool: "trm-e2e-clu",
+};
+
 pub const PROFILES_SUITE: Names = Names {
     project: "trm-e2e-prof",
     bridge: "trme2e2",

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod child;
+pub mod cluster;
 pub mod cockpit;
 pub mod e2e;
 pub mod idp;

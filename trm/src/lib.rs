@@ -44,6 +44,8 @@ impl ToolArgs for Cli {
     }
 }
 
+// Parsed once per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Bring this host to the Terrarium baseline (idempotent)
@@ -102,6 +104,13 @@ pub enum Command {
     /// This host's configuration as one document, to carry to a new server
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// More than one server: this host as a member of an LXD cluster
+    ///
+    /// LXD does the clustering (placement, evacuation, moves); each step
+    /// here is planned and shown first, asks before it moves or removes
+    /// anything, and does nothing when it is already done.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// The whole host at a glance: LXD, Traefik, the gate, the timers, the
     /// last sync's problems, each box's newest snapshot and backup, the pool
     ///
@@ -253,6 +262,72 @@ pub enum ImageCommand {
     Delete(ImageDeleteArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Make this host the first member of a new cluster
+    ///
+    /// LXD listens for the other members on --address (cluster.https_address);
+    /// its API for this host stays on loopback.
+    Init {
+        /// This member's name [default: the host name]
+        #[arg(long)]
+        name: Option<String>,
+        /// This host's address the other members reach it at (IP[:PORT], port 8443)
+        #[arg(long)]
+        address: String,
+        /// Print what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a join token for a new member NAME (again, if one is unused)
+    Add {
+        name: String,
+        /// Print what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Join this host to a cluster, with a token from `trm cluster add`
+    ///
+    /// Run on the new server after its own install. A token that is
+    /// malformed or expired is refused before anything is asked of LXD; one
+    /// the cluster refuses leaves this server as it was.
+    Join {
+        token: String,
+        /// This host's address the other members reach it at (IP[:PORT], port 8443)
+        #[arg(long)]
+        address: String,
+        /// Print what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the members: address, status, roles, instances
+    #[command(alias = "ls")]
+    List,
+    /// Move a member's instances to the other members (asks first)
+    Evacuate(MemberArgs),
+    /// Bring a member's evacuated instances back
+    Restore(MemberArgs),
+    /// Remove a member that holds no instances (asks first)
+    Remove {
+        #[command(flatten)]
+        member: MemberArgs,
+        /// Remove a member that is gone for good, with whatever it held
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemberArgs {
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ImageCreateArgs {
     /// The image's name (alias), e.g. golden/web
@@ -373,6 +448,9 @@ pub struct LaunchArgs {
     /// If a step fails once the box exists, delete it instead of leaving it to inspect
     #[arg(long)]
     pub rm_on_failure: bool,
+    /// On a cluster, the member to place it on [default: LXD's choice]
+    #[arg(long, value_name = "MEMBER")]
+    pub target: Option<String>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -442,7 +520,8 @@ impl Command {
             | Command::Image(_)
             | Command::List
             | Command::Status { .. }
-            | Command::Config(_) => None,
+            | Command::Config(_)
+            | Command::Cluster(_) => None,
         }
     }
 }
@@ -587,6 +666,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             out.one(&hostconfig::apply(&lxd, &plan)?)?;
             Ok(0)
         }
+        Command::Cluster(c) => cluster(lxd()?, c, out),
         Command::Status { now } => {
             use terrarium_core::status;
             let settings = terrarium_core::settings::Settings::require()?;
@@ -617,6 +697,69 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             out,
         ),
     }
+}
+
+fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
+    use terrarium_core::cluster::{self, plan, token::JoinToken};
+    if let ClusterCommand::List = c {
+        out.list(&cluster::list(&lxd)?)?;
+        return Ok(0);
+    }
+    // The token is read before LXD is asked anything.
+    let token = match &c {
+        ClusterCommand::Join { token, .. } => Some(JoinToken::decode(token)?),
+        _ => None,
+    };
+    let facts = cluster::facts(&lxd)?;
+    let (planned, dry_run, ask) = match &c {
+        ClusterCommand::Init {
+            name,
+            address,
+            dry_run,
+        } => {
+            let name = match name {
+                Some(n) => n.clone(),
+                None => cluster::host_name()?,
+            };
+            (plan::init(&facts, &name, address)?, *dry_run, None)
+        }
+        ClusterCommand::Add { name, dry_run } => (plan::add(&facts, name)?, *dry_run, None),
+        ClusterCommand::Join {
+            token: text,
+            address,
+            dry_run,
+        } => {
+            let t = token.as_ref().expect("decoded above");
+            let p = plan::join(&facts, text, t, address, chrono::Utc::now())?;
+            (p, *dry_run, None)
+        }
+        ClusterCommand::Evacuate(m) => (
+            plan::member_state(&facts, &m.name, true)?,
+            m.dry_run,
+            Some(m.yes),
+        ),
+        ClusterCommand::Restore(m) => {
+            (plan::member_state(&facts, &m.name, false)?, m.dry_run, None)
+        }
+        ClusterCommand::Remove { member, force } => (
+            plan::remove(&facts, &member.name, *force)?,
+            member.dry_run,
+            Some(member.yes),
+        ),
+        ClusterCommand::List => unreachable!("listed above"),
+    };
+    let mut planned = planned;
+    planned.dry_run = dry_run;
+    if dry_run || planned.steps.is_empty() {
+        out.one(&planned)?;
+        return Ok(0);
+    }
+    if let Some(yes) = ask {
+        use terrarium_core::output::Human;
+        confirm(&format!("{}\nGo ahead?", planned.human()), yes)?;
+    }
+    out.one(&cluster::apply(&lxd, planned)?)?;
+    Ok(0)
 }
 
 fn init(lxd: Lxd, project: &str, a: InitArgs, out: Printer) -> anyhow::Result<i32> {
@@ -687,6 +830,7 @@ fn launch(lxd: Lxd, a: LaunchArgs, out: Printer) -> anyhow::Result<i32> {
                 compose: a.docker_compose,
                 rm_on_failure: a.rm_on_failure,
             },
+            target: a.target,
         },
     )?;
     if a.dry_run {

@@ -1,0 +1,221 @@
+//! Terrarium on an LXD cluster: LXD does the clustering (placement,
+//! evacuation, moves); Terrarium plans each step, shows it, and checks
+//! what it was given before either server is touched.
+//!
+//! Every verb reads the servers into [`Facts`], plans with the pure
+//! functions of [`plan`], and applies exactly that plan.
+
+pub mod plan;
+pub mod token;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lxd::cluster::{ClusterInfo, Member};
+use crate::lxd::Lxd;
+use crate::output::{Human, Row};
+use plan::{Op, Plan};
+
+/// An instance and where it lives, from one query of every project.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placed {
+    pub name: String,
+    pub project: String,
+    pub location: String,
+}
+
+/// What the server we talk to reports about its cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub cluster: ClusterInfo,
+    pub cluster_https_address: String,
+    pub members: Vec<Member>,
+    /// Unused join tokens, by the member name they were issued for.
+    pub tokens: Vec<(String, String)>,
+    pub instances: Vec<Placed>,
+    /// Member-specific keys a joining server must fill (a pool's source...).
+    pub member_config: Vec<serde_json::Value>,
+}
+
+pub fn facts(lxd: &Lxd) -> Result<Facts> {
+    let server = lxd.server()?;
+    let cluster = lxd.cluster()?;
+    let (members, tokens) = if cluster.enabled {
+        let tokens = lxd
+            .join_tokens()?
+            .into_iter()
+            .filter_map(|t| Some((t.server_name().to_string(), t.token()?)))
+            .collect();
+        (lxd.cluster_members()?, tokens)
+    } else {
+        (vec![], vec![])
+    };
+    let instances = lxd
+        .instances_all_projects()?
+        .into_iter()
+        .map(|i| Placed {
+            name: i.name,
+            project: i.project,
+            location: i.location,
+        })
+        .collect();
+    Ok(Facts {
+        cluster_https_address: server.config_str("cluster.https_address").to_string(),
+        cluster,
+        members,
+        tokens,
+        instances,
+        member_config: vec![],
+    })
+}
+
+/// This host's name, the default member name.
+pub fn host_name() -> Result<String> {
+    let n =
+        nix::unistd::gethostname().map_err(|e| Error::Unavailable(format!("host name: {e}")))?;
+    Ok(n.to_string_lossy().into_owned())
+}
+
+/// Apply a plan as confirmed; the plan comes back as the report.
+pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
+    for s in &plan.steps {
+        match &s.op {
+            Op::SetServer { key, value } => lxd.set_server_config(key, value)?,
+            Op::Enable { name } => lxd.enable_cluster(name)?,
+            Op::IssueToken { name } => plan.token = Some(lxd.add_member(name)?),
+            Op::Join { preseed } => join(lxd, preseed)?,
+            Op::Evacuate { name } => lxd.member_state(name, "evacuate")?,
+            Op::Restore { name } => lxd.member_state(name, "restore")?,
+            Op::Remove { name, force } => lxd.remove_member(name, *force)?,
+        }
+    }
+    plan.changed = !plan.steps.is_empty();
+    Ok(plan)
+}
+
+/// The server settings a failed join must leave as they were.
+const JOIN_KEYS: &[&str] = &["core.https_address", "cluster.https_address"];
+
+/// Join, and if LXD refuses, put back any of this server's settings the
+/// attempt changed, so a refused join leaves the server as it was.
+fn join(lxd: &Lxd, preseed: &serde_json::Value) -> Result<()> {
+    let before = lxd.server()?;
+    let Err(refused) = lxd.join_cluster(preseed) else {
+        return Ok(());
+    };
+    let after = lxd.server()?;
+    for key in JOIN_KEYS {
+        let (was, now) = (before.config_str(key), after.config_str(key));
+        if was != now {
+            lxd.set_server_config(key, was)?;
+        }
+    }
+    Err(Error::WrongState(format!(
+        "the cluster refused the join, and nothing was changed here: {}",
+        refusal(&refused)
+    )))
+}
+
+/// LXD's own reason, without the command line around it.
+fn refusal(e: &Error) -> String {
+    match e {
+        Error::Command(f) => f
+            .stderr_tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .trim_start_matches("Error: ")
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One member, as `trm cluster list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    pub address: String,
+    /// online, offline, evacuated...
+    pub status: String,
+    pub roles: Vec<String>,
+    /// Instances placed on it, in every project.
+    pub instances: usize,
+    pub message: String,
+}
+
+pub fn list(lxd: &Lxd) -> Result<Vec<MemberView>> {
+    let f = facts(lxd)?;
+    if !f.cluster.enabled {
+        return Err(Error::WrongState(
+            "this server is not a cluster member; `trm cluster init` makes it the first".into(),
+        ));
+    }
+    Ok(views(&f))
+}
+
+pub fn views(f: &Facts) -> Vec<MemberView> {
+    f.members
+        .iter()
+        .map(|m| MemberView {
+            name: m.server_name.clone(),
+            address: m.host().to_string(),
+            status: m.status.to_ascii_lowercase(),
+            roles: m.roles.clone(),
+            instances: f
+                .instances
+                .iter()
+                .filter(|i| i.location == m.server_name)
+                .count(),
+            message: m.message.clone(),
+        })
+        .collect()
+}
+
+impl Row for MemberView {
+    fn headers() -> &'static [&'static str] {
+        &["NAME", "ADDRESS", "STATUS", "ROLES", "INSTANCES", "MESSAGE"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.address.clone(),
+            self.status.clone(),
+            self.roles.join(","),
+            self.instances.to_string(),
+            self.message.clone(),
+        ]
+    }
+}
+
+impl Human for Plan {
+    fn human(&self) -> String {
+        let verb = serde_json::to_value(self.verb)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut lines = vec![];
+        if self.steps.is_empty() {
+            lines.push(format!("{verb} {}: nothing to do", self.member));
+        } else {
+            let tense = if self.changed { "did" } else { "would" };
+            lines.push(format!("{verb} {} ({tense}):", self.member));
+            lines.extend(
+                self.steps
+                    .iter()
+                    .map(|s| format!("  {:<14} {}", s.what, s.detail)),
+            );
+        }
+        if !self.instances.is_empty() {
+            lines.push(format!("instances: {}", self.instances.join(", ")));
+        }
+        if let Some(t) = &self.token {
+            lines.push(format!(
+                "on the new server, after its own ./scripts/install.sh:\n  trm cluster join {t}"
+            ));
+        }
+        lines.join("\n")
+    }
+}
