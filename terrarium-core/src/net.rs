@@ -27,7 +27,7 @@ impl Subnet {
         Ok(Subnet { addr, prefix })
     }
 
-    fn mask(&self) -> u32 {
+    pub fn mask(&self) -> u32 {
         u32::MAX
             .checked_shl(32 - u32::from(self.prefix))
             .unwrap_or(0)

@@ -303,6 +303,18 @@ pub enum ClusterCommand {
     /// List the members: address, status, roles, instances
     #[command(alias = "ls")]
     List,
+    /// Bring this member's part of the private mesh in line (idempotent)
+    ///
+    /// A WireGuard mesh between the members (kernel WireGuard, else
+    /// wireguard-go) carries one VXLAN that joins the members' bridges.
+    /// Publishes this member's key and index, adds every member that has
+    /// published its own, and shows each peer's last handshake. Run it on
+    /// every member after a join (the timer does).
+    Mesh {
+        /// Print what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Move a member's instances to the other members (asks first)
     Evacuate(MemberArgs),
     /// Bring a member's evacuated instances back
@@ -701,9 +713,30 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
 
 fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
     use terrarium_core::cluster::{self, plan, token::JoinToken};
-    if let ClusterCommand::List = c {
-        out.list(&cluster::list(&lxd)?)?;
-        return Ok(0);
+    match c {
+        ClusterCommand::List => {
+            out.list(&cluster::list(&lxd)?)?;
+            return Ok(0);
+        }
+        ClusterCommand::Mesh { dry_run } => {
+            use cluster::mesh;
+            let bridge = terrarium_core::settings::Settings::load_or_default()?.bridge;
+            let facts = mesh::read(&lxd, &bridge, dry_run)?;
+            let mut planned = mesh::plan(&facts)?;
+            planned.dry_run = dry_run;
+            if !dry_run {
+                planned = mesh::apply(&lxd, &facts, planned)?;
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            // Handshakes as they are now, after any change.
+            let links = mesh::read_links(&bridge, facts.subnet.as_ref())?;
+            let facts = mesh::MeshFacts { links, ..facts };
+            out.one(&mesh::with_handshakes(planned, &facts, now))?;
+            return Ok(0);
+        }
+        _ => {}
     }
     // The token is read before LXD is asked anything.
     let token = match &c {
@@ -746,7 +779,7 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             member.dry_run,
             Some(member.yes),
         ),
-        ClusterCommand::List => unreachable!("listed above"),
+        ClusterCommand::List | ClusterCommand::Mesh { .. } => unreachable!("handled above"),
     };
     let mut planned = planned;
     planned.dry_run = dry_run;

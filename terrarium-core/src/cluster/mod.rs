@@ -5,6 +5,7 @@
 //! Every verb reads the servers into [`Facts`], plans with the pure
 //! functions of [`plan`], and applies exactly that plan.
 
+pub mod mesh;
 pub mod plan;
 pub mod token;
 

@@ -167,6 +167,12 @@ impl Lxd {
             })
     }
 
+    /// One key of a member's own config (`user.*` keys it publishes).
+    pub fn set_member_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        self.run(&self.cmd().args(["cluster", "set", "--", name, key, value]))
+            .map(drop)
+    }
+
     /// Evacuate (`evacuate`) or bring back (`restore`) a member's instances.
     pub fn member_state(&self, name: &str, action: &str) -> Result<()> {
         self.run(

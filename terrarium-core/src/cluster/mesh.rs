@@ -1,0 +1,985 @@
+//! The private network across members: a WireGuard mesh between the
+//! members (kernel WireGuard where present, `wireguard-go` where not)
+//! carrying one VXLAN that joins every member's Terrarium bridge. Nothing
+//! between members travels outside WireGuard.
+//!
+//! LXD gives the bridge the same gateway address and MAC on every member.
+//! Containers keep their own member's gateway: ARP for the gateway and DHCP
+//! never cross the overlay. Each member's bridge gets a MAC of its own and
+//! a host address of its own at the top of the subnet (outside the DHCP
+//! range), which the host uses as source, so Traefik on one member reaches
+//! a container on another directly.
+//!
+//! Each member publishes its WireGuard public key and mesh index in its own
+//! cluster member config (`user.terrarium.mesh.*`); every member builds
+//! its peers from those. [`plan`] is pure; [`read`] and [`apply`] touch the
+//! host.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::lxd::cluster::Member;
+use crate::lxd::Lxd;
+use crate::net::Subnet;
+use crate::output::Human;
+use crate::process::{find, Cmd};
+
+pub const WG_IF: &str = "trmwg0";
+pub const VX_IF: &str = "trmvx0";
+pub const WG_PORT: u16 = 51820;
+const VXLAN_ID: u32 = 4242;
+const VXLAN_PORT: u16 = 4789;
+/// The members' WireGuard addresses: `172.31.254.INDEX`.
+pub const OVERLAY_NET: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 0);
+pub const OVERLAY_PREFIX: u8 = 24;
+/// Mesh indexes run 1..=MAX_MEMBERS; as many host addresses at the top of
+/// the bridge's subnet stay out of its DHCP range.
+pub const MAX_MEMBERS: u32 = 32;
+pub const PUBKEY_KEY: &str = "user.terrarium.mesh.pubkey";
+pub const INDEX_KEY: &str = "user.terrarium.mesh.index";
+const NFT_TABLE: &str = "terrarium_mesh";
+
+/// Where this member's WireGuard private key lives (0600, never printed).
+pub fn key_path() -> PathBuf {
+    crate::settings::config_dir().join("cluster").join("wg.key")
+}
+
+/// A member as the mesh sees it, from its published config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Peer {
+    pub name: String,
+    pub index: u32,
+    pub overlay: Ipv4Addr,
+    /// `HOST:51820`, the member's cluster address.
+    pub endpoint: String,
+    #[serde(skip)]
+    pub pubkey: String,
+}
+
+/// This host's links as `ip`, `wg`, `bridge` and `nft` report them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Links {
+    pub wg_exists: bool,
+    pub wg_pubkey: String,
+    pub wg_port: u16,
+    /// Public key -> (endpoint, allowed-ips).
+    pub wg_peers: BTreeMap<String, (String, String)>,
+    /// Public key -> seconds since the epoch of the latest handshake (0: none).
+    pub handshakes: BTreeMap<String, u64>,
+    pub wg_addrs: Vec<String>,
+    /// (VXLAN id, local address, master), if the device exists.
+    pub vxlan: Option<(u32, String, String)>,
+    pub flood: Vec<String>,
+    pub bridge_mac: String,
+    pub bridge_addrs: Vec<String>,
+    pub route_src: String,
+    /// The loaded filter's comment (its version), if loaded.
+    pub nft: Option<String>,
+}
+
+/// Everything the plan needs.
+#[derive(Debug, Clone, Default)]
+pub struct MeshFacts {
+    pub me: String,
+    pub my_pubkey: String,
+    pub members: Vec<Member>,
+    pub bridge: String,
+    /// The bridge's gateway address and prefix (`10.100.0.1/24`).
+    pub subnet: Option<Subnet>,
+    pub dhcp_ranges: String,
+    pub links: Links,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `ip link add trmwg0 type wireguard`, else `wireguard-go trmwg0`.
+    CreateWireguard,
+    Run {
+        argv: Vec<String>,
+        stdin: Option<String>,
+    },
+    MemberConfig {
+        key: String,
+        value: String,
+    },
+    NetworkConfig {
+        key: String,
+        value: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub what: String,
+    pub detail: String,
+    #[serde(skip)]
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub name: String,
+    pub overlay: Ipv4Addr,
+    pub endpoint: String,
+    /// Seconds since the last WireGuard handshake; null if none yet.
+    pub handshake_age_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MeshPlan {
+    pub member: String,
+    pub index: u32,
+    pub overlay: Ipv4Addr,
+    /// This member's own address on the bridge (the source of its traffic
+    /// to containers).
+    pub host_address: Ipv4Addr,
+    pub peers: Vec<PeerView>,
+    /// Members that have not published a key yet (they run `trm cluster mesh`).
+    pub waiting: Vec<String>,
+    pub steps: Vec<Step>,
+    pub dry_run: bool,
+    pub changed: bool,
+}
+
+fn step(what: &str, detail: impl Into<String>, op: Op) -> Step {
+    Step {
+        what: what.into(),
+        detail: detail.into(),
+        op,
+    }
+}
+
+fn run(argv: &[&str]) -> Op {
+    Op::Run {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        stdin: None,
+    }
+}
+
+/// A WireGuard public key: base64 of 32 bytes, nothing else.
+pub fn valid_pubkey(k: &str) -> bool {
+    use base64::Engine;
+    k.len() == 44
+        && base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .is_ok_and(|b| b.len() == 32)
+}
+
+fn published_index(m: &Member) -> Option<u32> {
+    m.config
+        .get(INDEX_KEY)?
+        .parse()
+        .ok()
+        .filter(|i| (1..=MAX_MEMBERS).contains(i))
+}
+
+/// This member's index: the one it published unless a member whose name
+/// sorts first claims it too, else the lowest free one.
+pub fn my_index(me: &str, members: &[Member]) -> Result<u32> {
+    let mine = members
+        .iter()
+        .find(|m| m.server_name == me)
+        .and_then(published_index);
+    let taken: Vec<(u32, &str)> = members
+        .iter()
+        .filter(|m| m.server_name != me)
+        .filter_map(|m| Some((published_index(m)?, m.server_name.as_str())))
+        .collect();
+    if let Some(i) = mine {
+        if !taken.iter().any(|(t, n)| *t == i && *n < me) {
+            return Ok(i);
+        }
+    }
+    (1..=MAX_MEMBERS)
+        .find(|i| !taken.iter().any(|(t, _)| t == i))
+        .ok_or_else(|| Error::WrongState(format!("the mesh holds at most {MAX_MEMBERS} members")))
+}
+
+pub fn overlay_address(index: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(OVERLAY_NET) + index)
+}
+
+fn broadcast(s: &Subnet) -> u32 {
+    s.network() | !s.mask()
+}
+
+/// This member's own address on the bridge: counted down from the top.
+pub fn host_address(s: &Subnet, index: u32) -> Ipv4Addr {
+    Ipv4Addr::from(broadcast(s) - index)
+}
+
+/// The DHCP range that leaves the members' host addresses out.
+pub fn dhcp_ranges(s: &Subnet) -> Result<String> {
+    let first = s.network() + 2;
+    let last = broadcast(s) - MAX_MEMBERS - 1;
+    if last <= first {
+        return Err(Error::WrongState(format!(
+            "the bridge's subnet /{} is too small for a mesh of {MAX_MEMBERS} members; use a /24 or larger",
+            s.prefix
+        )));
+    }
+    Ok(format!(
+        "{}-{}",
+        Ipv4Addr::from(first),
+        Ipv4Addr::from(last)
+    ))
+}
+
+/// A MAC of this member's own for the bridge (locally administered).
+pub fn bridge_mac(index: u32) -> String {
+    format!("02:74:72:6d:{:02x}:{:02x}", index >> 8, index & 0xff)
+}
+
+/// The peers: every other member that published a valid key and index.
+pub fn peers(me: &str, members: &[Member]) -> (Vec<Peer>, Vec<String>) {
+    let (mut ok, mut waiting) = (vec![], vec![]);
+    for m in members.iter().filter(|m| m.server_name != me) {
+        let key = m.config.get(PUBKEY_KEY).map(String::as_str).unwrap_or("");
+        match published_index(m) {
+            Some(index) if valid_pubkey(key) && !m.host().is_empty() => ok.push(Peer {
+                name: m.server_name.clone(),
+                index,
+                overlay: overlay_address(index),
+                endpoint: format!("{}:{WG_PORT}", m.host()),
+                pubkey: key.to_string(),
+            }),
+            _ => waiting.push(m.server_name.clone()),
+        }
+    }
+    (ok, waiting)
+}
+
+/// The bridge filter: DHCP and the gateway's ARP stay on their member.
+pub fn render_nft(gateway: Ipv4Addr) -> String {
+    let body = format!(
+        r#"  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    oifname "{VX_IF}" udp dport {{ 67, 68 }} drop
+    iifname "{VX_IF}" udp dport {{ 67, 68 }} drop
+    oifname "{VX_IF}" arp saddr ip {gateway} drop
+    oifname "{VX_IF}" arp daddr ip {gateway} drop
+    iifname "{VX_IF}" arp saddr ip {gateway} drop
+    iifname "{VX_IF}" arp daddr ip {gateway} drop
+  }}
+  chain output {{
+    type filter hook output priority 0; policy accept;
+    oifname "{VX_IF}" udp sport {{ 67, 68 }} drop
+    oifname "{VX_IF}" arp saddr ip {gateway} drop
+  }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    iifname "{VX_IF}" udp dport {{ 67, 68 }} drop
+    iifname "{VX_IF}" arp saddr ip {gateway} drop
+    iifname "{VX_IF}" arp daddr ip {gateway} drop
+  }}
+"#
+    );
+    format!(
+        "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n  comment \"{}\"\n{body}}}\n",
+        nft_version(gateway)
+    )
+}
+
+/// What the loaded filter's comment says when it is the one we render.
+pub fn nft_version(gateway: Ipv4Addr) -> String {
+    format!("terrarium mesh v1 gateway {gateway}")
+}
+
+/// From the facts to the steps that bring this member's mesh in line.
+pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
+    let subnet = f.subnet.ok_or_else(|| {
+        Error::WrongState(format!(
+            "the bridge {} has no IPv4 subnet; run `trm init` first",
+            f.bridge
+        ))
+    })?;
+    if !valid_pubkey(&f.my_pubkey) {
+        return Err(Error::WrongState(format!(
+            "{} does not hold a WireGuard key",
+            key_path().display()
+        )));
+    }
+    let me = f
+        .members
+        .iter()
+        .find(|m| m.server_name == f.me)
+        .ok_or_else(|| Error::WrongState(format!("'{}' is not a member of this cluster", f.me)))?;
+    let index = my_index(&f.me, &f.members)?;
+    let overlay = overlay_address(index);
+    let host = host_address(&subnet, index);
+    let (peers, waiting) = peers(&f.me, &f.members);
+    let l = &f.links;
+    let mut steps = vec![];
+
+    // Published first: the other members build their peer from these.
+    let index_s = index.to_string();
+    for (key, value) in [
+        (PUBKEY_KEY, f.my_pubkey.as_str()),
+        (INDEX_KEY, index_s.as_str()),
+    ] {
+        if me.config.get(key).map(String::as_str) != Some(value) {
+            steps.push(step(
+                "publish",
+                format!("{key}={value} on member {}", f.me),
+                Op::MemberConfig {
+                    key: key.into(),
+                    value: value.into(),
+                },
+            ));
+        }
+    }
+    let ranges = dhcp_ranges(&subnet)?;
+    if f.dhcp_ranges != ranges {
+        steps.push(step(
+            "dhcp_range",
+            format!(
+                "{} ipv4.dhcp.ranges={ranges}: the members' host addresses stay out",
+                f.bridge
+            ),
+            Op::NetworkConfig {
+                key: "ipv4.dhcp.ranges".into(),
+                value: ranges,
+            },
+        ));
+    }
+
+    // WireGuard.
+    if !l.wg_exists {
+        steps.push(step(
+            "wireguard",
+            format!("create {WG_IF}"),
+            Op::CreateWireguard,
+        ));
+    }
+    let key = key_path();
+    let key = key.to_string_lossy();
+    if !l.wg_exists || l.wg_pubkey != f.my_pubkey || l.wg_port != WG_PORT {
+        steps.push(step(
+            "wireguard",
+            format!("{WG_IF}: this member's key, listening on UDP {WG_PORT}"),
+            run(&[
+                "wg",
+                "set",
+                WG_IF,
+                "private-key",
+                &key,
+                "listen-port",
+                &WG_PORT.to_string(),
+            ]),
+        ));
+    }
+    let cidr = format!("{overlay}/{OVERLAY_PREFIX}");
+    if l.wg_addrs != [cidr.clone()] {
+        steps.push(step(
+            "wireguard",
+            format!("{WG_IF} address {cidr}"),
+            run(&["ip", "addr", "replace", &cidr, "dev", WG_IF]),
+        ));
+        for stale in l.wg_addrs.iter().filter(|a| **a != cidr) {
+            steps.push(step(
+                "wireguard",
+                format!("{WG_IF}: drop {stale}"),
+                run(&["ip", "addr", "del", stale, "dev", WG_IF]),
+            ));
+        }
+    }
+    if !l.wg_exists {
+        steps.push(step(
+            "wireguard",
+            format!("{WG_IF} up"),
+            run(&["ip", "link", "set", WG_IF, "up"]),
+        ));
+    }
+    for p in &peers {
+        let allowed = format!("{}/32", p.overlay);
+        if l.wg_peers.get(&p.pubkey) != Some(&(p.endpoint.clone(), allowed.clone())) {
+            steps.push(step(
+                "peer",
+                format!("{} at {} ({})", p.name, p.endpoint, p.overlay),
+                run(&[
+                    "wg",
+                    "set",
+                    WG_IF,
+                    "peer",
+                    &p.pubkey,
+                    "endpoint",
+                    &p.endpoint,
+                    "allowed-ips",
+                    &allowed,
+                    "persistent-keepalive",
+                    "25",
+                ]),
+            ));
+        }
+    }
+    for stale in l
+        .wg_peers
+        .keys()
+        .filter(|k| !peers.iter().any(|p| &p.pubkey == *k))
+    {
+        steps.push(step(
+            "peer",
+            format!(
+                "remove a peer no member publishes ({}...)",
+                &stale[..8.min(stale.len())]
+            ),
+            run(&["wg", "set", WG_IF, "peer", stale, "remove"]),
+        ));
+    }
+
+    // The VXLAN over WireGuard, in the bridge.
+    let local = overlay.to_string();
+    let want_vx = (VXLAN_ID, local.clone(), f.bridge.clone());
+    match &l.vxlan {
+        Some(v) if *v == want_vx => {}
+        Some((id, loc, _)) if *id == VXLAN_ID && *loc == local => steps.push(step(
+            "vxlan",
+            format!("{VX_IF} into {}", f.bridge),
+            run(&["ip", "link", "set", VX_IF, "master", &f.bridge, "up"]),
+        )),
+        other => {
+            if other.is_some() {
+                steps.push(step(
+                    "vxlan",
+                    format!("{VX_IF}: recreate"),
+                    run(&["ip", "link", "del", VX_IF]),
+                ));
+            }
+            steps.push(step(
+                "vxlan",
+                format!("{VX_IF}: VXLAN {VXLAN_ID} from {local}, inside WireGuard only"),
+                run(&[
+                    "ip",
+                    "link",
+                    "add",
+                    VX_IF,
+                    "type",
+                    "vxlan",
+                    "id",
+                    &VXLAN_ID.to_string(),
+                    "local",
+                    &local,
+                    "dstport",
+                    &VXLAN_PORT.to_string(),
+                ]),
+            ));
+            steps.push(step(
+                "vxlan",
+                format!("{VX_IF} into {}", f.bridge),
+                run(&["ip", "link", "set", VX_IF, "master", &f.bridge, "up"]),
+            ));
+        }
+    }
+    let fresh_vx = !matches!(&l.vxlan, Some((id, loc, _)) if *id == VXLAN_ID && *loc == local);
+    for p in &peers {
+        let dst = p.overlay.to_string();
+        if fresh_vx || !l.flood.contains(&dst) {
+            steps.push(step(
+                "vxlan",
+                format!("flood to {} ({dst})", p.name),
+                run(&[
+                    "bridge",
+                    "fdb",
+                    "append",
+                    "00:00:00:00:00:00",
+                    "dev",
+                    VX_IF,
+                    "dst",
+                    &dst,
+                ]),
+            ));
+        }
+    }
+    if !fresh_vx {
+        for stale in l
+            .flood
+            .iter()
+            .filter(|d| !peers.iter().any(|p| p.overlay.to_string() == **d))
+        {
+            steps.push(step(
+                "vxlan",
+                format!("stop flooding to {stale}"),
+                run(&[
+                    "bridge",
+                    "fdb",
+                    "del",
+                    "00:00:00:00:00:00",
+                    "dev",
+                    VX_IF,
+                    "dst",
+                    stale,
+                ]),
+            ));
+        }
+    }
+
+    // The bridge: a MAC and a source address of this member's own.
+    let mac = bridge_mac(index);
+    if !l.bridge_mac.eq_ignore_ascii_case(&mac) {
+        steps.push(step(
+            "bridge",
+            format!("{} MAC {mac} (LXD gives every member the same)", f.bridge),
+            run(&["ip", "link", "set", &f.bridge, "address", &mac]),
+        ));
+    }
+    let host_cidr = format!("{host}/{}", subnet.prefix);
+    if !l.bridge_addrs.contains(&host_cidr) {
+        steps.push(step(
+            "bridge",
+            format!("{} host address {host_cidr}", f.bridge),
+            run(&["ip", "addr", "add", &host_cidr, "dev", &f.bridge]),
+        ));
+    }
+    if l.route_src != host.to_string() {
+        let net = format!("{}/{}", Ipv4Addr::from(subnet.network()), subnet.prefix);
+        steps.push(step(
+            "bridge",
+            format!("{net} from {host}: replies from containers on any member come back here"),
+            run(&[
+                "ip",
+                "route",
+                "change",
+                &net,
+                "dev",
+                &f.bridge,
+                "proto",
+                "kernel",
+                "scope",
+                "link",
+                "src",
+                &host.to_string(),
+            ]),
+        ));
+    }
+    if l.nft.as_deref() != Some(nft_version(subnet.addr).as_str()) {
+        steps.push(step(
+            "filter",
+            format!("bridge filter {NFT_TABLE}: DHCP and gateway ARP stay on this member"),
+            Op::Run {
+                argv: vec!["nft".into(), "-f".into(), "-".into()],
+                stdin: Some(render_nft(subnet.addr)),
+            },
+        ));
+    }
+
+    let peer_views = peers
+        .iter()
+        .map(|p| PeerView {
+            name: p.name.clone(),
+            overlay: p.overlay,
+            endpoint: p.endpoint.clone(),
+            handshake_age_s: None,
+        })
+        .collect();
+    Ok(MeshPlan {
+        member: f.me.clone(),
+        index,
+        overlay,
+        host_address: host,
+        peers: peer_views,
+        waiting,
+        steps,
+        dry_run: false,
+        changed: false,
+    })
+}
+
+// ---- reading and applying (the host) ----
+
+fn tool(name: &str) -> Result<PathBuf> {
+    find(
+        name,
+        match name {
+            "wg" => "install it with `apt-get install wireguard-tools`",
+            "wireguard-go" => {
+                "install it with `apt-get install wireguard-go` (no WireGuard in this kernel)"
+            }
+            "nft" => "install it with `apt-get install nftables`",
+            _ => "install it with `apt-get install iproute2`",
+        },
+    )
+}
+
+fn cmd(argv: &[&str]) -> Result<Cmd> {
+    Ok(Cmd::new(tool(argv[0])?).args(&argv[1..]))
+}
+
+/// A command's JSON answer, or None when it fails (a device not there).
+fn json_of(argv: &[&str]) -> Result<Option<serde_json::Value>> {
+    let out = cmd(argv)?.output()?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice(&out.stdout).ok())
+}
+
+fn addrs(dev: &str) -> Result<Vec<String>> {
+    let v = json_of(&["ip", "-j", "addr", "show", "dev", dev])?.unwrap_or_default();
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["family"] == "inet")
+        .filter_map(|a| {
+            Some(format!(
+                "{}/{}",
+                a["local"].as_str()?,
+                a["prefixlen"].as_u64()?
+            ))
+        })
+        .collect())
+}
+
+pub fn read_links(bridge: &str, subnet: Option<&Subnet>) -> Result<Links> {
+    let mut l = Links::default();
+    let dump = cmd(&["wg", "show", WG_IF, "dump"])?.output()?;
+    if dump.status.success() {
+        l.wg_exists = true;
+        let text = String::from_utf8_lossy(&dump.stdout).into_owned();
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            let f: Vec<&str> = first.split('\t').collect();
+            l.wg_pubkey = f.get(1).unwrap_or(&"").to_string();
+            l.wg_port = f.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        }
+        for line in lines {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() >= 5 {
+                l.wg_peers.insert(f[0].into(), (f[2].into(), f[3].into()));
+                l.handshakes.insert(f[0].into(), f[4].parse().unwrap_or(0));
+            }
+        }
+        l.wg_addrs = addrs(WG_IF)?;
+    }
+    if let Some(v) = json_of(&["ip", "-j", "-d", "link", "show", VX_IF])? {
+        let d = &v[0];
+        let info = &d["linkinfo"]["info_data"];
+        l.vxlan = Some((
+            info["id"].as_u64().unwrap_or(0) as u32,
+            info["local"].as_str().unwrap_or("").to_string(),
+            d["master"].as_str().unwrap_or("").to_string(),
+        ));
+        let fdb = json_of(&["bridge", "-j", "fdb", "show", "dev", VX_IF])?.unwrap_or_default();
+        l.flood = fdb
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["mac"] == "00:00:00:00:00:00")
+            .filter_map(|e| e["dst"].as_str().map(String::from))
+            .collect();
+    }
+    if let Some(v) = json_of(&["ip", "-j", "link", "show", bridge])? {
+        l.bridge_mac = v[0]["address"].as_str().unwrap_or("").to_string();
+    }
+    l.bridge_addrs = addrs(bridge)?;
+    if let Some(s) = subnet {
+        let net = format!("{}/{}", Ipv4Addr::from(s.network()), s.prefix);
+        if let Some(v) = json_of(&["ip", "-j", "route", "show", &net, "dev", bridge])? {
+            l.route_src = v[0]["prefsrc"].as_str().unwrap_or("").to_string();
+        }
+    }
+    // nft 1.0.6 leaves a table's comment out of its JSON: read the text.
+    let nft = cmd(&["nft", "list", "table", "bridge", NFT_TABLE])?.output()?;
+    if nft.status.success() {
+        l.nft = String::from_utf8_lossy(&nft.stdout)
+            .lines()
+            .find_map(|line| {
+                let c = line.trim().strip_prefix("comment \"")?;
+                Some(c.strip_suffix('"')?.to_string())
+            });
+    }
+    Ok(l)
+}
+
+/// This member's key: made once (0600), its public half derived.
+pub fn ensure_key(dry_run: bool) -> Result<String> {
+    let path = key_path();
+    let private = match std::fs::read_to_string(&path) {
+        Ok(k) => k,
+        Err(_) if dry_run => return Ok(String::new()),
+        Err(_) => {
+            let out = cmd(&["wg", "genkey"])?.run()?;
+            crate::fs::atomic_write(&path, &out.stdout, 0o600)?;
+            out.stdout_str()
+        }
+    };
+    let out = cmd(&["wg", "pubkey"])?
+        .stdin_bytes(private.trim().to_string())
+        .run()?;
+    Ok(out.stdout_str().trim().to_string())
+}
+
+/// Read this member, its cluster and its links.
+pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
+    let cluster = lxd.cluster()?;
+    if !cluster.enabled {
+        return Err(Error::WrongState(
+            "this server is not a cluster member; `trm cluster init` or `join` first".into(),
+        ));
+    }
+    let net = lxd
+        .networks()?
+        .into_iter()
+        .find(|n| n.name == bridge)
+        .ok_or_else(|| Error::NotFound {
+            kind: "network",
+            name: bridge.into(),
+        })?;
+    let subnet = net
+        .config
+        .get("ipv4.address")
+        .and_then(|a| Subnet::parse(a).ok());
+    Ok(MeshFacts {
+        me: cluster.server_name,
+        my_pubkey: ensure_key(dry_run)?,
+        members: lxd.cluster_members()?,
+        bridge: bridge.into(),
+        dhcp_ranges: net
+            .config
+            .get("ipv4.dhcp.ranges")
+            .cloned()
+            .unwrap_or_default(),
+        links: read_links(bridge, subnet.as_ref())?,
+        subnet,
+    })
+}
+
+pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPlan> {
+    for s in &plan.steps {
+        match &s.op {
+            Op::CreateWireguard => {
+                let kernel = cmd(&["ip", "link", "add", WG_IF, "type", "wireguard"])?.output()?;
+                if !kernel.status.success() {
+                    // It detaches itself, its output on /dev/null.
+                    cmd(&["wireguard-go", WG_IF])?.run()?;
+                }
+            }
+            Op::Run { argv, stdin } => {
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                let mut c = cmd(&argv)?;
+                if let Some(text) = stdin {
+                    c = c.stdin_bytes(text.clone());
+                }
+                c.run()?;
+            }
+            Op::MemberConfig { key, value } => lxd.set_member_config(&facts.me, key, value)?,
+            Op::NetworkConfig { key, value } => lxd.patch_network(
+                &facts.bridge,
+                &[(key.clone(), value.clone())].into_iter().collect(),
+            )?,
+        }
+    }
+    plan.changed = !plan.steps.is_empty();
+    Ok(plan)
+}
+
+/// The plan with each peer's handshake age, as of `now` (seconds).
+pub fn with_handshakes(mut plan: MeshPlan, facts: &MeshFacts, now: u64) -> MeshPlan {
+    let (peers, _) = peers(&facts.me, &facts.members);
+    for v in &mut plan.peers {
+        if let Some(p) = peers.iter().find(|p| p.name == v.name) {
+            v.handshake_age_s = facts
+                .links
+                .handshakes
+                .get(&p.pubkey)
+                .filter(|t| **t > 0)
+                .map(|t| now.saturating_sub(*t));
+        }
+    }
+    plan
+}
+
+impl Human for MeshPlan {
+    fn human(&self) -> String {
+        let mut lines = vec![format!(
+            "mesh on {} (#{}, {} / host {})",
+            self.member, self.index, self.overlay, self.host_address
+        )];
+        if self.steps.is_empty() {
+            lines.push("  in line: nothing to do".into());
+        } else {
+            let tense = if self.changed { "did" } else { "would" };
+            lines.push(format!("  {tense}:"));
+            lines.extend(
+                self.steps
+                    .iter()
+                    .map(|s| format!("    {:<10} {}", s.what, s.detail)),
+            );
+        }
+        for p in &self.peers {
+            let hs = p
+                .handshake_age_s
+                .map_or("no handshake yet".into(), |s| format!("handshake {s}s ago"));
+            lines.push(format!(
+                "  peer {:<12} {:<16} {:<22} {hs}",
+                p.name, p.overlay, p.endpoint
+            ));
+        }
+        if !self.waiting.is_empty() {
+            lines.push(format!("  waiting for: {}", self.waiting.join(", ")));
+        }
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "SXkWw9ZYOoj97DWB2f18yRQVbn03K2vWL1PbZHFovzM=";
+    const K2: &str = "Cf5jMXsOqinn57TjAPhncTqhZKqtpNOf++bjCirO1xw=";
+
+    fn member(name: &str, n: u8, config: &[(&str, &str)]) -> Member {
+        Member {
+            server_name: name.into(),
+            url: format!("https://10.9.0.{n}:8443"),
+            roles: vec![],
+            status: "Online".into(),
+            message: String::new(),
+            architecture: String::new(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn facts() -> MeshFacts {
+        MeshFacts {
+            me: "m1".into(),
+            my_pubkey: K1.into(),
+            members: vec![
+                member("m1", 11, &[]),
+                member("m2", 12, &[(PUBKEY_KEY, K2), (INDEX_KEY, "2")]),
+                member("m3", 13, &[(PUBKEY_KEY, "not a key"), (INDEX_KEY, "3")]),
+            ],
+            bridge: "trmbr0".into(),
+            subnet: Some(Subnet::parse("10.100.0.1/24").unwrap()),
+            dhcp_ranges: String::new(),
+            links: Links::default(),
+        }
+    }
+
+    #[test]
+    fn indexes_are_kept_unless_a_member_sorting_first_claims_them() {
+        let ms = vec![
+            member("a", 1, &[(INDEX_KEY, "1")]),
+            member("b", 2, &[(INDEX_KEY, "1")]),
+        ];
+        assert_eq!(my_index("a", &ms).unwrap(), 1);
+        assert_eq!(my_index("b", &ms).unwrap(), 2);
+        let ms = vec![member("a", 1, &[(INDEX_KEY, "99")]), member("b", 2, &[])];
+        assert_eq!(
+            my_index("a", &ms).unwrap(),
+            1,
+            "an index out of range is not kept"
+        );
+    }
+
+    #[test]
+    fn host_addresses_sit_above_the_dhcp_range() {
+        let s = Subnet::parse("10.100.0.1/24").unwrap();
+        assert_eq!(host_address(&s, 1), Ipv4Addr::new(10, 100, 0, 254));
+        assert_eq!(
+            host_address(&s, MAX_MEMBERS),
+            Ipv4Addr::new(10, 100, 0, 223)
+        );
+        assert_eq!(dhcp_ranges(&s).unwrap(), "10.100.0.2-10.100.0.222");
+        assert!(dhcp_ranges(&Subnet::parse("10.100.0.1/27").unwrap()).is_err());
+        assert_eq!(bridge_mac(3), "02:74:72:6d:00:03");
+    }
+
+    #[test]
+    fn only_members_with_a_valid_key_and_index_are_peers() {
+        let (peers, waiting) = peers("m1", &facts().members);
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].endpoint, "10.9.0.12:51820");
+        assert_eq!(peers[0].overlay, Ipv4Addr::new(172, 31, 254, 2));
+        assert_eq!(waiting, vec!["m3"]);
+        assert!(valid_pubkey(K1) && !valid_pubkey("abc") && !valid_pubkey(&"A".repeat(44)));
+    }
+
+    #[test]
+    fn a_fresh_member_gets_the_whole_mesh_and_one_in_line_gets_nothing() {
+        let f = facts();
+        let plan = plan(&f).unwrap();
+        assert_eq!(plan.index, 1);
+        let whats: Vec<&str> = plan.steps.iter().map(|s| s.what.as_str()).collect();
+        for w in [
+            "publish",
+            "dhcp_range",
+            "wireguard",
+            "peer",
+            "vxlan",
+            "bridge",
+            "filter",
+        ] {
+            assert!(whats.contains(&w), "{w} missing from {whats:?}");
+        }
+        assert!(plan.steps.iter().any(|s| s.op == Op::CreateWireguard));
+        // The same facts once applied: nothing to do.
+        let mut done = f.clone();
+        done.members[0].config = [(PUBKEY_KEY, K1), (INDEX_KEY, "1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        done.dhcp_ranges = "10.100.0.2-10.100.0.222".into();
+        done.links = Links {
+            wg_exists: true,
+            wg_pubkey: K1.into(),
+            wg_port: WG_PORT,
+            wg_peers: [(
+                K2.to_string(),
+                ("10.9.0.12:51820".to_string(), "172.31.254.2/32".to_string()),
+            )]
+            .into_iter()
+            .collect(),
+            handshakes: Default::default(),
+            wg_addrs: vec!["172.31.254.1/24".into()],
+            vxlan: Some((VXLAN_ID, "172.31.254.1".into(), "trmbr0".into())),
+            flood: vec!["172.31.254.2".into()],
+            bridge_mac: "02:74:72:6d:00:01".into(),
+            bridge_addrs: vec!["10.100.0.1/24".into(), "10.100.0.254/24".into()],
+            route_src: "10.100.0.254".into(),
+            nft: Some(nft_version(Ipv4Addr::new(10, 100, 0, 1))),
+        };
+        assert_eq!(plan_steps(&done), Vec::<String>::new());
+        // A peer gone from the cluster is removed, and no longer flooded to.
+        done.members.truncate(1);
+        let left = plan_steps(&done);
+        assert!(
+            left.iter().any(|s| s.starts_with("peer remove")),
+            "{left:?}"
+        );
+        assert!(
+            left.iter()
+                .any(|s| s.contains("stop flooding to 172.31.254.2")),
+            "{left:?}"
+        );
+    }
+
+    fn plan_steps(f: &MeshFacts) -> Vec<String> {
+        plan(f)
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| format!("{} {}", s.what, s.detail))
+            .collect()
+    }
+
+    #[test]
+    fn the_filter_keeps_dhcp_and_gateway_arp_off_the_overlay() {
+        let text = render_nft(Ipv4Addr::new(10, 100, 0, 1));
+        assert!(text.contains(r#"oifname "trmvx0" arp daddr ip 10.100.0.1 drop"#));
+        assert!(text.contains(r#"iifname "trmvx0" udp dport { 67, 68 } drop"#));
+        assert!(text.contains("comment \"terrarium mesh v1 gateway 10.100.0.1\""));
+        // Loaded in one transaction: the old table goes with the new one in.
+        assert!(
+            text.starts_with("table bridge terrarium_mesh\ndelete table bridge terrarium_mesh\n")
+        );
+    }
+}
