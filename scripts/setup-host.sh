@@ -12,7 +12,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh must run as root" >&2; exit 77; }
 
-PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time
+PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time tcpdump iperf3
           openssh-server openssh-client pebble
           chromium chromium-driver cockpit-ws wrk python3-venv
           ca-certificates curl build-essential pkg-config)

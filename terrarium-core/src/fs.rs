@@ -129,6 +129,8 @@ pub enum Resource<'a> {
     Instance { project: &'a str, name: &'a str },
     /// Off-site exports (one at a time on a host).
     S3Export,
+    /// This member's part of the cluster mesh.
+    Mesh,
     #[cfg(test)]
     UnitTest,
 }
@@ -145,6 +147,7 @@ impl Resource<'_> {
             Resource::Image(alias) => format!("image-{}", alias.replace('/', "_")),
             Resource::Instance { project, name } => format!("instance-{project}-{name}"),
             Resource::S3Export => "s3-export".into(),
+            Resource::Mesh => "cluster-mesh".into(),
             #[cfg(test)]
             Resource::UnitTest => "unit-test".into(),
         }

@@ -499,6 +499,7 @@ pub fn plan_launch(lxd: &Lxd, req: &LaunchRequest) -> Result<PlannedLaunch> {
     lifetime.apply(&mut spec);
     check_launch(lxd, &spec)?;
     let ready = crate::recipe::prepare(lxd, &req.recipe, &mut spec)?;
+    crate::cluster::addresses::pin(lxd, &mut spec)?;
     Ok(PlannedLaunch {
         spec,
         lifetime,

@@ -69,7 +69,6 @@ impl TestCluster {
         for (name, text) in [("fix", FIX_CGROUPS), ("dropin", DROP_IN), ("subid", SUBIDS)] {
             std::fs::write(files.path().join(name), text).unwrap();
         }
-        let trm = bed.bins.join("trm");
         let nodes: Vec<Node> = (1..=count)
             .map(|i| Node {
                 container: format!("node{i}"),
@@ -127,7 +126,31 @@ impl TestCluster {
             );
             push(&files.path().join("subid"), "/etc/subuid", "0644");
             push(&files.path().join("subid"), "/etc/subgid", "0644");
-            push(&trm, "/usr/local/bin/trm", "0755");
+            for tool in ["trm", "trm-expose"] {
+                push(
+                    &bed.bins.join(tool),
+                    &format!("/usr/local/bin/{tool}"),
+                    "0755",
+                );
+            }
+            push(
+                Path::new("/usr/local/bin/traefik"),
+                "/usr/local/bin/traefik",
+                "0755",
+            );
+            // WireGuard in userspace needs the tun device, as on a VPS.
+            lxc_ok(&[
+                "config",
+                "device",
+                "add",
+                "--project",
+                n.project,
+                c,
+                "tun",
+                "unix-char",
+                "source=/dev/net/tun",
+                "path=/dev/net/tun",
+            ]);
             lxc_ok(&["start", "--project", n.project, c]);
         }
         let cluster = TestCluster {
@@ -310,6 +333,38 @@ impl TestCluster {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// `lxc exec BOX -- sh -c SCRIPT` on the cluster, over HTTPS.
+    pub fn box_sh(&self, instance: &str, script: &str) -> Output {
+        self.client()
+            .args(["exec", instance, "--", "sh", "-c", script])
+            .output()
+            .unwrap()
+    }
+
+    /// The address `trm launch` pinned on a box's NIC.
+    pub fn pinned(&self, instance: &str) -> String {
+        self.client_ok(&["config", "device", "get", instance, "eth0", "ipv4.address"])
+            .trim()
+            .to_string()
+    }
+
+    /// A busybox box's network and web server (it has no init scripts):
+    /// its pinned address, an unsolicited ARP announcing where it is (what
+    /// a DHCP client's request does for a full image), and `httpd` on port
+    /// 8080 serving `body`. Idempotent.
+    pub fn serve(&self, instance: &str, body: &str) {
+        let addr = self.pinned(instance);
+        let out = self.box_sh(
+            instance,
+            &format!(
+                "ip link set eth0 up && ip addr flush dev eth0 && ip addr add {addr}/24 dev eth0 && \
+                 mkdir -p /srv && echo '{body}' > /srv/index.html && \
+                 (pidof httpd >/dev/null || httpd -p 8080 -h /srv) && arping -U -c 1 -I eth0 {addr} >/dev/null"
+            ),
+        );
+        e2e::assert_ok(&out, &format!("serve on {instance}"));
     }
 
     /// Stop a node's container hard: the member dies.

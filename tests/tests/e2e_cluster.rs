@@ -2,6 +2,8 @@
 //! containers on the suite's bridge, formed through `trm cluster` run in
 //! each node, driven from the host over LXD's HTTPS API.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use terrarium_core::error::exit;
 use terrarium_tests::cluster::{self, TestCluster, NODE_IMAGE};
@@ -26,6 +28,52 @@ fn server_state(c: &TestCluster, i: usize) -> (Value, Value) {
     // What a joining server would have to fill in is not its state.
     cluster.as_object_mut().unwrap().remove("member_config");
     (q("/1.0")["config"].clone(), cluster)
+}
+
+/// The first three octets of the members' bridge (`10.100.1`).
+fn bridge_prefix(c: &TestCluster) -> String {
+    let net = c.query("/1.0/networks/trmbr0");
+    let gw = net["config"]["ipv4.address"].as_str().unwrap();
+    gw.rsplit_once('.').unwrap().0.to_string()
+}
+
+/// `GET path` with `Host: host` from the host to `addr:80`: the status
+/// and body, or None when nothing answers within five seconds.
+fn get(addr: &str, host: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = format!("{addr}:80").parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(40))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim()
+        .to_string();
+    Some((status, body))
+}
+
+/// `GET /PATH` from inside a box to `ip:8080` (busybox nc): the reply.
+fn box_get(c: &TestCluster, from: &str, ip: &str, path: &str) -> String {
+    let out = c.box_sh(
+        from,
+        &format!("printf 'GET /{path} HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080"),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `GET /` from a node's own host (bash's /dev/tcp): the reply.
+fn node_get(c: &TestCluster, node: usize, ip: &str) -> String {
+    let out = c.sh(
+        node,
+        &format!(
+            "timeout 5 bash -c 'exec 3<>/dev/tcp/{ip}/8080; printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'"
+        ),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,7 +124,7 @@ fn main() -> std::process::ExitCode {
             .iter()
             .map(|s| s["what"].as_str().unwrap())
             .collect();
-        assert_eq!(whats, ["server_config", "cluster"], "{plan}");
+        assert_eq!(whats, ["server_config", "cluster", "mesh"], "{plan}");
         let state: Value = serde_json::from_str(&c.sh_ok(0, "lxc query /1.0/cluster")).unwrap();
         assert_eq!(state["enabled"], false, "a dry run enables nothing");
         let done = c.trm_in_json(0, &args);
@@ -194,6 +242,34 @@ fn main() -> std::process::ExitCode {
         },
     );
 
+    t.setup("the_mesh_joins_every_member_over_wireguard", || {
+        // A member that joined after another learns of it on its next run
+        // (the timer's, every minute): run each once more to be sure.
+        for round in 0..2 {
+            for i in 0..3 {
+                let m = c.trm_in_json(i, &["cluster", "mesh"]);
+                assert_eq!(m["index"], i + 1, "round {round}: {m}");
+            }
+        }
+        for i in 0..3 {
+            let m = c.trm_in_json(i, &["cluster", "mesh"]);
+            assert_eq!(m["changed"], false, "in line already: {m}");
+            let peers = m["peers"].as_array().unwrap();
+            assert_eq!(peers.len(), 2, "{m}");
+            for p in peers {
+                assert!(p["handshake_age_s"].is_u64(), "a handshake with {p}");
+            }
+            assert_eq!(m["waiting"], serde_json::json!([]), "{m}");
+        }
+        // The members' host addresses stay out of DHCP, on every member.
+        let net = c.query("/1.0/networks/trmbr0");
+        let p = bridge_prefix(c);
+        assert_eq!(
+            net["config"]["ipv4.dhcp.ranges"],
+            format!("{p}.2-{p}.222").as_str()
+        );
+    });
+
     t.case("the_baseline_holds_on_every_member", || {
         for i in 0..3 {
             let report = c.trm_in_json(i, NODE_INIT);
@@ -215,130 +291,295 @@ fn main() -> std::process::ExitCode {
         }
     });
 
-    t.setup("launch_target_places_the_box_and_list_shows_where", || {
-        c.copy_image(BUSYBOX_IMAGE);
-        let out = c
-            .tool(&bed, "trm")
-            .args([
-                "launch",
-                "box3",
-                "--image",
-                BUSYBOX_IMAGE,
-                "--no-wait",
-                "--target",
-                "nowhere",
-                "--format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        e2e::assert_refused(
-            &out,
-            "launch on no member",
-            exit::NOT_FOUND,
-            "cluster member 'nowhere'",
-        );
-        for (name, member) in [("box3", "member3"), ("box2", "member2")] {
+    t.setup(
+        "launch_target_places_each_box_at_an_address_free_cluster_wide",
+        || {
+            c.copy_image(BUSYBOX_IMAGE);
             let out = c
                 .tool(&bed, "trm")
                 .args([
                     "launch",
-                    name,
+                    "box3",
                     "--image",
                     BUSYBOX_IMAGE,
                     "--no-wait",
                     "--target",
-                    member,
+                    "nowhere",
                     "--format",
                     "json",
                 ])
                 .output()
                 .unwrap();
-            json(&out, &format!("launch {name}"));
-        }
-        let list = json(
-            &c.tool(&bed, "trm")
-                .args(["list", "--format", "json"])
-                .output()
-                .unwrap(),
-            "list",
-        );
-        let placed: Vec<(&str, &str, &str)> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                (
-                    b["name"].as_str().unwrap(),
-                    b["location"].as_str().unwrap(),
-                    b["state"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            placed,
-            [
-                ("box2", "member2", "running"),
-                ("box3", "member3", "running")
-            ]
-        );
-    });
-
-    t.case(
-        "evacuate_moves_the_boxes_and_restore_brings_them_back",
-        || {
-            let trm = |args: &[&str]| {
-                json(
-                    &c.tool(&bed, "trm")
-                        .args(args)
-                        .args(["--format", "json"])
-                        .output()
-                        .unwrap(),
-                    &args.join(" "),
-                )
-            };
-            let plan = trm(&["cluster", "evacuate", "member3", "--dry-run"]);
-            assert_eq!(
-                plan["instances"],
-                serde_json::json!(["default/box3"]),
-                "{plan}"
+            e2e::assert_refused(
+                &out,
+                "launch on no member",
+                exit::NOT_FOUND,
+                "cluster member 'nowhere'",
             );
-            assert_eq!(c.location("box3"), "member3", "a dry run moves nothing");
-            // Without --yes and no terminal to ask on, nothing moves.
-            let out = c
-                .tool(&bed, "trm")
-                .args(["cluster", "evacuate", "member3", "--format", "json"])
-                .output()
-                .unwrap();
-            e2e::assert_refused(&out, "evacuate unconfirmed", exit::USAGE, "--yes");
-            assert_eq!(c.location("box3"), "member3");
-            let done = trm(&["cluster", "evacuate", "member3", "--yes"]);
-            assert_eq!(done["changed"], true, "{done}");
-            let moved = c.location("box3");
-            assert_ne!(moved, "member3");
-            assert_eq!(c.query("/1.0/instances/box3")["status"], "Running");
-            assert_eq!(c.statuses()["member3"], "Evacuated");
-            assert_eq!(
-                trm(&["cluster", "evacuate", "member3", "--yes"])["changed"],
-                false
+            assert!(
+                c.client()
+                    .args(["info", "box3"])
+                    .output()
+                    .unwrap()
+                    .status
+                    .code()
+                    != Some(0)
             );
-            let back = trm(&["cluster", "restore", "member3"]);
-            assert_eq!(back["changed"], true, "{back}");
-            assert_eq!(c.location("box3"), "member3");
-            assert_eq!(c.statuses()["member3"], "Online");
-            assert_eq!(trm(&["cluster", "restore", "member3"])["changed"], false);
+            for i in 1..=3 {
+                let out = c
+                    .tool(&bed, "trm")
+                    .args([
+                        "launch",
+                        &format!("box{i}"),
+                        "--image",
+                        BUSYBOX_IMAGE,
+                        "--no-wait",
+                        "--target",
+                        &format!("member{i}"),
+                        "--format",
+                        "json",
+                    ])
+                    .output()
+                    .unwrap();
+                json(&out, &format!("launch box{i}"));
+            }
+            let list = json(
+                &c.tool(&bed, "trm")
+                    .args(["list", "--format", "json"])
+                    .output()
+                    .unwrap(),
+                "list",
+            );
+            let placed: Vec<(&str, &str, &str)> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    (
+                        b["name"].as_str().unwrap(),
+                        b["location"].as_str().unwrap(),
+                        b["state"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                placed,
+                [
+                    ("box1", "member1", "running"),
+                    ("box2", "member2", "running"),
+                    ("box3", "member3", "running")
+                ]
+            );
+            // Each member's DHCP server would have handed out the same first
+            // address; the pinned ones differ.
+            let pins: std::collections::BTreeSet<String> =
+                (1..=3).map(|i| c.pinned(&format!("box{i}"))).collect();
+            assert_eq!(pins.len(), 3, "{pins:?}");
+            for i in 1..=3 {
+                c.serve(&format!("box{i}"), &format!("box{i} on member{i}"));
+            }
         },
     );
 
     t.case(
-        "a_killed_member_goes_offline_the_others_serve_and_it_rejoins_by_itself",
+        "boxes_on_different_members_reach_each_other_over_the_mesh",
         || {
+            let (ip1, ip3) = (c.pinned("box1"), c.pinned("box3"));
+            assert!(box_get(c, "box1", &ip3, "").contains("box3 on member3"));
+            assert!(box_get(c, "box3", &ip1, "").contains("box1 on member1"));
+            // Member1's host (where Traefik runs) reaches a box on member3 too.
+            assert!(node_get(c, 0, &ip3).contains("box3 on member3"));
+        },
+    );
+
+    t.case("the_overlay_is_encrypted_on_the_members_link", || {
+        let pcap = tempfile::NamedTempFile::new().unwrap();
+        let mut dump = std::process::Command::new("tcpdump")
+            .args(["-i", N.bridge, "-U", "-n", "-w"])
+            .arg(pcap.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump (scripts/setup-host.sh installs it)");
+        std::thread::sleep(Duration::from_secs(2));
+        let marker = "plaintext-marker-7f3a";
+        let reply = box_get(c, "box1", &c.pinned("box3"), marker);
+        assert!(reply.contains("404"), "the request went through: {reply}");
+        std::thread::sleep(Duration::from_secs(1));
+        e2e::sh(&format!("kill {}", dump.id()));
+        let _ = dump.wait();
+        let bytes = std::fs::read(pcap.path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(marker),
+            "the test request crossed the members' link in clear"
+        );
+        let read = |filter: &str| -> usize {
+            let out = std::process::Command::new("tcpdump")
+                .args(["-n", "-r"])
+                .arg(pcap.path())
+                .arg(filter)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        };
+        let (a1, a3) = (&c.node(0).address, &c.node(2).address);
+        assert!(
+            read(&format!("udp port 51820 and host {a1} and host {a3}")) > 0,
+            "it went over WireGuard"
+        );
+        assert_eq!(
+            read("tcp port 8080 or udp port 4789"),
+            0,
+            "no HTTP or bare VXLAN on the link"
+        );
+    });
+
+    t.case(
+        "a_spoofed_source_on_member2_reaches_nobody_on_member1",
+        || {
+            let ip1 = c.pinned("box1");
+            let host1 = &format!("{}.254", bridge_prefix(c));
+            assert!(
+                box_get(c, "box2", &ip1, "").contains("box1 on member1"),
+                "reachable before"
+            );
+            let ping = |to: &str| {
+                c.box_sh("box2", &format!("ping -c 2 -W 2 {to}"))
+                    .status
+                    .success()
+            };
+            assert!(ping(host1), "member1's host answers box2 before");
+            // Root in box2 takes an address that is not its own.
+            let out = c.box_sh(
+                "box2",
+                "ip addr flush dev eth0 && ip addr add 10.100.0.60/24 dev eth0",
+            );
+            e2e::assert_ok(&out, "spoof");
+            assert!(
+                !box_get(c, "box2", &ip1, "").contains("box1"),
+                "box1 answered a spoofed source"
+            );
+            assert!(!ping(host1), "member1's host answered a spoofed source");
+            assert!(!ping(&ip1));
+            c.serve("box2", "box2 on member2");
+            assert!(
+                box_get(c, "box2", &ip1, "").contains("box1 on member1"),
+                "its own address works again"
+            );
+        },
+    );
+
+    t.setup("traefik_on_member1_routes_to_a_box_on_member3", || {
+        // Member1 exposes: Traefik in its node, plain HTTP, no ACME.
+        c.sh_ok(
+            0,
+            "id traefik >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin traefik; \
+             sed -i 's|^acme_ca_server = \"\"|acme_ca_server = \"https://127.0.0.1:14000/dir\"|; s|^ufw = true|ufw = false|' /etc/terrarium/terrarium.toml",
+        );
+        for (b, host) in [("box3", "app3.example.test"), ("box2", "app2.example.test")] {
+            c.client_ok(&["config", "set", b, "user.proxy", &format!("http://{host}:8080")]);
+        }
+        let expose = |args: &[&str]| -> Value {
+            let out = std::process::Command::new("lxc")
+                .args(["exec", "--project", N.project, "node1", "--", "trm-expose"])
+                .args(args)
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            json(&out, &format!("trm-expose {}", args.join(" ")))
+        };
+        expose(&["sync"]);
+        let st = expose(&["proxy", "start"]);
+        assert_eq!(st["running"], true, "{st}");
+        expose(&["sync"]);
+        let list = expose(&["list"]);
+        let rows = list["routes"].as_array().or(list.as_array()).cloned().unwrap_or_default();
+        assert!(rows.iter().any(|r| r.to_string().contains("app3.example.test")), "{list}");
+        let m1 = c.node(0).address.clone();
+        eventually("app3 through member1's Traefik", 30, || {
+            get(&m1, "app3.example.test", "/").is_some_and(|(s, b)| s == 200 && b == "box3 on member3")
+        });
+        assert_eq!(get(&m1, "app2.example.test", "/"), Some((200, "box2 on member2".into())));
+        assert_eq!(get(&m1, "nobody.example.test", "/").map(|r| r.0), Some(404));
+    });
+
+    t.case("evacuate_moves_the_box_and_its_route_follows", || {
+        let m1 = c.node(0).address.clone();
+        let trm = |args: &[&str]| {
+            json(
+                &c.tool(&bed, "trm")
+                    .args(args)
+                    .args(["--format", "json"])
+                    .output()
+                    .unwrap(),
+                &args.join(" "),
+            )
+        };
+        let plan = trm(&["cluster", "evacuate", "member3", "--dry-run"]);
+        assert_eq!(
+            plan["instances"],
+            serde_json::json!(["default/box3"]),
+            "{plan}"
+        );
+        assert_eq!(c.location("box3"), "member3", "a dry run moves nothing");
+        // Without --yes and no terminal to ask on, nothing moves.
+        let out = c
+            .tool(&bed, "trm")
+            .args(["cluster", "evacuate", "member3", "--format", "json"])
+            .output()
+            .unwrap();
+        e2e::assert_refused(&out, "evacuate unconfirmed", exit::USAGE, "--yes");
+        assert_eq!(c.location("box3"), "member3");
+        let done = trm(&["cluster", "evacuate", "member3", "--yes"]);
+        assert_eq!(done["changed"], true, "{done}");
+        let moved = c.location("box3");
+        assert_ne!(moved, "member3");
+        assert_eq!(c.query("/1.0/instances/box3")["status"], "Running");
+        assert_eq!(c.statuses()["member3"], "Evacuated");
+        assert_eq!(
+            trm(&["cluster", "evacuate", "member3", "--yes"])["changed"],
+            false
+        );
+        // The box restarted elsewhere: its service comes up, and the route
+        // (the same pinned address) serves from its new member.
+        c.serve("box3", "box3 on member3");
+        let up = Instant::now();
+        eventually("app3 from its new member", 30, || {
+            get(&m1, "app3.example.test", "/").is_some_and(|(s, _)| s == 200)
+        });
+        println!(
+            "    route followed box3 to {moved} {:.2}s after its service came up",
+            up.elapsed().as_secs_f32()
+        );
+        let back = trm(&["cluster", "restore", "member3"]);
+        assert_eq!(back["changed"], true, "{back}");
+        assert_eq!(c.location("box3"), "member3");
+        assert_eq!(c.statuses()["member3"], "Online");
+        assert_eq!(trm(&["cluster", "restore", "member3"])["changed"], false);
+        c.serve("box3", "box3 on member3");
+        eventually("app3 back on member3", 30, || {
+            get(&m1, "app3.example.test", "/").is_some_and(|(s, _)| s == 200)
+        });
+    });
+
+    t.case(
+        "a_killed_members_routes_fail_the_others_serve_and_it_rejoins_by_itself",
+        || {
+            let m1 = c.node(0).address.clone();
             c.kill(1);
             eventually("member2 to be offline", 120, || {
                 c.statuses()["member2"] == "Offline"
             });
-            // The rest of the cluster answers, and what lives elsewhere runs.
-            assert_eq!(c.query("/1.0/instances/box3")["status"], "Running");
+            let dead = get(&m1, "app2.example.test", "/");
+            assert!(
+                dead.as_ref().is_some_and(|(s, _)| (500..600).contains(s)),
+                "member2's route: {dead:?}"
+            );
+            assert_eq!(
+                get(&m1, "app3.example.test", "/"),
+                Some((200, "box3 on member3".into()))
+            );
             let list = json(
                 &c.tool(&bed, "trm")
                     .args(["cluster", "list", "--format", "json"])
@@ -350,6 +591,21 @@ fn main() -> std::process::ExitCode {
             c.start(1);
             eventually("member2 to be online again", 180, || {
                 c.statuses()["member2"] == "Online"
+            });
+            // Its mesh comes back by its timer at boot; box2 starts again with LXD.
+            eventually("member2's mesh back", 120, || {
+                c.trm_in(1, &["cluster", "mesh", "--dry-run"])
+                    .status
+                    .success()
+                    && c.trm_in_json(1, &["cluster", "mesh", "--dry-run"])["steps"]
+                        == Value::Array(vec![])
+            });
+            eventually("box2 running again", 120, || {
+                c.query("/1.0/instances/box2")["status"] == "Running"
+            });
+            c.serve("box2", "box2 on member2");
+            eventually("app2 serving again", 60, || {
+                get(&m1, "app2.example.test", "/") == Some((200, "box2 on member2".into()))
             });
         },
     );

@@ -719,21 +719,8 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             return Ok(0);
         }
         ClusterCommand::Mesh { dry_run } => {
-            use cluster::mesh;
             let bridge = terrarium_core::settings::Settings::load_or_default()?.bridge;
-            let facts = mesh::read(&lxd, &bridge, dry_run)?;
-            let mut planned = mesh::plan(&facts)?;
-            planned.dry_run = dry_run;
-            if !dry_run {
-                planned = mesh::apply(&lxd, &facts, planned)?;
-            }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            // Handshakes as they are now, after any change.
-            let links = mesh::read_links(&bridge, facts.subnet.as_ref())?;
-            let facts = mesh::MeshFacts { links, ..facts };
-            out.one(&mesh::with_handshakes(planned, &facts, now))?;
+            out.one(&cluster::mesh::converge(&lxd, &bridge, dry_run)?)?;
             return Ok(0);
         }
         _ => {}

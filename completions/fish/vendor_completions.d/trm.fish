@@ -48,19 +48,20 @@ complete -c trm -n "__fish_trm_needs_command" -f -a "cp" -d 'Copy one file betwe
 complete -c trm -n "__fish_trm_needs_command" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
 complete -c trm -n "__fish_trm_needs_command" -f -a "mcp" -d 'Serve an agent over MCP (stdio), limited to the boxes named here'
 complete -c trm -n "__fish_trm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "init" -d 'Make this host the first member of a new cluster'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "list" -d 'List the members: address, status, roles, instances'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list evacuate restore remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "init" -d 'Make this host the first member of a new cluster'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l name -d 'This member\'s name [default: the host name]' -r
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l address -d 'This host\'s address the other members reach it at (IP[:PORT], port 8443)' -r
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
@@ -87,6 +88,12 @@ jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -113,6 +120,7 @@ complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcomm
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
@@ -343,6 +351,7 @@ complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'

@@ -253,13 +253,15 @@ pub fn peers(me: &str, members: &[Member]) -> (Vec<Peer>, Vec<String>) {
     (ok, waiting)
 }
 
-/// The bridge filter: DHCP and the gateway's ARP stay on their member.
+/// The bridge filter: DHCP answers and the gateway's ARP stay on their
+/// member. A box's own DHCP request still floods the overlay (no member
+/// answers it), so every member learns where a box that moved is now.
 pub fn render_nft(gateway: Ipv4Addr) -> String {
     let body = format!(
         r#"  chain forward {{
     type filter hook forward priority 0; policy accept;
-    oifname "{VX_IF}" udp dport {{ 67, 68 }} drop
-    iifname "{VX_IF}" udp dport {{ 67, 68 }} drop
+    oifname "{VX_IF}" udp sport 67 drop
+    iifname "{VX_IF}" udp sport 67 drop
     oifname "{VX_IF}" arp saddr ip {gateway} drop
     oifname "{VX_IF}" arp daddr ip {gateway} drop
     iifname "{VX_IF}" arp saddr ip {gateway} drop
@@ -267,7 +269,7 @@ pub fn render_nft(gateway: Ipv4Addr) -> String {
   }}
   chain output {{
     type filter hook output priority 0; policy accept;
-    oifname "{VX_IF}" udp sport {{ 67, 68 }} drop
+    oifname "{VX_IF}" udp sport 67 drop
     oifname "{VX_IF}" arp saddr ip {gateway} drop
   }}
   chain input {{
@@ -286,7 +288,7 @@ pub fn render_nft(gateway: Ipv4Addr) -> String {
 
 /// What the loaded filter's comment says when it is the one we render.
 pub fn nft_version(gateway: Ipv4Addr) -> String {
-    format!("terrarium mesh v1 gateway {gateway}")
+    format!("terrarium mesh v2 gateway {gateway}")
 }
 
 /// From the facts to the steps that bring this member's mesh in line.
@@ -777,6 +779,45 @@ pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPla
     Ok(plan)
 }
 
+/// Read, plan and (unless `dry_run`) apply, one run at a time; the report
+/// carries each peer's handshake as it is afterwards.
+pub fn converge(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshPlan> {
+    let _lock = crate::fs::Lock::acquire(crate::fs::Resource::Mesh, crate::fs::lock_wait())?;
+    let facts = read(lxd, bridge, dry_run)?;
+    let mut planned = plan(&facts)?;
+    planned.dry_run = dry_run;
+    if !dry_run {
+        planned = apply(lxd, &facts, planned)?;
+    }
+    let links = read_links(bridge, facts.subnet.as_ref())?;
+    let facts = MeshFacts { links, ..facts };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(with_handshakes(planned, &facts, now))
+}
+
+/// The timer that keeps the mesh in line: at boot (LXD resets the
+/// bridge, the WireGuard device is gone) and every minute (a member that
+/// joined or left).
+pub fn units(binary: &std::path::Path) -> Vec<crate::systemd::Unit> {
+    let bin = binary.display();
+    vec![
+        crate::systemd::Unit {
+            name: "trm-cluster-mesh.service".into(),
+            content: format!(
+                "[Unit]\nDescription=Terrarium cluster mesh: WireGuard and VXLAN between the members\nAfter=lxd.service lxd-containers.service network-online.target\n\n[Service]\nType=oneshot\n# wireguard-go, where it is started, outlives this run.\nKillMode=process\nExecStart={bin} cluster mesh --format json\n"
+            ),
+            enable: false,
+        },
+        crate::systemd::Unit {
+            name: "trm-cluster-mesh.timer".into(),
+            content: "[Unit]\nDescription=Terrarium cluster mesh, at boot and every minute\n\n[Timer]\nOnBootSec=20s\nOnUnitActiveSec=60s\n\n[Install]\nWantedBy=timers.target\n".into(),
+            enable: true,
+        },
+    ]
+}
+
 /// The plan with each peer's handshake age, as of `now` (seconds).
 pub fn with_handshakes(mut plan: MeshPlan, facts: &MeshFacts, now: u64) -> MeshPlan {
     let (peers, _) = peers(&facts.me, &facts.members);
@@ -976,7 +1017,8 @@ mod tests {
         let text = render_nft(Ipv4Addr::new(10, 100, 0, 1));
         assert!(text.contains(r#"oifname "trmvx0" arp daddr ip 10.100.0.1 drop"#));
         assert!(text.contains(r#"iifname "trmvx0" udp dport { 67, 68 } drop"#));
-        assert!(text.contains("comment \"terrarium mesh v1 gateway 10.100.0.1\""));
+        assert!(text.contains(r#"oifname "trmvx0" udp sport 67 drop"#));
+        assert!(text.contains("comment \"terrarium mesh v2 gateway 10.100.0.1\""));
         // Loaded in one transaction: the old table goes with the new one in.
         assert!(
             text.starts_with("table bridge terrarium_mesh\ndelete table bridge terrarium_mesh\n")

@@ -5,6 +5,7 @@
 //! Every verb reads the servers into [`Facts`], plans with the pure
 //! functions of [`plan`], and applies exactly that plan.
 
+pub mod addresses;
 pub mod mesh;
 pub mod plan;
 pub mod token;
@@ -88,10 +89,25 @@ pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
             Op::Evacuate { name } => lxd.member_state(name, "evacuate")?,
             Op::Restore { name } => lxd.member_state(name, "restore")?,
             Op::Remove { name, force } => lxd.remove_member(name, *force)?,
+            Op::MeshTimer => mesh_now_and_later(lxd)?,
         }
     }
     plan.changed = !plan.steps.is_empty();
     Ok(plan)
+}
+
+/// Bring the mesh up now, and install its timer (where systemd runs, it
+/// is enabled; elsewhere the report of `trm cluster mesh` is the way).
+fn mesh_now_and_later(lxd: &Lxd) -> Result<()> {
+    let bridge = crate::settings::Settings::load_or_default()?.bridge;
+    mesh::converge(lxd, &bridge, false)?;
+    let bin = std::env::current_exe().map_err(|e| Error::io("this program's path", e))?;
+    crate::systemd::install(
+        &mesh::units(&bin),
+        std::path::Path::new(crate::systemd::DEFAULT_UNIT_DIR),
+        false,
+    )?;
+    Ok(())
 }
 
 /// The server settings a failed join must leave as they were.

@@ -34,13 +34,31 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    SetServer { key: String, value: String },
-    Enable { name: String },
-    IssueToken { name: String },
-    Join { preseed: serde_json::Value },
-    Evacuate { name: String },
-    Restore { name: String },
-    Remove { name: String, force: bool },
+    SetServer {
+        key: String,
+        value: String,
+    },
+    Enable {
+        name: String,
+    },
+    IssueToken {
+        name: String,
+    },
+    Join {
+        preseed: serde_json::Value,
+    },
+    Evacuate {
+        name: String,
+    },
+    Restore {
+        name: String,
+    },
+    Remove {
+        name: String,
+        force: bool,
+    },
+    /// The mesh's timer (`trm cluster mesh` at boot and every minute).
+    MeshTimer,
 }
 
 /// One verb's plan, shown before it runs and reported after.
@@ -164,6 +182,7 @@ pub fn init(facts: &Facts, name: &str, address: &str) -> Result<Plan> {
         format!("enable clustering as the first member '{name}'"),
         Op::Enable { name: name.into() },
     ));
+    steps.push(mesh_timer());
     Ok(Plan::new(Verb::Init, name, steps))
 }
 
@@ -234,15 +253,26 @@ pub fn join(
     Ok(Plan::new(
         Verb::Join,
         name,
-        vec![step(
-            "cluster",
-            format!(
-                "join the cluster at {} as '{name}', reachable at {want}; its profiles, pools and networks replace this server's",
-                token.addresses.join(", ")
+        vec![
+            step(
+                "cluster",
+                format!(
+                    "join the cluster at {} as '{name}', reachable at {want}; its profiles, pools and networks replace this server's",
+                    token.addresses.join(", ")
+                ),
+                Op::Join { preseed },
             ),
-            Op::Join { preseed },
-        )],
+            mesh_timer(),
+        ],
     ))
+}
+
+fn mesh_timer() -> Step {
+    step(
+        "mesh",
+        "the private mesh to the other members, now, at boot and every minute (trm-cluster-mesh.timer)",
+        Op::MeshTimer,
+    )
 }
 
 fn member<'a>(facts: &'a Facts, name: &str) -> Result<&'a crate::lxd::cluster::Member> {
@@ -395,7 +425,8 @@ mod tests {
                     key: "cluster.https_address".into(),
                     value: "10.9.0.11:8443".into()
                 },
-                &Op::Enable { name: "m1".into() }
+                &Op::Enable { name: "m1".into() },
+                &Op::MeshTimer
             ]
         );
         assert!(init(&clustered("m1"), "m1", "10.9.0.11")
@@ -438,6 +469,11 @@ mod tests {
     fn join_needs_an_empty_unclustered_server_and_a_fresh_token() {
         let (text, t) = token("m3");
         let plan = join(&Facts::default(), &text, &t, "10.9.0.13", now()).unwrap();
+        assert_eq!(
+            plan.steps[1].op,
+            Op::MeshTimer,
+            "the mesh comes up with the join"
+        );
         let Op::Join { preseed } = &plan.steps[0].op else {
             panic!("{plan:?}")
         };
