@@ -231,10 +231,14 @@ impl TestCluster {
         }
     }
 
-    /// `add` on member1 and `join` on node `i`.
+    /// `add` on member1 (opening its firewall to the new server) and
+    /// `join` on node `i`.
     pub fn join(&self, i: usize) -> serde_json::Value {
         let node = self.node(i);
-        let added = self.trm_in_json(0, &["cluster", "add", &node.member]);
+        let added = self.trm_in_json(
+            0,
+            &["cluster", "add", &node.member, "--address", &node.address],
+        );
         let token = added["token"]
             .as_str()
             .expect("add prints a token")
@@ -333,6 +337,22 @@ impl TestCluster {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Each node's firewall as a hardened member's: ufw denying what comes
+    /// in and what is routed, LXD's API open to the host's client on the
+    /// first node only (an admin's rule), and web on the first node.
+    pub fn firewall_on(&self, host: &str) {
+        for i in 0..self.nodes.len() {
+            let mut script = String::from("ufw default deny incoming && ufw default deny routed");
+            if i == 0 {
+                script.push_str(&format!(
+                    " && ufw allow from {host} to any port 8443 proto tcp comment 'e2e admin' && ufw allow 80/tcp comment 'e2e web'"
+                ));
+            }
+            script.push_str(" && ufw --force enable");
+            self.sh_ok(i, &script);
+        }
     }
 
     /// `lxc exec BOX -- sh -c SCRIPT` on the cluster, over HTTPS.

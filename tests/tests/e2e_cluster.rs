@@ -30,6 +30,27 @@ fn server_state(c: &TestCluster, i: usize) -> (Value, Value) {
     (q("/1.0")["config"].clone(), cluster)
 }
 
+/// The host's address on the suite's bridge (the nodes' gateway).
+fn host_address(c: &TestCluster) -> String {
+    let a = &c.node(0).address;
+    format!("{}.1", a.rsplit_once('.').unwrap().0)
+}
+
+/// Can the host open a TCP connection to `addr:port` (two seconds)?
+fn tcp_open(addr: &str, port: u16) -> bool {
+    let sa: std::net::SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok()
+}
+
+/// Terrarium's rules in node `i`'s firewall (`ufw show added`).
+fn cluster_rules(c: &TestCluster, i: usize) -> Vec<String> {
+    c.sh_ok(i, "ufw show added")
+        .lines()
+        .filter(|l| l.contains("'terrarium-cluster "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
 /// The first three octets of the members' bridge (`10.100.1`).
 fn bridge_prefix(c: &TestCluster) -> String {
     let net = c.query("/1.0/networks/trmbr0");
@@ -99,6 +120,8 @@ fn main() -> std::process::ExitCode {
         for i in 0..3 {
             cl.trm_in_json(i, NODE_INIT);
         }
+        // Members are hardened hosts: the cluster forms through their firewalls.
+        cl.firewall_on(&host_address(&cl));
         c = Some(cl);
     });
     let Some(c) = c.as_ref() else {
@@ -268,6 +291,29 @@ fn main() -> std::process::ExitCode {
             net["config"]["ipv4.dhcp.ranges"],
             format!("{p}.2-{p}.222").as_str()
         );
+    });
+
+    t.case("the_members_ports_open_to_the_other_members_only", || {
+        // A stranger (the host, on node2 and node3 where no admin opened
+        // anything) gets nowhere; the admin's rule on node1 holds.
+        assert!(tcp_open(&c.node(0).address, 8443), "the admin's client reaches member1");
+        for i in 1..3 {
+            assert!(!tcp_open(&c.node(i).address, 8443), "LXD's port on node{} is closed to strangers", i + 1);
+        }
+        let rules = cluster_rules(c, 0);
+        for (m, a) in [("member2", &c.node(1).address), ("member3", &c.node(2).address)] {
+            assert!(
+                rules.contains(&format!("ufw allow from {a} to any port 8443 proto tcp comment 'terrarium-cluster {m} lxd'")),
+                "{rules:?}"
+            );
+            assert!(
+                rules.contains(&format!("ufw allow from {a} to any port 51820 proto udp comment 'terrarium-cluster {m} wireguard'")),
+                "{rules:?}"
+            );
+        }
+        assert!(!rules.iter().any(|r| r.contains("member1")), "no rule for itself: {rules:?}");
+        assert!(!rules.iter().any(|r| r.contains("'terrarium-cluster join")), "the join's rules are replaced: {rules:?}");
+        assert_eq!(rules.len(), 7, "lxd, wireguard and vxlan for two members, and the private network: {rules:?}");
     });
 
     t.case("the_baseline_holds_on_every_member", || {
@@ -638,6 +684,21 @@ fn main() -> std::process::ExitCode {
         );
         assert_eq!(done["changed"], true, "{done}");
         assert!(!c.statuses().contains_key("member3"));
+        // The others close member3's ports at their next mesh run: the
+        // timer's service, started now rather than waited for.
+        for i in 0..2 {
+            c.sh_ok(i, "systemctl start trm-cluster-mesh.service");
+            let rules = cluster_rules(c, i);
+            assert!(
+                !rules.iter().any(|r| r.contains("member3")),
+                "node{}: {rules:?}",
+                i + 1
+            );
+            assert!(
+                rules.iter().any(|r| r.contains("member")),
+                "the others' stay: {rules:?}"
+            );
+        }
         let again = json(
             &c.tool(&bed, "trm")
                 .args(["cluster", "remove", "member3", "--yes", "--format", "json"])

@@ -282,6 +282,9 @@ pub enum ClusterCommand {
     /// Print a join token for a new member NAME (again, if one is unused)
     Add {
         name: String,
+        /// The new server's address: LXD's port is opened to it here for its join
+        #[arg(long)]
+        address: Option<String>,
         /// Print what would happen; change nothing
         #[arg(long)]
         dry_run: bool,
@@ -743,7 +746,11 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             };
             (plan::init(&facts, &name, address)?, *dry_run, None)
         }
-        ClusterCommand::Add { name, dry_run } => (plan::add(&facts, name)?, *dry_run, None),
+        ClusterCommand::Add {
+            name,
+            address,
+            dry_run,
+        } => (plan::add(&facts, name, address.as_deref())?, *dry_run, None),
         ClusterCommand::Join {
             token: text,
             address,

@@ -70,6 +70,7 @@ human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l dry-run -d 'Print what would happen; change nothing'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l address -d 'The new server\'s address: LXD\'s port is opened to it here for its join' -r
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"

@@ -92,6 +92,11 @@ pub struct MeshFacts {
     pub subnet: Option<Subnet>,
     pub dhcp_ranges: String,
     pub links: Links,
+    /// `ufw show added`, or None where ufw is not installed.
+    pub ufw_added: Option<Vec<String>>,
+    /// Servers holding an unused join token (their opened port stays).
+    pub pending: Vec<String>,
+    pub ufw: crate::ufw::Ufw,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +114,10 @@ pub enum Op {
     NetworkConfig {
         key: String,
         value: String,
+    },
+    /// `ufw ARGS`.
+    Ufw {
+        args: Vec<String>,
     },
 }
 
@@ -568,6 +577,34 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
         ));
     }
 
+    // The firewall, where there is one: the members' ports, to members only.
+    if let Some(added) = &f.ufw_added {
+        let others: Vec<(String, String)> = f
+            .members
+            .iter()
+            .filter(|m| m.server_name != f.me && !m.host().is_empty())
+            .map(|m| (m.server_name.clone(), m.host().to_string()))
+            .collect();
+        let want = super::firewall::desired(&f.bridge, &others, &peers);
+        let (add, del) = super::firewall::diff(&want, added, &f.pending);
+        for r in add {
+            steps.push(step(
+                "firewall",
+                format!("ufw {}", r.line()),
+                Op::Ufw { args: r.args },
+            ));
+        }
+        for line in del {
+            steps.push(step(
+                "firewall",
+                format!("ufw delete {line}"),
+                Op::Ufw {
+                    args: crate::harden::firewall::delete_args(&line),
+                },
+            ));
+        }
+    }
+
     let peer_views = peers
         .iter()
         .map(|p| PeerView {
@@ -717,6 +754,13 @@ pub fn ensure_key(dry_run: bool) -> Result<String> {
 
 /// Read this member, its cluster and its links.
 pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
+    // The mesh is this host's links: planned against another server's
+    // cluster view, it would wire this host as that member.
+    if !lxd.is_local()? {
+        return Err(Error::WrongState(
+            "`trm cluster mesh` runs on a member, against its own LXD (the client's remote is not `local`)".into(),
+        ));
+    }
     let cluster = lxd.cluster()?;
     if !cluster.enabled {
         return Err(Error::WrongState(
@@ -735,6 +779,11 @@ pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
         .config
         .get("ipv4.address")
         .and_then(|a| Subnet::parse(a).ok());
+    let ufw = crate::ufw::Ufw::from_settings(&crate::settings::Settings::load_or_default()?.expose);
+    let ufw_added = match crate::ufw::UFW.resolve() {
+        Ok(_) => Some(ufw.added()?),
+        Err(_) => None,
+    };
     Ok(MeshFacts {
         me: cluster.server_name,
         my_pubkey: ensure_key(dry_run)?,
@@ -747,6 +796,13 @@ pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
             .unwrap_or_default(),
         links: read_links(bridge, subnet.as_ref())?,
         subnet,
+        ufw_added,
+        pending: lxd
+            .join_tokens()?
+            .iter()
+            .map(|t| t.server_name().to_string())
+            .collect(),
+        ufw,
     })
 }
 
@@ -769,6 +825,7 @@ pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPla
                 c.run()?;
             }
             Op::MemberConfig { key, value } => lxd.set_member_config(&facts.me, key, value)?,
+            Op::Ufw { args } => drop(facts.ufw.run(args)?),
             Op::NetworkConfig { key, value } => lxd.patch_network(
                 &facts.bridge,
                 &[(key.clone(), value.clone())].into_iter().collect(),
@@ -902,6 +959,9 @@ mod tests {
             subnet: Some(Subnet::parse("10.100.0.1/24").unwrap()),
             dhcp_ranges: String::new(),
             links: Links::default(),
+            ufw_added: None,
+            pending: vec![],
+            ufw: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! functions of [`plan`], and applies exactly that plan.
 
 pub mod addresses;
+pub mod firewall;
 pub mod mesh;
 pub mod plan;
 pub mod token;
@@ -37,6 +38,8 @@ pub struct Facts {
     pub instances: Vec<Placed>,
     /// Member-specific keys a joining server must fill (a pool's source...).
     pub member_config: Vec<serde_json::Value>,
+    /// The LXD is this host's own (not a cluster reached over HTTPS).
+    pub local: bool,
 }
 
 pub fn facts(lxd: &Lxd) -> Result<Facts> {
@@ -68,6 +71,7 @@ pub fn facts(lxd: &Lxd) -> Result<Facts> {
         tokens,
         instances,
         member_config: vec![],
+        local: lxd.is_local()?,
     })
 }
 
@@ -90,6 +94,7 @@ pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
             Op::Restore { name } => lxd.member_state(name, "restore")?,
             Op::Remove { name, force } => lxd.remove_member(name, *force)?,
             Op::MeshTimer => mesh_now_and_later(lxd)?,
+            Op::OpenLxdPort { name, host } => open_lxd_port(name, host)?,
         }
     }
     plan.changed = !plan.steps.is_empty();
@@ -108,6 +113,15 @@ fn mesh_now_and_later(lxd: &Lxd) -> Result<()> {
         false,
     )?;
     Ok(())
+}
+
+/// LXD's port open to one address, where ufw is installed.
+fn open_lxd_port(name: &str, host: &str) -> Result<()> {
+    if crate::ufw::UFW.resolve().is_err() {
+        return Ok(());
+    }
+    let ufw = crate::ufw::Ufw::from_settings(&crate::settings::Settings::load_or_default()?.expose);
+    ufw.run(&firewall::lxd_from(name, host).args).map(drop)
 }
 
 /// The server settings a failed join must leave as they were.

@@ -59,6 +59,11 @@ pub enum Op {
     },
     /// The mesh's timer (`trm cluster mesh` at boot and every minute).
     MeshTimer,
+    /// Open LXD's cluster port to one address (where ufw is installed).
+    OpenLxdPort {
+        name: String,
+        host: String,
+    },
 }
 
 /// One verb's plan, shown before it runs and reported after.
@@ -124,6 +129,13 @@ pub fn cluster_address(given: &str) -> Result<String> {
     Ok(SocketAddr::new(ip, CLUSTER_PORT).to_string())
 }
 
+/// The address part of `ADDRESS:PORT` (brackets off an IPv6 one).
+fn host_of(addr: &str) -> String {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|sa| sa.ip().to_string())
+        .unwrap_or_else(|_| addr.to_string())
+}
+
 /// Member names are host names: the other members and `--target` use them.
 pub fn validate_member_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -147,8 +159,21 @@ fn not_clustered() -> Error {
     )
 }
 
+/// `init` and `join` change this host (its firewall, its mesh): they run
+/// on the server itself.
+fn here(facts: &Facts, verb: &str) -> Result<()> {
+    if facts.local {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "`trm cluster {verb}` runs on the server itself, against its own LXD (the client's remote is not `local`)"
+        )))
+    }
+}
+
 pub fn init(facts: &Facts, name: &str, address: &str) -> Result<Plan> {
     validate_member_name(name)?;
+    here(facts, "init")?;
     let want = cluster_address(address)?;
     if facts.cluster.enabled {
         if facts.cluster.server_name == name {
@@ -186,7 +211,9 @@ pub fn init(facts: &Facts, name: &str, address: &str) -> Result<Plan> {
     Ok(Plan::new(Verb::Init, name, steps))
 }
 
-pub fn add(facts: &Facts, name: &str) -> Result<Plan> {
+/// `add NAME [--address IP]`: with the new server's address, LXD's port is
+/// opened to it here first, so its join gets through the firewall.
+pub fn add(facts: &Facts, name: &str, address: Option<&str>) -> Result<Plan> {
     validate_member_name(name)?;
     if !facts.cluster.enabled {
         return Err(not_clustered());
@@ -206,6 +233,20 @@ pub fn add(facts: &Facts, name: &str) -> Result<Plan> {
             Op::IssueToken { name: name.into() },
         )),
     }
+    if let Some(a) = address {
+        let host = host_of(&cluster_address(a)?);
+        plan.steps.push(step(
+            "firewall",
+            format!(
+                "LXD's port {} open to {host}, for its join",
+                super::firewall::LXD_PORT
+            ),
+            Op::OpenLxdPort {
+                name: name.into(),
+                host,
+            },
+        ));
+    }
     Ok(plan)
 }
 
@@ -218,6 +259,7 @@ pub fn join(
     now: DateTime<Utc>,
 ) -> Result<Plan> {
     let name = &token.server_name;
+    here(facts, "join")?;
     let want = cluster_address(address)?;
     if facts.cluster.enabled {
         if &facts.cluster.server_name == name {
@@ -250,10 +292,23 @@ pub fn join(
             "member_config": facts.member_config,
         }
     });
-    Ok(Plan::new(
-        Verb::Join,
-        name,
-        vec![
+    let mut steps: Vec<Step> = token
+        .addresses
+        .iter()
+        .filter_map(|a| cluster_address(a).ok())
+        .map(|a| {
+            let host = host_of(&a);
+            step(
+                "firewall",
+                format!("LXD's port open to the member at {host}, for the join"),
+                Op::OpenLxdPort {
+                    name: "join".into(),
+                    host,
+                },
+            )
+        })
+        .collect();
+    steps.extend([
             step(
                 "cluster",
                 format!(
@@ -263,8 +318,8 @@ pub fn join(
                 Op::Join { preseed },
             ),
             mesh_timer(),
-        ],
-    ))
+        ]);
+    Ok(Plan::new(Verb::Join, name, steps))
 }
 
 fn mesh_timer() -> Step {
@@ -390,6 +445,7 @@ mod tests {
             },
             cluster_https_address: "10.9.0.11:8443".into(),
             members: vec![member("m1", "Online"), member("m2", "Online")],
+            local: true,
             ..Facts::default()
         }
     }
@@ -411,13 +467,20 @@ mod tests {
         (text, t)
     }
 
+    fn lone() -> Facts {
+        Facts {
+            local: true,
+            ..Facts::default()
+        }
+    }
+
     fn now() -> DateTime<Utc> {
         "2026-12-02T09:00:00Z".parse().unwrap()
     }
 
     #[test]
     fn init_sets_the_cluster_address_then_enables_and_a_second_run_does_nothing() {
-        let plan = init(&Facts::default(), "m1", "10.9.0.11").unwrap();
+        let plan = init(&lone(), "m1", "10.9.0.11").unwrap();
         assert_eq!(
             plan.steps.iter().map(|s| &s.op).collect::<Vec<_>>(),
             vec![
@@ -433,6 +496,11 @@ mod tests {
             .unwrap()
             .steps
             .is_empty());
+        let remote = init(&Facts::default(), "m1", "10.9.0.11").unwrap_err();
+        assert!(
+            remote.to_string().contains("runs on the server itself"),
+            "{remote}"
+        );
         let e = init(&clustered("m1"), "other", "10.9.0.11").unwrap_err();
         assert!(
             e.to_string().contains("already the cluster member 'm1'"),
@@ -453,38 +521,54 @@ mod tests {
     #[test]
     fn add_refuses_a_member_name_taken_and_gives_a_pending_token_again() {
         let mut f = clustered("m1");
-        let e = add(&f, "m2").unwrap_err().to_string();
+        let e = add(&f, "m2", None).unwrap_err().to_string();
         assert!(e.contains("already a member"), "{e}");
-        let plan = add(&f, "m3").unwrap();
+        let plan = add(&f, "m3", None).unwrap();
         assert_eq!(plan.steps[0].op, Op::IssueToken { name: "m3".into() });
         f.tokens.push(("m3".into(), "TOKEN".into()));
-        let plan = add(&f, "m3").unwrap();
+        let plan = add(&f, "m3", None).unwrap();
         assert!(plan.steps.is_empty());
         assert_eq!(plan.token.as_deref(), Some("TOKEN"));
-        assert!(add(&Facts::default(), "m3").is_err());
-        assert!(add(&f, "bad_name").is_err());
+        assert!(add(&Facts::default(), "m3", None).is_err());
+        assert!(add(&f, "bad_name", None).is_err());
+        let plan = add(&f, "m4", Some("10.9.0.14")).unwrap();
+        assert_eq!(
+            plan.steps[1].op,
+            Op::OpenLxdPort {
+                name: "m4".into(),
+                host: "10.9.0.14".into()
+            }
+        );
     }
 
     #[test]
     fn join_needs_an_empty_unclustered_server_and_a_fresh_token() {
         let (text, t) = token("m3");
-        let plan = join(&Facts::default(), &text, &t, "10.9.0.13", now()).unwrap();
+        let plan = join(&lone(), &text, &t, "10.9.0.13", now()).unwrap();
         assert_eq!(
-            plan.steps[1].op,
+            plan.steps[0].op,
+            Op::OpenLxdPort {
+                name: "join".into(),
+                host: "10.9.0.11".into()
+            },
+            "the member it joins through gets in first"
+        );
+        assert_eq!(
+            plan.steps[2].op,
             Op::MeshTimer,
             "the mesh comes up with the join"
         );
-        let Op::Join { preseed } = &plan.steps[0].op else {
+        let Op::Join { preseed } = &plan.steps[1].op else {
             panic!("{plan:?}")
         };
         assert_eq!(preseed["cluster"]["server_name"], "m3");
         assert_eq!(preseed["cluster"]["server_address"], "10.9.0.13:8443");
         assert_eq!(preseed["cluster"]["cluster_address"], "10.9.0.11:8443");
         let late: DateTime<Utc> = "2026-12-02T11:00:00Z".parse().unwrap();
-        assert!(join(&Facts::default(), &text, &t, "10.9.0.13", late).is_err());
+        assert!(join(&lone(), &text, &t, "10.9.0.13", late).is_err());
         let busy = Facts {
             instances: vec![placed("web", "none")],
-            ..Facts::default()
+            ..lone()
         };
         let e = join(&busy, &text, &t, "10.9.0.13", now())
             .unwrap_err()

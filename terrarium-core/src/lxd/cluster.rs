@@ -167,6 +167,13 @@ impl Lxd {
             })
     }
 
+    /// Is the LXD we talk to this host's own (the client's default remote
+    /// is its unix socket), not a cluster reached over HTTPS?
+    pub fn is_local(&self) -> Result<bool> {
+        let out = self.run(&self.cmd().args(["remote", "get-default"]))?;
+        Ok(out.stdout_str().trim() == "local")
+    }
+
     /// One key of a member's own config (`user.*` keys it publishes).
     pub fn set_member_config(&self, name: &str, key: &str, value: &str) -> Result<()> {
         self.run(&self.cmd().args(["cluster", "set", "--", name, key, value]))
