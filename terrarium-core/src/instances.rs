@@ -529,10 +529,7 @@ pub fn launch_planned(
 
 pub fn check_launch(lxd: &Lxd, spec: &LaunchSpec) -> Result<()> {
     validate_instance_name(&spec.name)?;
-    if let Some(t) = &spec.target {
-        crate::cluster::plan::validate_member_name(t)?;
-        lxd.cluster_member(t)?;
-    }
+    crate::cluster::plan::check_target(lxd, spec.target.as_deref())?;
     for p in &spec.profiles {
         if lxd.profile(p)?.is_none() {
             return Err(Error::NotFound {

@@ -548,13 +548,16 @@ impl Lxd {
 
     /// Copy an instance or `instance/snapshot` to a new, stopped instance.
     pub fn copy(&self, source: &str, target: &str) -> Result<()> {
-        self.run(
-            &self
-                .verb("copy")
-                .args([source, target, "--stateless"])
-                .timeout(Duration::from_secs(1800)),
-        )
-        .map(drop)
+        self.copy_to(source, target, None)
+    }
+
+    /// [`Lxd::copy`], onto a given cluster member.
+    pub fn copy_to(&self, source: &str, target: &str, member: Option<&str>) -> Result<()> {
+        let mut cmd = self.verb("copy").args([source, target, "--stateless"]);
+        if let Some(m) = member {
+            cmd = cmd.args(["--target", m]);
+        }
+        self.run(&cmd.timeout(Duration::from_secs(1800))).map(drop)
     }
 
     /// Copy an instance (without its snapshots) or `instance/snapshot`,
@@ -593,10 +596,14 @@ impl Lxd {
         &self,
         new: &str,
         pool: Option<&str>,
+        member: Option<&str>,
     ) -> Result<crate::process::Streaming> {
         let mut cmd = self.verb("import").args(["/dev/stdin", new, "--quiet"]);
         if let Some(p) = pool.filter(|p| !p.is_empty()) {
             cmd = cmd.args(["--storage", p]);
+        }
+        if let Some(m) = member {
+            cmd = cmd.args(["--target", m]);
         }
         cmd.spawn_streaming(crate::process::Pipe::Stdin)
     }
@@ -609,6 +616,18 @@ impl Lxd {
     pub fn remove_device(&self, name: &str, device: &str) -> Result<()> {
         self.run(&self.verb("config").args(["device", "remove", name, device]))
             .map(drop)
+    }
+
+    /// Set one key of an instance-local device.
+    pub fn set_device_key(&self, name: &str, device: &str, key: &str, value: &str) -> Result<()> {
+        self.run(&self.verb("config").args([
+            "device",
+            "set",
+            name,
+            device,
+            &format!("{key}={value}"),
+        ]))
+        .map(drop)
     }
 
     /// Remove one key from an instance-local device.

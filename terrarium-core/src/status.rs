@@ -40,6 +40,8 @@ pub struct Status {
     pub sync_problems: Vec<String>,
     pub instances: Vec<InstanceStatus>,
     pub pools: Vec<PoolUsage>,
+    /// Every member of the cluster; empty on a lone server.
+    pub members: Vec<MemberStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +74,27 @@ pub struct InstanceStatus {
     pub newest_backup: Option<String>,
     pub backup_age_seconds: Option<i64>,
 }
+
+/// One cluster member, as any member sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub online: bool,
+    /// online, offline, evacuated...
+    pub status: String,
+    /// Its LXD's version (null when it does not answer).
+    pub version: Option<String>,
+    /// 1, 5 and 15 minute load, from its last heartbeat.
+    pub load: Option<[f64; 3]>,
+    pub heartbeat_age_seconds: Option<i64>,
+    /// This project's instances placed on it.
+    pub instances: usize,
+    /// The newest off-site backup it made.
+    pub backup_age_seconds: Option<i64>,
+}
+
+/// A member's heartbeat older than this means its mesh timer stopped.
+const HEARTBEAT_STALE: i64 = 300;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolUsage {
@@ -111,6 +134,8 @@ pub struct Facts {
     /// `gate.toml` could not be read.
     pub gate_error: Option<String>,
     pub backups: std::collections::BTreeMap<String, runs::Backup>,
+    /// The cluster's members and each one's LXD version (None: no answer).
+    pub members: Vec<(crate::lxd::cluster::Member, Option<String>)>,
 }
 
 /// Read the host: the slow reads run side by side, so status costs about
@@ -126,8 +151,10 @@ pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
         let pool = s.spawn(|| lxd.pool_resources(&settings.storage_pool));
         let traefik = s.spawn(|| traefik::supervise::status(&settings.expose));
         let gate = s.spawn(|| gate_settings.as_ref().map(gate::supervise::status));
+        let members = s.spawn(|| members(lxd));
         let instances = lxd.instances().map_err(|e| e.to_string());
         Facts {
+            members: joined(members),
             policy: settings.snapshots,
             lxd: joined(server).map_err(|e: crate::Error| e.to_string()),
             instances,
@@ -150,6 +177,19 @@ pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
             project,
         }
     })
+}
+
+/// The members and their versions, one query each (none on a lone server).
+fn members(lxd: &Lxd) -> Vec<(crate::lxd::cluster::Member, Option<String>)> {
+    let Ok(list) = lxd.cluster_members() else {
+        return vec![];
+    };
+    list.into_iter()
+        .map(|m| {
+            let v = lxd.member_version(&m.server_name).ok();
+            (m, v)
+        })
+        .collect()
 }
 
 fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
@@ -368,7 +408,46 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
             }
         }
     }];
+    let members = f
+        .members
+        .iter()
+        .map(|(m, version)| {
+            let hb = crate::cluster::heartbeat::of(m);
+            let heartbeat_age = hb.as_ref().and_then(|h| age(now, &h.at));
+            let online = m.status.eq_ignore_ascii_case("online");
+            if !online && !m.status.eq_ignore_ascii_case("evacuated") {
+                problems.push(format!(
+                    "cluster member {} is {}: {}",
+                    m.server_name,
+                    m.status.to_ascii_lowercase(),
+                    m.message
+                ));
+            } else if heartbeat_age.is_none_or(|a| a > HEARTBEAT_STALE) {
+                problems.push(format!(
+                    "cluster member {}'s mesh has not run for {} (trm-cluster-mesh.timer)",
+                    m.server_name,
+                    opt_span(heartbeat_age)
+                ));
+            }
+            MemberStatus {
+                name: m.server_name.clone(),
+                online,
+                status: m.status.to_ascii_lowercase(),
+                version: version.clone(),
+                load: hb.as_ref().map(|h| h.load),
+                heartbeat_age_seconds: heartbeat_age,
+                instances: f.instances.as_ref().map_or(0, |l| {
+                    l.iter().filter(|i| i.location == m.server_name).count()
+                }),
+                backup_age_seconds: hb
+                    .as_ref()
+                    .and_then(|h| h.last_backup.as_deref())
+                    .and_then(|b| age(now, b)),
+            }
+        })
+        .collect();
     Status {
+        members,
         ok: problems.is_empty(),
         now: crate::time::utc(&now),
         project: f.project,
@@ -494,6 +573,36 @@ impl Human for Status {
             &["JOB", "EVERY", "LAST RUN", "RESULT", "STATE"],
             timers,
         ));
+        if !self.members.is_empty() {
+            s.push('\n');
+            let rows = self
+                .members
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.name.clone(),
+                        m.status.clone(),
+                        m.version.clone().unwrap_or_else(|| "-".into()),
+                        m.load.map_or("-".into(), |l| {
+                            format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+                        }),
+                        m.instances.to_string(),
+                        opt_span(m.backup_age_seconds),
+                    ]
+                })
+                .collect();
+            s.push_str(&crate::output::table(
+                &[
+                    "MEMBER",
+                    "STATUS",
+                    "VERSION",
+                    "LOAD",
+                    "INSTANCES",
+                    "LAST BACKUP",
+                ],
+                rows,
+            ));
+        }
         if !self.instances.is_empty() {
             s.push('\n');
             let rows = self
@@ -587,7 +696,78 @@ mod tests {
             periods: vec![],
             gate_error: None,
             backups: Default::default(),
+            members: vec![],
         }
+    }
+
+    #[test]
+    fn every_member_is_shown_and_a_dead_or_silent_one_is_a_problem() {
+        use crate::cluster::heartbeat::{Heartbeat, KEY};
+        let now: DateTime<Utc> = "2026-12-02T08:00:00Z".parse().unwrap();
+        let member = |name: &str, status: &str, beat: Option<&str>| {
+            let config = beat
+                .map(|at| {
+                    let hb = Heartbeat {
+                        at: at.into(),
+                        load: [0.5, 0.25, 0.1],
+                        last_backup: Some("2026-12-02T07:00:00Z".into()),
+                    };
+                    [(KEY.to_string(), serde_json::to_string(&hb).unwrap())]
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::lxd::cluster::Member {
+                server_name: name.into(),
+                url: String::new(),
+                roles: vec![],
+                status: status.into(),
+                message: "no heartbeat".into(),
+                architecture: String::new(),
+                config,
+            }
+        };
+        let mut f = healthy(now);
+        f.members = vec![
+            (
+                member("m1", "Online", Some("2026-12-02T07:59:30Z")),
+                Some("5.0.2".into()),
+            ),
+            (member("m2", "Offline", None), None),
+            (
+                member("m3", "Online", Some("2026-12-02T07:30:00Z")),
+                Some("5.0.2".into()),
+            ),
+        ];
+        f.instances = Ok(vec![serde_json::from_value(serde_json::json!(
+            {"name": "a", "status": "Running", "location": "m1"}
+        ))
+        .unwrap()]);
+        let st = assess(f, now);
+        let m1 = &st.members[0];
+        assert!(m1.online);
+        assert_eq!(m1.load, Some([0.5, 0.25, 0.1]));
+        assert_eq!(m1.instances, 1);
+        assert_eq!(m1.backup_age_seconds, Some(3600));
+        assert_eq!(st.members[1].version, None);
+        assert!(
+            st.problems.iter().any(|p| p.contains("m2 is offline")),
+            "{:?}",
+            st.problems
+        );
+        assert!(
+            st.problems
+                .iter()
+                .any(|p| p.contains("m3's mesh has not run for 30m")),
+            "{:?}",
+            st.problems
+        );
+        assert!(
+            !st.problems.iter().any(|p| p.contains("m1")),
+            "{:?}",
+            st.problems
+        );
+        assert!(st.human().contains("MEMBER"));
     }
 
     #[test]

@@ -284,6 +284,21 @@ fn main() -> std::process::ExitCode {
             }
             assert_eq!(m["waiting"], serde_json::json!([]), "{m}");
         }
+        // `trm status` on the host shows every member, from their heartbeats.
+        let out = c
+            .tool(&bed, "trm")
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        let st: Value = serde_json::from_slice(&out.stdout).expect("status prints JSON");
+        let members = st["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{st}");
+        for m in members {
+            assert_eq!(m["online"], true, "{m}");
+            assert_eq!(m["version"], "5.0.2", "{m}");
+            assert!(m["load"].is_array(), "{m}");
+            assert!(m["heartbeat_age_seconds"].as_i64().unwrap() < 300, "{m}");
+        }
         // The members' host addresses stay out of DHCP, on every member.
         let net = c.query("/1.0/networks/trmbr0");
         let p = bridge_prefix(c);
@@ -424,6 +439,117 @@ fn main() -> std::process::ExitCode {
             for i in 1..=3 {
                 c.serve(&format!("box{i}"), &format!("box{i} on member{i}"));
             }
+        },
+    );
+
+    t.case(
+        "the_schedule_runs_once_per_cluster_for_every_box_wherever_it_lives",
+        || {
+            let leader = c
+                .query("/1.0/cluster/members?recursion=1")
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| {
+                    m["roles"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r == "database-leader")
+                })
+                .map(|m| m["server_name"].as_str().unwrap().to_string())
+                .expect("a leader");
+            let snaps = |b: &str| {
+                c.query(&format!("/1.0/instances/{b}/snapshots"))
+                    .as_array()
+                    .unwrap()
+                    .len()
+            };
+            let before: Vec<usize> = (1..=3).map(|i| snaps(&format!("box{i}"))).collect();
+            // A member that is not the leader ticks and leaves the work to it.
+            let follower = (0..3).find(|i| c.node(*i).member != leader).unwrap();
+            let out = std::process::Command::new("lxc")
+                .args([
+                    "exec",
+                    "--project",
+                    N.project,
+                    &c.node(follower).container,
+                    "--",
+                    "trm-snap",
+                    "auto",
+                    "--format",
+                    "json",
+                ])
+                .output()
+                .unwrap();
+            let ticks = json(&out, "auto on a follower");
+            assert_eq!(ticks.as_array().unwrap().len(), 1, "{ticks}");
+            assert_eq!(
+                ticks[0]["outcome"],
+                format!("elsewhere: {leader} runs the cluster's schedule").as_str()
+            );
+            let same: Vec<usize> = (1..=3).map(|i| snaps(&format!("box{i}"))).collect();
+            assert_eq!(same, before, "no snapshot from a follower");
+            // The leader's tick (through its API, as its timer would) takes one
+            // of every box, on every member.
+            if leader == c.node(0).member {
+                let out = c
+                    .tool(&bed, "trm-snap")
+                    .args(["auto", "--format", "json"])
+                    .output()
+                    .unwrap();
+                let ticks = json(&out, "auto on the leader");
+                for i in 1..=3 {
+                    let t = ticks
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|t| t["instance"] == format!("box{i}"))
+                        .unwrap();
+                    assert_eq!(t["outcome"], "snapshotted", "{t}");
+                    assert_eq!(snaps(&format!("box{i}")), before[i - 1] + 1);
+                }
+            }
+        },
+    );
+
+    t.case(
+        "restore_as_takes_a_target_member_and_an_address_of_its_own",
+        || {
+            let snap = |args: &[&str]| {
+                c.tool(&bed, "trm-snap")
+                    .args(args)
+                    .args(["--format", "json"])
+                    .output()
+                    .unwrap()
+            };
+            json(&snap(&["create", "box1"]), "snapshot box1");
+            let out = snap(&["restore", "box1", "--as", "box1b", "--target", "nowhere"]);
+            e2e::assert_refused(
+                &out,
+                "restore onto no member",
+                exit::NOT_FOUND,
+                "cluster member 'nowhere'",
+            );
+            assert!(
+                c.client()
+                    .args(["info", "box1b"])
+                    .output()
+                    .unwrap()
+                    .status
+                    .code()
+                    != Some(0),
+                "nothing made"
+            );
+            let r = json(
+                &snap(&["restore", "box1", "--as", "box1b", "--target", "member2"]),
+                "restore --target",
+            );
+            assert_eq!(c.location("box1b"), "member2");
+            let (a, b) = (c.pinned("box1"), c.pinned("box1b"));
+            assert_ne!(a, b, "the copy has an address of its own");
+            assert!(r["stripped"].to_string().contains(&a), "{r}");
+            c.client_ok(&["delete", "--force", "box1b"]);
         },
     );
 

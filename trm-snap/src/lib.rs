@@ -106,6 +106,9 @@ pub enum Command {
         /// Start the new instance
         #[arg(long)]
         start: bool,
+        /// On a cluster, the member to restore onto [default: LXD's choice]
+        #[arg(long, value_name = "MEMBER")]
+        target: Option<String>,
     },
     /// One tick of the time machine: idle stops and deadlines, the due snapshot for every instance, retention, then the due off-site exports
     Auto {
@@ -156,6 +159,9 @@ pub enum Command {
         /// The age identity file (AGE-SECRET-KEY-...) [default: the generated one, if any]
         #[arg(long, value_name = "FILE")]
         identity: Option<std::path::PathBuf>,
+        /// On a cluster, the member to restore onto [default: LXD's choice]
+        #[arg(long, value_name = "MEMBER", conflicts_with = "to_dataset")]
+        target: Option<String>,
     },
     /// Restore drill: import a backup into a throwaway instance, check it, delete it (a ZFS chain: every link checked)
     Verify {
@@ -252,12 +258,14 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             new,
             from,
             start,
+            target,
         } => out.one(&snapshots::restore_as(
             &lxd,
             &name,
             &new,
             from.as_deref(),
             start,
+            target.as_deref(),
         )?)?,
         Command::Auto {
             every: Some(every), ..
@@ -332,6 +340,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             new,
             at,
             identity: id,
+            target,
             ..
         } => {
             let s = S3Settings::require()?;
@@ -342,6 +351,7 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
                 identity: id,
                 pool: Some(settings.storage_pool.clone()),
                 bridge: settings.bridge.clone(),
+                target,
             };
             out.one(&import::import(&lxd, &s, &req)?)?;
         }

@@ -722,8 +722,7 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             return Ok(0);
         }
         ClusterCommand::Mesh { dry_run } => {
-            let bridge = terrarium_core::settings::Settings::load_or_default()?.bridge;
-            out.one(&cluster::mesh::converge(&lxd, &bridge, dry_run)?)?;
+            out.one(&cluster::mesh::converge(&lxd, dry_run)?)?;
             return Ok(0);
         }
         _ => {}

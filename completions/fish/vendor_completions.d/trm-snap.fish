@@ -71,6 +71,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand rollback" -l wait -d '
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l as -d 'Name of the new instance' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l from -d 'The snapshot [default: the newest]' -r
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l target -d 'On a cluster, the member to restore onto [default: LXD\'s choice]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand restore" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -122,6 +123,7 @@ complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l as -d 'Name
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l to-dataset -d 'Receive a ZFS stream chain (`[offsite] zfs_full_every`) into this new dataset instead: every link is checked first' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l at -d 'Backup id, RFC 3339 time or date: the newest backup made at or before it [default: newest]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l identity -d 'The age identity file (AGE-SECRET-KEY-...) [default: the generated one, if any]' -r -F
+complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l target -d 'On a cluster, the member to restore onto [default: LXD\'s choice]' -r
 complete -c trm-snap -n "__fish_trm_snap_using_subcommand import" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"

@@ -133,6 +133,59 @@ pub fn pin(lxd: &Lxd, spec: &mut LaunchSpec) -> Result<Option<Ipv4Addr>> {
     Ok(Some(addr))
 }
 
+/// A copy (a restore or an import) keeps its original's pinned address on
+/// its own NIC: on a cluster it gets one of its own, free cluster-wide; on
+/// a lone server the pin goes and LXD allocates. Returns what was done.
+pub fn repin_copy(lxd: &Lxd, name: &str) -> Result<Option<String>> {
+    let copy = lxd.instance(name)?;
+    let Some((dev, nic)) = copy.devices.iter().find(|(_, d)| {
+        d.get("type").map(String::as_str) == Some("nic") && d.contains_key("ipv4.address")
+    }) else {
+        return Ok(None);
+    };
+    let old = nic["ipv4.address"].clone();
+    let network = nic.get("network").cloned().unwrap_or_default();
+    let subnet = lxd
+        .networks()?
+        .into_iter()
+        .find(|n| n.name == network)
+        .and_then(|n| {
+            let s = Subnet::parse(n.config.get("ipv4.address")?).ok()?;
+            Some((
+                s,
+                n.config
+                    .get("ipv4.dhcp.ranges")
+                    .cloned()
+                    .unwrap_or_default(),
+            ))
+        });
+    match subnet.filter(|_| lxd.cluster().map(|c| c.enabled).unwrap_or(false)) {
+        Some((s, ranges)) => {
+            let leases: Vec<String> = lxd
+                .network_leases(&network, lxd.project())?
+                .into_iter()
+                .map(|l| l.address)
+                .collect();
+            let used = taken(&lxd.instances_all_projects()?, &leases, &network);
+            let new = choose(&candidates(&s, &ranges)?, &used, s.addr).ok_or_else(|| {
+                Error::WrongState(format!(
+                    "no free address left on {network} across the cluster"
+                ))
+            })?;
+            lxd.set_device_key(name, dev, "ipv4.address", &new.to_string())?;
+            Ok(Some(format!(
+                "{dev} ipv4.address {old} (the original's; the copy has {new})"
+            )))
+        }
+        None => {
+            lxd.unset_device_key(name, dev, "ipv4.address")?;
+            Ok(Some(format!(
+                "{dev} ipv4.address {old} (the original's; LXD gives the copy one)"
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

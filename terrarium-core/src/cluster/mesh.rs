@@ -838,13 +838,17 @@ pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPla
 
 /// Read, plan and (unless `dry_run`) apply, one run at a time; the report
 /// carries each peer's handshake as it is afterwards.
-pub fn converge(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshPlan> {
+pub fn converge(lxd: &Lxd, dry_run: bool) -> Result<MeshPlan> {
     let _lock = crate::fs::Lock::acquire(crate::fs::Resource::Mesh, crate::fs::lock_wait())?;
+    let settings = crate::settings::Settings::load_or_default()?;
+    let bridge = settings.bridge.as_str();
     let facts = read(lxd, bridge, dry_run)?;
     let mut planned = plan(&facts)?;
     planned.dry_run = dry_run;
     if !dry_run {
         planned = apply(lxd, &facts, planned)?;
+        // Not a change to plan: what `trm status` on any member reads.
+        super::heartbeat::publish(lxd, &facts.me, &settings.project)?;
     }
     let links = read_links(bridge, facts.subnet.as_ref())?;
     let facts = MeshFacts { links, ..facts };

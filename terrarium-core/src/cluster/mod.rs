@@ -7,6 +7,7 @@
 
 pub mod addresses;
 pub mod firewall;
+pub mod heartbeat;
 pub mod mesh;
 pub mod plan;
 pub mod token;
@@ -75,6 +76,26 @@ pub fn facts(lxd: &Lxd) -> Result<Facts> {
     })
 }
 
+/// The member whose timer runs the cluster's schedule (snapshots,
+/// retention, exports, drills): the database leader, so there is always
+/// exactly one, and another takes over when it dies. `Some(leader)` when
+/// that is another member than the one answering; None on a lone server.
+pub fn schedule_elsewhere(lxd: &Lxd) -> Result<Option<String>> {
+    let me = lxd.cluster()?;
+    if !me.enabled {
+        return Ok(None);
+    }
+    let leader = lxd
+        .cluster_members()?
+        .into_iter()
+        .find(|m| m.roles.iter().any(|r| r == "database-leader"))
+        .map(|m| m.server_name);
+    Ok(leader.filter(|l| *l != me.server_name))
+}
+
+/// What a tick on a member that is not the leader reports.
+pub const ELSEWHERE: &str = "elsewhere";
+
 /// This host's name, the default member name.
 pub fn host_name() -> Result<String> {
     let n =
@@ -104,8 +125,7 @@ pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
 /// Bring the mesh up now, and install its timer (where systemd runs, it
 /// is enabled; elsewhere the report of `trm cluster mesh` is the way).
 fn mesh_now_and_later(lxd: &Lxd) -> Result<()> {
-    let bridge = crate::settings::Settings::load_or_default()?.bridge;
-    mesh::converge(lxd, &bridge, false)?;
+    mesh::converge(lxd, false)?;
     let bin = std::env::current_exe().map_err(|e| Error::io("this program's path", e))?;
     crate::systemd::install(
         &mesh::units(&bin),

@@ -136,6 +136,16 @@ fn host_of(addr: &str) -> String {
         .unwrap_or_else(|_| addr.to_string())
 }
 
+/// A `--target MEMBER` names a member of this cluster: checked before
+/// anything is made.
+pub fn check_target(lxd: &crate::lxd::Lxd, target: Option<&str>) -> Result<()> {
+    if let Some(t) = target {
+        validate_member_name(t)?;
+        lxd.cluster_member(t)?;
+    }
+    Ok(())
+}
+
 /// Member names are host names: the other members and `--target` use them.
 pub fn validate_member_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

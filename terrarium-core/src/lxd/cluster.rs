@@ -130,6 +130,12 @@ impl Lxd {
             .map_err(|e| not_found(e, "cluster member", name))
     }
 
+    /// One member's LXD version, asked of that member.
+    pub fn member_version(&self, name: &str) -> Result<String> {
+        let s: super::Server = self.query_unscoped(&format!("/1.0?target={name}"))?;
+        Ok(s.environment.server_version)
+    }
+
     /// Join tokens issued and not yet used (LXD keeps them as operations).
     pub fn join_tokens(&self) -> Result<Vec<PendingToken>> {
         #[derive(Deserialize, Default)]

@@ -42,6 +42,8 @@ pub struct Request {
     pub pool: Option<String>,
     /// The host's Terrarium bridge: the only network a restored NIC keeps.
     pub bridge: String,
+    /// The cluster member to restore onto (LXD's choice if unset).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +89,7 @@ impl Human for Imported {
 pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
     validate_instance_name(&req.name)?;
     validate_instance_name(&req.new)?;
+    crate::cluster::plan::check_target(lxd, req.target.as_deref())?;
     if lxd.instance(&req.new).is_ok() {
         return Err(Error::Usage(format!(
             "instance '{}' already exists; choose another name with --as",
@@ -119,6 +122,7 @@ pub fn import(lxd: &Lxd, s: &S3Settings, req: &Request) -> Result<Imported> {
         m.tarball_size,
         &req.new,
         req.pool.as_deref(),
+        req.target.as_deref(),
     )?;
     let confined = confine(lxd, &req.new, &req.bridge).and_then(|removed| {
         let st = snapshots::strip_identity(lxd, &req.new)?;
@@ -331,9 +335,10 @@ fn restore(
     tarball_size: u64,
     new: &str,
     pool: Option<&str>,
+    member: Option<&str>,
 ) -> Result<()> {
     let mut tar = plaintext(file, ids, tarball_size)?;
-    let mut child = lxd.import_stream(new, pool)?;
+    let mut child = lxd.import_stream(new, pool, member)?;
     let mut stdin = child.child.stdin.take().expect("stdin is piped");
     let copied = io::copy(&mut tar, &mut stdin);
     drop(stdin);
@@ -409,6 +414,7 @@ pub fn verify(
         identity: identity.map(Path::to_path_buf),
         pool: pool.map(String::from),
         bridge: bridge.to_string(),
+        target: None,
     };
     let started = Instant::now();
     let imported = import(lxd, s, &req)?;

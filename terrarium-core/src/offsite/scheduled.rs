@@ -140,6 +140,12 @@ pub fn tick(
     on_busy: crate::fs::OnBusy,
 ) -> crate::Result<Vec<Tick>> {
     let mut ticks = crate::snapshots::auto(lxd, &settings.snapshots, now, on_busy)?;
+    if ticks
+        .iter()
+        .any(|t| t.outcome.starts_with(crate::cluster::ELSEWHERE))
+    {
+        return Ok(ticks);
+    }
     let Some(s3) = super::S3Settings::load()? else {
         return Ok(ticks);
     };

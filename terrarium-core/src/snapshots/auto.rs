@@ -62,6 +62,18 @@ pub fn auto(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> 
 }
 
 fn tick_all(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> Result<Vec<Tick>> {
+    // On a cluster every member's timer ticks; one member does the work.
+    if let Some(leader) = crate::cluster::schedule_elsewhere(lxd)? {
+        return Ok(vec![Tick {
+            instance: String::new(),
+            snapshot: None,
+            outcome: format!(
+                "{}: {leader} runs the cluster's schedule",
+                crate::cluster::ELSEWHERE
+            ),
+            deleted: vec![],
+        }]);
+    }
     // Idle stops and deadlines first: a box deleted now is not snapshotted.
     let mut out: Vec<Tick> = crate::agents::lifetime::tick(lxd, now)?
         .into_iter()

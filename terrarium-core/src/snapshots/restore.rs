@@ -56,6 +56,9 @@ pub fn strip_identity(lxd: &Lxd, new: &str) -> Result<Vec<String>> {
         lxd.unset_config(new, key)?;
         stripped.push(format!("{key} (a fresh MAC is generated)"));
     }
+    if let Some(note) = crate::cluster::addresses::repin_copy(lxd, new)? {
+        stripped.push(note);
+    }
     if copy.config.contains_key(HOLDS_KEY) {
         lxd.unset_config(new, HOLDS_KEY)?;
         stripped.push(HOLDS_KEY.to_string());
@@ -97,9 +100,11 @@ pub fn restore_as(
     new: &str,
     from: Option<&str>,
     start: bool,
+    target: Option<&str>,
 ) -> Result<Restored> {
     validate_instance_name(name)?;
     validate_instance_name(new)?;
+    crate::cluster::plan::check_target(lxd, target)?;
     let i = lxd.instance_full(name)?;
     if lxd.instance(new).is_ok() {
         return Err(Error::Usage(format!("instance '{new}' already exists")));
@@ -119,7 +124,7 @@ pub fn restore_as(
             .map(|s| s.name.clone())
             .ok_or_else(|| Error::WrongState(format!("instance '{name}' has no snapshot")))?,
     };
-    lxd.copy(&format!("{name}/{from}"), new)?;
+    lxd.copy_to(&format!("{name}/{from}"), new, target)?;
     let stripped = strip_identity(lxd, new).inspect_err(|_| {
         // A half-made copy could take the original's traffic: it goes.
         let _ = lxd.delete(new, true);
