@@ -2,7 +2,9 @@
 # Prepare a Debian 12 machine to build and test Terrarium: packages
 # (dnsmasq-base, which LXD needs for every bridge but only recommends;
 # pebble, the test ACME CA; Chromium and chromedriver, cockpit-ws and wrk
-# for the single-sign-on gate's tests), the pinned Traefik and its user,
+# for the single-sign-on gate's tests; WireGuard's tools and wireguard-go
+# for a cluster member's mesh; tcpdump and iperf3 for the cluster's tests
+# and benchmark), the pinned Traefik and its user,
 # the pinned OIDC provider the gate's tests log in at, and a running LXD
 # daemon.
 # Idempotent; needs root. Used by scripts/test.sh and scripts/install.sh.
@@ -12,7 +14,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh must run as root" >&2; exit 77; }
 
-PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time tcpdump iperf3
+PACKAGES=(lxd lxd-client dnsmasq-base debootstrap btrfs-progs iptables nftables jq hyperfine busybox-static ufw zfs-fuse age zstd time tcpdump iperf3 wireguard-tools wireguard-go
           openssh-server openssh-client pebble
           chromium chromium-driver cockpit-ws wrk python3-venv
           ca-certificates curl build-essential pkg-config)

@@ -23,6 +23,7 @@ fn main() {
                 "https://c{i}.example.com:3000/app@auth:devs,ops\nhttp://c{i}-plain.example.com\ntcp://{}:22",
                 10000 + i
             ),
+            location: None,
         })
         .collect();
     // One warm-up (compiles the schema once, as a long-lived watch would).

@@ -126,7 +126,7 @@ impl TestCluster {
             );
             push(&files.path().join("subid"), "/etc/subuid", "0644");
             push(&files.path().join("subid"), "/etc/subgid", "0644");
-            for tool in ["trm", "trm-expose", "trm-snap"] {
+            for tool in ["trm", "trm-expose", "trm-snap", "trm-harden"] {
                 push(
                     &bed.bins.join(tool),
                     &format!("/usr/local/bin/{tool}"),

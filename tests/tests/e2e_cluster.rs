@@ -331,6 +331,38 @@ fn main() -> std::process::ExitCode {
         assert_eq!(rules.len(), 7, "lxd, wireguard and vxlan for two members, and the private network: {rules:?}");
     });
 
+    t.case("the_audit_runs_on_every_member_and_says_which_fails_what", || {
+        // member2 alone gets a service listening on its public address.
+        c.sh_ok(1, "(setsid python3 -m http.server 9999 --bind 0.0.0.0 >/dev/null 2>&1 &) ; sleep 1; true");
+        for i in 0..3 {
+            let out = std::process::Command::new("lxc")
+                .args(["exec", "--project", N.project, &c.node(i).container, "--", "trm-harden", "audit", "--format", "json"])
+                .output()
+                .unwrap();
+            let checks: Value = serde_json::from_slice(&out.stdout).expect("audit prints JSON");
+            let listeners = checks.as_array().unwrap().iter().find(|c| c["check"] == "listeners").unwrap();
+            let detail = listeners["detail"].as_str().unwrap();
+            // The cluster's own ports are explained, on every member.
+            assert!(!detail.contains(":8443/tcp is not explained"), "node{}: {detail}", i + 1);
+            assert!(!detail.contains(":51820/udp is not explained"), "node{}: {detail}", i + 1);
+            assert_eq!(listeners["status"] == "fail", i == 1, "node{}: {listeners}", i + 1);
+        }
+        let out = c.tool(&bed, "trm-harden").args(["audit", "--members", "--format", "json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(exit::PROBLEMS), "{}", String::from_utf8_lossy(&out.stderr));
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rows = list.as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{list}");
+        let failed = |m: &str| -> Vec<String> {
+            let r = rows.iter().find(|r| r["member"] == m).unwrap();
+            assert!(r["age_seconds"].as_i64().unwrap() < 600, "{r}");
+            r["failed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+        };
+        assert!(failed("member2").contains(&"listeners".to_string()), "{list}");
+        assert!(!failed("member1").contains(&"listeners".to_string()), "{list}");
+        assert!(!failed("member3").contains(&"listeners".to_string()), "{list}");
+        c.sh(1, "pkill -f 'http.server 9999'; true");
+    });
+
     t.case("the_baseline_holds_on_every_member", || {
         for i in 0..3 {
             let report = c.trm_in_json(i, NODE_INIT);
@@ -668,6 +700,9 @@ fn main() -> std::process::ExitCode {
         let list = expose(&["list"]);
         let rows = list["routes"].as_array().or(list.as_array()).cloned().unwrap_or_default();
         assert!(rows.iter().any(|r| r.to_string().contains("app3.example.test")), "{list}");
+        let app3 = rows.iter().find(|r| r["instance"] == "box3").expect("box3's route");
+        assert_eq!(app3["location"], "member3", "the route says where its box lives: {app3}");
+        assert_eq!(app3["backend"], format!("http://{}:8080", c.pinned("box3")).as_str());
         let m1 = c.node(0).address.clone();
         eventually("app3 through member1's Traefik", 30, || {
             get(&m1, "app3.example.test", "/").is_some_and(|(s, b)| s == 200 && b == "box3 on member3")

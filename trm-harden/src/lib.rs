@@ -100,7 +100,14 @@ pub enum Command {
         force: bool,
     },
     /// Check every promise on the live host: pass, warn or fail, with its detail and a fix; exit 5 on any fail
-    Audit,
+    ///
+    /// On a cluster member the result (which checks failed) is published in
+    /// its member config, for `--members` on any member.
+    Audit {
+        /// Every member's last audit instead: which member fails which check (exit 5 if any, or if one never audited in a day)
+        #[arg(long)]
+        members: bool,
+    },
     /// Configure the single-sign-on gate
     Oidc {
         #[command(subcommand)]
@@ -172,9 +179,21 @@ pub fn run(cli: Cli, out: Printer) -> anyhow::Result<i32> {
             }
             out.one(&harden::apply(plan, &settings, &opts, &lxd, force)?)?;
         }
-        Command::Audit => {
+        Command::Audit { members: true } => {
+            use terrarium_core::cluster::audits;
+            let list = audits::members(&lxd, chrono::Utc::now())?;
+            out.list(&list)?;
+            return Ok(verdict::exit_status(
+                list.iter().filter(|m| !m.ok).count(),
+                "audit",
+            )?);
+        }
+        Command::Audit { members: false } => {
             // An explicit project narrows the LXD checks; else every project.
             let checks = audit::run(&settings, &opts, &lxd, cli.common.project.as_deref());
+            if let Err(e) = terrarium_core::cluster::audits::publish(&lxd, &checks) {
+                eprintln!("warning: this member's audit was not published: {e}");
+            }
             out.list(&checks)?;
             return Ok(verdict::exit_status(audit::failures(&checks), "audit")?);
         }

@@ -715,6 +715,7 @@ mod tests {
             state,
             auth: Some(vec![]),
             problem: problem.map(String::from),
+            location: None,
         };
         let item = "https://a.example.test@auth";
         let live = Exposed::judge(

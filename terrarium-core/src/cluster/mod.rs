@@ -6,6 +6,7 @@
 //! functions of [`plan`], and applies exactly that plan.
 
 pub mod addresses;
+pub mod audits;
 pub mod firewall;
 pub mod heartbeat;
 pub mod mesh;

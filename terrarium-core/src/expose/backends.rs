@@ -263,6 +263,7 @@ impl Backends {
                     ipv4,
                     unroutable,
                     label: i.config.get(labels::KEY).cloned().unwrap_or_default(),
+                    location: Some(i.location.clone()).filter(|l| !l.is_empty() && l != "none"),
                 }
             })
             .collect()

@@ -73,6 +73,7 @@ pub fn check(
             ipv4: Some("192.0.2.1".into()),
             unroutable: None,
             label: label.to_string(),
+            location: None,
         }),
     }
     let (host, ufw_note) = HostView::read_lenient(&settings.expose);

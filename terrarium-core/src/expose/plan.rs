@@ -69,6 +69,8 @@ pub struct Source {
     /// protected against spoofing, or the host's records disagree).
     pub unroutable: Option<String>,
     pub label: String,
+    /// The cluster member it lives on (None on a lone server).
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,6 +97,8 @@ pub struct Route {
     pub state: RouteState,
     pub auth: Option<Vec<String>>,
     pub problem: Option<String>,
+    /// The cluster member the instance lives on (None on a lone server).
+    pub location: Option<String>,
 }
 
 impl Row for Route {
@@ -197,6 +201,7 @@ pub fn plan(sources: &[Source], ctx: &Context) -> Plan {
                 state: RouteState::Refused,
                 auth: None,
                 problem: Some(e.message),
+                location: src.location.clone(),
             });
         }
         let mut mine: Judged = Vec::new();
@@ -350,6 +355,7 @@ fn route(src: &Source, item: &Item, state: RouteState, problem: Option<String>) 
             Item::Http { auth, .. } => auth.clone(),
             _ => None,
         },
+        location: src.location.clone(),
         problem,
     }
 }
@@ -377,6 +383,7 @@ pub(super) mod tests {
             ipv4: Some("10.100.0.9".into()),
             unroutable: None,
             label: label.into(),
+            location: None,
         }
     }
 

@@ -103,7 +103,15 @@ pub fn run(settings: &Settings, opts: &Options, lxd: &Lxd, project: Option<&str>
     let static_file = traefik_checks(&mut a, settings);
     let added = firewall_checks(&mut a, settings, opts, &ssh_ports, static_file.as_ref());
     let networks = lxd.networks().unwrap_or_default();
-    listener_checks(&mut a, &ssh_ports, static_file.as_ref(), &added, &networks);
+    let cluster = ClusterPorts::of(lxd);
+    listener_checks(
+        &mut a,
+        &ssh_ports,
+        static_file.as_ref(),
+        &added,
+        &networks,
+        &cluster,
+    );
     management_checks(&mut a, lxd);
     gate_checks(&mut a, settings, lxd);
     lxd_checks(&mut a, settings, lxd, project);
@@ -358,12 +366,54 @@ fn traefik_ports(static_file: Option<&serde_json::Value>) -> BTreeSet<(u16, bool
         .collect()
 }
 
+/// A cluster member's own listeners: LXD's cluster address, and the
+/// mesh's WireGuard and VXLAN (its firewall opens them to members only).
+#[derive(Debug, Default)]
+struct ClusterPorts {
+    lxd: Option<std::net::SocketAddr>,
+    mesh: bool,
+}
+
+impl ClusterPorts {
+    fn of(lxd: &Lxd) -> ClusterPorts {
+        let enabled = lxd.cluster().map(|c| c.enabled).unwrap_or(false);
+        if !enabled {
+            return ClusterPorts::default();
+        }
+        ClusterPorts {
+            lxd: lxd
+                .server()
+                .ok()
+                .and_then(|s| s.config_str("cluster.https_address").parse().ok()),
+            mesh: true,
+        }
+    }
+
+    fn explains(&self, s: &net::Socket) -> Option<&'static str> {
+        use crate::cluster::mesh;
+        if !s.udp
+            && self
+                .lxd
+                .is_some_and(|a| a.ip() == s.addr && a.port() == s.port)
+        {
+            Some("LXD's cluster port (the other members only, by the firewall)")
+        } else if self.mesh && s.udp && s.port == mesh::WG_PORT {
+            Some("the cluster mesh's WireGuard (the other members only, by the firewall)")
+        } else if self.mesh && s.udp && s.port == 4789 {
+            Some("the cluster mesh's VXLAN (inside WireGuard only)")
+        } else {
+            None
+        }
+    }
+}
+
 fn listener_checks(
     a: &mut Audit,
     ssh_ports: &[u16],
     static_file: Option<&serde_json::Value>,
     added: &[String],
     networks: &[crate::lxd::Network],
+    cluster: &ClusterPorts,
 ) {
     const PROMISE: &str = "nothing listens publicly unless explained";
     let traefik = traefik_ports(static_file);
@@ -386,6 +436,8 @@ fn listener_checks(
         }
         let why = if !s.udp && ssh_ports.contains(&s.port) {
             Some("sshd")
+        } else if let Some(w) = cluster.explains(&s) {
+            Some(w)
         } else if traefik.contains(&(s.port, s.udp)) {
             Some("a Traefik entrypoint")
         } else if exposed.contains(&(s.port, s.udp)) {
