@@ -271,7 +271,7 @@ pub fn apply_change(lxd: &Lxd, change: &Change, force: bool) -> Result<()> {
     }
     // The instance's turn, shared with snapshots, rollback and export: a
     // stop or delete never lands in the middle of one.
-    let _turn = crate::snapshots::lock_instance(lxd.project(), &change.name, OnBusy::Wait)?;
+    let _turn = crate::snapshots::lock_instance(lxd, &change.name, OnBusy::Wait)?;
     match change.action {
         Verb::Start => lxd.start(&change.name),
         Verb::Stop => lxd.stop(&change.name, force),

@@ -135,7 +135,7 @@ pub struct Facts {
     pub gate_error: Option<String>,
     pub backups: std::collections::BTreeMap<String, runs::Backup>,
     /// The cluster's members and each one's LXD version (None: no answer).
-    pub members: Vec<(crate::lxd::cluster::Member, Option<String>)>,
+    pub members: Result<Vec<(crate::lxd::cluster::Member, Option<String>)>, String>,
 }
 
 /// Read the host: the slow reads run side by side, so status costs about
@@ -180,16 +180,21 @@ pub fn read(lxd: &Lxd, settings: &Settings) -> Facts {
 }
 
 /// The members and their versions, one query each (none on a lone server).
-fn members(lxd: &Lxd) -> Vec<(crate::lxd::cluster::Member, Option<String>)> {
-    let Ok(list) = lxd.cluster_members() else {
-        return vec![];
-    };
-    list.into_iter()
-        .map(|m| {
-            let v = lxd.member_version(&m.server_name).ok();
-            (m, v)
-        })
-        .collect()
+type MemberFacts = Result<Vec<(crate::lxd::cluster::Member, Option<String>)>, String>;
+
+fn members(lxd: &Lxd) -> MemberFacts {
+    let list = lxd.cluster_members().map_err(|e| e.to_string())?;
+    // Each member answers for its own version, side by side.
+    Ok(std::thread::scope(|s| {
+        let asks: Vec<_> = list
+            .iter()
+            .map(|m| s.spawn(|| lxd.member_version(&m.server_name).ok()))
+            .collect();
+        list.iter()
+            .cloned()
+            .zip(asks.into_iter().map(joined))
+            .collect()
+    }))
 }
 
 fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
@@ -408,9 +413,13 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
             }
         }
     }];
+    if let (Err(e), Ok(_)) = (&f.members, &f.lxd) {
+        problems.push(format!("the cluster's members cannot be read: {e}"));
+    }
     let members = f
         .members
         .iter()
+        .flatten()
         .map(|(m, version)| {
             let hb = crate::cluster::heartbeat::of(m);
             let heartbeat_age = hb.as_ref().and_then(|h| age(now, &h.at));
@@ -696,7 +705,7 @@ mod tests {
             periods: vec![],
             gate_error: None,
             backups: Default::default(),
-            members: vec![],
+            members: Ok(vec![]),
         }
     }
 
@@ -728,7 +737,7 @@ mod tests {
             }
         };
         let mut f = healthy(now);
-        f.members = vec![
+        f.members = Ok(vec![
             (
                 member("m1", "Online", Some("2026-12-02T07:59:30Z")),
                 Some("5.0.2".into()),
@@ -738,7 +747,7 @@ mod tests {
                 member("m3", "Online", Some("2026-12-02T07:30:00Z")),
                 Some("5.0.2".into()),
             ),
-        ];
+        ]);
         f.instances = Ok(vec![serde_json::from_value(serde_json::json!(
             {"name": "a", "status": "Running", "location": "m1"}
         ))

@@ -180,27 +180,51 @@ impl TestCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `trm ARGS --format json` inside node `i`, run once (it may change
-    /// things), with its output.
-    pub fn trm_in(&self, i: usize, args: &[&str]) -> Output {
-        let mut cmd = Command::new("lxc");
-        cmd.args([
-            "exec",
-            "--project",
-            self.project,
-            &self.nodes[i].container,
-            "--",
-            "trm",
-        ])
-        .args(args)
-        .args(["--format", "json"])
-        .stdin(std::process::Stdio::null());
-        cmd.output().expect("run lxc exec")
+    /// A Terrarium tool with `ARGS --format json` inside node `i`, run
+    /// once (it may change things), with its output.
+    pub fn tool_in(&self, i: usize, tool: &str, args: &[&str]) -> Output {
+        Command::new("lxc")
+            .args([
+                "exec",
+                "--project",
+                self.project,
+                &self.nodes[i].container,
+                "--",
+                tool,
+            ])
+            .args(args)
+            .args(["--format", "json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run lxc exec")
     }
 
-    /// `trm ARGS` in node `i`, asserted to succeed, its JSON.
+    /// [`TestCluster::tool_in`] for a command that may run twice without
+    /// harm (a read, or an idempotent step), run again when LXD 5.0's exec
+    /// lost track of its child.
+    pub fn tool_in_again(&self, i: usize, tool: &str, args: &[&str]) -> Output {
+        for _ in 0..3 {
+            let out = self.tool_in(i, tool, args);
+            if !String::from_utf8_lossy(&out.stderr).contains("Failed to retrieve PID") {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        self.tool_in(i, tool, args)
+    }
+
+    pub fn trm_in(&self, i: usize, args: &[&str]) -> Output {
+        self.tool_in(i, "trm", args)
+    }
+
+    pub fn trm_in_again(&self, i: usize, args: &[&str]) -> Output {
+        self.tool_in_again(i, "trm", args)
+    }
+
+    /// `trm ARGS` in node `i` (idempotent: see [`TestCluster::trm_in_again`]),
+    /// asserted to succeed, its JSON.
     pub fn trm_in_json(&self, i: usize, args: &[&str]) -> serde_json::Value {
-        let out = self.trm_in(i, args);
+        let out = self.trm_in_again(i, args);
         e2e::assert_ok(
             &out,
             &format!("{}: trm {}", self.nodes[i].container, args.join(" ")),

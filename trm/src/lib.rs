@@ -295,6 +295,7 @@ pub enum ClusterCommand {
     /// malformed or expired is refused before anything is asked of LXD; one
     /// the cluster refuses leaves this server as it was.
     Join {
+        /// The token, or `-` to read it from stdin (kept off the command line)
         token: String,
         /// This host's address the other members reach it at (IP[:PORT], port 8443)
         #[arg(long)]
@@ -728,9 +729,19 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
         _ => {}
     }
     // The token is read before LXD is asked anything.
-    let token = match &c {
-        ClusterCommand::Join { token, .. } => Some(JoinToken::decode(token)?),
+    // `-` reads it from stdin, so it is not on the command line for `ps`.
+    let token_text = match &c {
+        ClusterCommand::Join { token, .. } if token == "-" => {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
+            Some(t.trim().to_string())
+        }
+        ClusterCommand::Join { token, .. } => Some(token.clone()),
         _ => None,
+    };
+    let token = match &token_text {
+        Some(t) => Some(JoinToken::decode(t)?),
+        None => None,
     };
     let facts = cluster::facts(&lxd)?;
     let (planned, dry_run, ask) = match &c {
@@ -751,11 +762,10 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             dry_run,
         } => (plan::add(&facts, name, address.as_deref())?, *dry_run, None),
         ClusterCommand::Join {
-            token: text,
-            address,
-            dry_run,
+            address, dry_run, ..
         } => {
             let t = token.as_ref().expect("decoded above");
+            let text = token_text.as_deref().expect("read above");
             let p = plan::join(&facts, text, t, address, chrono::Utc::now())?;
             (p, *dry_run, None)
         }

@@ -79,6 +79,7 @@ complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -l sshd-pid
 complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -l ufw-rootdir -d 'ufw --rootdir [default: expose.ufw_rootdir from the settings]' -r -F
 complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -l ufw-datadir -d 'ufw --datadir [default: expose.ufw_datadir from the settings]' -r -F
 complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -l systemd-dir -d 'systemd\'s unit directory (Cockpit\'s socket drop-in goes below it)' -r -F
+complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -l members -d 'Every member\'s last audit instead: which member fails which check (exit 5 if any, or if one never audited in a day)'
 complete -c trm-harden -n "__fish_trm_harden_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm-harden -n "__fish_trm_harden_using_subcommand oidc; and not __fish_seen_subcommand_from set help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'

@@ -268,7 +268,7 @@ pub fn tick(lxd: &Lxd, now: DateTime<Utc>) -> Result<Vec<(String, Lifetime)>> {
             continue;
         }
         let freeze = i.config.get(IDLE_ACTION_KEY).map(String::as_str) == Some("freeze");
-        let _turn = crate::snapshots::lock_instance(&project, &i.name, Default::default())?;
+        let _turn = crate::snapshots::lock_instance(lxd, &i.name, Default::default())?;
         if freeze {
             lxd.pause(&i.name)?;
             done.push((i.name.clone(), Lifetime::FrozenIdle));

@@ -210,7 +210,7 @@ pub fn set_policy(lxd: &Lxd, instance: &str, policy: &Egress) -> Result<PolicySe
     crate::names::validate_instance_name(instance)?;
     let project = lxd.project();
     // The instance's turn, as every other change to it takes.
-    let _turn = crate::snapshots::lock_instance(project, instance, Default::default())?;
+    let _turn = crate::snapshots::lock_instance(lxd, instance, Default::default())?;
     lxd.instance(instance)?;
     let name = bridge_of(project, instance);
     let Some(network) = lxd.networks()?.into_iter().find(|n| n.name == name) else {

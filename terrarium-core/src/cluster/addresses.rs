@@ -41,7 +41,8 @@ pub fn candidates(subnet: &Subnet, ranges: &str) -> Result<Vec<Ipv4Addr>> {
 }
 
 /// Addresses taken on `network`: pinned on any instance's NIC (in every
-/// project, on every member), leased by any member, or reported.
+/// project, on every member) or leased by any member. What a container
+/// reports is never asked: its root could claim any address.
 pub fn taken(instances: &[Instance], leases: &[String], network: &str) -> BTreeSet<Ipv4Addr> {
     let mut used: BTreeSet<Ipv4Addr> = leases.iter().filter_map(|a| a.parse().ok()).collect();
     for i in instances {
@@ -52,9 +53,78 @@ pub fn taken(instances: &[Instance], leases: &[String], network: &str) -> BTreeS
                 }
             }
         }
-        used.extend(i.ipv4().iter().filter_map(|a| a.parse::<Ipv4Addr>().ok()));
     }
     used
+}
+
+/// Instances whose devices the cluster could not say (every instance has
+/// a root disk: none at all means its member is offline). Their pins are
+/// unknown, so no address is chosen while they are.
+pub fn unknown(instances: &[Instance]) -> Vec<String> {
+    instances
+        .iter()
+        .filter(|i| i.expanded_devices.is_empty() && i.devices.is_empty())
+        .map(|i| format!("{} (on {})", i.name, i.location))
+        .collect()
+}
+
+/// A managed network's subnet and DHCP ranges, if it has IPv4.
+fn subnet_of(lxd: &Lxd, network: &str) -> Result<Option<(Subnet, String)>> {
+    let net = lxd
+        .networks()?
+        .into_iter()
+        .find(|n| n.name == network)
+        .ok_or_else(|| Error::NotFound {
+            kind: "network",
+            name: network.to_string(),
+        })?;
+    Ok(net
+        .config
+        .get("ipv4.address")
+        .and_then(|a| Subnet::parse(a).ok())
+        .map(|s| {
+            (
+                s,
+                net.config
+                    .get("ipv4.dhcp.ranges")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        }))
+}
+
+/// The lowest address on `network` free across the whole cluster.
+fn free_address(lxd: &Lxd, network: &str, subnet: &Subnet, ranges: &str) -> Result<Ipv4Addr> {
+    let instances = lxd.instances_all_projects()?;
+    let unknown = unknown(&instances);
+    if !unknown.is_empty() {
+        return Err(Error::WrongState(format!(
+            "the cluster cannot say which addresses {} hold (their member does not answer): \
+             no address is chosen until it is back, or removed",
+            unknown.join(", ")
+        )));
+    }
+    // Every project's leases: another project's box may sit on the bridge.
+    let projects: BTreeSet<&str> = instances
+        .iter()
+        .map(|i| i.project.as_str())
+        .chain([lxd.project()])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut leases = vec![];
+    for p in projects {
+        leases.extend(
+            lxd.network_leases(network, p)?
+                .into_iter()
+                .map(|l| l.address),
+        );
+    }
+    let used = taken(&instances, &leases, network);
+    choose(&candidates(subnet, ranges)?, &used, subnet.addr).ok_or_else(|| {
+        Error::WrongState(format!(
+            "no free address left on {network} across the cluster"
+        ))
+    })
 }
 
 /// The lowest candidate not taken.
@@ -97,37 +167,10 @@ pub fn pin(lxd: &Lxd, spec: &mut LaunchSpec) -> Result<Option<Ipv4Addr>> {
         return Ok(None);
     }
     let network = nic["network"].clone();
-    let net = lxd
-        .networks()?
-        .into_iter()
-        .find(|n| n.name == network)
-        .ok_or_else(|| Error::NotFound {
-            kind: "network",
-            name: network.clone(),
-        })?;
-    let Some(subnet) = net
-        .config
-        .get("ipv4.address")
-        .and_then(|a| Subnet::parse(a).ok())
-    else {
+    let Some((subnet, ranges)) = subnet_of(lxd, &network)? else {
         return Ok(None);
     };
-    let ranges = net
-        .config
-        .get("ipv4.dhcp.ranges")
-        .cloned()
-        .unwrap_or_default();
-    let leases: Vec<String> = lxd
-        .network_leases(&network, lxd.project())?
-        .into_iter()
-        .map(|l| l.address)
-        .collect();
-    let used = taken(&lxd.instances_all_projects()?, &leases, &network);
-    let addr = choose(&candidates(&subnet, &ranges)?, &used, subnet.addr).ok_or_else(|| {
-        Error::WrongState(format!(
-            "no free address left on {network} across the cluster"
-        ))
-    })?;
+    let addr = free_address(lxd, &network, &subnet, &ranges)?;
     nic.insert("ipv4.address".into(), addr.to_string());
     spec.devices.insert(name, nic);
     Ok(Some(addr))
@@ -145,45 +188,19 @@ pub fn repin_copy(lxd: &Lxd, name: &str) -> Result<Option<String>> {
     };
     let old = nic["ipv4.address"].clone();
     let network = nic.get("network").cloned().unwrap_or_default();
-    let subnet = lxd
-        .networks()?
-        .into_iter()
-        .find(|n| n.name == network)
-        .and_then(|n| {
-            let s = Subnet::parse(n.config.get("ipv4.address")?).ok()?;
-            Some((
-                s,
-                n.config
-                    .get("ipv4.dhcp.ranges")
-                    .cloned()
-                    .unwrap_or_default(),
-            ))
-        });
-    match subnet.filter(|_| lxd.cluster().map(|c| c.enabled).unwrap_or(false)) {
-        Some((s, ranges)) => {
-            let leases: Vec<String> = lxd
-                .network_leases(&network, lxd.project())?
-                .into_iter()
-                .map(|l| l.address)
-                .collect();
-            let used = taken(&lxd.instances_all_projects()?, &leases, &network);
-            let new = choose(&candidates(&s, &ranges)?, &used, s.addr).ok_or_else(|| {
-                Error::WrongState(format!(
-                    "no free address left on {network} across the cluster"
-                ))
-            })?;
+    if lxd.cluster()?.enabled {
+        if let Some((subnet, ranges)) = subnet_of(lxd, &network)? {
+            let new = free_address(lxd, &network, &subnet, &ranges)?;
             lxd.set_device_key(name, dev, "ipv4.address", &new.to_string())?;
-            Ok(Some(format!(
+            return Ok(Some(format!(
                 "{dev} ipv4.address {old} (the original's; the copy has {new})"
-            )))
-        }
-        None => {
-            lxd.unset_device_key(name, dev, "ipv4.address")?;
-            Ok(Some(format!(
-                "{dev} ipv4.address {old} (the original's; LXD gives the copy one)"
-            )))
+            )));
         }
     }
+    lxd.unset_device_key(name, dev, "ipv4.address")?;
+    Ok(Some(format!(
+        "{dev} ipv4.address {old} (the original's; LXD gives the copy one)"
+    )))
 }
 
 #[cfg(test)]

@@ -6,12 +6,11 @@
 
 use serde::Serialize;
 
-use super::mesh::{Peer, WG_IF, WG_PORT};
+use super::mesh::{Peer, VXLAN_PORT, WG_IF, WG_PORT};
 
 pub const TAG: &str = "terrarium-cluster";
 /// LXD's cluster port (members' `cluster.https_address`).
-pub const LXD_PORT: u16 = 8443;
-const VXLAN_PORT: u16 = 4789;
+pub const LXD_PORT: u16 = super::plan::CLUSTER_PORT;
 
 /// One ufw rule as its argv after `ufw`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -32,7 +32,7 @@ pub const WG_IF: &str = "trmwg0";
 pub const VX_IF: &str = "trmvx0";
 pub const WG_PORT: u16 = 51820;
 const VXLAN_ID: u32 = 4242;
-const VXLAN_PORT: u16 = 4789;
+pub const VXLAN_PORT: u16 = 4789;
 /// The members' WireGuard addresses: `172.31.254.INDEX`.
 pub const OVERLAY_NET: Ipv4Addr = Ipv4Addr::new(172, 31, 254, 0);
 pub const OVERLAY_PREFIX: u8 = 24;
@@ -42,6 +42,8 @@ pub const MAX_MEMBERS: u32 = 32;
 pub const PUBKEY_KEY: &str = "user.terrarium.mesh.pubkey";
 pub const INDEX_KEY: &str = "user.terrarium.mesh.index";
 const NFT_TABLE: &str = "terrarium_mesh";
+/// The host side: VXLAN's port, and what boxes may not reach.
+const NFT_HOST_TABLE: &str = "terrarium_mesh_host";
 
 /// Where this member's WireGuard private key lives (0600, never printed).
 pub fn key_path() -> PathBuf {
@@ -253,7 +255,10 @@ pub fn peers(me: &str, members: &[Member]) -> (Vec<Peer>, Vec<String>) {
                 name: m.server_name.clone(),
                 index,
                 overlay: overlay_address(index),
-                endpoint: format!("{}:{WG_PORT}", m.host()),
+                endpoint: match m.host().parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{WG_PORT}"),
+                    _ => format!("{}:{WG_PORT}", m.host()),
+                },
                 pubkey: key.to_string(),
             }),
             _ => waiting.push(m.server_name.clone()),
@@ -262,11 +267,28 @@ pub fn peers(me: &str, members: &[Member]) -> (Vec<Peer>, Vec<String>) {
     (ok, waiting)
 }
 
-/// The bridge filter: DHCP answers and the gateway's ARP stay on their
-/// member. A box's own DHCP request still floods the overlay (no member
-/// answers it), so every member learns where a box that moved is now.
-pub fn render_nft(gateway: Ipv4Addr) -> String {
-    let body = format!(
+/// What the mesh's filters are drawn from.
+#[derive(Debug, Clone)]
+pub struct Filter<'a> {
+    pub bridge: &'a str,
+    pub gateway: Ipv4Addr,
+    /// The peers' overlay addresses (VXLAN comes only from them).
+    pub peers: Vec<Ipv4Addr>,
+    /// Every member's cluster address, this one's included.
+    pub members: Vec<String>,
+}
+
+/// The mesh's filters, in one transaction:
+/// - on the bridge: DHCP answers and the gateway's ARP stay on their
+///   member (a box's own DHCP request still floods the overlay, so every
+///   member learns where a box that moved is now);
+/// - on the host, whatever the firewall: VXLAN only inside WireGuard from
+///   a peer, and boxes never reach LXD's cluster port, WireGuard, or any
+///   member's own address (their traffic out is masqueraded to this
+///   member's address, which the other members let in).
+pub fn render_nft(f: &Filter) -> String {
+    let (gateway, br) = (f.gateway, f.bridge);
+    let bridge = format!(
         r#"  chain forward {{
     type filter hook forward priority 0; policy accept;
     oifname "{VX_IF}" udp sport 67 drop
@@ -289,15 +311,71 @@ pub fn render_nft(gateway: Ipv4Addr) -> String {
   }}
 "#
     );
+    let set = |v: Vec<String>| format!("{{ {} }}", v.join(", "));
+    let vxlan_from = if f.peers.is_empty() {
+        format!("    udp dport {VXLAN_PORT} drop\n")
+    } else {
+        format!(
+            "    udp dport {VXLAN_PORT} ip saddr != {} drop\n",
+            set(f.peers.iter().map(|p| p.to_string()).collect())
+        )
+    };
+    let v4: Vec<String> = f
+        .members
+        .iter()
+        .filter(|m| m.parse::<Ipv4Addr>().is_ok())
+        .cloned()
+        .collect();
+    let v6: Vec<String> = f
+        .members
+        .iter()
+        .filter(|m| m.parse::<std::net::Ipv6Addr>().is_ok())
+        .cloned()
+        .collect();
+    let mut to_members =
+        format!("    iifname \"{br}\" ip daddr {OVERLAY_NET}/{OVERLAY_PREFIX} drop\n");
+    if !v4.is_empty() {
+        to_members.push_str(&format!("    iifname \"{br}\" ip daddr {} drop\n", set(v4)));
+    }
+    if !v6.is_empty() {
+        to_members.push_str(&format!(
+            "    iifname \"{br}\" ip6 daddr {} drop\n",
+            set(v6)
+        ));
+    }
+    let host = format!(
+        r#"  chain input {{
+    type filter hook input priority -5; policy accept;
+    udp dport {VXLAN_PORT} iifname != "{WG_IF}" drop
+{vxlan_from}    iifname "{br}" tcp dport {} drop
+    iifname "{br}" udp dport {WG_PORT} drop
+  }}
+  chain forward {{
+    type filter hook forward priority -5; policy accept;
+{to_members}  }}
+"#,
+        super::firewall::LXD_PORT
+    );
+    let version = nft_version(&format!("{bridge}{host}"));
     format!(
-        "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n  comment \"{}\"\n{body}}}\n",
-        nft_version(gateway)
+        "table bridge {NFT_TABLE}\ndelete table bridge {NFT_TABLE}\ntable bridge {NFT_TABLE} {{\n  comment \"{version}\"\n{bridge}}}\n\
+         table inet {NFT_HOST_TABLE}\ndelete table inet {NFT_HOST_TABLE}\ntable inet {NFT_HOST_TABLE} {{\n  comment \"{version}\"\n{host}}}\n"
     )
 }
 
-/// What the loaded filter's comment says when it is the one we render.
-pub fn nft_version(gateway: Ipv4Addr) -> String {
-    format!("terrarium mesh v2 gateway {gateway}")
+/// The loaded filters' comment: a digest of what they say, so any change
+/// (a peer, a member's address) reloads them.
+pub fn nft_version(rules: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(rules.as_bytes());
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("terrarium mesh v3 {hex}")
+}
+
+/// The version a rendered ruleset carries.
+fn version_of(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("comment \"")?.strip_suffix('"'))
 }
 
 /// From the facts to the steps that bring this member's mesh in line.
@@ -566,13 +644,26 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
             ]),
         ));
     }
-    if l.nft.as_deref() != Some(nft_version(subnet.addr).as_str()) {
+    let rules = render_nft(&Filter {
+        bridge: &f.bridge,
+        gateway: subnet.addr,
+        peers: peers.iter().map(|p| p.overlay).collect(),
+        members: f
+            .members
+            .iter()
+            .map(|m| m.host().to_string())
+            .filter(|h| !h.is_empty())
+            .collect(),
+    });
+    if l.nft.as_deref() != version_of(&rules) {
         steps.push(step(
             "filter",
-            format!("bridge filter {NFT_TABLE}: DHCP and gateway ARP stay on this member"),
+            format!(
+                "filters {NFT_TABLE} and {NFT_HOST_TABLE}: DHCP and gateway ARP stay on this member, VXLAN only inside WireGuard, boxes never reach a member"
+            ),
             Op::Run {
                 argv: vec!["nft".into(), "-f".into(), "-".into()],
-                stdin: Some(render_nft(subnet.addr)),
+                stdin: Some(rules),
             },
         ));
     }
@@ -739,6 +830,9 @@ pub fn ensure_key(dry_run: bool) -> Result<String> {
     let path = key_path();
     let private = match std::fs::read_to_string(&path) {
         Ok(k) => k,
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("reading {}", path.display()), e))
+        }
         Err(_) if dry_run => return Ok(String::new()),
         Err(_) => {
             let out = cmd(&["wg", "genkey"])?.run()?;
@@ -779,11 +873,12 @@ pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
         .config
         .get("ipv4.address")
         .and_then(|a| Subnet::parse(a).ok());
-    let ufw = crate::ufw::Ufw::from_settings(&crate::settings::Settings::load_or_default()?.expose);
-    let ufw_added = match crate::ufw::UFW.resolve() {
-        Ok(_) => Some(ufw.added()?),
-        Err(_) => None,
+    let ufw = super::member_ufw()?;
+    let ufw_added = match &ufw {
+        Some(u) => Some(u.added()?),
+        None => None,
     };
+    let ufw = ufw.unwrap_or_default();
     Ok(MeshFacts {
         me: cluster.server_name,
         my_pubkey: ensure_key(dry_run)?,
@@ -1050,7 +1145,13 @@ mod tests {
             bridge_mac: "02:74:72:6d:00:01".into(),
             bridge_addrs: vec!["10.100.0.1/24".into(), "10.100.0.254/24".into()],
             route_src: "10.100.0.254".into(),
-            nft: Some(nft_version(Ipv4Addr::new(10, 100, 0, 1))),
+            nft: version_of(&render_nft(&Filter {
+                bridge: "trmbr0",
+                gateway: Ipv4Addr::new(10, 100, 0, 1),
+                peers: vec![Ipv4Addr::new(172, 31, 254, 2)],
+                members: vec!["10.9.0.11".into(), "10.9.0.12".into(), "10.9.0.13".into()],
+            }))
+            .map(String::from),
         };
         assert_eq!(plan_steps(&done), Vec::<String>::new());
         // A peer gone from the cluster is removed, and no longer flooded to.
@@ -1078,11 +1179,32 @@ mod tests {
 
     #[test]
     fn the_filter_keeps_dhcp_and_gateway_arp_off_the_overlay() {
-        let text = render_nft(Ipv4Addr::new(10, 100, 0, 1));
+        let f = Filter {
+            bridge: "trmbr0",
+            gateway: Ipv4Addr::new(10, 100, 0, 1),
+            peers: vec![Ipv4Addr::new(172, 31, 254, 2)],
+            members: vec!["10.9.0.11".into(), "fd00::12".into()],
+        };
+        let text = render_nft(&f);
         assert!(text.contains(r#"oifname "trmvx0" arp daddr ip 10.100.0.1 drop"#));
         assert!(text.contains(r#"iifname "trmvx0" udp dport { 67, 68 } drop"#));
         assert!(text.contains(r#"oifname "trmvx0" udp sport 67 drop"#));
-        assert!(text.contains("comment \"terrarium mesh v2 gateway 10.100.0.1\""));
+        // VXLAN only inside WireGuard, from a peer, whatever the firewall.
+        assert!(text.contains(r#"udp dport 4789 iifname != "trmwg0" drop"#));
+        assert!(text.contains("udp dport 4789 ip saddr != { 172.31.254.2 } drop"));
+        // Boxes reach no member's LXD, WireGuard or address.
+        assert!(text.contains(r#"iifname "trmbr0" tcp dport 8443 drop"#));
+        assert!(text.contains(r#"iifname "trmbr0" ip daddr { 10.9.0.11 } drop"#));
+        assert!(text.contains(r#"iifname "trmbr0" ip6 daddr { fd00::12 } drop"#));
+        assert!(text.contains(r#"iifname "trmbr0" ip daddr 172.31.254.0/24 drop"#));
+        // Another member's address changes the version: it is reloaded.
+        let v = version_of(&text).unwrap().to_string();
+        let other = render_nft(&Filter {
+            members: vec!["10.9.0.99".into()],
+            ..f.clone()
+        });
+        assert_ne!(version_of(&other), Some(v.as_str()));
+        assert!(render_nft(&Filter { peers: vec![], ..f }).contains("    udp dport 4789 drop\n"));
         // Loaded in one transaction: the old table goes with the new one in.
         assert!(
             text.starts_with("table bridge terrarium_mesh\ndelete table bridge terrarium_mesh\n")

@@ -9,6 +9,7 @@ pub mod addresses;
 pub mod audits;
 pub mod firewall;
 pub mod heartbeat;
+pub mod lease;
 pub mod mesh;
 pub mod plan;
 pub mod token;
@@ -91,7 +92,12 @@ pub fn schedule_elsewhere(lxd: &Lxd) -> Result<Option<String>> {
         .into_iter()
         .find(|m| m.roles.iter().any(|r| r == "database-leader"))
         .map(|m| m.server_name);
-    Ok(leader.filter(|l| *l != me.server_name))
+    Ok(match leader {
+        Some(l) if l == me.server_name => None,
+        Some(l) => Some(l),
+        // No leader right now (an election): nobody ticks, the next tick will.
+        None => Some("no member (the cluster is electing its leader)".into()),
+    })
 }
 
 /// What a tick on a member that is not the leader reports.
@@ -106,17 +112,28 @@ pub fn host_name() -> Result<String> {
 
 /// Apply a plan as confirmed; the plan comes back as the report.
 pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
+    // Ports opened for a join are closed again if the join is refused.
+    let mut opened = vec![];
     for s in &plan.steps {
         match &s.op {
             Op::SetServer { key, value } => lxd.set_server_config(key, value)?,
             Op::Enable { name } => lxd.enable_cluster(name)?,
             Op::IssueToken { name } => plan.token = Some(lxd.add_member(name)?),
-            Op::Join { preseed } => join(lxd, preseed)?,
+            Op::Join { preseed } => {
+                if let Err(e) = join(lxd, preseed) {
+                    if let Err(c) = close_ports(&opened) {
+                        return Err(Error::WrongState(format!(
+                            "{e}; closing the ports opened for it failed: {c}"
+                        )));
+                    }
+                    return Err(e);
+                }
+            }
             Op::Evacuate { name } => lxd.member_state(name, "evacuate")?,
             Op::Restore { name } => lxd.member_state(name, "restore")?,
             Op::Remove { name, force } => lxd.remove_member(name, *force)?,
             Op::MeshTimer => mesh_now_and_later(lxd)?,
-            Op::OpenLxdPort { name, host } => open_lxd_port(name, host)?,
+            Op::OpenLxdPort { name, host } => opened.extend(open_lxd_port(name, host)?),
         }
     }
     plan.changed = !plan.steps.is_empty();
@@ -126,23 +143,46 @@ pub fn apply(lxd: &Lxd, mut plan: Plan) -> Result<Plan> {
 /// Bring the mesh up now, and install its timer (where systemd runs, it
 /// is enabled; elsewhere the report of `trm cluster mesh` is the way).
 fn mesh_now_and_later(lxd: &Lxd) -> Result<()> {
-    mesh::converge(lxd, false)?;
+    // The timer first: if the mesh fails now, its next run tries again.
     let bin = std::env::current_exe().map_err(|e| Error::io("this program's path", e))?;
     crate::systemd::install(
         &mesh::units(&bin),
         std::path::Path::new(crate::systemd::DEFAULT_UNIT_DIR),
         false,
     )?;
+    mesh::converge(lxd, false)?;
     Ok(())
 }
 
 /// LXD's port open to one address, where ufw is installed.
-fn open_lxd_port(name: &str, host: &str) -> Result<()> {
-    if crate::ufw::UFW.resolve().is_err() {
+/// The rule it added (None where ufw is not installed).
+fn open_lxd_port(name: &str, host: &str) -> Result<Option<firewall::Rule>> {
+    let Some(ufw) = member_ufw()? else {
+        return Ok(None);
+    };
+    let rule = firewall::lxd_from(name, host);
+    ufw.run(&rule.args)?;
+    Ok(Some(rule))
+}
+
+fn close_ports(rules: &[firewall::Rule]) -> Result<()> {
+    let Some(ufw) = member_ufw()? else {
         return Ok(());
+    };
+    for r in rules {
+        ufw.run(&crate::harden::firewall::delete_args(&r.line()))?;
     }
-    let ufw = crate::ufw::Ufw::from_settings(&crate::settings::Settings::load_or_default()?.expose);
-    ufw.run(&firewall::lxd_from(name, host).args).map(drop)
+    Ok(())
+}
+
+/// This host's ufw, as its settings name it; None where it is not installed.
+pub fn member_ufw() -> Result<Option<crate::ufw::Ufw>> {
+    if crate::ufw::UFW.resolve().is_err() {
+        return Ok(None);
+    }
+    Ok(Some(crate::ufw::Ufw::from_settings(
+        &crate::settings::Settings::load_or_default()?.expose,
+    )))
 }
 
 /// The server settings a failed join must leave as they were.
@@ -155,17 +195,38 @@ fn join(lxd: &Lxd, preseed: &serde_json::Value) -> Result<()> {
     let Err(refused) = lxd.join_cluster(preseed) else {
         return Ok(());
     };
-    let after = lxd.server()?;
-    for key in JOIN_KEYS {
-        let (was, now) = (before.config_str(key), after.config_str(key));
-        if was != now {
-            lxd.set_server_config(key, was)?;
-        }
+    let why = refusal(&refused);
+    // A join that failed late (a timeout, say) may have joined after all:
+    // then nothing is put back under a live member.
+    if lxd.cluster().is_ok_and(|c| c.enabled) {
+        return Err(Error::WrongState(format!(
+            "the join reported an error but this server is now a cluster member: check `trm cluster list` ({why})"
+        )));
     }
-    Err(Error::WrongState(format!(
-        "the cluster refused the join, and nothing was changed here: {}",
-        refusal(&refused)
-    )))
+    let mut undo_failed = vec![];
+    match lxd.server() {
+        Ok(after) => {
+            for key in JOIN_KEYS {
+                let (was, now) = (before.config_str(key), after.config_str(key));
+                if was != now {
+                    if let Err(e) = lxd.set_server_config(key, was) {
+                        undo_failed.push(format!("{key} back to '{was}': {e}"));
+                    }
+                }
+            }
+        }
+        Err(e) => undo_failed.push(format!("reading the settings again: {e}")),
+    }
+    if undo_failed.is_empty() {
+        Err(Error::WrongState(format!(
+            "the cluster refused the join, and nothing was changed here: {why}"
+        )))
+    } else {
+        Err(Error::WrongState(format!(
+            "the cluster refused the join ({why}), and putting this server back failed: {}",
+            undo_failed.join("; ")
+        )))
+    }
 }
 
 /// LXD's own reason, without the command line around it.

@@ -109,24 +109,27 @@ fn step(what: &str, detail: impl Into<String>, op: Op) -> Step {
 /// address, never by a name some resolver answers for).
 pub fn cluster_address(given: &str) -> Result<String> {
     use std::net::{IpAddr, SocketAddr};
-    if let Ok(sa) = given.parse::<SocketAddr>() {
-        return Ok(sa.to_string());
-    }
-    let ip: IpAddr = given
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| {
-            Error::Usage(format!(
-                "--address must be this server's IP address (optionally :PORT), not '{given}'"
-            ))
-        })?;
-    if ip.is_loopback() || ip.is_unspecified() {
+    let sa = match given.parse::<SocketAddr>() {
+        Ok(sa) => sa,
+        Err(_) => {
+            let ip: IpAddr = given
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "'{given}' is not an IP address (optionally :PORT); members find each other by address"
+                    ))
+                })?;
+            SocketAddr::new(ip, CLUSTER_PORT)
+        }
+    };
+    if sa.ip().is_loopback() || sa.ip().is_unspecified() || sa.port() == 0 {
         return Err(Error::Usage(format!(
-            "--address {ip} cannot be reached by other members; give this server's own address"
+            "{sa} cannot be reached by other members; give a server's own address"
         )));
     }
-    Ok(SocketAddr::new(ip, CLUSTER_PORT).to_string())
+    Ok(sa.to_string())
 }
 
 /// The address part of `ADDRESS:PORT` (brackets off an IPv6 one).
@@ -244,6 +247,8 @@ pub fn add(facts: &Facts, name: &str, address: Option<&str>) -> Result<Plan> {
         )),
     }
     if let Some(a) = address {
+        // The port opens in this host's firewall: it must be the member's.
+        here(facts, "add --address")?;
         let host = host_of(&cluster_address(a)?);
         plan.steps.push(step(
             "firewall",
@@ -270,7 +275,18 @@ pub fn join(
 ) -> Result<Plan> {
     let name = &token.server_name;
     here(facts, "join")?;
+    validate_member_name(name)?;
     let want = cluster_address(address)?;
+    let through = token
+        .addresses
+        .iter()
+        .map(|a| cluster_address(a))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "the join token names a member address that is not one: {e}"
+            ))
+        })?;
     if facts.cluster.enabled {
         if &facts.cluster.server_name == name {
             return Ok(Plan::new(Verb::Join, name, vec![]));
@@ -297,17 +313,15 @@ pub fn join(
             "enabled": true,
             "server_name": name,
             "server_address": want,
-            "cluster_address": token.addresses[0],
+            "cluster_address": through[0],
             "cluster_token": token_text.trim(),
             "member_config": facts.member_config,
         }
     });
-    let mut steps: Vec<Step> = token
-        .addresses
+    let mut steps: Vec<Step> = through
         .iter()
-        .filter_map(|a| cluster_address(a).ok())
         .map(|a| {
-            let host = host_of(&a);
+            let host = host_of(a);
             step(
                 "firewall",
                 format!("LXD's port open to the member at {host}, for the join"),
@@ -523,7 +537,15 @@ mod tests {
         assert_eq!(cluster_address("10.0.0.5").unwrap(), "10.0.0.5:8443");
         assert_eq!(cluster_address("10.0.0.5:9443").unwrap(), "10.0.0.5:9443");
         assert_eq!(cluster_address("fd00::5").unwrap(), "[fd00::5]:8443");
-        for bad in ["127.0.0.1", "0.0.0.0", "example.com", ""] {
+        for bad in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "example.com",
+            "",
+            "127.0.0.1:8443",
+            "0.0.0.0:8443",
+            "10.0.0.5:0",
+        ] {
             assert!(cluster_address(bad).is_err(), "{bad}");
         }
     }

@@ -399,13 +399,24 @@ impl ClusterPorts {
             Some("LXD's cluster port (the other members only, by the firewall)")
         } else if self.mesh && s.udp && s.port == mesh::WG_PORT {
             Some("the cluster mesh's WireGuard (the other members only, by the firewall)")
-        } else if self.mesh && s.udp && s.port == 4789 {
-            Some("the cluster mesh's VXLAN (inside WireGuard only)")
+        } else if self.mesh && s.udp && s.port == mesh::VXLAN_PORT {
+            Some(
+                "the cluster mesh's VXLAN (its filter takes it only inside WireGuard, from a peer)",
+            )
         } else {
             None
         }
     }
 }
+
+/// Programs that hold UDP 68 to get this host's own address.
+const DHCP_CLIENTS: &[&str] = &[
+    "dhclient",
+    "dhcpcd",
+    "systemd-network",
+    "udhcpc",
+    "NetworkManager",
+];
 
 fn listener_checks(
     a: &mut Audit,
@@ -438,6 +449,13 @@ fn listener_checks(
             Some("sshd")
         } else if let Some(w) = cluster.explains(&s) {
             Some(w)
+        } else if s.udp
+            && s.port == 68
+            && owners
+                .get(&s.inode)
+                .is_some_and(|(_, comm)| DHCP_CLIENTS.contains(&comm.as_str()))
+        {
+            Some("this host's own DHCP client")
         } else if traefik.contains(&(s.port, s.udp)) {
             Some("a Traefik entrypoint")
         } else if exposed.contains(&(s.port, s.udp)) {

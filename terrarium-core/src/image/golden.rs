@@ -232,7 +232,7 @@ pub fn create(lxd: &Lxd, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Result<
     }
     // The box is not rolled back or restored while it is copied.
     let from = plan.source.split('/').next().unwrap_or(&plan.source);
-    let _box = crate::snapshots::lock_instance(lxd.project(), from, crate::fs::OnBusy::Fail)?;
+    let _box = crate::snapshots::lock_instance(lxd, from, crate::fs::OnBusy::Fail)?;
     // The alias again, under the lock: two creates of one name.
     if lxd.image_alias_exists(&plan.alias)? {
         return Err(Error::Usage(format!(

@@ -173,6 +173,35 @@ impl Lxd {
             })
     }
 
+    /// A cluster group (Terrarium's instance leases are groups of no member).
+    pub fn create_cluster_group(&self, name: &str, description: &str) -> Result<()> {
+        self.write(
+            "POST",
+            "/1.0/cluster/groups",
+            &serde_json::json!({"name": name, "description": description, "members": []}),
+        )
+    }
+
+    pub fn cluster_group_description(&self, name: &str) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Group {
+            #[serde(default)]
+            description: String,
+        }
+        let g: Group = self
+            .query_unscoped(&format!("/1.0/cluster/groups/{name}"))
+            .map_err(|e| not_found(e, "cluster group", name))?;
+        Ok(g.description)
+    }
+
+    pub fn delete_cluster_group(&self, name: &str) -> Result<()> {
+        self.write(
+            "DELETE",
+            &format!("/1.0/cluster/groups/{name}"),
+            &serde_json::json!({}),
+        )
+    }
+
     /// Is the LXD we talk to this host's own (the client's default remote
     /// is its unix socket), not a cluster reached over HTTPS?
     pub fn is_local(&self) -> Result<bool> {

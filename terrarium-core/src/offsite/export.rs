@@ -233,7 +233,7 @@ fn export_once(
     let (snapshot, fresh) = match &req.snapshot {
         Some(x) => (x.clone(), false),
         None => {
-            let _l = snapshots::lock_instance(lxd.project(), &req.name, req.on_busy)?;
+            let _l = snapshots::lock_instance(lxd, &req.name, req.on_busy)?;
             let now = lxd.instance_full(&req.name)?;
             let name = snapshots::unique_name(&format!("{EXPORT_PREFIX}{id}"), |n| {
                 now.snapshots.iter().flatten().any(|x| x.name == n)

@@ -96,7 +96,7 @@ fn tick_all(lxd: &Lxd, policy: &Policy, now: DateTime<Utc>, on_busy: OnBusy) -> 
             continue;
         }
         // A rollback in progress owns the instance: skip it this tick.
-        let _lock = match lock_instance(lxd.project(), &i.name, on_busy) {
+        let _lock = match lock_instance(lxd, &i.name, on_busy) {
             Ok(l) => l,
             Err(Error::LockBusy(_)) => {
                 out.push(tick("busy"));

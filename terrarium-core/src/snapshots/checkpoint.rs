@@ -30,7 +30,7 @@ pub fn checkpoint(
     on_busy: OnBusy,
 ) -> Result<Checkpoint> {
     validate_instance_name(name)?;
-    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let _lock = lock_instance(lxd, name, on_busy)?;
     let i = lxd.instance_full(name)?;
     let existing = snapshot_names(&i);
     let snapshot = unique_name(&retention::checkpoint_name(Utc::now()), |n| {

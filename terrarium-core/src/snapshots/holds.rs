@@ -172,7 +172,7 @@ pub fn set_hold(
     if !crate::fs::is_root() {
         return Err(Error::NotRoot("holding or releasing a snapshot".into()));
     }
-    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let _lock = lock_instance(lxd, name, on_busy)?;
     let i = lxd.instance_full(name)?;
     let existing = snapshot_names(&i);
     if !existing.contains(snap) {

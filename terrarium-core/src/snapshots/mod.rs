@@ -32,12 +32,27 @@ use crate::names::validate_instance_name;
 use crate::output::Row;
 use retention::{Kind, Snap};
 
+/// An instance's turn: this host's file lock and, on a cluster, the
+/// instance's lease in LXD's database, so one member at a time works on it.
+#[derive(Debug)]
+pub struct Turn {
+    _lease: Option<crate::cluster::lease::Lease>,
+    _lock: Lock,
+}
+
 /// The per-instance lock every Terrarium writer of snapshots shares.
-pub fn lock_instance(project: &str, name: &str, on_busy: OnBusy) -> Result<Lock> {
-    Lock::acquire(
-        crate::fs::Resource::Instance { project, name },
+pub fn lock_instance(lxd: &Lxd, name: &str, on_busy: OnBusy) -> Result<Turn> {
+    let lock = Lock::acquire(
+        crate::fs::Resource::Instance {
+            project: lxd.project(),
+            name,
+        },
         on_busy.timeout(),
-    )
+    )?;
+    Ok(Turn {
+        _lease: crate::cluster::lease::acquire(lxd, name, on_busy.timeout())?,
+        _lock: lock,
+    })
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
@@ -202,7 +217,7 @@ impl Row for Created {
 pub fn create(lxd: &Lxd, name: &str, label: Option<&str>, on_busy: OnBusy) -> Result<Created> {
     validate_instance_name(name)?;
     let base = manual_name(label, Utc::now())?;
-    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let _lock = lock_instance(lxd, name, on_busy)?;
     // Named under the lock, against the snapshots there are now.
     let i = lxd.instance_full(name)?;
     let existing = snapshot_names(&i);

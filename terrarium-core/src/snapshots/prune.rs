@@ -146,7 +146,7 @@ pub fn prune_apply(
     let names: BTreeSet<&str> = confirmed.iter().map(|p| p.instance.as_str()).collect();
     let mut out = Vec::new();
     for name in names {
-        let _lock = lock_instance(lxd.project(), name, on_busy)?;
+        let _lock = lock_instance(lxd, name, on_busy)?;
         let i = lxd.instance_full(name)?;
         let mode = PruneMode::Confirmed(doomed.clone());
         out.extend(prune_instance(lxd, &i, now, policy, mode)?);

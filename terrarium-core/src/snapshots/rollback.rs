@@ -245,7 +245,7 @@ fn changed_since(
 pub fn rollback_apply(lxd: &Lxd, plan: &Rollback, on_busy: OnBusy) -> Result<Rollback> {
     let name = plan.instance.as_str();
     validate_instance_name(name)?;
-    let _lock = lock_instance(lxd.project(), name, on_busy)?;
+    let _lock = lock_instance(lxd, name, on_busy)?;
     let i = lxd.instance_full(name)?;
     let existing = snapshot_names(&i);
     let target = plan.target.as_str();
