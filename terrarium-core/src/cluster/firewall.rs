@@ -4,38 +4,22 @@
 //! MEMBER ...`), so re-applying is a no-op and nobody else's rule is
 //! touched.
 
-use serde::Serialize;
-
 use super::mesh::{Peer, VXLAN_PORT, WG_IF, WG_PORT};
 
 pub const TAG: &str = "terrarium-cluster";
 /// LXD's cluster port (members' `cluster.https_address`).
 pub const LXD_PORT: u16 = super::plan::CLUSTER_PORT;
 
-/// One ufw rule as its argv after `ufw`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rule {
-    pub args: Vec<String>,
-}
+/// Rules are `trm-harden`'s kind, under this module's tag.
+pub use crate::harden::firewall::Rule;
 
-impl Rule {
-    fn new(words: String, comment: String) -> Rule {
-        let mut args: Vec<String> = words.split_whitespace().map(String::from).collect();
-        args.push("comment".into());
-        args.push(comment);
-        Rule { args }
-    }
-
-    /// The line `ufw show added` prints for it (without `ufw `).
-    pub fn line(&self) -> String {
-        let n = self.args.len();
-        format!("{} '{}'", self.args[..n - 1].join(" "), self.args[n - 1])
-    }
+fn rule(words: String, comment: String) -> Rule {
+    Rule::tagged(&words, comment)
 }
 
 /// LXD's port from one address (a member, or a server about to join).
 pub fn lxd_from(name: &str, host: &str) -> Rule {
-    Rule::new(
+    rule(
         format!("allow from {host} to any port {LXD_PORT} proto tcp"),
         format!("{TAG} {name} lxd"),
     )
@@ -45,19 +29,19 @@ pub fn lxd_from(name: &str, host: &str) -> Rule {
 /// its address, VXLAN only inside WireGuard from its overlay address, and
 /// the private bridge's traffic (boxes on any member reach each other).
 pub fn desired(bridge: &str, members: &[(String, String)], peers: &[Peer]) -> Vec<Rule> {
-    let mut rules = vec![Rule::new(
+    let mut rules = vec![rule(
         format!("route allow in on {bridge} out on {bridge}"),
         format!("{TAG} private network"),
     )];
     for (name, host) in members {
         rules.push(lxd_from(name, host));
-        rules.push(Rule::new(
+        rules.push(rule(
             format!("allow from {host} to any port {WG_PORT} proto udp"),
             format!("{TAG} {name} wireguard"),
         ));
     }
     for p in peers {
-        rules.push(Rule::new(
+        rules.push(rule(
             format!(
                 "allow in on {WG_IF} from {} to any port {VXLAN_PORT} proto udp",
                 p.overlay
@@ -66,15 +50,6 @@ pub fn desired(bridge: &str, members: &[(String, String)], peers: &[Peer]) -> Ve
         ));
     }
     rules
-}
-
-/// Lines of `ufw show added` that carry our tag.
-pub fn owned(added: &[String]) -> Vec<String> {
-    added
-        .iter()
-        .filter(|l| l.contains(&format!(" comment '{TAG} ")))
-        .cloned()
-        .collect()
 }
 
 /// The member a rule line is for, from its comment.
@@ -86,7 +61,7 @@ fn member_of(line: &str) -> Option<&str> {
 /// (rules to add, lines to delete) to go from `added` to `want`; the rules
 /// of a server holding an unused join token (`pending`) stay.
 pub fn diff(want: &[Rule], added: &[String], pending: &[String]) -> (Vec<Rule>, Vec<String>) {
-    let have = owned(added);
+    let have = crate::harden::firewall::owned_by(added, TAG);
     let add = want
         .iter()
         .filter(|r| !have.contains(&r.line()))

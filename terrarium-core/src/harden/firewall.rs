@@ -17,9 +17,14 @@ pub struct Rule {
 
 impl Rule {
     fn new(words: &str, what: &str) -> Rule {
+        Rule::tagged(words, format!("{TAG} {what}"))
+    }
+
+    /// A rule owned by its comment (whoever's tag it starts with).
+    pub fn tagged(words: &str, comment: String) -> Rule {
         let mut args: Vec<String> = words.split_whitespace().map(String::from).collect();
         args.push("comment".into());
-        args.push(format!("{TAG} {what}"));
+        args.push(comment);
         Rule { args }
     }
 
@@ -59,9 +64,14 @@ pub fn desired(ssh_ports: &[u16], bridge: &str, wan: &str) -> Vec<Rule> {
 
 /// Lines of `ufw show added` that carry our tag.
 pub fn owned(added: &[String]) -> Vec<String> {
+    owned_by(added, TAG)
+}
+
+/// Lines of `ufw show added` whose comment starts with `tag`.
+pub fn owned_by(added: &[String], tag: &str) -> Vec<String> {
     added
         .iter()
-        .filter(|l| l.contains(&format!(" comment '{TAG} ")))
+        .filter(|l| l.contains(&format!(" comment '{tag} ")))
         .cloned()
         .collect()
 }
