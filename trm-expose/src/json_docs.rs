@@ -26,7 +26,8 @@ An object: routes (array: instance, item (its label item), public (its
 public address), backend (where traffic goes; null unless active), state
 (active; stopped; no_address: no IPv4 yet; conflict: another instance
 holds it; refused), auth (null: public; []: any signed-in user; else the
-groups let in), problem (why, or null)), traefik (restart_pending (bool),
+groups let in), problem (why, or null), location (the cluster member it
+runs on, or null on a lone server)), traefik (restart_pending (bool),
 last_restart_error (or null)).",
     ),
     (

@@ -24,7 +24,11 @@ went; null when it was not rewritten), notes.",
         "\
 An array (in JSON Lines one \"type\":\"item\" line each): check, promise
 (what it proves), status (pass|info|warn|fail), detail (the evidence),
-fix (what to do, or null). Exits 5 (found problems) when any fails.",
+fix (what to do, or null). Exits 5 (found problems) when any fails.
+With --members, an array instead with one element per cluster member:
+member, status (LXD's), audited (when it last published, RFC 3339 UTC, or
+null), age_seconds, failed and warned (arrays of check names), ok (bool:
+no failure and an audit within a day); exits 5 when any is not ok.",
     ),
     (
         "oidc set",

@@ -8,7 +8,8 @@ NIC, or null), image (its description), created (RFC 3339 UTC),
 snapshots (count), egress (an agent box's policy as its ACL enforces it:
 {policy: public|none|allow-list, allow: [{net, port}]}; null for other
 instances), idle (the idle time that stops it, or null), expires (the
-deadline of a --ttl box, RFC 3339 UTC, or null). In JSON Lines an object
+deadline of a --ttl box, RFC 3339 UTC, or null), location (the cluster
+member it runs on, or null on a lone server). In JSON Lines an object
 is one \"type\":\"summary\" line,
 an array one \"type\":\"item\" line per element.";
 
@@ -17,6 +18,14 @@ An object: name, action (start|stop|restart|delete), changed (bool: it
 did, or with --dry-run would, change something; false when already so),
 dry_run (bool), state_before (its state before, lowercase), detail (what
 was or would be done, or why nothing).";
+
+const CLUSTER_PLAN: &str = "\
+An object: verb (init|add|join|evacuate|restore|remove), member (the
+member it is about), steps (array, in order: what, detail), instances
+(array of strings: what evacuate or remove moves or stops), token (add
+only, when applied: the join token for `trm cluster join`), dry_run
+(bool), changed (bool: something was changed; false for a dry run or an
+empty plan).";
 
 pub const DOCS: &[(&str, &str)] = &[
     (
@@ -54,7 +63,12 @@ strings, one per broken promise; any makes the exit code 5), lxd
 within twice its period)), sync_problems (array of strings), instances
 (array: name, status, newest_snapshot, snapshot_age_seconds,
 newest_backup (the newest off-site backup made here), backup_age_seconds),
-pools (array: name, used_bytes, total_bytes, error).",
+pools (array: name, used_bytes, total_bytes, error), members (array, empty
+on a lone server: name, online (bool), status (LXD's: online, offline,
+evacuated...), version (its LXD's, or null when it does not answer), load
+([1, 5, 15 minute] from its heartbeat, or null), heartbeat_age_seconds,
+instances (this project's placed on it), backup_age_seconds (its newest
+off-site backup)).",
     ),
     (
         "init",
@@ -122,6 +136,30 @@ command, rollback: the command that undoes it}). Either way trm exits with
 the command's status (128+N when signal N killed it). When that status is
 1 because the instance does not exist (exit 3), is not running or has no
 terrarium user (exit 4), an error line says which.",
+    ),
+    ("cluster init", CLUSTER_PLAN),
+    ("cluster add", CLUSTER_PLAN),
+    ("cluster join", CLUSTER_PLAN),
+    ("cluster evacuate", CLUSTER_PLAN),
+    ("cluster restore", CLUSTER_PLAN),
+    ("cluster remove", CLUSTER_PLAN),
+    (
+        "cluster list",
+        "\
+An array (in JSON Lines one \"type\":\"item\" line each): name, address
+(its cluster address), status (LXD's: online, offline, evacuated...),
+roles (array of strings: LXD's database roles), instances (placed on it,
+in every project), message (LXD's).",
+    ),
+    (
+        "cluster mesh",
+        "\
+An object: member (this one), index (its mesh index), overlay (its
+WireGuard address), host_address (its own address on the bridge), peers
+(array: name, overlay, endpoint (HOST:51820), handshake_age_s (seconds
+since the last WireGuard handshake, or null)), waiting (array of strings:
+members with no published key yet), steps (array: what, detail), dry_run
+(bool), changed (bool).",
     ),
     ("list", INSTANCE),
     ("info", INSTANCE),

@@ -30,13 +30,13 @@ human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_needs_command" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_needs_command" -s V -l version -d 'Print version'
-complete -c trm -n "__fish_trm_needs_command" -f -a "cluster" -d 'More than one server: this host as a member of an LXD cluster'
 complete -c trm -n "__fish_trm_needs_command" -f -a "config" -d 'This host\'s configuration as one document, to carry to a new server'
 complete -c trm -n "__fish_trm_needs_command" -f -a "status" -d 'The whole host at a glance: LXD, Traefik, the gate, the timers, the last sync\'s problems, each box\'s newest snapshot and backup, the pool'
 complete -c trm -n "__fish_trm_needs_command" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
 complete -c trm -n "__fish_trm_needs_command" -f -a "image" -d 'Build and import the Debian 12 base image'
 complete -c trm -n "__fish_trm_needs_command" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
 complete -c trm -n "__fish_trm_needs_command" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
+complete -c trm -n "__fish_trm_needs_command" -f -a "cluster" -d 'More than one server: this host as a member of an LXD cluster'
 complete -c trm -n "__fish_trm_needs_command" -f -a "list" -d 'List containers'
 complete -c trm -n "__fish_trm_needs_command" -f -a "info" -d 'Show one container'
 complete -c trm -n "__fish_trm_needs_command" -f -a "start" -d 'Start a container'
@@ -48,84 +48,6 @@ complete -c trm -n "__fish_trm_needs_command" -f -a "cp" -d 'Copy one file betwe
 complete -c trm -n "__fish_trm_needs_command" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
 complete -c trm -n "__fish_trm_needs_command" -f -a "mcp" -d 'Serve an agent over MCP (stdio), limited to the boxes named here'
 complete -c trm -n "__fish_trm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "init" -d 'Make this host the first member of a new cluster'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "list" -d 'List the members: address, status, roles, instances'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join list mesh evacuate restore remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l name -d 'This member\'s name [default: the host name]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l address -d 'This host\'s address the other members reach it at (IP[:PORT], port 8443)' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l address -d 'The new server\'s address: LXD\'s port is opened to it here for its join' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l address -d 'This host\'s address the other members reach it at (IP[:PORT], port 8443)' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -s y -l yes -d 'Do not ask for confirmation'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -s y -l yes -d 'Do not ask for confirmation'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
-jsonl\t'One JSON object per line (progress and items as they come)'
-human\t'A table or readable text for people'"
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -s y -l yes -d 'Do not ask for confirmation'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l dry-run -d 'Print what would happen; change nothing'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l force -d 'Remove a member that is gone for good, with whatever it held'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "init" -d 'Make this host the first member of a new cluster'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the members: address, status, roles, instances'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand config; and not __fish_seen_subcommand_from export import help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -252,6 +174,84 @@ complete -c trm -n "__fish_trm_using_subcommand exec" -l project -d 'LXD project
 complete -c trm -n "__fish_trm_using_subcommand exec" -l root -d 'Run as root (recovery) instead of the terrarium user'
 complete -c trm -n "__fish_trm_using_subcommand exec" -l checkpoint -d 'Snapshot the box first (`trm-snap rollback NAME --to last-checkpoint` undoes the command); prints the result as data'
 complete -c trm -n "__fish_trm_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "init" -d 'Make this host the first member of a new cluster'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and not __fish_seen_subcommand_from init add join evacuate restore remove list mesh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l name -d 'This member\'s name [default: the host name]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l address -d 'This host\'s address the other members reach it at (IP[:PORT], port 8443)' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l address -d 'The new server\'s address: LXD\'s port is opened to it here for its join' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l address -d 'This host\'s address the other members reach it at (IP[:PORT], port 8443)' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -s y -l yes -d 'Do not ask for confirmation'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -s y -l yes -d 'Do not ask for confirmation'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -s y -l yes -d 'Do not ask for confirmation'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -l force -d 'Remove a member that is gone for good, with whatever it held'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
+jsonl\t'One JSON object per line (progress and items as they come)'
+human\t'A table or readable text for people'"
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -l dry-run -d 'Print what would happen; change nothing'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from mesh" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "init" -d 'Make this host the first member of a new cluster'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand list" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
@@ -330,36 +330,36 @@ jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand mcp" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
 complete -c trm -n "__fish_trm_using_subcommand mcp" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "cluster" -d 'More than one server: this host as a member of an LXD cluster'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "config" -d 'This host\'s configuration as one document, to carry to a new server'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "status" -d 'The whole host at a glance: LXD, Traefik, the gate, the timers, the last sync\'s problems, each box\'s newest snapshot and backup, the pool'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "image" -d 'Build and import the Debian 12 base image'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "list" -d 'List containers'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "info" -d 'Show one container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "start" -d 'Start a container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "stop" -d 'Stop a container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "restart" -d 'Restart a running container'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "cp" -d 'Copy one file between the host and a box\'s home, as the terrarium user'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "mcp" -d 'Serve an agent over MCP (stdio), limited to the boxes named here'
-complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from cluster config status init image launch exec list info start stop restart delete doctor cp policy mcp help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "init" -d 'Make this host the first member of a new cluster'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "list" -d 'List the members: address, status, roles, instances'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
-complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "config" -d 'This host\'s configuration as one document, to carry to a new server'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "status" -d 'The whole host at a glance: LXD, Traefik, the gate, the timers, the last sync\'s problems, each box\'s newest snapshot and backup, the pool'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "init" -d 'Bring this host to the Terrarium baseline (idempotent)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "image" -d 'Build and import the Debian 12 base image'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "launch" -d 'Launch a container and wait for cloud-init to finish'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "exec" -d 'Run a shell or a command in a container as the `terrarium` user'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "cluster" -d 'More than one server: this host as a member of an LXD cluster'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "list" -d 'List containers'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "info" -d 'Show one container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "start" -d 'Start a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "stop" -d 'Stop a container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "restart" -d 'Restart a running container'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "delete" -d 'Delete a container and its snapshots (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "doctor" -d 'Check what a nested-Docker box needs; print each finding with a fix'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "cp" -d 'Copy one file between the host and a box\'s home, as the terrarium user'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "policy" -d 'An agent box\'s egress policy (what it may reach besides its DNS)'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "mcp" -d 'Serve an agent over MCP (stdio), limited to the boxes named here'
+complete -c trm -n "__fish_trm_using_subcommand help; and not __fish_seen_subcommand_from config status init image launch exec cluster list info start stop restart delete doctor cp policy mcp help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "export" -d 'Print (or write) settings, profiles, labels, snapshot opt-outs and the gate\'s and bucket\'s settings; never a secret'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "import" -d 'Plan what a document changes here, then apply it (asks first); says which secrets are still needed'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "build" -d 'Build the base image with debootstrap and import it (cached)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "create" -d 'Publish a configured box as a golden image, from a wiped temporary copy'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "list" -d 'List the images boxes launch from: base, golden (with their source) and others'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from image" -f -a "delete" -d 'Delete an image (asks first); boxes launched from it keep running'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "init" -d 'Make this host the first member of a new cluster'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "add" -d 'Print a join token for a new member NAME (again, if one is unused)'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "join" -d 'Join this host to a cluster, with a token from `trm cluster add`'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "evacuate" -d 'Move a member\'s instances to the other members (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "restore" -d 'Bring a member\'s evacuated instances back'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "remove" -d 'Remove a member that holds no instances (asks first)'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "list" -d 'List the members: address, status, roles, instances'
+complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from cluster" -f -a "mesh" -d 'Bring this member\'s part of the private mesh in line (idempotent)'
 complete -c trm -n "__fish_trm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "set" -d 'Replace an agent box\'s egress policy; no other box is touched'
