@@ -443,7 +443,7 @@ pub fn assess(f: Facts, now: DateTime<Utc>) -> Status {
                 online,
                 status: m.status.to_ascii_lowercase(),
                 version: version.clone(),
-                load: hb.as_ref().map(|h| h.load),
+                load: hb.as_ref().and_then(|h| h.load),
                 heartbeat_age_seconds: heartbeat_age,
                 instances: f.instances.as_ref().map_or(0, |l| {
                     l.iter().filter(|i| i.location == m.server_name).count()
@@ -718,7 +718,7 @@ mod tests {
                 .map(|at| {
                     let hb = Heartbeat {
                         at: at.into(),
-                        load: [0.5, 0.25, 0.1],
+                        load: Some([0.5, 0.25, 0.1]),
                         last_backup: Some("2026-12-02T07:00:00Z".into()),
                     };
                     [(KEY.to_string(), serde_json::to_string(&hb).unwrap())]

@@ -267,7 +267,17 @@ impl TestCluster {
             .as_str()
             .expect("add prints a token")
             .to_string();
-        self.trm_in_json(i, &["cluster", "join", &token, "--address", &node.address])
+        self.trm_in_json(
+            i,
+            &[
+                "cluster",
+                "join",
+                &token,
+                "--address",
+                &node.address,
+                "--yes",
+            ],
+        )
     }
 
     /// Trust the host's client (a config of its own) over HTTPS, with a

@@ -198,7 +198,14 @@ fn main() -> std::process::ExitCode {
             let node_before = server_state(c, 1);
             let out = c.trm_in(
                 1,
-                &["cluster", "join", &forged, "--address", &c.node(1).address],
+                &[
+                    "cluster",
+                    "join",
+                    &forged,
+                    "--address",
+                    &c.node(1).address,
+                    "--yes",
+                ],
             );
             e2e::assert_refused(
                 &out,

@@ -293,13 +293,17 @@ pub enum ClusterCommand {
     ///
     /// Run on the new server after its own install. A token that is
     /// malformed or expired is refused before anything is asked of LXD; one
-    /// the cluster refuses leaves this server as it was.
+    /// the cluster refuses leaves this server as it was. Asks first: the
+    /// cluster's profiles, pools and networks replace this server's.
     Join {
         /// The token, or `-` to read it from stdin (kept off the command line)
         token: String,
         /// This host's address the other members reach it at (IP[:PORT], port 8443)
         #[arg(long)]
         address: String,
+        /// Do not ask for confirmation (needed with a token on stdin)
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Print what would happen; change nothing
         #[arg(long)]
         dry_run: bool,
@@ -762,12 +766,16 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
             dry_run,
         } => (plan::add(&facts, name, address.as_deref())?, *dry_run, None),
         ClusterCommand::Join {
-            address, dry_run, ..
+            address,
+            dry_run,
+            yes,
+            ..
         } => {
             let t = token.as_ref().expect("decoded above");
             let text = token_text.as_deref().expect("read above");
             let p = plan::join(&facts, text, t, address, chrono::Utc::now())?;
-            (p, *dry_run, None)
+            // The cluster's profiles, pools and networks replace this server's.
+            (p, *dry_run, Some(*yes))
         }
         ClusterCommand::Evacuate(m) => (
             plan::member_state(&facts, &m.name, true)?,

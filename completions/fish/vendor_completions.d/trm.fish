@@ -208,6 +208,7 @@ complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcomm
 jsonl\t'One JSON object per line (progress and items as they come)'
 human\t'A table or readable text for people'"
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l project -d 'LXD project to work in [default: the project `trm init` set up]' -r
+complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -s y -l yes -d 'Do not ask for confirmation (needed with a token on stdin)'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -l dry-run -d 'Print what would happen; change nothing'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c trm -n "__fish_trm_using_subcommand cluster; and __fish_seen_subcommand_from evacuate" -l format -d 'Output format [default: human on a terminal, json otherwise]' -r -f -a "json\t'One JSON document'

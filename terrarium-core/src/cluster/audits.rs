@@ -70,10 +70,11 @@ pub struct MemberAudit {
 
 pub fn of(m: &Member, now: DateTime<Utc>) -> MemberAudit {
     let p: Option<Published> = m.config.get(KEY).and_then(|t| serde_json::from_str(t).ok());
+    // A member's clock ahead of ours makes a fresh audit (age 0).
     let age = p.as_ref().and_then(|p| {
         DateTime::parse_from_rfc3339(&p.at)
             .ok()
-            .map(|t| (now - t.with_timezone(&Utc)).num_seconds())
+            .map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0))
     });
     let (failed, warned) = p
         .as_ref()

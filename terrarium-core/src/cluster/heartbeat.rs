@@ -15,8 +15,8 @@ pub const KEY: &str = "user.terrarium.heartbeat";
 pub struct Heartbeat {
     /// RFC 3339 UTC.
     pub at: String,
-    /// The 1, 5 and 15 minute load averages.
-    pub load: [f64; 3],
+    /// The 1, 5 and 15 minute load averages (null: unreadable here).
+    pub load: Option<[f64; 3]>,
     /// The newest off-site backup this member made (RFC 3339), if any.
     pub last_backup: Option<String>,
 }
@@ -36,8 +36,7 @@ pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
 pub fn publish(lxd: &Lxd, me: &str, project: &str) -> Result<()> {
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
-        .and_then(|t| parse_loadavg(&t))
-        .unwrap_or_default();
+        .and_then(|t| parse_loadavg(&t));
     let last_backup = crate::runs::backups(project)
         .into_values()
         .map(|b| b.created)
@@ -65,7 +64,7 @@ mod tests {
         assert_eq!(parse_loadavg("garbage"), None);
         let hb = Heartbeat {
             at: "2026-12-02T08:00:00Z".into(),
-            load: [0.5, 0.25, 0.125],
+            load: Some([0.5, 0.25, 0.125]),
             last_backup: None,
         };
         let m = Member {

@@ -88,6 +88,9 @@ pub struct Links {
 pub struct MeshFacts {
     pub me: String,
     pub my_pubkey: String,
+    /// A private key made for this run, when the member has none on disk
+    /// yet: the plan writes exactly the key whose public half it publishes.
+    pub new_key: Option<String>,
     pub members: Vec<Member>,
     pub bridge: String,
     /// The bridge's gateway address and prefix (`10.100.0.1/24`).
@@ -116,6 +119,10 @@ pub enum Op {
     NetworkConfig {
         key: String,
         value: String,
+    },
+    /// Write this member's first WireGuard private key (mode 0600).
+    WriteKey {
+        private: String,
     },
     /// `ufw ARGS`.
     Ufw {
@@ -223,6 +230,12 @@ pub fn host_address(s: &Subnet, index: u32) -> Ipv4Addr {
     Ipv4Addr::from(broadcast(s) - index)
 }
 
+/// Whether `ip` is one of the members' host addresses on the bridge.
+fn is_host_address(s: &Subnet, ip: Ipv4Addr) -> bool {
+    let ip = u32::from(ip);
+    ip < broadcast(s) && ip >= broadcast(s) - MAX_MEMBERS
+}
+
 /// The DHCP range that leaves the members' host addresses out.
 pub fn dhcp_ranges(s: &Subnet) -> Result<String> {
     let first = s.network() + 2;
@@ -245,12 +258,20 @@ pub fn bridge_mac(index: u32) -> String {
     format!("02:74:72:6d:{:02x}:{:02x}", index >> 8, index & 0xff)
 }
 
-/// The peers: every other member that published a valid key and index.
+/// The peers: every other member that published a valid key and the
+/// index it keeps (one that another member claims first renumbers at
+/// its next run, and waits till then). A key or index published twice
+/// makes one peer, not two fighting for one overlay address.
 pub fn peers(me: &str, members: &[Member]) -> (Vec<Peer>, Vec<String>) {
-    let (mut ok, mut waiting) = (vec![], vec![]);
-    for m in members.iter().filter(|m| m.server_name != me) {
+    let (mut ok, mut waiting): (Vec<Peer>, Vec<String>) = (vec![], vec![]);
+    let mut sorted: Vec<&Member> = members.iter().filter(|m| m.server_name != me).collect();
+    sorted.sort_by(|a, b| a.server_name.cmp(&b.server_name));
+    for m in sorted {
         let key = m.config.get(PUBKEY_KEY).map(String::as_str).unwrap_or("");
-        match published_index(m) {
+        let kept = published_index(m)
+            .filter(|i| my_index(&m.server_name, members).ok() == Some(*i))
+            .filter(|i| !ok.iter().any(|p| p.index == *i || p.pubkey == key));
+        match kept {
             Some(index) if valid_pubkey(key) && !m.host().is_empty() => ok.push(Peer {
                 name: m.server_name.clone(),
                 index,
@@ -403,6 +424,15 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
     let (peers, waiting) = peers(&f.me, &f.members);
     let l = &f.links;
     let mut steps = vec![];
+    if let Some(private) = &f.new_key {
+        steps.push(step(
+            "key",
+            format!("a new WireGuard key in {}", key_path().display()),
+            Op::WriteKey {
+                private: private.clone(),
+            },
+        ));
+    }
 
     // Published first: the other members build their peer from these.
     let index_s = index.to_string();
@@ -623,6 +653,20 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
             run(&["ip", "addr", "add", &host_cidr, "dev", &f.bridge]),
         ));
     }
+    // The address of an index this member held before renumbering.
+    for stale in l.bridge_addrs.iter().filter(|a| {
+        **a != host_cidr
+            && a.split('/')
+                .next()
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .is_some_and(|ip| is_host_address(&subnet, ip))
+    }) {
+        steps.push(step(
+            "bridge",
+            format!("{}: drop {stale}, a former host address", f.bridge),
+            run(&["ip", "addr", "del", stale, "dev", &f.bridge]),
+        ));
+    }
     if l.route_src != host.to_string() {
         let net = format!("{}/{}", Ipv4Addr::from(subnet.network()), subnet.prefix);
         steps.push(step(
@@ -825,29 +869,28 @@ pub fn read_links(bridge: &str, subnet: Option<&Subnet>) -> Result<Links> {
     Ok(l)
 }
 
-/// This member's key: made once (0600), its public half derived.
-pub fn ensure_key(dry_run: bool) -> Result<String> {
+/// This member's public key, and a private key made now when none is on
+/// disk yet (the plan writes it, so a dry run leaves none behind).
+pub fn read_key() -> Result<(String, Option<String>)> {
     let path = key_path();
-    let private = match std::fs::read_to_string(&path) {
-        Ok(k) => k,
+    let (private, new) = match std::fs::read_to_string(&path) {
+        Ok(k) => (k, None),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Error::io(format!("reading {}", path.display()), e))
         }
-        Err(_) if dry_run => return Ok(String::new()),
         Err(_) => {
-            let out = cmd(&["wg", "genkey"])?.run()?;
-            crate::fs::atomic_write(&path, &out.stdout, 0o600)?;
-            out.stdout_str()
+            let k = cmd(&["wg", "genkey"])?.run()?.stdout_str();
+            (k.clone(), Some(k))
         }
     };
     let out = cmd(&["wg", "pubkey"])?
         .stdin_bytes(private.trim().to_string())
         .run()?;
-    Ok(out.stdout_str().trim().to_string())
+    Ok((out.stdout_str().trim().to_string(), new))
 }
 
 /// Read this member, its cluster and its links.
-pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
+pub fn read(lxd: &Lxd, bridge: &str) -> Result<MeshFacts> {
     // The mesh is this host's links: planned against another server's
     // cluster view, it would wire this host as that member.
     if !lxd.is_local()? {
@@ -879,9 +922,11 @@ pub fn read(lxd: &Lxd, bridge: &str, dry_run: bool) -> Result<MeshFacts> {
         None => None,
     };
     let ufw = ufw.unwrap_or_default();
+    let (my_pubkey, new_key) = read_key()?;
     Ok(MeshFacts {
         me: cluster.server_name,
-        my_pubkey: ensure_key(dry_run)?,
+        my_pubkey,
+        new_key,
         members: lxd.cluster_members()?,
         bridge: bridge.into(),
         dhcp_ranges: net
@@ -919,6 +964,9 @@ pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPla
                 }
                 c.run()?;
             }
+            Op::WriteKey { private } => {
+                crate::fs::atomic_write(&key_path(), private.as_bytes(), 0o600)?
+            }
             Op::MemberConfig { key, value } => lxd.set_member_config(&facts.me, key, value)?,
             Op::Ufw { args } => drop(facts.ufw.run(args)?),
             Op::NetworkConfig { key, value } => lxd.patch_network(
@@ -937,7 +985,7 @@ pub fn converge(lxd: &Lxd, dry_run: bool) -> Result<MeshPlan> {
     let _lock = crate::fs::Lock::acquire(crate::fs::Resource::Mesh, crate::fs::lock_wait())?;
     let settings = crate::settings::Settings::load_or_default()?;
     let bridge = settings.bridge.as_str();
-    let facts = read(lxd, bridge, dry_run)?;
+    let facts = read(lxd, bridge)?;
     let mut planned = plan(&facts)?;
     planned.dry_run = dry_run;
     if !dry_run {
@@ -1061,6 +1109,7 @@ mod tests {
             ufw_added: None,
             pending: vec![],
             ufw: Default::default(),
+            new_key: None,
         }
     }
 
@@ -1166,6 +1215,52 @@ mod tests {
                 .any(|s| s.contains("stop flooding to 172.31.254.2")),
             "{left:?}"
         );
+    }
+
+    #[test]
+    fn a_key_or_index_published_twice_makes_one_peer() {
+        let ms = vec![
+            member("m1", 11, &[]),
+            member("m2", 12, &[(PUBKEY_KEY, K2), (INDEX_KEY, "2")]),
+            // Claims m2's index: m2 sorts first, so m4 renumbers and waits.
+            member("m4", 14, &[(PUBKEY_KEY, K1), (INDEX_KEY, "2")]),
+            // m2's key under another index: one peer per key.
+            member("m5", 15, &[(PUBKEY_KEY, K2), (INDEX_KEY, "5")]),
+        ];
+        let (peers, waiting) = peers("m1", &ms);
+        let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["m2"]);
+        assert_eq!(waiting, vec!["m4", "m5"]);
+    }
+
+    #[test]
+    fn a_fresh_member_writes_the_key_it_publishes_first() {
+        let mut f = facts();
+        f.new_key = Some("private".into());
+        let plan = plan(&f).unwrap();
+        assert_eq!(
+            plan.steps[0].op,
+            Op::WriteKey {
+                private: "private".into()
+            }
+        );
+        assert!(plan.steps[1].detail.contains(K1), "{:?}", plan.steps[1]);
+        assert!(
+            !serde_json::to_string(&plan).unwrap().contains("private\""),
+            "the private key is never printed"
+        );
+    }
+
+    #[test]
+    fn a_renumbered_member_drops_its_former_host_address() {
+        let mut f = facts();
+        f.links.bridge_addrs = vec!["10.100.0.1/24".into(), "10.100.0.252/24".into()];
+        let steps = plan_steps(&f);
+        assert!(
+            steps.iter().any(|s| s.contains("drop 10.100.0.252/24")),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|s| s.contains("drop 10.100.0.1/24")));
     }
 
     fn plan_steps(f: &MeshFacts) -> Vec<String> {

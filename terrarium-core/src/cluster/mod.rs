@@ -43,6 +43,8 @@ pub struct Facts {
     pub member_config: Vec<serde_json::Value>,
     /// The LXD is this host's own (not a cluster reached over HTTPS).
     pub local: bool,
+    /// This host's ufw rules (`ufw show added`) where it is local and has ufw.
+    pub firewall: Vec<String>,
 }
 
 pub fn facts(lxd: &Lxd) -> Result<Facts> {
@@ -58,6 +60,7 @@ pub fn facts(lxd: &Lxd) -> Result<Facts> {
     } else {
         (vec![], vec![])
     };
+    let local = lxd.is_local()?;
     let instances = lxd
         .instances_all_projects()?
         .into_iter()
@@ -74,7 +77,11 @@ pub fn facts(lxd: &Lxd) -> Result<Facts> {
         tokens,
         instances,
         member_config: vec![],
-        local: lxd.is_local()?,
+        firewall: match (local, member_ufw()?) {
+            (true, Some(u)) => u.added()?,
+            _ => vec![],
+        },
+        local,
     })
 }
 

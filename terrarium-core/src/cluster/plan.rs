@@ -250,19 +250,28 @@ pub fn add(facts: &Facts, name: &str, address: Option<&str>) -> Result<Plan> {
         // The port opens in this host's firewall: it must be the member's.
         here(facts, "add --address")?;
         let host = host_of(&cluster_address(a)?);
-        plan.steps.push(step(
+        let detail = format!(
+            "LXD's port {} open to {host}, for its join",
+            super::firewall::LXD_PORT
+        );
+        plan.steps.extend(open_port(facts, name, host, detail));
+    }
+    Ok(plan)
+}
+
+/// Opening LXD's port to `host`, unless this host's firewall already does.
+fn open_port(facts: &Facts, name: &str, host: String, detail: String) -> Option<Step> {
+    let line = super::firewall::lxd_from(name, &host).line();
+    (!facts.firewall.contains(&line)).then(|| {
+        step(
             "firewall",
-            format!(
-                "LXD's port {} open to {host}, for its join",
-                super::firewall::LXD_PORT
-            ),
+            detail,
             Op::OpenLxdPort {
                 name: name.into(),
                 host,
             },
-        ));
-    }
-    Ok(plan)
+        )
+    })
 }
 
 /// Joining this server, as its own facts show it, with `token`.
@@ -320,16 +329,10 @@ pub fn join(
     });
     let mut steps: Vec<Step> = through
         .iter()
-        .map(|a| {
+        .filter_map(|a| {
             let host = host_of(a);
-            step(
-                "firewall",
-                format!("LXD's port open to the member at {host}, for the join"),
-                Op::OpenLxdPort {
-                    name: "join".into(),
-                    host,
-                },
-            )
+            let detail = format!("LXD's port open to the member at {host}, for the join");
+            open_port(facts, "join", host, detail)
         })
         .collect();
     steps.extend([
@@ -571,6 +574,11 @@ mod tests {
                 host: "10.9.0.14".into()
             }
         );
+        // Run again: the token is there and the port open, nothing to do.
+        f.tokens.push(("m4".into(), "TOKEN4".into()));
+        f.firewall
+            .push(crate::cluster::firewall::lxd_from("m4", "10.9.0.14").line());
+        assert!(add(&f, "m4", Some("10.9.0.14")).unwrap().steps.is_empty());
     }
 
     #[test]
