@@ -5,7 +5,7 @@
 //! holds who took it and until when; a lease left by a process that died
 //! is broken once it has expired.
 
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,25 +16,77 @@ use crate::lxd::Lxd;
 
 /// A lease outlives a crashed holder by this much at most.
 const TTL: Duration = Duration::from_secs(1800);
+/// A live holder renews well before then, so a long export keeps its turn.
+const RENEW_EVERY: Duration = Duration::from_secs(600);
 
-/// Held while alive; the group goes on drop.
+/// Held while alive, renewed in the background; the group goes on drop.
 #[derive(Debug)]
 pub struct Lease {
     lxd: Lxd,
     group: String,
-    /// What we wrote: the group is ours to delete only while it says so.
-    description: String,
+    /// What we last wrote: the group is ours only while it says so.
+    description: Arc<Mutex<String>>,
+    stop: Option<mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lease {
+    fn held(lxd: &Lxd, group: String, holder: String, text: String) -> Lease {
+        let description = Arc::new(Mutex::new(text));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let renewer = {
+            let (lxd, group, description) = (lxd.clone(), group.clone(), description.clone());
+            std::thread::spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW_EVERY) {
+                    if !renew(&lxd, &group, &holder, &description) {
+                        return;
+                    }
+                }
+            })
+        };
+        Lease {
+            lxd: lxd.clone(),
+            group,
+            description,
+            stop: Some(stop),
+            renewer: Some(renewer),
+        }
+    }
+}
+
+/// Push the lease's end out, if it is still ours; false once it is not.
+fn renew(lxd: &Lxd, group: &str, holder: &str, description: &Mutex<String>) -> bool {
+    let mut mine = description.lock().unwrap_or_else(|p| p.into_inner());
+    match lxd.cluster_group_description(group) {
+        Ok(d) if d == *mine => {
+            let next = self::description(holder, Utc::now() + ttl());
+            if lxd.set_cluster_group_description(group, &next).is_ok() {
+                *mine = next;
+            }
+            true
+        }
+        // LXD unreachable for now: try again at the next turn.
+        Err(e) if !crate::lxd::is_not_found(&e) => true,
+        _ => false,
+    }
+}
+
+fn ttl() -> chrono::Duration {
+    chrono::Duration::from_std(TTL).expect("a short TTL")
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self
-            .lxd
-            .cluster_group_description(&self.group)
-            .ok()
-            .as_deref()
-            == Some(&self.description)
-        {
+        drop(self.stop.take());
+        if let Some(r) = self.renewer.take() {
+            let _ = r.join();
+        }
+        let mine = self
+            .description
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if self.lxd.cluster_group_description(&self.group).ok() == Some(mine) {
             let _ = self.lxd.delete_cluster_group(&self.group);
         }
     }
@@ -93,16 +145,9 @@ pub fn acquire(lxd: &Lxd, instance: &str, wait: Duration) -> Result<Option<Lease
     let deadline = Instant::now() + wait;
     loop {
         let now = Utc::now();
-        let ends = now + chrono::Duration::from_std(TTL).expect("a short TTL");
-        let text = description(&holder, ends);
+        let text = description(&holder, now + ttl());
         match lxd.create_cluster_group(&group, &text) {
-            Ok(()) => {
-                return Ok(Some(Lease {
-                    lxd: lxd.clone(),
-                    group,
-                    description: text,
-                }))
-            }
+            Ok(()) => return Ok(Some(Lease::held(lxd, group, holder, text))),
             Err(e)
                 if !e
                     .to_string()

@@ -182,6 +182,14 @@ impl Lxd {
         )
     }
 
+    pub fn set_cluster_group_description(&self, name: &str, description: &str) -> Result<()> {
+        self.write(
+            "PUT",
+            &format!("/1.0/cluster/groups/{name}"),
+            &serde_json::json!({"description": description, "members": []}),
+        )
+    }
+
     pub fn cluster_group_description(&self, name: &str) -> Result<String> {
         #[derive(Deserialize)]
         struct Group {
