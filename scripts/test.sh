@@ -36,4 +36,4 @@ echo "==> formatting" >&2
 cargo fmt --all -- --check
 
 echo "==> tests" >&2
-TRM_E2E=1 cargo test --workspace --locked
+TRM_E2E=1 cargo test --workspace --locked --no-fail-fast

@@ -337,8 +337,12 @@ impl Lxd {
     fn query_unscoped<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let cmd = self.cmd().args(["query", path]);
         let out = self.run(&cmd)?;
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| Error::parse(format!("LXD's answer to {path}"), e))
+        // `lxc query` prints nothing for an empty answer (no operations).
+        let text: &[u8] = match out.stdout.trim_ascii() {
+            b"" => b"null",
+            t => t,
+        };
+        serde_json::from_slice(text).map_err(|e| Error::parse(format!("LXD's answer to {path}"), e))
     }
 
     fn write(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<()> {

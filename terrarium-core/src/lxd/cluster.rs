@@ -143,8 +143,10 @@ impl Lxd {
             #[serde(default)]
             running: Vec<PendingToken>,
         }
-        let ops: Ops = self.query_unscoped("/1.0/operations?recursion=1")?;
+        // None: no operations at all (LXD's answer is empty).
+        let ops: Option<Ops> = self.query_unscoped("/1.0/operations?recursion=1")?;
         Ok(ops
+            .unwrap_or_default()
             .running
             .into_iter()
             .filter(|t| t.class == "token" && !t.server_name().is_empty())
