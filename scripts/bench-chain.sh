@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 
 RANDOM_MIB=${RANDOM_MIB:-640} CHANGED_MIB=${CHANGED_MIB:-10}
 POOL=trmbenchchain AK=TRMBENCHKEY SK=trm-bench-secret-0123456789 BUCKET=bench
-cargo build -q --release -p trm-snap -p terrarium-tests --bin bench-chain
+# --bin limits a build to that binary: the tool is built on its own.
+cargo build -q --release -p trm-snap
+cargo build -q --release -p terrarium-tests --bin bench-chain
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 work=$(mktemp -d)
 s3pid=

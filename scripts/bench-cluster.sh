@@ -8,6 +8,8 @@
 # PER_MEMBER (default 30) boxes per member; RUNS (default 5) per timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q --release -p trm -p trm-expose -p trm-snap -p trm-harden -p terrarium-tests --bin bench-cluster
+# --bin limits a build to that binary: the tools are built on their own.
+cargo build -q --release -p trm -p trm-expose -p trm-snap -p trm-harden
+cargo build -q --release -p terrarium-tests --bin bench-cluster
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 TRM_BIN_DIR=$BIN "$BIN/bench-cluster"

@@ -291,6 +291,10 @@ pub struct Lxd {
     project: String,
 }
 
+fn answer<T: DeserializeOwned>(path: &str, text: &[u8]) -> Result<T> {
+    serde_json::from_slice(text).map_err(|e| Error::parse(format!("LXD's answer to {path}"), e))
+}
+
 impl Lxd {
     pub fn new(project: &str) -> Result<Lxd> {
         Ok(Lxd {
@@ -337,12 +341,17 @@ impl Lxd {
     fn query_unscoped<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let cmd = self.cmd().args(["query", path]);
         let out = self.run(&cmd)?;
-        // `lxc query` prints nothing for an empty answer (no operations).
-        let text: &[u8] = match out.stdout.trim_ascii() {
-            b"" => b"null",
-            t => t,
-        };
-        serde_json::from_slice(text).map_err(|e| Error::parse(format!("LXD's answer to {path}"), e))
+        answer(path, &out.stdout)
+    }
+
+    /// A list that may be empty: `lxc query` prints nothing for one (no
+    /// operations at all), which is T's default here, not a parse error.
+    pub(crate) fn query_list<T: DeserializeOwned + Default>(&self, path: &str) -> Result<T> {
+        let out = self.run(&self.cmd().args(["query", path]))?;
+        match out.stdout.trim_ascii() {
+            b"" => Ok(T::default()),
+            text => answer(path, text),
+        }
     }
 
     fn write(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<()> {
@@ -774,7 +783,8 @@ impl Lxd {
     /// How many `lxc exec` sessions run in the instance now (LXD's
     /// running exec operations of our project).
     pub fn exec_sessions(&self, name: &str) -> Result<usize> {
-        let ops: serde_json::Value = self.query("/1.0/operations?recursion=1")?;
+        let ops: serde_json::Value =
+            self.query_list(&self.scoped("/1.0/operations?recursion=1"))?;
         let me = format!("/1.0/instances/{name}");
         Ok(ops["running"]
             .as_array()

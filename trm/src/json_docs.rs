@@ -23,7 +23,9 @@ const CLUSTER_PLAN: &str = "\
 An object: verb (init|add|join|evacuate|restore|remove), member (the
 member it is about), steps (array, in order: what, detail), instances
 (array of strings: what evacuate or remove moves or stops), token (add
-only, when applied: the join token for `trm cluster join`), dry_run
+only: the join token for `trm cluster join`, newly issued or the unused
+one from before; absent otherwise, and on a dry run that would issue
+one), dry_run
 (bool), changed (bool: something was changed; false for a dry run or an
 empty plan).";
 
@@ -147,7 +149,7 @@ terrarium user (exit 4), an error line says which.",
         "cluster list",
         "\
 An array (in JSON Lines one \"type\":\"item\" line each): name, address
-(its cluster address), status (LXD's: online, offline, evacuated...),
+(the host of its cluster address, without port), status (LXD's: online, offline, evacuated...),
 roles (array of strings: LXD's database roles), instances (placed on it,
 in every project), message (LXD's).",
     ),
@@ -158,7 +160,8 @@ An object: member (this one), index (its mesh index), overlay (its
 WireGuard address), host_address (its own address on the bridge), peers
 (array: name, overlay, endpoint (HOST:51820), handshake_age_s (seconds
 since the last WireGuard handshake, or null)), waiting (array of strings:
-members with no published key yet), steps (array: what, detail), dry_run
+members not peers yet: no valid key, index or address published, or an
+index another member holds first), steps (array: what, detail), dry_run
 (bool), changed (bool).",
     ),
     ("list", INSTANCE),

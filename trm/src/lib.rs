@@ -317,7 +317,8 @@ pub enum ClusterCommand {
     /// wireguard-go) carries one VXLAN that joins the members' bridges.
     /// Publishes this member's key and index, adds every member that has
     /// published its own, and shows each peer's last handshake. Run it on
-    /// every member after a join (the timer does).
+    /// every member after a join (the timer does). Before a member's first
+    /// run, --dry-run shows a key made for the plan only; nothing is kept.
     Mesh {
         /// Print what would happen; change nothing
         #[arg(long)]
@@ -747,7 +748,13 @@ fn cluster(lxd: Lxd, c: ClusterCommand, out: Printer) -> anyhow::Result<i32> {
         Some(t) => Some(JoinToken::decode(t)?),
         None => None,
     };
-    let facts = cluster::facts(&lxd)?;
+    let facts = match &c {
+        ClusterCommand::Add {
+            address: Some(_), ..
+        }
+        | ClusterCommand::Join { .. } => cluster::with_firewall(cluster::facts(&lxd)?)?,
+        _ => cluster::facts(&lxd)?,
+    };
     let (planned, dry_run, ask) = match &c {
         ClusterCommand::Init {
             name,

@@ -90,7 +90,7 @@ pub struct MeshFacts {
     pub my_pubkey: String,
     /// A private key made for this run, when the member has none on disk
     /// yet: the plan writes exactly the key whose public half it publishes.
-    pub new_key: Option<String>,
+    pub new_key: Option<PrivateKey>,
     pub members: Vec<Member>,
     pub bridge: String,
     /// The bridge's gateway address and prefix (`10.100.0.1/24`).
@@ -122,7 +122,7 @@ pub enum Op {
     },
     /// Write this member's first WireGuard private key (mode 0600).
     WriteKey {
-        private: String,
+        private: PrivateKey,
     },
     /// `ufw ARGS`.
     Ufw {
@@ -156,7 +156,8 @@ pub struct MeshPlan {
     /// to containers).
     pub host_address: Ipv4Addr,
     pub peers: Vec<PeerView>,
-    /// Members that have not published a key yet (they run `trm cluster mesh`).
+    /// Members not peers yet: no valid key, index or address published,
+    /// or an index another member holds first (they run `trm cluster mesh`).
     pub waiting: Vec<String>,
     pub steps: Vec<Step>,
     pub dry_run: bool,
@@ -421,7 +422,15 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
     let index = my_index(&f.me, &f.members)?;
     let overlay = overlay_address(index);
     let host = host_address(&subnet, index);
-    let (peers, waiting) = peers(&f.me, &f.members);
+    let (mut peers, mut waiting) = peers(&f.me, &f.members);
+    // A member with this one's key (a copied config directory) is no peer.
+    peers.retain(|p| {
+        let other = p.pubkey != f.my_pubkey;
+        if !other {
+            waiting.push(p.name.clone());
+        }
+        other
+    });
     let l = &f.links;
     let mut steps = vec![];
     if let Some(private) = &f.new_key {
@@ -653,20 +662,6 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
             run(&["ip", "addr", "add", &host_cidr, "dev", &f.bridge]),
         ));
     }
-    // The address of an index this member held before renumbering.
-    for stale in l.bridge_addrs.iter().filter(|a| {
-        **a != host_cidr
-            && a.split('/')
-                .next()
-                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-                .is_some_and(|ip| is_host_address(&subnet, ip))
-    }) {
-        steps.push(step(
-            "bridge",
-            format!("{}: drop {stale}, a former host address", f.bridge),
-            run(&["ip", "addr", "del", stale, "dev", &f.bridge]),
-        ));
-    }
     if l.route_src != host.to_string() {
         let net = format!("{}/{}", Ipv4Addr::from(subnet.network()), subnet.prefix);
         steps.push(step(
@@ -675,7 +670,7 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
             run(&[
                 "ip",
                 "route",
-                "change",
+                "replace",
                 &net,
                 "dev",
                 &f.bridge,
@@ -686,6 +681,21 @@ pub fn plan(f: &MeshFacts) -> Result<MeshPlan> {
                 "src",
                 &host.to_string(),
             ]),
+        ));
+    }
+    // The address of an index this member held before renumbering; after
+    // the route's source moved, or the kernel drops the route with it.
+    for stale in l.bridge_addrs.iter().filter(|a| {
+        **a != host_cidr
+            && a.split('/')
+                .next()
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .is_some_and(|ip| ip != subnet.addr && is_host_address(&subnet, ip))
+    }) {
+        steps.push(step(
+            "bridge",
+            format!("{}: drop {stale}, a former host address", f.bridge),
+            run(&["ip", "addr", "del", stale, "dev", &f.bridge]),
         ));
     }
     let rules = render_nft(&Filter {
@@ -869,9 +879,20 @@ pub fn read_links(bridge: &str, subnet: Option<&Subnet>) -> Result<Links> {
     Ok(l)
 }
 
+/// A WireGuard private key: written to its file, never shown (`{:?}`
+/// prints no key, and no plan serializes it).
+#[derive(Clone, PartialEq)]
+pub struct PrivateKey(pub String);
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey(hidden)")
+    }
+}
+
 /// This member's public key, and a private key made now when none is on
 /// disk yet (the plan writes it, so a dry run leaves none behind).
-pub fn read_key() -> Result<(String, Option<String>)> {
+pub fn read_key() -> Result<(String, Option<PrivateKey>)> {
     let path = key_path();
     let (private, new) = match std::fs::read_to_string(&path) {
         Ok(k) => (k, None),
@@ -880,7 +901,7 @@ pub fn read_key() -> Result<(String, Option<String>)> {
         }
         Err(_) => {
             let k = cmd(&["wg", "genkey"])?.run()?.stdout_str();
-            (k.clone(), Some(k))
+            (k.clone(), Some(PrivateKey(k)))
         }
     };
     let out = cmd(&["wg", "pubkey"])?
@@ -965,7 +986,7 @@ pub fn apply(lxd: &Lxd, facts: &MeshFacts, mut plan: MeshPlan) -> Result<MeshPla
                 c.run()?;
             }
             Op::WriteKey { private } => {
-                crate::fs::atomic_write(&key_path(), private.as_bytes(), 0o600)?
+                crate::fs::atomic_write(&key_path(), private.0.as_bytes(), 0o600)?
             }
             Op::MemberConfig { key, value } => lxd.set_member_config(&facts.me, key, value)?,
             Op::Ufw { args } => drop(facts.ufw.run(args)?),
@@ -1236,14 +1257,15 @@ mod tests {
     #[test]
     fn a_fresh_member_writes_the_key_it_publishes_first() {
         let mut f = facts();
-        f.new_key = Some("private".into());
+        f.new_key = Some(PrivateKey("private".into()));
         let plan = plan(&f).unwrap();
         assert_eq!(
             plan.steps[0].op,
             Op::WriteKey {
-                private: "private".into()
+                private: PrivateKey("private".into())
             }
         );
+        assert!(!format!("{plan:?}").contains("\"private\""), "nor debugged");
         assert!(plan.steps[1].detail.contains(K1), "{:?}", plan.steps[1]);
         assert!(
             !serde_json::to_string(&plan).unwrap().contains("private\""),
@@ -1255,12 +1277,22 @@ mod tests {
     fn a_renumbered_member_drops_its_former_host_address() {
         let mut f = facts();
         f.links.bridge_addrs = vec!["10.100.0.1/24".into(), "10.100.0.252/24".into()];
+        f.links.route_src = "10.100.0.252".into();
         let steps = plan_steps(&f);
+        let drop = steps
+            .iter()
+            .position(|s| s.contains("drop 10.100.0.252/24"));
+        let route = steps.iter().position(|s| s.contains("from 10.100.0.254"));
+        assert!(drop.is_some() && route.is_some(), "{steps:?}");
         assert!(
-            steps.iter().any(|s| s.contains("drop 10.100.0.252/24")),
-            "{steps:?}"
+            route < drop,
+            "the route moves before its source goes: {steps:?}"
         );
         assert!(!steps.iter().any(|s| s.contains("drop 10.100.0.1/24")));
+        // A gateway set high in the subnet is never taken for one.
+        f.subnet = Some(Subnet::parse("10.100.0.240/24").unwrap());
+        f.links.bridge_addrs = vec!["10.100.0.240/24".into()];
+        assert!(!plan_steps(&f).iter().any(|s| s.contains("drop")));
     }
 
     fn plan_steps(f: &MeshFacts) -> Vec<String> {

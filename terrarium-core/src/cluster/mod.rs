@@ -43,7 +43,7 @@ pub struct Facts {
     pub member_config: Vec<serde_json::Value>,
     /// The LXD is this host's own (not a cluster reached over HTTPS).
     pub local: bool,
-    /// This host's ufw rules (`ufw show added`) where it is local and has ufw.
+    /// This host's ufw rules (`ufw show added`), read by `with_firewall`.
     pub firewall: Vec<String>,
 }
 
@@ -77,12 +77,18 @@ pub fn facts(lxd: &Lxd) -> Result<Facts> {
         tokens,
         instances,
         member_config: vec![],
-        firewall: match (local, member_ufw()?) {
-            (true, Some(u)) => u.added()?,
-            _ => vec![],
-        },
+        firewall: vec![],
         local,
     })
+}
+
+/// The facts with this host's firewall rules, for the verbs that open a
+/// port here (`add --address`, `join`): read only then, as ufw needs root.
+pub fn with_firewall(mut facts: Facts) -> Result<Facts> {
+    if let (true, Some(u)) = (facts.local, member_ufw()?) {
+        facts.firewall = u.added()?;
+    }
+    Ok(facts)
 }
 
 /// The member whose timer runs the cluster's schedule (snapshots,

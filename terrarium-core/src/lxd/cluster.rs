@@ -143,10 +143,8 @@ impl Lxd {
             #[serde(default)]
             running: Vec<PendingToken>,
         }
-        // None: no operations at all (LXD's answer is empty).
-        let ops: Option<Ops> = self.query_unscoped("/1.0/operations?recursion=1")?;
+        let ops: Ops = self.query_list("/1.0/operations?recursion=1")?;
         Ok(ops
-            .unwrap_or_default()
             .running
             .into_iter()
             .filter(|t| t.class == "token" && !t.server_name().is_empty())
