@@ -157,7 +157,8 @@ fn bench(bed: &Bed, per: usize, runs: usize) {
     // Round trips: 500 one-byte echoes over one TCP connection.
     c.sh_ok(
         2,
-        "pkill -f trm-echo; (setsid python3 -c 'import socket\\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 7777)); s.listen()\\nwhile True:\\n    c,_=s.accept()\\n    while (b:=c.recv(1)): c.send(b)\\n    c.close()' trm-echo >/dev/null 2>&1 &); sleep 1",
+        // The name in a variable: `pkill -f` must not match this shell.
+        "N=trm; pkill -f \"$N-echo\"; (setsid python3 -c 'import socket\\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 7777)); s.listen()\\nwhile True:\\n    c,_=s.accept()\\n    while (b:=c.recv(1)): c.send(b)\\n    c.close()' \"$N-echo\" >/dev/null 2>&1 &); sleep 1",
     );
     let rtt = |to: &str| -> f64 {
         let out = c.sh_ok(
