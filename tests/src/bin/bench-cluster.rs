@@ -158,12 +158,12 @@ fn bench(bed: &Bed, per: usize, runs: usize) {
     c.sh_ok(
         2,
         // The name in a variable: `pkill -f` must not match this shell.
-        "N=trm; pkill -f \"$N-echo\"; (setsid python3 -c 'import socket\\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 7777)); s.listen()\\nwhile True:\\n    c,_=s.accept()\\n    while (b:=c.recv(1)): c.send(b)\\n    c.close()' \"$N-echo\" >/dev/null 2>&1 &); sleep 1",
+        "N=trm; pkill -f \"$N-echo\"; (setsid python3 -c 'import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 7777)); s.listen()\nwhile True:\n    c,_=s.accept()\n    while (b:=c.recv(1)): c.send(b)\n    c.close()' \"$N-echo\" >/dev/null 2>&1 &); sleep 1",
     );
     let rtt = |to: &str| -> f64 {
         let out = c.sh_ok(
             0,
-            &format!("python3 -c 'import socket,time\\ns=socket.create_connection((\"{to}\", 7777)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\\nt=time.perf_counter()\\nfor _ in range(500):\\n    s.send(b\"x\"); s.recv(1)\\nprint((time.perf_counter()-t)/500*1e6)'"),
+            &format!("python3 -c 'import socket,time\ns=socket.create_connection((\"{to}\", 7777)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\nt=time.perf_counter()\nfor _ in range(500):\n    s.send(b\"x\"); s.recv(1)\nprint((time.perf_counter()-t)/500*1e6)'"),
         );
         out.trim().parse().unwrap()
     };
