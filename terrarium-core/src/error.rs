@@ -15,6 +15,9 @@ pub mod exit {
     /// The command ran and judged something: the report found problems.
     pub const PROBLEMS: i32 = 5;
     pub const UNAVAILABLE: i32 = 69;
+    /// LXD lost a command it started: whether it ran to the end, and how,
+    /// is unknown (EX_SOFTWARE: the fault is LXD's).
+    pub const OUTCOME_UNKNOWN: i32 = 70;
     pub const LOCK_BUSY: i32 = 75;
     pub const NOT_ROOT: i32 = 77;
     pub const TIMEOUT: i32 = 124;
@@ -30,6 +33,8 @@ EXIT STATUS:
   5    it ran and found problems: a check, audit, doctor, verify or status
        whose report (on stdout) says what is wrong
   69   a required tool is missing or the LXD daemon does not answer
+  70   LXD lost track of a command it had started in a box: it may have
+       run, and its exit status and output are unknown
   75   another Terrarium process holds the lock; try again
   77   this command must run as root
   124  a command timed out
@@ -103,6 +108,10 @@ pub enum Error {
     /// The command ran and its report (already printed) found problems.
     #[error("{0}")]
     Problems(String),
+    /// LXD started the command and lost it: it may have run (or still
+    /// be running); its exit status and output are gone.
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 impl Error {
@@ -116,6 +125,7 @@ impl Error {
             Error::LockBusy(_) => exit::LOCK_BUSY,
             Error::NotRoot(_) => exit::NOT_ROOT,
             Error::Timeout { .. } => exit::TIMEOUT,
+            Error::OutcomeUnknown(_) => exit::OUTCOME_UNKNOWN,
             Error::Cancelled(_)
             | Error::Command(_)
             | Error::Io { .. }
@@ -145,6 +155,7 @@ impl Error {
             Error::Remote(_) => "remote",
             Error::Integrity(_) => "integrity",
             Error::Problems(_) => "problems",
+            Error::OutcomeUnknown(_) => "outcome_unknown",
         }
     }
 
@@ -184,6 +195,7 @@ mod exit_table_tests {
             exit::WRONG_STATE,
             exit::PROBLEMS,
             exit::UNAVAILABLE,
+            exit::OUTCOME_UNKNOWN,
             exit::LOCK_BUSY,
             exit::NOT_ROOT,
             exit::TIMEOUT,
@@ -205,6 +217,6 @@ mod exit_table_tests {
                     .is_some_and(|c| c.is_ascii_digit())
             })
             .count();
-        assert_eq!(documented, 10);
+        assert_eq!(documented, 11);
     }
 }

@@ -893,6 +893,11 @@ pub fn exec_captured(lxd: &Lxd, name: &str, command: &[String], how: Capture) ->
     };
     let started = std::time::Instant::now();
     let (out, truncated) = cmd.output_capped(how.limit)?;
+    if crate::lxd::lost_track_of_child(&out.status, &out.stderr) {
+        // Not run again: it may have run, and only the caller knows
+        // whether twice is harmless.
+        return Err(lost_command(name, command, how, checkpoint.as_ref()));
+    }
     let exit_code = exit_code_of(&out.status);
     if exit_code == 1 {
         diagnose_exec(lxd, name, root)?;
@@ -906,6 +911,34 @@ pub fn exec_captured(lxd: &Lxd, name: &str, command: &[String], how: Capture) ->
         truncated,
         checkpoint,
     })
+}
+
+/// What a caller needs when LXD lost a command it started: that it may
+/// have run (or still run, until its timeout), that nothing of its result
+/// is known, and how to undo it when a checkpoint came first.
+fn lost_command(
+    name: &str,
+    command: &[String],
+    how: Capture,
+    checkpoint: Option<&crate::snapshots::Checkpoint>,
+) -> Error {
+    let mut msg = format!(
+        "LXD lost track of `{}` in '{name}' once it had started it (LXD 5.0 does this now \
+         and then in a box with syscall interception): it may have run{}, and its exit \
+         status and output are unknown; check what it does before running it again",
+        crate::process::shell_line(command),
+        match how.timeout {
+            Some(t) => format!(" and may run for up to {}s more", t.as_secs().max(1) + 5),
+            None => " and may still be running".into(),
+        }
+    );
+    if let Some(c) = checkpoint {
+        msg.push_str(&format!(
+            "; the checkpoint {}/{} was taken first: `{}` undoes it",
+            c.instance, c.snapshot, c.rollback
+        ));
+    }
+    Error::OutcomeUnknown(msg)
 }
 
 pub(crate) fn diagnose_exec(lxd: &Lxd, name: &str, root: bool) -> Result<()> {
@@ -983,6 +1016,37 @@ mod tests {
             assert_eq!(e.exit_code(), crate::error::exit::USAGE);
             assert!(e.to_string().contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn a_lost_command_says_it_may_have_run_and_how_to_undo_it() {
+        let cmd: Vec<String> = ["rm", "-rf", "/home/terrarium/x y"]
+            .map(String::from)
+            .to_vec();
+        let mut how = Capture::new(false, true);
+        let e = lost_command("a-box", &cmd, how, None);
+        assert_eq!(e.kind(), "outcome_unknown");
+        assert_eq!(e.exit_code(), crate::error::exit::OUTCOME_UNKNOWN);
+        let m = e.to_string();
+        assert!(
+            m.contains("`rm -rf '/home/terrarium/x y'` in 'a-box'"),
+            "{m}"
+        );
+        assert!(m.contains("may have run and may still be running"), "{m}");
+        assert!(m.contains("exit status and output are unknown"), "{m}");
+        how.timeout = Some(Duration::from_secs(1));
+        let c = crate::snapshots::Checkpoint {
+            instance: "a-box".into(),
+            snapshot: "trm-checkpoint-1".into(),
+            command: cmd.clone(),
+            rollback: "trm-snap rollback a-box --to trm-checkpoint-1".into(),
+        };
+        let m = lost_command("a-box", &cmd, how, Some(&c)).to_string();
+        assert!(m.contains("may run for up to 6s more"), "{m}");
+        assert!(
+            m.ends_with("the checkpoint a-box/trm-checkpoint-1 was taken first: `trm-snap rollback a-box --to trm-checkpoint-1` undoes it"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Cmd {
                 *first = name.to_string_lossy().into_owned();
             }
         }
-        v.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+        shell_line(&v)
     }
 
     /// Program, arguments and environment; nothing about the process.
@@ -497,7 +497,16 @@ fn capped_reader<R: Read + Send + 'static>(
     })
 }
 
-fn quote(s: &str) -> String {
+/// An argv as one line a shell reads back as the same words.
+pub(crate) fn shell_line<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One word, quoted for a shell only where it needs it.
+pub(crate) fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));

@@ -265,8 +265,9 @@ pub fn lxc_ok(args: &[&str]) -> String {
 
 /// `lxc ARGS`; an exec that failed with LXD 5.0's "Failed to retrieve PID
 /// of executing child process" (sometimes after the command ran, see
-/// HOST-NOTES) is run again, up to three times.
-fn lxc_again_if_lost(args: &[&str]) -> Output {
+/// HOST-NOTES) is run again, up to three times: for commands that may run
+/// twice.
+pub fn lxc_again_if_lost(args: &[&str]) -> Output {
     let mut out = lxc(args);
     for _ in 0..3 {
         let lost = args.first() == Some(&"exec")

@@ -173,3 +173,70 @@ fn every_tool_documents_the_exit_codes_in_its_help() {
         assert!(help.contains(exit::TABLE), "{name} --help lacks the table");
     }
 }
+
+/// LXD 5.0's whole answer when its exec lost track of the command.
+const LOST: &str = "Error: Failed to retrieve PID of executing child process";
+
+/// An `lxc` that logs each call to `calls` and runs `body` (sh); trm is
+/// pointed at it with `TRM_LXC`.
+fn fake_lxc(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = dir.join("lxc");
+    let calls = dir.join("calls");
+    let script = format!("#!/bin/sh\necho \"$@\" >> {}\n{body}\n", calls.display());
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake
+}
+
+#[test]
+fn a_command_lxd_lost_is_outcome_unknown_and_never_run_again() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_lxc(dir.path(), &format!("echo '{LOST}' >&2; exit 255"));
+    let out = tool("trm", &config)
+        .env("TRM_LXC", &fake)
+        .args([
+            "exec",
+            "web",
+            "--format",
+            "json",
+            "--",
+            "touch",
+            "/tmp/once",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OUTCOME_UNKNOWN), "{out:?}");
+    assert!(out.stdout.is_empty(), "no result is made up: {out:?}");
+    let err = error_line(&out.stderr);
+    assert_eq!(err["kind"], "outcome_unknown");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("`touch /tmp/once` in 'web'") && message.contains("it may have run"),
+        "{message}"
+    );
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    assert_eq!(calls.lines().count(), 1, "one exec, never again: {calls}");
+    assert!(calls.starts_with("exec "), "{calls}");
+}
+
+#[test]
+fn a_command_printing_lxds_words_keeps_its_own_exit_status() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The words, then the command's own last line: its answer, not LXD's.
+    let fake = fake_lxc(
+        dir.path(),
+        &format!("echo '{LOST}' >&2; echo 'make: *** [all] Error 2' >&2; exit 255"),
+    );
+    let out = tool("trm", &config)
+        .env("TRM_LXC", &fake)
+        .args(["exec", "web", "--format", "json", "--", "make"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["exit_code"], 255);
+    assert!(r["stderr"].as_str().unwrap().ends_with("Error 2\n"), "{r}");
+}

@@ -40,16 +40,33 @@ fn sh_in(name: &str, script: &str) -> std::process::Output {
     e2e::sh_in(N.project, name, script)
 }
 
-/// `trm exec AGENT OPTS --format json -- CMD`, asserting it ran, parsed.
+/// `trm exec AGENT OPTS --format json -- CMD`. Every CMD here may run
+/// twice: one LXD lost track of (trm says outcome_unknown, exit 70) is run
+/// again.
+fn exec_out(bed: &Bed, opts: &[&str], cmd: &[&str]) -> std::process::Output {
+    let run = || {
+        bed.tool("trm")
+            .args(["exec", AGENT, "--format", "json"])
+            .args(opts)
+            .arg("--")
+            .args(cmd)
+            .output()
+            .unwrap()
+    };
+    let mut out = run();
+    for _ in 0..3 {
+        if out.status.code() != Some(exit::OUTCOME_UNKNOWN) {
+            break;
+        }
+        assert_eq!(e2e::stderr_json(&out)["kind"], "outcome_unknown", "{out:?}");
+        out = run();
+    }
+    out
+}
+
+/// [`exec_out`], asserting it ran, parsed.
 fn exec_json(bed: &Bed, opts: &[&str], cmd: &[&str]) -> Value {
-    let out = bed
-        .tool("trm")
-        .args(["exec", AGENT, "--format", "json"])
-        .args(opts)
-        .arg("--")
-        .args(cmd)
-        .output()
-        .unwrap();
+    let out = exec_out(bed, opts, cmd);
     e2e::assert_ok(&out, &format!("trm exec {opts:?} -- {cmd:?}"));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -112,20 +129,16 @@ impl Mcp {
 }
 
 impl Mcp {
-    /// An `exec` of a command that only reads, run again when LXD 5.0
-    /// lost track of its child (HOST-NOTES): the server reports that
-    /// faithfully as exit 255, and only the caller knows a retry is safe.
-    fn exec_read(&mut self, args: Value) -> (bool, Value) {
+    /// An `exec` of a command that may run twice, run again when LXD 5.0
+    /// lost track of it once started: the server says so (outcome_unknown,
+    /// the command may have run), and only the caller knows a retry is
+    /// safe.
+    fn exec_again_if_lost(&mut self, args: Value) -> (bool, Value) {
         let mut r = self.call("exec", args.clone());
         for _ in 0..3 {
-            if !r.1["stderr"]
-                .as_str()
-                .unwrap_or("")
-                .contains("Failed to retrieve PID")
-            {
+            if r.0 || r.1["kind"] != "outcome_unknown" {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(300));
             r = self.call("exec", args.clone());
         }
         r
@@ -407,7 +420,7 @@ fn main() -> std::process::ExitCode {
             .parse()
             .unwrap();
         // A gigabyte in a 512 MiB box: the kernel kills the hog, inside.
-        let hog = lxc(&[
+        let hog = e2e::lxc_again_if_lost(&[
             "exec",
             "--project",
             N.project,
@@ -420,7 +433,7 @@ fn main() -> std::process::ExitCode {
         assert_eq!(hog.status.code(), Some(137), "OOM-killed: {hog:?}");
         assert!(!String::from_utf8_lossy(&hog.stdout).contains("survived"));
         // Forks until the cap, then the parent reaps them all.
-        let bomb = lxc(&[
+        let bomb = e2e::lxc_again_if_lost(&[
             "exec",
             "--project",
             N.project,
@@ -446,12 +459,7 @@ fn main() -> std::process::ExitCode {
     });
 
     t.case("exec_as_data_says_exit_code_output_and_duration", || {
-        let out = bed
-            .tool("trm")
-            .args(["exec", AGENT, "--format", "json", "--", "sh", "-c"])
-            .arg("echo out; echo err >&2; exit 3")
-            .output()
-            .unwrap();
+        let out = exec_out(&bed, &[], &["sh", "-c", "echo out; echo err >&2; exit 3"]);
         assert_eq!(
             out.status.code(),
             Some(3),
@@ -484,7 +492,7 @@ fn main() -> std::process::ExitCode {
             let snap = r["checkpoint"]["snapshot"].as_str().unwrap().to_string();
             assert!(snap.starts_with("trm-checkpoint-"), "{r}");
             assert_eq!(r["checkpoint"]["command"][0], "rm");
-            let gone = lxc(&[
+            let gone = e2e::lxc_again_if_lost(&[
                 "exec",
                 "--project",
                 N.project,
@@ -592,7 +600,7 @@ fn main() -> std::process::ExitCode {
                 "write_file"
             ]
         );
-        let (ok, r) = mcp.exec_read(json!({"name": AGENT, "command": ["id", "-un"]}));
+        let (ok, r) = mcp.exec_again_if_lost(json!({"name": AGENT, "command": ["id", "-un"]}));
         assert!(ok, "{r}");
         assert_eq!(r["stdout"], "terrarium\n", "as the unprivileged user: {r}");
         assert_eq!(r["exit_code"], 0);
@@ -613,14 +621,12 @@ fn main() -> std::process::ExitCode {
 
         // Bounded: a command past its timeout is killed in the box; output
         // is cut where asked.
-        let (ok, r) = mcp.call(
-            "exec",
+        let (ok, r) = mcp.exec_again_if_lost(
             json!({"name": AGENT, "command": ["sleep", "30"], "timeout_seconds": 1}),
         );
         assert!(ok && r["exit_code"] == 124, "{r}");
         assert!(r["duration_ms"].as_u64().unwrap() < 20_000, "{r}");
-        let (ok, r) = mcp.call(
-            "exec",
+        let (ok, r) = mcp.exec_again_if_lost(
             json!({"name": AGENT, "command": ["seq", "100000"], "max_output_bytes": 100}),
         );
         assert!(ok && r["truncated"] == true, "{r}");
@@ -720,11 +726,8 @@ fn main() -> std::process::ExitCode {
 
         // With rollback allowed: the recipe, checkpoint then undo.
         let mut mcp = Mcp::start(&bed, &["--box", AGENT, "--allow-destructive", "rollback"]);
-        let (ok, r) = mcp.call(
-            "exec",
-            json!({"name": AGENT, "checkpoint": true,
-                   "command": ["rm", "-rf", "/home/terrarium/mcp"]}),
-        );
+        let (ok, r) = mcp.exec_again_if_lost(json!({"name": AGENT, "checkpoint": true,
+                   "command": ["rm", "-rf", "/home/terrarium/mcp"]}));
         assert!(ok && r["checkpoint"]["snapshot"].is_string(), "{r}");
         let (ok, r) = mcp.call("read_file", json!({"name": AGENT, "path": "mcp/plan.md"}));
         assert!(!ok, "removed: {r}");

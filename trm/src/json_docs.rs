@@ -137,7 +137,10 @@ exit_code, stdout, stderr (each at most 1 MiB), duration_ms, truncated
 command, rollback: the command that undoes it}). Either way trm exits with
 the command's status (128+N when signal N killed it). When that status is
 1 because the instance does not exist (exit 3), is not running or has no
-terrarium user (exit 4), an error line says which.",
+terrarium user (exit 4), an error line says which. With --checkpoint or
+--format json, a command LXD lost track of once it had started it is an
+error (kind outcome_unknown, exit 70): it may have run, and its exit
+status and output are unknown.",
     ),
     ("cluster init", CLUSTER_PLAN),
     ("cluster add", CLUSTER_PLAN),

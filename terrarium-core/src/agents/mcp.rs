@@ -454,7 +454,8 @@ impl Server {
                        in the agent profile: the box is the boundary). Returns exit_code (124: \
                        timed out), stdout and stderr (the first max_output_bytes of each; \
                        truncated says one was cut), duration_ms, and with checkpoint=true the \
-                       snapshot rollback returns to.",
+                       snapshot rollback returns to. An error of kind outcome_unknown means LXD \
+                       lost the command once started: it may have run, its result is unknown.",
         annotations(open_world_hint = true)
     )]
     async fn exec(&self, Parameters(a): Parameters<ExecArgs>) -> CallToolResult {

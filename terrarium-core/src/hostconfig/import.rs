@@ -13,6 +13,7 @@ use super::{flatten, is_carried, read, Document};
 use crate::error::{Error, Result};
 use crate::lxd::{Lxd, Profile};
 use crate::output::Human;
+use crate::process::shell_quote;
 use crate::settings::Settings;
 
 const SNAPSHOTS_KEY: &str = "user.terrarium.snapshots";
@@ -442,17 +443,6 @@ fn command_line(base: &str, flags: &[(&str, String)], placeholders: &str) -> Str
         out.push_str(&format!(" {flag} {}", shell_quote(value)));
     }
     format!("{out} {placeholders}")
-}
-
-fn shell_quote(v: &str) -> String {
-    let plain = !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
-    if plain {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', "'\\''"))
-    }
 }
 
 /// Apply exactly the confirmed plan: profiles and instance keys first (LXD
