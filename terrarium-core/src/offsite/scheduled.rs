@@ -194,13 +194,13 @@ fn exports(
             outcome: String::new(),
             deleted: Vec::new(),
         };
-        match super::export::export(lxd, &s3, &req, progress) {
+        match super::export::export(lxd, s3, &req, progress) {
             Ok(e) => {
                 t.outcome = format!("exported: {}", e.id);
                 // The bucket's retention, for this instance only.
-                match super::prune::prune_plan(&s3, Some(&name), lxd.project()).and_then(
+                match super::prune::prune_plan(s3, Some(&name), lxd.project()).and_then(
                     |(backups, decisions)| {
-                        super::prune::apply(&s3, &backups, &decisions)?;
+                        super::prune::apply(s3, &backups, &decisions)?;
                         Ok(decisions
                             .into_iter()
                             .filter(|d| !d.keep)
