@@ -151,8 +151,7 @@ pub fn copy(lxd: &Lxd, from: &Side, to: &Side) -> Result<Copied> {
             loop {
                 match copy_out(lxd, name, path, local) {
                     Err(Error::Command(f))
-                        if tries < crate::lxd::EXEC_READ_TRIES
-                            && f.stderr_tail.contains(crate::lxd::LOST_CHILD) =>
+                        if tries < crate::lxd::EXEC_READ_TRIES && crate::lxd::lost_track_in(&f) =>
                     {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(300));

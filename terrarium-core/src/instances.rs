@@ -893,7 +893,7 @@ pub fn exec_captured(lxd: &Lxd, name: &str, command: &[String], how: Capture) ->
     };
     let started = std::time::Instant::now();
     let (out, truncated) = cmd.output_capped(how.limit)?;
-    if crate::lxd::lost_track_of_child(&out.status, &out.stderr) {
+    if !truncated && crate::lxd::lost_track_of_child(&out) {
         // Not run again: it may have run, and only the caller knows
         // whether twice is harmless.
         return Err(lost_command(name, command, how, checkpoint.as_ref()));
@@ -933,9 +933,10 @@ fn lost_command(
         }
     );
     if let Some(c) = checkpoint {
+        // This checkpoint by name: a later one may be "last" by then.
         msg.push_str(&format!(
-            "; the checkpoint {}/{} was taken first: `{}` undoes it",
-            c.instance, c.snapshot, c.rollback
+            "; the checkpoint {}/{} was taken first: `trm-snap rollback {} --to {}` undoes it",
+            c.instance, c.snapshot, c.instance, c.snapshot
         ));
     }
     Error::OutcomeUnknown(msg)
@@ -1039,12 +1040,15 @@ mod tests {
             instance: "a-box".into(),
             snapshot: "trm-checkpoint-1".into(),
             command: cmd.clone(),
-            rollback: "trm-snap rollback a-box --to trm-checkpoint-1".into(),
+            rollback: "trm-snap rollback a-box --to last-checkpoint".into(),
         };
         let m = lost_command("a-box", &cmd, how, Some(&c)).to_string();
         assert!(m.contains("may run for up to 6s more"), "{m}");
         assert!(
-            m.ends_with("the checkpoint a-box/trm-checkpoint-1 was taken first: `trm-snap rollback a-box --to trm-checkpoint-1` undoes it"),
+            m.ends_with(
+                "the checkpoint a-box/trm-checkpoint-1 was taken first: \
+                 `trm-snap rollback a-box --to trm-checkpoint-1` undoes it"
+            ),
             "{m}"
         );
     }

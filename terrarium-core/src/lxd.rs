@@ -676,7 +676,7 @@ impl Lxd {
     /// instance and capture its output (unchecked). LXD 5.0's exec now and
     /// then fails with "Failed to retrieve PID of executing child process",
     /// even after the command ran (see [`lost_track_of_child`]), so only
-    /// reads may be run again then.
+    /// commands that may run twice are run again then.
     pub fn exec_read(&self, name: &str, command: &[&str], timeout: Duration) -> Result<Output> {
         let spec = ExecSpec {
             command: command.iter().map(|s| s.to_string()).collect(),
@@ -685,14 +685,16 @@ impl Lxd {
         Self::output_idempotent(&self.exec_cmd(name, &spec).timeout(timeout))
     }
 
-    /// Capture an exec that may run twice without harm (a read, or a write
-    /// of a whole file's content), again when LXD lost track of its child.
+    /// Capture an exec that may run twice without harm (a read, a write of
+    /// a whole file's content, a preparation that checks before it acts),
+    /// again when LXD lost track of its child. The answer is the last
+    /// run's: what a lost run did before it is not in it.
     pub fn output_idempotent(cmd: &Cmd) -> Result<Output> {
         let mut tries = 0;
         loop {
             let out = cmd.output()?;
             tries += 1;
-            if tries >= EXEC_READ_TRIES || !lost_track_of_child(&out.status, &out.stderr) {
+            if tries >= EXEC_READ_TRIES || !lost_track_of_child(&out) {
                 return Ok(out);
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -1032,18 +1034,27 @@ pub(crate) const LOST_CHILD: &str = "Failed to retrieve PID of executing child";
 /// nothing about the command. Measured here (LXD 5.0.2,
 /// scripts/measure-lost-exec.sh): one exec in 500 into a box with syscall
 /// interception on (our default, dev and agent profiles), one in 166 with
-/// the agent profile's limits too, none in 2,000 without interception, and
-/// every lost command had run; lxc then exits 255 with LXD's line as all
-/// of stderr (the command's own output is gone). The last line must be LXD's, so a
-/// command that merely prints the words is still its own answer.
-pub(crate) fn lost_track_of_child(status: &std::process::ExitStatus, stderr: &[u8]) -> bool {
-    let stderr = String::from_utf8_lossy(stderr);
-    !status.success()
-        && stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .is_some_and(|l| l.trim() == format!("Error: {LOST_CHILD} process"))
+/// CPU, memory and process limits too, none in 2,000 without
+/// interception, and every lost command had run; lxc then exits 255,
+/// nothing on stdout and LXD's line as all of stderr (the command's own
+/// output is gone). The last line must be LXD's, so a command that merely
+/// prints the words and goes on is still its own answer (one that ends on
+/// them, silent, exit 255, only misreports its own result).
+pub(crate) fn lost_track_of_child(out: &Output) -> bool {
+    !out.status.success() && out.stdout.is_empty() && ends_with_lost_child(&out.stderr)
+}
+
+/// [`lost_track_of_child`] for a command that failed as an error.
+pub(crate) fn lost_track_in(f: &crate::error::CommandFailure) -> bool {
+    f.status.is_some_and(|c| c != 0) && ends_with_lost_child(f.stderr_tail.as_bytes())
+}
+
+fn ends_with_lost_child(stderr: &[u8]) -> bool {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.trim() == format!("Error: {LOST_CHILD} process"))
 }
 
 #[cfg(test)]
@@ -1073,7 +1084,7 @@ mod tests {
             stdout: vec![],
             stderr: stderr.as_bytes().to_vec(),
         };
-        let lost = |o: Output| lost_track_of_child(&o.status, &o.stderr);
+        let lost = |o: Output| lost_track_of_child(&o);
         let line = "Error: Failed to retrieve PID of executing child process\n";
         assert!(lost(out(255, line)));
         assert!(lost(out(1, line)));
@@ -1083,6 +1094,21 @@ mod tests {
         assert!(!lost(out(1, "Error: Instance not found")));
         assert!(!lost(out(0, line)));
         assert!(!lost(out(255, &format!("{line}make: *** [all] Error 2\n"))));
+        // Output came: the command's, so its answer.
+        let mut spoke = out(255, line);
+        spoke.stdout = b"done\n".to_vec();
+        assert!(!lost(spoke));
+        let failure = |status: Option<i32>, tail: &str| crate::error::CommandFailure {
+            command_line: "lxc exec".into(),
+            status,
+            stderr_tail: tail.into(),
+        };
+        assert!(lost_track_in(&failure(Some(255), line.trim_end())));
+        assert!(!lost_track_in(&failure(None, line)));
+        assert!(!lost_track_in(&failure(
+            Some(1),
+            "Error: Instance not found"
+        )));
     }
 
     #[test]

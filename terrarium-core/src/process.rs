@@ -497,7 +497,8 @@ fn capped_reader<R: Read + Send + 'static>(
     })
 }
 
-/// An argv as one line a shell reads back as the same words.
+/// An argv as one line to show or paste (each word quoted where a shell
+/// would split or expand it).
 pub(crate) fn shell_line<S: AsRef<str>>(argv: &[S]) -> String {
     argv.iter()
         .map(|a| shell_quote(a.as_ref()))

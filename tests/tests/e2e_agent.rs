@@ -40,9 +40,20 @@ fn sh_in(name: &str, script: &str) -> std::process::Output {
     e2e::sh_in(N.project, name, script)
 }
 
+/// The box takes execs again (a rollback restarts it).
+fn wait_for_execs() {
+    e2e::eventually("the box running again", 60, || {
+        lxc(&["exec", "--project", N.project, AGENT, "--", "true"])
+            .status
+            .success()
+    });
+}
+
 /// `trm exec AGENT OPTS --format json -- CMD`. Every CMD here may run
-/// twice: one LXD lost track of (trm says outcome_unknown, exit 70) is run
-/// again.
+/// twice: one LXD lost track of (trm says outcome_unknown, exit 70, in its
+/// error line: a command's own 70 has none) is run again, after rolling
+/// back to the checkpoint it took first, if any (it ran, and a second
+/// checkpoint would be of its result).
 fn exec_out(bed: &Bed, opts: &[&str], cmd: &[&str]) -> std::process::Output {
     let run = || {
         bed.tool("trm")
@@ -55,10 +66,15 @@ fn exec_out(bed: &Bed, opts: &[&str], cmd: &[&str]) -> std::process::Output {
     };
     let mut out = run();
     for _ in 0..3 {
-        if out.status.code() != Some(exit::OUTCOME_UNKNOWN) {
+        let lost = out.status.code() == Some(exit::OUTCOME_UNKNOWN)
+            && String::from_utf8_lossy(&out.stderr).contains(r#""kind":"outcome_unknown""#);
+        if !lost {
             break;
         }
-        assert_eq!(e2e::stderr_json(&out)["kind"], "outcome_unknown", "{out:?}");
+        if opts.contains(&"--checkpoint") {
+            bed.snap(&["rollback", AGENT, "--to", "last-checkpoint", "--yes"]);
+            wait_for_execs();
+        }
         out = run();
     }
     out
@@ -133,11 +149,18 @@ impl Mcp {
     /// lost track of it once started: the server says so (outcome_unknown,
     /// the command may have run), and only the caller knows a retry is
     /// safe.
+    /// With a checkpoint, the box is rolled back to it first (the server
+    /// must allow rollback).
     fn exec_again_if_lost(&mut self, args: Value) -> (bool, Value) {
         let mut r = self.call("exec", args.clone());
         for _ in 0..3 {
             if r.0 || r.1["kind"] != "outcome_unknown" {
                 break;
+            }
+            if args["checkpoint"] == true {
+                let (ok, back) = self.call("rollback", json!({"name": AGENT}));
+                assert!(ok, "{back}");
+                wait_for_execs();
             }
             r = self.call("exec", args.clone());
         }
@@ -514,11 +537,7 @@ fn main() -> std::process::ExitCode {
             );
             let back = bed.snap(&["rollback", AGENT, "--to", "last-checkpoint", "--yes"]);
             assert_eq!(back["target"], snap.as_str(), "{back}");
-            e2e::eventually("the box running again", 60, || {
-                lxc(&["exec", "--project", N.project, AGENT, "--", "true"])
-                    .status
-                    .success()
-            });
+            wait_for_execs();
             assert_eq!(
                 e2e::exec_ok(N.project, AGENT, &format!("cat {marker}")).trim(),
                 "kept",

@@ -139,8 +139,9 @@ the command's status (128+N when signal N killed it). When that status is
 1 because the instance does not exist (exit 3), is not running or has no
 terrarium user (exit 4), an error line says which. With --checkpoint or
 --format json, a command LXD lost track of once it had started it is an
-error (kind outcome_unknown, exit 70): it may have run, and its exit
-status and output are unknown.",
+error (exit 70, and an error line of kind outcome_unknown, which tells it
+from a command's own 70): it may have run, its exit status and output are
+unknown, and the message names the checkpoint taken first.",
     ),
     ("cluster init", CLUSTER_PLAN),
     ("cluster add", CLUSTER_PLAN),
