@@ -1027,8 +1027,8 @@ fn daemon_error(e: Error) -> Error {
 
 /// How often a read-only exec is tried when LXD loses track of its child.
 pub(crate) const EXEC_READ_TRIES: u32 = 4;
-/// What LXD 5.0 says when its exec lost track of the child.
-pub(crate) const LOST_CHILD: &str = "Failed to retrieve PID of executing child";
+/// What lxc prints, alone, when LXD 5.0's exec lost track of the child.
+const LOST_CHILD_LINE: &str = "Error: Failed to retrieve PID of executing child process";
 
 /// LXD's exec failed to follow the child process; the exit code says
 /// nothing about the command. Measured here (LXD 5.0.2,
@@ -1054,7 +1054,7 @@ fn ends_with_lost_child(stderr: &[u8]) -> bool {
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.trim() == format!("Error: {LOST_CHILD} process"))
+        .is_some_and(|l| l.trim() == LOST_CHILD_LINE)
 }
 
 #[cfg(test)]

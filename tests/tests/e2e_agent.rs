@@ -148,9 +148,8 @@ impl Mcp {
     /// An `exec` of a command that may run twice, run again when LXD 5.0
     /// lost track of it once started: the server says so (outcome_unknown,
     /// the command may have run), and only the caller knows a retry is
-    /// safe.
-    /// With a checkpoint, the box is rolled back to it first (the server
-    /// must allow rollback).
+    /// safe. With a checkpoint, the box is rolled back to it first (the
+    /// server must allow rollback).
     fn exec_again_if_lost(&mut self, args: Value) -> (bool, Value) {
         let mut r = self.call("exec", args.clone());
         for _ in 0..3 {
