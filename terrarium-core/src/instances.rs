@@ -894,8 +894,11 @@ pub fn exec_captured(lxd: &Lxd, name: &str, command: &[String], how: Capture) ->
     let started = std::time::Instant::now();
     let (out, truncated) = cmd.output_capped(how.limit)?;
     if !truncated && crate::lxd::lost_track_of_child(&out) {
-        // Not run again: it may have run, and only the caller knows
-        // whether twice is harmless.
+        // A box that is stopped, or has no user to run it as, is the
+        // answer: the command cannot have run. Otherwise it is not run
+        // again: it may have run, and only the caller knows whether twice
+        // is harmless.
+        diagnose_exec(lxd, name, root)?;
         return Err(lost_command(name, command, how, checkpoint.as_ref()));
     }
     let exit_code = exit_code_of(&out.status);

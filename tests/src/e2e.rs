@@ -217,6 +217,20 @@ impl Bed {
         self.tool("trm").args(args).output().expect("run trm")
     }
 
+    /// [`Bed::trm`], run again (up to three times) when trm says LXD lost
+    /// the command it ran ([`outcome_unknown`]): for commands that may run
+    /// twice.
+    pub fn trm_again_if_lost(&self, args: &[&str]) -> Output {
+        let mut out = self.trm(args);
+        for _ in 0..3 {
+            if !outcome_unknown(&out) {
+                break;
+            }
+            out = self.trm(args);
+        }
+        out
+    }
+
     /// `trm-snap ... --format json`, asserting success, parsed.
     pub fn snap(&self, args: &[&str]) -> serde_json::Value {
         self.trm_json_with("trm-snap", args)
@@ -296,6 +310,13 @@ pub fn exec_ok(project: &str, name: &str, script: &str) -> String {
 
 pub fn lxc_json(path: &str) -> serde_json::Value {
     serde_json::from_str(&lxc_ok(&["query", path])).unwrap()
+}
+
+/// Did a Terrarium tool say LXD lost the command it ran in a box (exit 70
+/// with an `outcome_unknown` error line; a command's own 70 has none)?
+pub fn outcome_unknown(out: &Output) -> bool {
+    out.status.code() == Some(terrarium_core::error::exit::OUTCOME_UNKNOWN)
+        && String::from_utf8_lossy(&out.stderr).contains(r#""kind":"outcome_unknown""#)
 }
 
 /// The one JSON error line a failed command wrote to stderr (other tools'

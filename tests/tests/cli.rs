@@ -189,11 +189,28 @@ fn fake_lxc(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     fake
 }
 
+/// An `lxc` whose box `web` is running, answers `getent passwd` with
+/// `getent` (0: the user exists, 2: it does not), and loses every other
+/// exec.
+fn losing_lxc(dir: &std::path::Path, getent: i32) -> std::path::PathBuf {
+    fake_lxc(
+        dir,
+        &format!(
+            r#"case "$*" in
+  query*) echo '{{"name":"web","status":"Running","type":"container","config":{{}},"devices":{{}},"expanded_config":{{}},"expanded_devices":{{}},"profiles":[]}}' ;;
+  *getent*) exit {getent} ;;
+  exec*) echo '{LOST}' >&2; exit 255 ;;
+  *) exit 1 ;;
+esac"#
+        ),
+    )
+}
+
 #[test]
 fn a_command_lxd_lost_is_outcome_unknown_and_never_run_again() {
     let config = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let fake = fake_lxc(dir.path(), &format!("echo '{LOST}' >&2; exit 255"));
+    let fake = losing_lxc(dir.path(), 0);
     let out = tool("trm", &config)
         .env("TRM_LXC", &fake)
         .args([
@@ -217,8 +234,35 @@ fn a_command_lxd_lost_is_outcome_unknown_and_never_run_again() {
         "{message}"
     );
     let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
-    assert_eq!(calls.lines().count(), 1, "one exec, never again: {calls}");
-    assert!(calls.starts_with("exec "), "{calls}");
+    assert_eq!(
+        calls.lines().filter(|l| l.contains("touch")).count(),
+        1,
+        "one exec, never again: {calls}"
+    );
+}
+
+#[test]
+fn a_lost_command_in_a_box_without_the_user_is_the_wrong_state_it_is() {
+    // The box has no terrarium user: the command cannot have run as it,
+    // and that, not an unknown outcome, is the answer.
+    let config = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = losing_lxc(dir.path(), 2);
+    let out = tool("trm", &config)
+        .env("TRM_LXC", &fake)
+        .args(["exec", "web", "--format", "json", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::WRONG_STATE), "{out:?}");
+    let err = error_line(&out.stderr);
+    assert_eq!(err["kind"], "wrong_state");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("no 'terrarium' user; use `trm exec --root web`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -50,8 +50,8 @@ fn wait_for_execs() {
 }
 
 /// `trm exec AGENT OPTS --format json -- CMD`. Every CMD here may run
-/// twice: one LXD lost track of (trm says outcome_unknown, exit 70, in its
-/// error line: a command's own 70 has none) is run again, after rolling
+/// twice: one LXD lost track of ([`e2e::outcome_unknown`]) is run again, as
+/// [`Bed::trm_again_if_lost`] does, but after rolling
 /// back to the checkpoint it took first, if any (it ran, and a second
 /// checkpoint would be of its result).
 fn exec_out(bed: &Bed, opts: &[&str], cmd: &[&str]) -> std::process::Output {
@@ -66,9 +66,7 @@ fn exec_out(bed: &Bed, opts: &[&str], cmd: &[&str]) -> std::process::Output {
     };
     let mut out = run();
     for _ in 0..3 {
-        let lost = out.status.code() == Some(exit::OUTCOME_UNKNOWN)
-            && String::from_utf8_lossy(&out.stderr).contains(r#""kind":"outcome_unknown""#);
-        if !lost {
+        if !e2e::outcome_unknown(&out) {
             break;
         }
         if opts.contains(&"--checkpoint") {

@@ -24,8 +24,9 @@ fn assert_refused(bed: &Bed, args: &[&str], code: i32, needle: &str) -> String {
     bed.refused("trm", args, code, needle)
 }
 
+/// `trm exec ARGS` (each command here may run twice): its status, stdout.
 fn exec_out(bed: &Bed, args: &[&str]) -> (i32, String) {
-    let out = bed.trm(&[&["exec"], args].concat());
+    let out = bed.trm_again_if_lost(&[&["exec"], args].concat());
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).trim().to_string(),

@@ -141,7 +141,9 @@ terrarium user (exit 4), an error line says which. With --checkpoint or
 --format json, a command LXD lost track of once it had started it is an
 error (exit 70, and an error line of kind outcome_unknown, which tells it
 from a command's own 70): it may have run, its exit status and output are
-unknown, and the message names the checkpoint taken first.",
+unknown, and the message names the checkpoint taken first (a box found
+stopped or without the terrarium user then is exit 4 instead: it cannot
+have run).",
     ),
     ("cluster init", CLUSTER_PLAN),
     ("cluster add", CLUSTER_PLAN),
